@@ -1,0 +1,34 @@
+# The two commands of the README's quick start, plus what they need.
+# Each target creates .venv and installs the project into it on first use,
+# so a fresh clone needs nothing but python3 (3.11+) and make.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint serve bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m service demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check service tests bench
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check service tests bench
+
+serve: $(STAMP)
+	$(PY) -m service serve
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) bundles data .pytest_cache
