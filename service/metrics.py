@@ -1,0 +1,51 @@
+"""Prometheus metrics, one registry per app so tests and processes don't share counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.deliveries = Counter(
+            "caption_bridge_deliveries",
+            "Deliveries received, by route and outcome (queued, duplicate, ignored, rejected...)",
+            ["route", "outcome"],
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "caption_bridge_auth_failures",
+            "Deliveries refused as not authenticated, by route and reason",
+            ["route", "reason"],
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "caption_bridge_queue_depth",
+            "Tasks queued or running, read at scrape time",
+            registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            "caption_bridge_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "caption_bridge_deliveries_in_flight",
+            "Deliveries being received right now (a drain on shutdown waits for these)",
+            registry=self.registry,
+        )
+        self.tasks = Counter(
+            "caption_bridge_tasks",
+            "Tasks finished by the worker, by kind and outcome (done, retried, failed)",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,158 @@
+"""What Iconik POSTs to us: custom-action and webhook bodies.
+
+Parsing is lenient where Iconik is loose (unknown fields are ignored,
+`metadata_values` and the id lists may be null, `date_created` may lack a
+time zone) and strict only where the worker would otherwise have nothing to
+act on. The custom action's `auth_token` is a user token Iconik hands out;
+the service never uses it, so it is kept as a SecretStr, out of every repr,
+and stripped before anything is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+
+class PayloadError(ValueError):
+    """The body is not what the endpoint takes; the message is safe to return."""
+
+
+class _IconikModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def _none_to_empty_list(value: object) -> object:
+    return [] if value is None else value
+
+
+def _assume_utc(value: datetime | None) -> datetime | None:
+    # Iconik sometimes sends "2026-11-20T10:00:00.123456" with no offset; it is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class CustomAction(_IconikModel):
+    """A custom-action POST ("Send to Captioning" clicked)."""
+
+    context: str = Field(min_length=1)
+    action_id: str | None = None
+    user_id: str | None = None
+    system_domain_id: str | None = None
+    asset_ids: list[str] = Field(default_factory=list)
+    collection_ids: list[str] = Field(default_factory=list)
+    saved_search_ids: list[str] = Field(default_factory=list)
+    metadata_view_id: str | None = None
+    metadata_values: dict[str, Any] | None = None
+    date_created: datetime | None = None
+    auth_token: SecretStr | None = Field(default=None, repr=False, exclude=True)
+
+    _lists = field_validator("asset_ids", "collection_ids", "saved_search_ids", mode="before")(
+        _none_to_empty_list
+    )
+    _utc = field_validator("date_created", mode="after")(_assume_utc)
+
+    @field_validator("context", mode="after")
+    @classmethod
+    def _upper_context(cls, value: str) -> str:
+        return value.upper()
+
+
+class WebhookAction(StrEnum):
+    """What the worker does about a webhook event."""
+
+    WITHDRAW = "withdraw"
+    REFRESH = "refresh"
+
+
+# Realms of an asset event that change what a bundle holds.
+_CONTENT_REALMS = frozenset(
+    {"entity", "metadata", "proxies", "subtitles", "files", "formats", "versions"}
+)
+
+
+class Webhook(_IconikModel):
+    """A webhook POST (something happened to an object in Iconik)."""
+
+    event_type: str = Field(min_length=1)
+    object_id: str | None = None
+    system_domain_id: str | None = None
+    user_id: str | None = None
+    realm: str | None = None
+    operation: str | None = None
+    request_id: str | None = None
+    data: Any = None
+
+    def action(self) -> WebhookAction | None:
+        """The bundle-level meaning of this event, or None when it changes no bundle."""
+        if self.event_type.lower() != "assets" or not self.asset_id:
+            return None
+        operation = (self.operation or "").lower()
+        realm = (self.realm or "entity").lower()
+        if realm == "entity" and operation in ("delete", "purge"):
+            return WebhookAction.WITHDRAW
+        if realm in _CONTENT_REALMS and operation in ("create", "update", "delete", "restore"):
+            return WebhookAction.REFRESH
+        return None
+
+    @property
+    def asset_id(self) -> str | None:
+        """The asset concerned: the event's object, or the asset named in its data."""
+        if self.object_id and (self.realm or "entity").lower() == "entity":
+            return self.object_id
+        if isinstance(self.data, dict) and isinstance(self.data.get("asset_id"), str):
+            return self.data["asset_id"]
+        return self.object_id
+
+
+def _load_object(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise PayloadError("body must be a JSON object")
+    return document
+
+
+def _describe(exc: ValidationError) -> str:
+    # Only field names and pydantic's message: never the input values, which
+    # could include the auth_token.
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def parse_custom_action(body: bytes) -> CustomAction:
+    document = _load_object(body)
+    try:
+        return CustomAction.model_validate(document)
+    except ValidationError as exc:
+        raise PayloadError(f"not an Iconik custom action: {_describe(exc)}") from None
+
+
+def parse_webhook(body: bytes) -> Webhook:
+    document = _load_object(body)
+    try:
+        return Webhook.model_validate(document)
+    except ValidationError as exc:
+        raise PayloadError(f"not an Iconik webhook: {_describe(exc)}") from None
+
+
+def storable(model: BaseModel) -> dict[str, Any]:
+    """The JSON-safe form that goes into the queue (auth_token excluded)."""
+    return model.model_dump(mode="json")

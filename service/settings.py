@@ -1,0 +1,141 @@
+"""Every knob of the service, read from the environment (and `.env`).
+
+The names are the contract's (shared/DESIGN.md, "Configuration"). A value
+that cannot be used stops the service at start-up with a message that names
+the variable, never later in the middle of a delivery.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """The configuration cannot be used; the message names the variable."""
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode]
+SecretList = Annotated[list[SecretStr], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    iconik_url: str = "https://app.iconik.io"
+    iconik_app_id: str | None = None
+    iconik_auth_token: SecretStr | None = None
+
+    webhook_secrets: SecretList = Field(default_factory=list)
+    bearer_tokens: SecretList = Field(default_factory=list)
+
+    storage_url: str = "./bundles"
+    queue_url: str = "sqlite:///./data/queue.db"
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+
+    iconik_rate_limit: float = Field(default=45, gt=0)
+    worker_concurrency: int = Field(default=4, ge=1, le=256)
+    log_format: Literal["json", "console"] = "json"
+    metadata_view_ids: CommaList = Field(default_factory=list)
+    proxy_max_height: int = Field(default=1080, gt=0)
+    proxy_wait_seconds: float = Field(default=3600, ge=0)
+    allow_original_media: bool = False
+    iconik_jobs: bool = True
+    max_assets_per_request: int = Field(default=1000, gt=0)
+    queue_max_backlog: int = Field(default=10_000, gt=0)
+    task_max_attempts: int = Field(default=8, ge=1)
+
+    _split = field_validator(
+        "webhook_secrets", "bearer_tokens", "metadata_view_ids", mode="before"
+    )(_split_commas)
+
+    @field_validator("iconik_url")
+    @classmethod
+    def _iconik_url_is_http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) URL such as https://app.iconik.io")
+        return value.rstrip("/")
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url_is_known(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme == "s3":
+            if not urlsplit(value).netloc:
+                raise ValueError("s3 URL needs a bucket: s3://bucket/prefix")
+        elif scheme == "file":
+            if not urlsplit(value).path.startswith("/"):
+                raise ValueError("file URL needs an absolute path: file:///abs/path")
+        elif scheme and len(scheme) > 1:  # one letter is a Windows drive, not a scheme
+            raise ValueError("must be a folder path, file:///abs/path or s3://bucket/prefix")
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_url_is_known(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme == "sqlite":
+            if not value.startswith("sqlite:///") or len(value) <= len("sqlite:///"):
+                raise ValueError("must look like sqlite:///relative/path.db or sqlite:////abs.db")
+        elif parts.scheme == "sqs":
+            if not parts.netloc:
+                raise ValueError("must look like sqs://<queue-name>")
+        else:
+            raise ValueError("must be sqlite:///<path> or sqs://<queue-name>")
+        return value
+
+    @model_validator(mode="after")
+    def _some_authentication(self) -> Settings:
+        if not self.webhook_secrets and not self.bearer_tokens:
+            raise ValueError(
+                "WEBHOOK_SECRETS or BEARER_TOKENS must be set: the service will not "
+                "accept unauthenticated deliveries"
+            )
+        return self
+
+    # Derived values, so that callers never parse URLs themselves.
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.queue_url.removeprefix("sqlite:///"))
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redactor."""
+        values = [s.get_secret_value() for s in (*self.webhook_secrets, *self.bearer_tokens)]
+        if self.iconik_auth_token is not None:
+            values.append(self.iconik_auth_token.get_secret_value())
+        return [v for v in values if v]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, or a SettingsError naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(p) for p in error["loc"] if isinstance(p, str)).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if name else message)
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

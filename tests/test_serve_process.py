@@ -1,0 +1,109 @@
+"""`caption-bridge serve` as a real process: durability and clean shutdown."""
+
+import signal
+import sqlite3
+import threading
+
+import httpx2
+import pytest
+
+from tests.conftest import BEARER, CURRENT_SECRET, bearer, custom_action_body, signed
+from tests.servers import service_process
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {
+        "WEBHOOK_SECRETS": CURRENT_SECRET,
+        "BEARER_TOKENS": BEARER,
+        "PORT": "0",
+        "QUEUE_URL": f"sqlite:///{tmp_path}/queue.db",
+        "STORAGE_URL": str(tmp_path / "bundles"),
+        "LOG_FORMAT": "json",
+    }
+
+
+def test_delivery_survives_sigkill_right_after_202(tmp_path, env):
+    body = custom_action_body()
+    with service_process("serve", env=env, cwd=tmp_path) as first:
+        port = first.wait_for("service.listening")["port"]
+        answer = httpx2.post(
+            f"http://127.0.0.1:{port}/iconik/custom-action", content=body, headers=signed(body)
+        )
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(30)
+    assert answer.status_code == 202
+    request_id = answer.json()["request_id"]
+
+    with service_process("serve", env=env, cwd=tmp_path) as second:
+        port = second.wait_for("service.listening")["port"]
+        status = httpx2.get(f"http://127.0.0.1:{port}/requests/{request_id}", headers=bearer())
+        # The same body again is recognised as the same delivery.
+        again = httpx2.post(
+            f"http://127.0.0.1:{port}/iconik/custom-action", content=body, headers=signed(body)
+        )
+    assert status.status_code == 200
+    assert status.json()["payload"]["asset_ids"] == ["0a1b2c3d-0000-4000-8000-00000000a001"]
+    assert again.json() == {"request_id": request_id, "status": "queued", "duplicate": True}
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits_cleanly(tmp_path, env):
+    body = custom_action_body()
+    half = len(body) // 2
+    release = threading.Event()
+
+    def slow_body():
+        yield body[:half]
+        release.wait(30)
+        yield body[half:]
+
+    with service_process("serve", env=env, cwd=tmp_path) as server:
+        url = f"http://127.0.0.1:{server.wait_for('service.listening')['port']}"
+        result = {}
+
+        def send():
+            result["answer"] = httpx2.post(
+                url + "/iconik/custom-action",
+                content=slow_body(),
+                headers={**signed(body), "Content-Length": str(len(body))},
+                timeout=30,
+            )
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        # The delivery handler is running once the gauge says so (bounded poll, no sleep).
+        for _ in range(5000):
+            metrics = httpx2.get(url + "/metrics").text
+            if "caption_bridge_deliveries_in_flight 1.0" in metrics:
+                break
+        else:
+            pytest.fail("delivery never reached the handler")
+        server.process.send_signal(signal.SIGTERM)
+        server.wait_for("Shutting down")
+        release.set()
+        sender.join(30)
+        exit_code = server.process.wait(30)
+    assert result["answer"].status_code == 202
+    assert exit_code == 0
+    db = sqlite3.connect(tmp_path / "queue.db")
+    assert (
+        db.execute("SELECT request_id FROM requests").fetchone()[0]
+        == (result["answer"].json()["request_id"])
+    )
+
+
+def test_refuses_to_start_naming_the_variable(tmp_path):
+    with service_process("serve", env={"PORT": "0"}, cwd=tmp_path) as proc:
+        exit_code = proc.process.wait(30)
+        assert proc.process.stderr is not None
+    assert exit_code == 2
+    assert any("WEBHOOK_SECRETS" in str(line) for line in _drain(proc))
+
+
+def _drain(proc):
+    lines = []
+    while True:
+        line = proc.lines.get(timeout=10)
+        if line is None:
+            return lines
+        lines.append(line)
