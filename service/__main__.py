@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import socket
 import sys
 from collections.abc import Iterator, Sequence
 
+import anyio
 import uvicorn
 
 from service import logging as service_logging
@@ -54,11 +57,10 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings) -> int:
-    app = create_app(settings)
-    sock = bind(settings.host, settings.port)
+def _run_uvicorn(app: object, host: str, port: int) -> int:
+    sock = bind(host, port)
     config = uvicorn.Config(
-        app,
+        app,  # type: ignore[arg-type]
         log_config=None,  # logging is ours (service.logging), JSON and redacted
         access_log=False,
         lifespan="on",
@@ -70,24 +72,117 @@ def serve(settings: Settings) -> int:
     return 0 if server.started else 1
 
 
+def serve(settings: Settings, with_worker: bool) -> int:
+    from service.storage import open_storage
+    from service.worker import background
+
+    storage = open_storage(settings.storage_url)
+    if with_worker:
+        settings.require_iconik()
+    app = create_app(
+        settings,
+        readiness={"storage": storage.ping},
+        background=background(settings, storage) if with_worker else None,
+    )
+    return _run_uvicorn(app, settings.host, settings.port)
+
+
+def worker(settings: Settings) -> int:
+    """The worker alone, for replicas that only build bundles."""
+    from service.metrics import Metrics
+    from service.queue import open_queue
+    from service.storage import open_storage
+    from service.worker import Worker, iconik_client
+
+    settings.require_iconik()
+
+    async def main() -> None:
+        queue = open_queue(
+            settings.queue_url,
+            max_attempts=settings.task_max_attempts,
+            max_backlog=settings.queue_max_backlog,
+        )
+        await queue.open()
+        try:
+            async with iconik_client(settings) as iconik, anyio.create_task_group() as group:
+                runner = Worker(
+                    settings, queue, iconik, open_storage(settings.storage_url), metrics=Metrics()
+                )
+
+                async def stop_on_signal() -> None:
+                    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                        async for signum in signals:
+                            log.info("worker.stopping", signal=signal.Signals(signum).name)
+                            group.cancel_scope.cancel()
+                            return
+
+                group.start_soon(stop_on_signal)
+                group.start_soon(runner.run)
+        finally:
+            await queue.close()
+
+    anyio.run(main)
+    return 0
+
+
+def simulator(port: int, large_proxy_mb: float) -> int:
+    from service.simulator import Simulator
+
+    app_id = os.environ.get("ICONIK_APP_ID") or "simulator-app-id"
+    token = os.environ.get("ICONIK_AUTH_TOKEN") or "simulator-auth-token"
+    sim = Simulator(app_id, token)
+    seeded = sim.seed(large_proxy_bytes=int(large_proxy_mb * 1024 * 1024))
+    log.info("simulator.seeded", assets=seeded.all, metadata_view_id=seeded.view_id, app_id=app_id)
+    return _run_uvicorn(sim.app(), "127.0.0.1", port)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="caption-bridge",
         description="Iconik 'Send to Captioning' to ready-to-open captioning project folders.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="receive Iconik deliveries over HTTP")
+    serve_cmd = commands.add_parser("serve", help="receive Iconik deliveries (and build bundles)")
+    serve_cmd.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="only receive and store deliveries; run `caption-bridge worker` elsewhere",
+    )
+    commands.add_parser("worker", help="build bundles from the queue, without the HTTP receiver")
+    commands.add_parser("demo", help="simulator + service on loopback, one click, print bundles")
+    sim_cmd = commands.add_parser("simulator", help="a local Iconik stand-in with seeded assets")
+    sim_cmd.add_argument("--port", type=int, default=8090)
+    sim_cmd.add_argument("--large-proxy-mb", type=float, default=64)
     args = parser.parse_args(argv)
+
+    if args.command == "simulator":
+        service_logging.configure("console")
+        return simulator(args.port, args.large_proxy_mb)
+    if args.command == "demo":
+        from service.demo import run_demo
+        from service.settings import Settings as _Settings
+
+        # The demo brings its own credentials; only storage, queue and tuning are read.
+        os.environ.setdefault("BEARER_TOKENS", "demo-placeholder")
+        try:
+            base = load_settings()
+        except SettingsError as exc:
+            print(f"caption-bridge: {exc}", file=sys.stderr)
+            return 2
+        assert isinstance(base, _Settings)
+        service_logging.configure("console", level=30)
+        return anyio.run(run_demo, base)
 
     try:
         settings = load_settings()
+        service_logging.configure(settings.log_format, settings.secret_values())
+        if args.command == "serve":
+            return serve(settings, with_worker=not args.no_worker)
+        if args.command == "worker":
+            return worker(settings)
     except SettingsError as exc:
         print(f"caption-bridge: {exc}", file=sys.stderr)
         return 2
-    service_logging.configure(settings.log_format, settings.secret_values())
-
-    if args.command == "serve":
-        return serve(settings)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -120,6 +120,22 @@ class Settings(BaseSettings):
     def sqlite_path(self) -> Path:
         return Path(self.queue_url.removeprefix("sqlite:///"))
 
+    def require_iconik(self) -> None:
+        """The worker calls Iconik; without credentials it must not start."""
+        missing = [
+            name
+            for name, value in (
+                ("ICONIK_APP_ID", self.iconik_app_id),
+                ("ICONIK_AUTH_TOKEN", self.iconik_auth_token),
+            )
+            if not value
+        ]
+        if missing:
+            raise SettingsError(
+                f"{' and '.join(missing)} must be set for the worker to call Iconik "
+                "(or run `serve --no-worker` to only receive deliveries)"
+            )
+
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redactor."""
         values = [s.get_secret_value() for s in (*self.webhook_secrets, *self.bearer_tokens)]

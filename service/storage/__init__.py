@@ -1,0 +1,54 @@
+"""Where bundles go: a local folder or S3, chosen by `STORAGE_URL` alone.
+
+Every backend publishes atomically: the bundle's files first, `project.json`
+last, so a reader that sees the manifest sees a complete bundle. Paths inside
+a bundle are relative and checked; nothing can be written outside its folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+
+class StorageError(Exception):
+    """The bundle storage could not be read or written (the message says where)."""
+
+
+class Staging(Protocol):
+    """A bundle being built; nothing is visible until `publish`."""
+
+    async def write_stream(self, path: str, chunks: AsyncIterator[bytes]) -> tuple[int, str]: ...
+    async def write_bytes(self, path: str, data: bytes) -> tuple[int, str]: ...
+    async def publish(self, manifest: bytes, remove: list[str]) -> None: ...
+
+
+class Storage(Protocol):
+    description: str
+
+    async def ping(self) -> None: ...
+    async def read_manifest(self, folder: str) -> dict[str, Any] | None: ...
+    async def read_file(self, folder: str, path: str) -> bytes | None: ...
+    async def find_bundles(self, asset_id: str) -> list[str]: ...
+    def stage(self, folder: str) -> Any: ...  # async context manager yielding a Staging
+    async def write_in_place(self, folder: str, path: str, data: bytes) -> None: ...
+
+
+def check_relative(path: str) -> str:
+    """A bundle-relative path, or ValueError: no absolute paths, no `..`, no empties."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"unsafe bundle path {path!r}")
+    return path
+
+
+def open_storage(url: str) -> Storage:
+    scheme = urlsplit(url).scheme
+    if scheme == "s3":
+        from service.storage.s3 import S3Storage
+
+        return S3Storage.from_url(url)
+    from service.storage.local import LocalStorage
+
+    return LocalStorage(urlsplit(url).path if scheme == "file" else url)

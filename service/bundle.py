@@ -1,0 +1,362 @@
+"""What a bundle is: its folder name, its manifest and its preview page. Pure.
+
+A bundle is the folder a captioner opens:
+
+    <title, made safe> [<asset_id>]/
+      project.json          the manifest, written last: present means complete
+      index.html            offline preview, the media with every caption track
+      media/<proxy filename>
+      captions/<language>[.cc].vtt  (and the original .srt where Iconik has one)
+
+Nothing here does I/O; the worker gathers the facts, storage writes bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA = "caption-bundle/1"
+MANIFEST = "project.json"
+PREVIEW = "index.html"
+WITHDRAWN_NOTE = "WITHDRAWN.txt"
+
+_MAX_TITLE_CHARS = 80
+_MAX_TITLE_BYTES = 160  # with the id, well under the 255-byte file name limit
+# Characters that are path separators or reserved on some file system the
+# captioners' shares may use (SMB, NTFS, macOS).
+_RESERVED = re.compile(r'[\\/:*?"<>|]')
+_ASSET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_LANGUAGE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class BundleError(ValueError):
+    """The asset cannot become a bundle (the message says why)."""
+
+
+def is_valid_asset_id(asset_id: str) -> bool:
+    """Iconik ids are UUIDs; anything that could steer a path is refused."""
+    return bool(_ASSET_ID.match(asset_id))
+
+
+def safe_name(text: str, max_chars: int = _MAX_TITLE_CHARS, fallback: str = "untitled") -> str:
+    """`text` as a single, harmless path component."""
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in text)
+    text = _RESERVED.sub("_", text)
+    text = re.sub(r"\.{2,}", ".", text)  # no "..", anywhere
+    text = re.sub(r"\s+", " ", text).strip(" .")
+    text = text[:max_chars].rstrip(" .")
+    while len(text.encode("utf-8")) > _MAX_TITLE_BYTES:
+        text = text[:-1].rstrip(" .")
+    return text or fallback
+
+
+def folder_name(title: str | None, asset_id: str) -> str:
+    if not is_valid_asset_id(asset_id):
+        raise BundleError(f"asset id {asset_id!r} is not an Iconik id")
+    return f"{safe_name(title or '')} [{asset_id}]"
+
+
+def media_path(filename: str | None, fallback: str) -> str:
+    name = safe_name((filename or "").rsplit("/", 1)[-1], max_chars=120, fallback=fallback)
+    return f"media/{name}"
+
+
+def caption_path(language: str, closed_captions: bool, extension: str = "vtt") -> str:
+    lang = _LANGUAGE.sub("_", language)[:32] or "und"
+    return f"captions/{lang}{'.cc' if closed_captions else ''}.{extension}"
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    """One file the service wrote into a bundle."""
+
+    path: str
+    size: int
+    sha256: str
+    kind: str  # "media" | "caption" | "preview"
+    language: str | None = None
+    closed_captions: bool | None = None
+    format: str | None = None
+    source: str | None = None  # "proxy" | "original" | "webvtt" | "srt"
+
+
+@dataclass(frozen=True)
+class AssetFacts:
+    """What the manifest says about the Iconik asset."""
+
+    id: str
+    title: str
+    version_id: str | None = None
+    duration_seconds: float | None = None
+    frame_rate: str | None = None
+    start_timecode: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    web_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What the manifest says about the request that asked for the bundle."""
+
+    request_id: str
+    action_id: str | None = None
+    context: str | None = None
+    requested_by: str | None = None
+    requested_at: str | None = None
+    metadata_view_id: str | None = None
+    form_values: dict[str, Any] = field(default_factory=dict)
+
+
+def flatten_metadata(values: dict[str, Any] | None) -> dict[str, Any]:
+    """Iconik's `{"field": {"field_values": [{"value": v}, ...]}}` as `{"field": v | [v, ...]}`.
+
+    Accepts both shapes Iconik uses: the metadata API's `field_values`
+    wrapper and the custom-action form's plain lists.
+    """
+    flat: dict[str, Any] = {}
+    for name, entry in (values or {}).items():
+        if isinstance(entry, dict) and "field_values" in entry:
+            items = [v.get("value") if isinstance(v, dict) else v for v in entry["field_values"]]
+        elif isinstance(entry, list):
+            items = [v.get("value") if isinstance(v, dict) else v for v in entry]
+        else:
+            items = [entry]
+        items = [v for v in items if v not in (None, "")]
+        if not items:
+            continue
+        flat[name] = items[0] if len(items) == 1 else items
+    return flat
+
+
+def asset_facts(
+    asset: dict[str, Any],
+    *,
+    proxy: dict[str, Any] | None,
+    metadata: dict[str, Any],
+    web_url: str,
+) -> AssetFacts:
+    start = asset.get("time_start_milliseconds")
+    end = asset.get("time_end_milliseconds")
+    duration = (end - start) / 1000 if isinstance(start, int) and isinstance(end, int) else None
+    versions = asset.get("versions") or []
+    version_id = versions[-1].get("id") if versions else asset.get("original_version_id")
+    return AssetFacts(
+        id=asset["id"],
+        title=asset.get("title") or "",
+        version_id=version_id or (proxy or {}).get("version_id"),
+        duration_seconds=duration,
+        frame_rate=(proxy or {}).get("frame_rate"),
+        start_timecode=(proxy or {}).get("start_time_code"),
+        metadata=metadata,
+        web_url=web_url,
+    )
+
+
+def build_manifest(
+    *,
+    asset: AssetFacts,
+    request: RequestFacts,
+    files: list[BundleFile],
+    revision: int,
+    generated_at: str,
+    status: str = "ready",
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "status": status,
+        "revision": revision,
+        "generated_at": generated_at,
+        "asset": asdict(asset),
+        "request": asdict(request),
+        "files": [{k: v for k, v in asdict(f).items() if v is not None} for f in files],
+    }
+
+
+def withdraw_manifest(
+    manifest: dict[str, Any], *, withdrawn_at: str, event_request_id: str | None
+) -> dict[str, Any]:
+    return {
+        **manifest,
+        "status": "withdrawn",
+        "revision": int(manifest.get("revision", 0)) + 1,
+        "withdrawn": {"at": withdrawn_at, "event_request_id": event_request_id},
+    }
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode()
+
+
+def withdrawn_note(manifest: dict[str, Any]) -> str:
+    asset = manifest.get("asset", {})
+    when = manifest.get("withdrawn", {}).get("at", "")
+    return (
+        f"This captioning project has been withdrawn.\n\n"
+        f'The asset "{asset.get("title", "")}" ({asset.get("id", "")}) was deleted in Iconik '
+        f"on {when}.\nNothing in this folder was deleted: your work is still here. Please stop "
+        "work on it and check with your contact before delivering anything.\n"
+    )
+
+
+# -- the preview page ---------------------------------------------------------
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}: captioning project</title>
+<style>
+ body {{ font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 60rem; color: #222; }}
+ video {{ width: 100%; background: #000; }}
+ table {{ border-collapse: collapse; }} td, th {{ padding: .2rem .8rem .2rem 0; text-align: left; }}
+ .status {{ font-size: .9rem; color: #555; }}
+ .withdrawn {{ background: #fee; border: 1px solid #c00; padding: .5rem 1rem; }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+{withdrawn}
+<p class="status">Asset <code>{asset_id}</code> · revision {revision}{duration}</p>
+<video id="player" controls preload="metadata" src="{media_src}"></video>
+<p class="status" id="video-status" data-state="loading">Loading video…</p>
+<label>Caption track <select id="track-select"><option value="">(none)</option></select></label>
+<h2>Caption files</h2>
+<ul id="caption-list">{caption_items}</ul>
+<h2>Request</h2>
+<table>{request_rows}</table>
+{form_section}
+<script id="captions-data" type="application/json">{captions_json}</script>
+<script>
+(function () {{
+  "use strict";
+  var video = document.getElementById("player");
+  var select = document.getElementById("track-select");
+  var status = document.getElementById("video-status");
+  var captions = JSON.parse(document.getElementById("captions-data").textContent);
+
+  function seconds(stamp) {{
+    var parts = stamp.trim().split(":").map(parseFloat);
+    return parts.reduce(function (total, part) {{ return total * 60 + part; }}, 0);
+  }}
+  // WebVTT cues are parsed here rather than loaded with <track src>, because
+  // browsers refuse to fetch tracks from file:// pages, and this page must
+  // work straight from the shared folder.
+  function addTrack(caption) {{
+    var track = video.addTextTrack(caption.closed_captions ? "captions" : "subtitles",
+                                   caption.label, caption.language);
+    caption.text.replace(/\\r/g, "").split(/\\n\\n+/).forEach(function (block) {{
+      var lines = block.split("\\n");
+      var timing = lines.findIndex(function (l) {{ return l.indexOf("-->") !== -1; }});
+      if (timing === -1) return;
+      var range = lines[timing].split("-->");
+      var end = range[1].trim().split(/\\s+/)[0];
+      try {{
+        track.addCue(new VTTCue(seconds(range[0]), seconds(end),
+                                lines.slice(timing + 1).join("\\n")));
+      }} catch (e) {{ /* a malformed cue is skipped, the rest still show */ }}
+    }});
+    track.mode = "disabled";
+    var option = document.createElement("option");
+    option.value = String(video.textTracks.length - 1);
+    option.textContent = caption.label;
+    select.appendChild(option);
+  }}
+  captions.forEach(addTrack);
+  select.addEventListener("change", function () {{
+    for (var i = 0; i < video.textTracks.length; i++) {{
+      video.textTracks[i].mode = String(i) === select.value ? "showing" : "disabled";
+    }}
+  }});
+  if (captions.length) {{ select.value = "0"; select.dispatchEvent(new Event("change")); }}
+  document.body.setAttribute("data-tracks", String(video.textTracks.length));
+  video.addEventListener("loadedmetadata", function () {{
+    status.textContent = "Video ready: " + video.duration.toFixed(2) + " s, " +
+      video.videoWidth + "x" + video.videoHeight;
+    status.setAttribute("data-state", "loaded");
+    status.setAttribute("data-duration", String(video.duration));
+  }});
+  video.addEventListener("error", function () {{
+    status.textContent = "This browser cannot play the video; open " +
+      video.getAttribute("src") + " in a media player.";
+    status.setAttribute("data-state", "error");
+  }});
+}})();
+</script>
+</body>
+</html>
+"""
+
+
+def _rows(values: dict[str, Any]) -> str:
+    return "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_display(v))}</td></tr>"
+        for k, v in values.items()
+        if v not in (None, "", [], {})
+    )
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def caption_label(language: str, closed_captions: bool) -> str:
+    return f"{language} (closed captions)" if closed_captions else language
+
+
+def render_preview(manifest: dict[str, Any], caption_texts: dict[str, str]) -> str:
+    """index.html for a bundle; `caption_texts` maps each caption file's path to its text."""
+    asset = manifest["asset"]
+    request = manifest["request"]
+    media = next((f for f in manifest["files"] if f["kind"] == "media"), None)
+    captions = [
+        {
+            "language": f.get("language") or "und",
+            "closed_captions": bool(f.get("closed_captions")),
+            "label": caption_label(f.get("language") or "und", bool(f.get("closed_captions"))),
+            "path": f["path"],
+            "text": caption_texts.get(f["path"], ""),
+        }
+        for f in manifest["files"]
+        if f["kind"] == "caption" and f["path"].endswith(".vtt")
+    ]
+    caption_items = "".join(
+        f'<li><a href="{html.escape(f["path"])}">{html.escape(f["path"])}</a></li>'
+        for f in manifest["files"]
+        if f["kind"] == "caption"
+    )
+    duration = asset.get("duration_seconds")
+    form = request.get("form_values") or {}
+    withdrawn = ""
+    if manifest.get("status") == "withdrawn":
+        withdrawn = '<p class="withdrawn">This project has been withdrawn: see WITHDRAWN.txt.</p>'
+    return _PAGE.format(
+        title=html.escape(asset.get("title") or "untitled"),
+        asset_id=html.escape(asset["id"]),
+        revision=int(manifest.get("revision", 1)),
+        duration=f" · {duration:.2f} s" if isinstance(duration, int | float) else "",
+        withdrawn=withdrawn,
+        media_src=html.escape(media["path"]) if media else "",
+        caption_items=caption_items or "<li>No captions yet.</li>",
+        request_rows=_rows(
+            {
+                "Requested by": request.get("requested_by"),
+                "Requested at": request.get("requested_at"),
+                "Request id": request.get("request_id"),
+                "Iconik": asset.get("web_url"),
+            }
+        ),
+        form_section=(
+            f"<h2>Notes for the captioner</h2><table>{_rows(form)}</table>" if form else ""
+        ),
+        # "</" cannot end the script element early once escaped like this.
+        captions_json=json.dumps(captions, ensure_ascii=False).replace("</", "<\\/"),
+    )

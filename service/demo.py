@@ -1,0 +1,188 @@
+"""`caption-bridge demo`: the whole product on one machine, in a few seconds.
+
+Starts the Iconik simulator and the service (receiver and worker) on free
+loopback ports, with the embedded defaults (bundles in ./bundles, the
+SQLite queue in ./data), sends a signed "Send to Captioning" for the seeded
+assets, waits for the worker, and prints each bundle. Exits non-zero if any
+asset failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import socket
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import httpx2
+import uvicorn
+from pydantic import SecretStr
+
+from service import auth
+from service.app import create_app
+from service.bundle import MANIFEST
+from service.settings import Settings
+from service.simulator import Simulator
+from service.storage import open_storage
+from service.worker import background
+
+DEMO_APP_ID = "demo-app-id"
+
+
+class _QuietServer(uvicorn.Server):
+    """Two servers share one process here; the demo, not uvicorn, owns Ctrl-C."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = anyio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+def _loopback_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def demo_settings(base: Settings, simulator_url: str) -> Settings:
+    """The user's settings, with what the demo must own: credentials and the simulator."""
+    return base.model_copy(
+        update={
+            "iconik_url": simulator_url,
+            "iconik_app_id": DEMO_APP_ID,
+            "iconik_auth_token": None,
+            "allow_original_media": True,
+            "proxy_wait_seconds": 3.0,
+            "metadata_view_ids": base.metadata_view_ids,
+        }
+    )
+
+
+async def run_demo(base: Settings, out: TextIO = sys.stdout, max_wait: float = 120) -> int:
+    token = secrets.token_urlsafe(16)
+    secret = secrets.token_urlsafe(24)
+    simulator = Simulator(DEMO_APP_ID, token)
+    seeded = simulator.seed()
+
+    sim_sock, app_sock = _loopback_socket(), _loopback_socket()
+    sim_url = f"http://127.0.0.1:{sim_sock.getsockname()[1]}"
+    app_url = f"http://127.0.0.1:{app_sock.getsockname()[1]}"
+    settings = demo_settings(base, sim_url).model_copy(
+        update={
+            "iconik_auth_token": SecretStr(token),
+            "webhook_secrets": [SecretStr(secret)],
+            "bearer_tokens": [SecretStr(token)],
+            "metadata_view_ids": [seeded.view_id],
+        }
+    )
+    storage = open_storage(settings.storage_url)
+    app = create_app(
+        settings,
+        readiness={"storage": storage.ping},
+        background=background(
+            settings, storage, poll_interval=0.1, proxy_retry_delay=lambda waited: 0.5
+        ),
+    )
+    sim_server = _QuietServer(
+        uvicorn.Config(simulator.app(), log_config=None, access_log=False, lifespan="off")
+    )
+    app_server = _QuietServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+
+    print(f"Iconik simulator on {sim_url}; caption bridge on {app_url}", file=out)
+    print(f"Bundles go to {storage.description}", file=out)
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: sim_server.serve(sockets=[sim_sock]))
+        group.start_soon(lambda: app_server.serve(sockets=[app_sock]))
+        try:
+            with anyio.fail_after(30):
+                await sim_server.ready.wait()
+                await app_server.ready.wait()
+            if not (sim_server.started and app_server.started):
+                print("demo: a server did not start; see the log above", file=out)
+                return 1
+            result = await _click_and_wait(app_url, secret, token, seeded.all, out, max_wait)
+        finally:
+            sim_server.should_exit = app_server.should_exit = True
+    if result is None:
+        return 1
+    _print_bundles(Path(settings.storage_url), result, out)
+    failed = [t for t in result["tasks"] if t["state"] == "failed"]
+    for task in failed:
+        print(f"FAILED {task['asset_id']}: {task['error']}", file=out)
+    print("demo: all bundles ready" if not failed else "demo: some assets failed", file=out)
+    return 1 if failed else 0
+
+
+async def _click_and_wait(
+    app_url: str, secret: str, token: str, asset_ids: list[str], out: TextIO, max_wait: float
+) -> dict[str, Any] | None:
+    action = {
+        "user_id": "00000000-0000-4000-8000-00000000d3e0",
+        "system_domain_id": "00000000-0000-4000-8000-00000000d0a1",
+        "context": "BULK",
+        "action_id": "00000000-0000-4000-8000-0000000000ac",
+        "asset_ids": asset_ids,
+        "collection_ids": [],
+        "saved_search_ids": [],
+        "metadata_view_id": None,
+        "metadata_values": {
+            "target_languages": {"field_values": [{"value": "en"}, {"value": "fr"}]},
+            "due_date": {"field_values": [{"value": "2026-12-01"}]},
+            "notes": {"field_values": [{"value": "Speaker names in CAPS, please."}]},
+        },
+        "date_created": datetime.now(UTC).replace(tzinfo=None).isoformat(),
+        "auth_token": secrets.token_urlsafe(12),
+    }
+    body = json.dumps(action, separators=(",", ":")).encode()
+    headers = {"X-Iconik-Signature": auth.sign(secret.encode(), body)}
+    async with httpx2.AsyncClient(base_url=app_url, timeout=10) as client:
+        answer = await client.post("/iconik/custom-action", content=body, headers=headers)
+        if answer.status_code != 202:
+            print(f"demo: the service answered {answer.status_code}: {answer.text}", file=out)
+            return None
+        request_id = answer.json()["request_id"]
+        print(f"Send to Captioning: {len(asset_ids)} assets, request {request_id}", file=out)
+        with anyio.move_on_after(max_wait) as scope:
+            while True:
+                status = (
+                    await client.get(
+                        f"/requests/{request_id}", headers={"Authorization": f"Bearer {token}"}
+                    )
+                ).json()
+                builds = [t for t in status["tasks"] if t["kind"] == "build"]
+                if builds and all(t["state"] in ("done", "failed") for t in builds):
+                    return status
+                if status["status"] == "failed":
+                    return status
+                await anyio.sleep(0.2)
+        if scope.cancelled_caught:
+            print(f"demo: not finished after {max_wait:.0f}s: {status}", file=out)
+        return None
+
+
+def _print_bundles(root: Path, status: dict[str, Any], out: TextIO) -> None:
+    print("", file=out)
+    for task in status["tasks"]:
+        if task["kind"] != "build" or task["state"] != "done":
+            continue
+        folder = next(p for p in root.iterdir() if p.name.endswith(f"[{task['asset_id']}]"))
+        manifest = json.loads((folder / MANIFEST).read_text())
+        print(f"{folder.name}/  ({manifest['status']}, revision {manifest['revision']})", file=out)
+        for entry in [
+            *manifest["files"],
+            {"path": MANIFEST, "size": (folder / MANIFEST).stat().st_size},
+        ]:
+            print(f"    {entry['path']:<44} {entry['size']:>10,} bytes", file=out)

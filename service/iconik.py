@@ -1,0 +1,313 @@
+"""An async client for the parts of Iconik's REST API the service uses.
+
+One `httpx2.AsyncClient` (one connection pool) per process, one rate limiter
+shared by every worker of the process, retries with backoff for what is
+worth retrying (429, 5xx, transport errors), and exceptions that say what an
+operator should check. The `App-ID`/`Auth-Token` headers go only to Iconik's
+own origin, never to the signed storage URLs that downloads follow.
+
+`transport` is the seam for tests: pass `httpx2.MockTransport` for unit
+tests of one function; the end-to-end tests point `base_url` at the
+simulator instead.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpx2
+
+from service.logging import get_logger
+
+log = get_logger("service.iconik")
+
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class IconikError(Exception):
+    """Base of everything this client raises."""
+
+
+class CredentialsRejected(IconikError):
+    """401/403: the application token is wrong, expired, or lacks a role."""
+
+
+class NotFound(IconikError):
+    """404: the object is gone (deleted asset, removed proxy, ...)."""
+
+
+class IconikUnavailable(IconikError):
+    """Iconik kept failing (429/5xx/network) after every retry; try the task later."""
+
+
+class BadResponse(IconikError):
+    """Iconik answered something the client cannot use."""
+
+
+class RateLimiter:
+    """A token bucket: at most `rate` acquisitions per second, bursts of up to `rate`.
+
+    Shared by every task of a process, so the process as a whole stays under
+    Iconik's per-token limit however many workers run.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self._tokens = self.capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._updated = clock()
+        self._lock = anyio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:  # first come, first served
+            while True:
+                now = self._clock()
+                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await self._sleep((1 - self._tokens) / self.rate)
+
+
+def _retry_after(response: httpx2.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class IconikClient:
+    def __init__(
+        self,
+        base_url: str,
+        app_id: str | None,
+        auth_token: str | None,
+        *,
+        rate_limit: float = 45,
+        max_attempts: int = 5,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        rng: Callable[[], float] = random.random,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._origin = urlsplit(self.base_url)[:2]
+        self._auth = {"App-ID": app_id or "", "Auth-Token": auth_token or ""}
+        self.limiter = RateLimiter(rate_limit, sleep=sleep)
+        self.max_attempts = max_attempts
+        self._sleep = sleep
+        self._rng = rng
+        self._http = httpx2.AsyncClient(
+            transport=transport,
+            timeout=httpx2.Timeout(timeout, connect=10.0),
+            limits=httpx2.Limits(max_connections=50, max_keepalive_connections=20),
+            follow_redirects=True,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> IconikClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- transport ---------------------------------------------------------
+
+    def _url(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("http://", "https://")):
+            return path_or_url
+        return self.base_url + path_or_url
+
+    def _headers_for(self, url: str) -> dict[str, str]:
+        # Credentials only for Iconik itself; a signed storage URL needs none
+        # and must never see the token.
+        return dict(self._auth) if urlsplit(url)[:2] == self._origin else {}
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, 120.0)
+        ceiling = min(30.0, 0.5 * 2 ** (attempt - 1))
+        return ceiling / 2 + self._rng() * ceiling / 2
+
+    async def request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> httpx2.Response:
+        """One API call, rate-limited and retried; raises on anything but 2xx."""
+        url = self._url(path)
+        for attempt in range(1, self.max_attempts + 1):
+            await self.limiter.acquire()
+            try:
+                response = await self._http.request(
+                    method, url, params=params, json=json, headers=self._headers_for(url)
+                )
+            except httpx2.TransportError as exc:
+                problem, wait = f"{type(exc).__name__}: {exc}", self._backoff(attempt, None)
+            else:
+                if response.status_code < 400:
+                    return response
+                self._raise_for_final(method, path, response)
+                problem = f"HTTP {response.status_code}"
+                wait = self._backoff(attempt, _retry_after(response))
+            if attempt == self.max_attempts:
+                raise IconikUnavailable(
+                    f"{method} {path}: {problem} after {attempt} attempts; check Iconik's status "
+                    "and ICONIK_URL"
+                )
+            log.info("iconik.retry", method=method, path=path, problem=problem, wait=wait)
+            await self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _raise_for_final(method: str, path: str, response: httpx2.Response) -> None:
+        status = response.status_code
+        if status in (401, 403):
+            raise CredentialsRejected(
+                f"{method} {path}: Iconik answered {status}; check ICONIK_APP_ID and "
+                "ICONIK_AUTH_TOKEN and that the token's user may read assets, files and metadata"
+            )
+        if status == 404:
+            raise NotFound(f"{method} {path}: not found in Iconik")
+        if status not in _RETRY_STATUSES:
+            try:
+                excerpt = response.text[:300]
+            except httpx2.ResponseNotRead:  # a streamed download we did not read
+                excerpt = ""
+            raise BadResponse(f"{method} {path}: Iconik answered {status}: {excerpt}")
+
+    async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        response = await self.request("GET", path, params=params)
+        try:
+            return response.json()
+        except ValueError:
+            raise BadResponse(f"GET {path}: response is not JSON") from None
+
+    async def paginate(
+        self, path: str, params: dict[str, Any] | None = None, *, cursor: bool = False
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every object of a list endpoint, across pages.
+
+        Follows `next_url` (a path) where Iconik gives one; on cursor
+        endpoints (proxies, files, subtitles) asks for `last_id` after a full
+        page instead.
+        """
+        params = dict(params or {})
+        per_page = int(params.setdefault("per_page", 100))
+        next_path: str | None = path
+        seen_pages = 0
+        while next_path:
+            page = await self.get_json(next_path, params)
+            seen_pages += 1
+            if seen_pages > 10_000:
+                raise BadResponse(f"GET {path}: more than 10000 pages; refusing to loop")
+            objects = page.get("objects") or []
+            for item in objects:
+                yield item
+            if page.get("next_url"):
+                next_path, params = page["next_url"], {}
+            elif cursor and len(objects) >= per_page and objects[-1].get("id"):
+                next_path = path
+                params = {**params, "last_id": objects[-1]["id"]}
+            else:
+                next_path = None
+
+    @asynccontextmanager
+    async def download(self, url: str) -> AsyncIterator[httpx2.Response]:
+        """Stream `url`; the caller iterates `response.aiter_bytes()`, nothing is buffered.
+
+        Only opening the stream is retried: an error half-way through the body
+        reaches the caller, whose task is retried as a whole.
+        """
+        full = self._url(url)
+        where = urlsplit(full).path
+        for attempt in range(1, self.max_attempts + 1):
+            request = self._http.build_request("GET", full, headers=self._headers_for(full))
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx2.TransportError as exc:
+                wait, problem = self._backoff(attempt, None), type(exc).__name__
+            else:
+                if response.status_code < 400:
+                    try:
+                        yield response
+                    finally:
+                        await response.aclose()
+                    return
+                await response.aclose()
+                self._raise_for_final("GET", where, response)
+                wait = self._backoff(attempt, _retry_after(response))
+                problem = f"HTTP {response.status_code}"
+            if attempt == self.max_attempts:
+                raise IconikUnavailable(f"download of {where}: {problem} after {attempt} attempts")
+            await self._sleep(wait)
+
+    # -- the API, by what the worker needs ------------------------------------
+
+    async def get_asset(self, asset_id: str) -> dict[str, Any]:
+        return await self.get_json(f"/API/assets/v1/assets/{asset_id}/")
+
+    async def list_proxies(self, asset_id: str) -> list[dict[str, Any]]:
+        params = {"generate_signed_url": "true", "content_disposition": "attachment"}
+        path = f"/API/files/v1/assets/{asset_id}/proxies/"
+        return [p async for p in self.paginate(path, params, cursor=True)]
+
+    async def proxy_download_url(self, asset_id: str, proxy_id: str) -> str:
+        body = await self.get_json(
+            f"/API/files/v1/assets/{asset_id}/proxies/{proxy_id}/download_url/"
+        )
+        return _url_of(body, f"proxy {proxy_id} of asset {asset_id}")
+
+    async def list_files(self, asset_id: str) -> list[dict[str, Any]]:
+        params = {"generate_signed_url": "true", "content_disposition": "attachment"}
+        path = f"/API/files/v1/assets/{asset_id}/files/"
+        return [f async for f in self.paginate(path, params, cursor=True)]
+
+    async def file_download_url(self, asset_id: str, file_id: str) -> str:
+        body = await self.get_json(f"/API/files/v1/assets/{asset_id}/files/{file_id}/download_url/")
+        return _url_of(body, f"file {file_id} of asset {asset_id}")
+
+    async def list_subtitles(self, asset_id: str) -> list[dict[str, Any]]:
+        path = f"/API/files/v1/assets/{asset_id}/subtitles/"
+        return [s async for s in self.paginate(path, cursor=True)]
+
+    def subtitle_path(self, asset_id: str, language: str, closed_captions: bool) -> str:
+        cc = "cc/" if closed_captions else ""
+        return f"/API/files/v1/assets/{asset_id}/subtitles/{language}/{cc}webvtt/"
+
+    async def metadata_view(self, asset_id: str, view_id: str) -> dict[str, Any]:
+        return await self.get_json(f"/API/metadata/v1/assets/{asset_id}/views/{view_id}/")
+
+    async def collection_contents(self, collection_id: str) -> AsyncIterator[dict[str, Any]]:
+        path = f"/API/assets/v1/collections/{collection_id}/contents/"
+        async for item in self.paginate(path):
+            yield item
+
+    async def create_job(self, job: dict[str, Any]) -> dict[str, Any]:
+        response = await self.request("POST", "/API/jobs/v1/jobs/", json=job)
+        return response.json()
+
+    async def update_job(self, job_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        response = await self.request("PATCH", f"/API/jobs/v1/jobs/{job_id}/", json=changes)
+        return response.json()
+
+
+def _url_of(body: Any, what: str) -> str:
+    if isinstance(body, dict) and isinstance(body.get("url"), str) and body["url"]:
+        return body["url"]
+    raise BadResponse(f"Iconik gave no download URL for {what}")

@@ -1,0 +1,543 @@
+"""A local stand-in for Iconik, over real HTTP, for the demo and the tests.
+
+It serves the API paths the client uses, with Iconik's response shapes (the
+tests validate them against Iconik's published OpenAPI schemas), and a
+`/storage/` origin for the signed download URLs, outside `/API`, that wants
+no credentials, like the cloud storage real signed URLs point to.
+
+Its state is plain Python, so tests change it directly: finish a
+transcode, delete an asset, add a subtitle, fail the next few calls, or hold
+a download half-way until released.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+CHUNK = 64 * 1024
+SAMPLE_MP4 = "sample.mp4"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _uuid(name: str) -> str:
+    """A stable UUID per seeded name, so ids are the same in every run."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"caption-bridge-simulator/{name}"))
+
+
+def sample_video() -> bytes:
+    """A real 2-second H.264 MP4, so browsers can play the demo bundle."""
+    return resources.files("service").joinpath("media", SAMPLE_MP4).read_bytes()
+
+
+@dataclass
+class Blob:
+    """Bytes behind a signed URL: literal, or generated while streaming."""
+
+    size: int
+    data: bytes | None = None
+    seed: str = ""
+    content_type: str = "application/octet-stream"
+
+    def chunks(self) -> Iterator[bytes]:
+        if self.data is not None:
+            for start in range(0, len(self.data), CHUNK):
+                yield self.data[start : start + CHUNK]
+            return
+        # Deterministic per (seed, chunk): the same bytes on every request,
+        # and never more than one chunk in memory.
+        for index, start in enumerate(range(0, self.size, CHUNK)):
+            yield random.Random(f"{self.seed}:{index}").randbytes(min(CHUNK, self.size - start))
+
+
+@dataclass
+class DownloadGate:
+    """Holds a download after `after_bytes` until released (for crash tests)."""
+
+    after_bytes: int
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class SimAsset:
+    asset: dict[str, Any]
+    proxies: list[dict[str, Any]] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    subtitles: list[dict[str, Any]] = field(default_factory=list)
+    webvtt: dict[tuple[str, bool], str] = field(default_factory=dict)
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Proxy listings left before a transcoding proxy turns CLOSED (None: never by itself).
+    transcode_polls_left: int | None = None
+
+
+@dataclass(frozen=True)
+class Seeded:
+    normal: str
+    transcoding: str
+    original_only: str
+    traversal_title: str
+    large: str
+    view_id: str
+
+    @property
+    def all(self) -> list[str]:
+        return [self.normal, self.transcoding, self.original_only, self.traversal_title, self.large]
+
+
+class Simulator:
+    def __init__(self, app_id: str, auth_token: str) -> None:
+        self.app_id = app_id
+        self.auth_token = auth_token
+        self.assets: dict[str, SimAsset] = {}
+        self.collections: dict[str, list[dict[str, Any]]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.blobs: dict[str, Blob] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.faults: dict[str, list[int]] = {}
+        self.gates: dict[str, DownloadGate] = {}
+        self._lock = threading.Lock()
+
+    # -- state changes (for tests and the demo) ----------------------------
+
+    def add_asset(self, name: str, title: str, *, duration_ms: int = 2000) -> SimAsset:
+        asset_id = _uuid(name)
+        now = _now()
+        sim = SimAsset(
+            asset={
+                "id": asset_id,
+                "title": title,
+                "type": "ASSET",
+                "status": "ACTIVE",
+                "is_online": True,
+                "archive_status": "NOT_ARCHIVED",
+                "date_created": now,
+                "date_modified": now,
+                "time_start_milliseconds": 0,
+                "time_end_milliseconds": duration_ms,
+                "versions": [{"id": _uuid(name + "/v1"), "date_created": now}],
+            }
+        )
+        self.assets[asset_id] = sim
+        return sim
+
+    def add_blob(self, key: str, blob: Blob) -> None:
+        self.blobs[key] = blob
+
+    def add_proxy(
+        self,
+        sim: SimAsset,
+        *,
+        name: str,
+        blob: Blob,
+        status: str = "CLOSED",
+        width: int = 1280,
+        height: int = 720,
+        codec: str = "h264",
+        fmt: str = "MP4",
+    ) -> dict[str, Any]:
+        asset_id = sim.asset["id"]
+        proxy_id = _uuid(f"{asset_id}/proxy/{name}")
+        self.add_blob(f"proxies/{proxy_id}", blob)
+        proxy = {
+            "id": proxy_id,
+            "asset_id": asset_id,
+            "name": name,
+            "filename": name,
+            "codec": codec,
+            "format": fmt,
+            "frame_rate": "25",
+            "start_time_code": "10:00:00:00",
+            "is_drop_frame": False,
+            "resolution": {"width": width, "height": height},
+            "size": blob.size,
+            "status": status,
+            "version_id": sim.asset["versions"][0]["id"],
+            "storage_method": "GCS",
+        }
+        sim.proxies.append(proxy)
+        return proxy
+
+    def add_file(self, sim: SimAsset, *, name: str, blob: Blob, format_id: str) -> dict[str, Any]:
+        asset_id = sim.asset["id"]
+        file_id = _uuid(f"{asset_id}/file/{name}")
+        self.add_blob(f"files/{file_id}", blob)
+        record = {
+            "id": file_id,
+            "asset_id": asset_id,
+            "name": name,
+            "original_name": name,
+            "directory_path": "",
+            "file_set_id": _uuid(f"{asset_id}/fileset/{format_id}"),
+            "format_id": format_id,
+            "size": blob.size,
+            "status": "CLOSED",
+            "type": "FILE",
+            "version_id": sim.asset["versions"][0]["id"],
+        }
+        sim.files.append(record)
+        return record
+
+    def add_subtitle(
+        self,
+        sim: SimAsset,
+        language: str,
+        webvtt: str,
+        *,
+        closed_captions: bool = False,
+        srt: str | None = None,
+    ) -> dict[str, Any]:
+        asset_id = sim.asset["id"]
+        format_id = _uuid(f"{asset_id}/subtitle-format/{language}/{closed_captions}")
+        subtitle = {
+            "id": _uuid(f"{asset_id}/subtitle/{language}/{closed_captions}"),
+            "asset_id": asset_id,
+            "language": language,
+            "closed_captions": closed_captions,
+            "format_id": format_id,
+            "name": f"{language}{' (CC)' if closed_captions else ''}",
+            "version_id": sim.asset["versions"][0]["id"],
+        }
+        sim.subtitles = [
+            s
+            for s in sim.subtitles
+            if (s["language"], s["closed_captions"]) != (language, closed_captions)
+        ] + [subtitle]
+        sim.webvtt[(language, closed_captions)] = webvtt
+        if srt is not None:
+            data = srt.encode()
+            self.add_file(
+                sim,
+                name=f"{language}.srt",
+                blob=Blob(len(data), data, content_type="text/srt"),
+                format_id=format_id,
+            )
+        return subtitle
+
+    def finish_transcode(self, asset_id: str) -> None:
+        for proxy in self.assets[asset_id].proxies:
+            proxy["status"] = "CLOSED"
+
+    def delete_asset(self, asset_id: str) -> None:
+        self.assets[asset_id].asset["status"] = "DELETED"
+
+    def fail_next(self, path_fragment: str, *statuses: int) -> None:
+        """The next calls whose path contains `path_fragment` answer these statuses."""
+        self.faults.setdefault(path_fragment, []).extend(statuses)
+
+    def hold_download(self, key: str, after_bytes: int) -> DownloadGate:
+        gate = DownloadGate(after_bytes)
+        self.gates[key] = gate
+        return gate
+
+    def seed(self, *, large_proxy_bytes: int = 8 * 1024 * 1024) -> Seeded:
+        """The assets the demo and the end-to-end tests work on."""
+        view_id = _uuid("view/captioning")
+        video = sample_video()
+
+        normal = self.add_asset("normal", "Harbour Lights: Episode 1")
+        self.add_proxy(
+            normal,
+            name="harbour_lights_ep1_720p.mp4",
+            blob=Blob(len(video), video, content_type="video/mp4"),
+        )
+        # A smaller, worse proxy the picker must pass over.
+        small = b"\x00" * 2048
+        self.add_proxy(
+            normal,
+            name="harbour_lights_ep1_240p.webm",
+            blob=Blob(len(small), small),
+            width=426,
+            height=240,
+            codec="vp9",
+            fmt="WEBM",
+        )
+        self.add_subtitle(
+            normal,
+            "en",
+            _vtt("Welcome aboard.", "The harbour never sleeps."),
+            srt=_srt("Welcome aboard.", "The harbour never sleeps."),
+        )
+        self.add_subtitle(
+            normal, "fr", _vtt("[Musique]", "Bienvenue à bord."), closed_captions=True
+        )
+        normal.metadata[view_id] = {
+            "Description": {"field_values": [{"value": "Pilot episode, final cut"}]},
+            "Genre": {"field_values": [{"value": "Drama"}, {"value": "Coastal"}]},
+        }
+
+        transcoding = self.add_asset("transcoding", "Harbour Lights: Episode 2")
+        self.add_proxy(
+            transcoding,
+            name="harbour_lights_ep2_720p.mp4",
+            blob=Blob(len(video), video, content_type="video/mp4"),
+            status="OPEN",
+        )
+        transcoding.transcode_polls_left = 2
+
+        original_only = self.add_asset("original-only", "Interview B-roll (no proxy)")
+        original = b"ORIGINAL-MOV" * 1000
+        self.add_file(
+            original_only,
+            name="interview_broll.mov",
+            blob=Blob(len(original), original, content_type="video/quicktime"),
+            format_id=_uuid("original-only/format/ORIGINAL"),
+        )
+
+        traversal = self.add_asset(
+            "traversal",
+            "../../etc/passwd \\ Ölüm/Смерть: 死亡\x07 ..\\..",
+        )
+        self.add_proxy(
+            traversal,
+            name="../../../escape.mp4",
+            blob=Blob(len(video), video, content_type="video/mp4"),
+        )
+        self.add_subtitle(traversal, "de", _vtt("Achtung.", "Ende."))
+
+        large = self.add_asset("large", "Feature Cut (large proxy)", duration_ms=5_400_000)
+        self.add_proxy(
+            large,
+            name="feature_1080p.mp4",
+            blob=Blob(large_proxy_bytes, seed="large-proxy", content_type="video/mp4"),
+            width=1920,
+            height=1080,
+        )
+        self.add_proxy(
+            large,
+            name="feature_2160p.mp4",
+            blob=Blob(4096, seed="uhd", content_type="video/mp4"),
+            width=3840,
+            height=2160,
+        )
+
+        return Seeded(
+            normal=normal.asset["id"],
+            transcoding=transcoding.asset["id"],
+            original_only=original_only.asset["id"],
+            traversal_title=traversal.asset["id"],
+            large=large.asset["id"],
+            view_id=view_id,
+        )
+
+    # -- HTTP ---------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        api = [
+            ("/API/assets/v1/assets/{asset_id}/", self._get_asset),
+            ("/API/files/v1/assets/{asset_id}/proxies/", self._list_proxies),
+            ("/API/files/v1/assets/{asset_id}/proxies/{proxy_id}/download_url/", self._proxy_url),
+            ("/API/files/v1/assets/{asset_id}/files/", self._list_files),
+            ("/API/files/v1/assets/{asset_id}/files/{file_id}/download_url/", self._file_url),
+            ("/API/files/v1/assets/{asset_id}/subtitles/", self._list_subtitles),
+            ("/API/files/v1/assets/{asset_id}/subtitles/{language}/webvtt/", self._webvtt),
+            ("/API/files/v1/assets/{asset_id}/subtitles/{language}/cc/webvtt/", self._webvtt_cc),
+            ("/API/metadata/v1/{object_type}/{object_id}/views/{view_id}/", self._metadata),
+            ("/API/assets/v1/collections/{collection_id}/contents/", self._collection_contents),
+        ]
+        routes = [Route(path, self._api(handler), methods=["GET"]) for path, handler in api]
+        routes += [
+            Route("/API/jobs/v1/jobs/", self._api(self._create_job), methods=["POST"]),
+            Route("/API/jobs/v1/jobs/{job_id}/", self._api(self._update_job), methods=["PATCH"]),
+            Route("/storage/{key:path}", self._storage, methods=["GET"]),
+        ]
+        return Starlette(routes=routes)
+
+    def _api(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def wrapped(request: Request) -> Response:
+            path = request.url.path
+            with self._lock:
+                self.requests.append((request.method, path))
+                for fragment, statuses in self.faults.items():
+                    if fragment in path and statuses:
+                        status = statuses.pop(0)
+                        headers = {"Retry-After": "0"} if status == 429 else None
+                        return _errors(status, "injected fault", headers)
+            if (
+                request.headers.get("app-id") != self.app_id
+                or request.headers.get("auth-token") != self.auth_token
+            ):
+                return _errors(401, "Token is invalid")
+            return await handler(request)
+
+        return wrapped
+
+    def _asset(self, request: Request) -> SimAsset | None:
+        sim = self.assets.get(request.path_params["asset_id"])
+        if sim is None or sim.asset["status"] == "DELETED":
+            return None
+        return sim
+
+    async def _get_asset(self, request: Request) -> Response:
+        sim = self._asset(request)
+        return _errors(404, "Asset does not exist") if sim is None else JSONResponse(sim.asset)
+
+    async def _list_proxies(self, request: Request) -> Response:
+        sim = self._asset(request)
+        if sim is None:
+            return _errors(404, "Proxies for this asset doesn't exist")
+        if sim.transcode_polls_left is not None:
+            sim.transcode_polls_left -= 1
+            if sim.transcode_polls_left < 0:
+                self.finish_transcode(sim.asset["id"])
+                sim.transcode_polls_left = None
+        return _cursor_page(request, sim.proxies)
+
+    async def _proxy_url(self, request: Request) -> Response:
+        sim = self._asset(request)
+        proxy_id = request.path_params["proxy_id"]
+        if sim is None or not any(p["id"] == proxy_id for p in sim.proxies):
+            return _errors(404, "Proxy for this asset doesn't exist")
+        return JSONResponse({"url": f"{request.base_url}storage/proxies/{proxy_id}"})
+
+    async def _list_files(self, request: Request) -> Response:
+        sim = self._asset(request)
+        if sim is None:
+            return _errors(404, "Files for this asset don't exist")
+        return _cursor_page(request, sim.files)
+
+    async def _file_url(self, request: Request) -> Response:
+        sim = self._asset(request)
+        file_id = request.path_params["file_id"]
+        if sim is None or not any(f["id"] == file_id for f in sim.files):
+            return _errors(404, "File for this asset doesn't exist")
+        return JSONResponse({"url": f"{request.base_url}storage/files/{file_id}"})
+
+    async def _list_subtitles(self, request: Request) -> Response:
+        sim = self._asset(request)
+        if sim is None:
+            return _errors(404, "Subtitles for this asset don't exist")
+        return _cursor_page(request, sim.subtitles)
+
+    async def _webvtt(self, request: Request, closed_captions: bool = False) -> Response:
+        sim = self._asset(request)
+        key = (request.path_params["language"], closed_captions)
+        if sim is None or key not in sim.webvtt:
+            return _errors(404, "Subtitle for this asset doesn't exist")
+        return Response(sim.webvtt[key], media_type="text/vtt")
+
+    async def _webvtt_cc(self, request: Request) -> Response:
+        return await self._webvtt(request, closed_captions=True)
+
+    async def _metadata(self, request: Request) -> Response:
+        params = request.path_params
+        sim = self.assets.get(params["object_id"]) if params["object_type"] == "assets" else None
+        values = sim.metadata.get(params["view_id"]) if sim else None
+        if values is None:
+            return _errors(404, "Metadata values for this object and view doesn't exist")
+        return JSONResponse(
+            {
+                "object_id": params["object_id"],
+                "object_type": "assets",
+                "metadata_values": values,
+                "date_modified": _now(),
+            }
+        )
+
+    async def _collection_contents(self, request: Request) -> Response:
+        collection_id = request.path_params["collection_id"]
+        if collection_id not in self.collections:
+            return _errors(404, "Collection does not exist")
+        items = self.collections[collection_id]
+        per_page = int(request.query_params.get("per_page", 10))
+        page = int(request.query_params.get("page", 1))
+        pages = max(1, -(-len(items) // per_page))
+        body: dict[str, Any] = {
+            "objects": items[(page - 1) * per_page : page * per_page],
+            "page": page,
+            "pages": pages,
+            "per_page": per_page,
+            "total": len(items),
+        }
+        if page < pages:
+            body["next_url"] = f"{request.url.path}?page={page + 1}&per_page={per_page}"
+        return JSONResponse(body)
+
+    async def _create_job(self, request: Request) -> Response:
+        job = json.loads(await request.body())
+        job.update(id=str(uuid.uuid4()), date_created=_now(), date_modified=_now())
+        self.jobs[job["id"]] = job
+        return JSONResponse(job, status_code=201)
+
+    async def _update_job(self, request: Request) -> Response:
+        job = self.jobs.get(request.path_params["job_id"])
+        if job is None:
+            return _errors(404, "Job does not exist")
+        job.update(json.loads(await request.body()), date_modified=_now())
+        job.setdefault("history", []).append(job["status"])
+        return JSONResponse({k: v for k, v in job.items() if k != "history"})
+
+    async def _storage(self, request: Request) -> Response:
+        key = request.path_params["key"]
+        blob = self.blobs.get(key)
+        if blob is None:
+            return Response(b"NoSuchKey", status_code=404)
+        gate = self.gates.pop(key, None)
+
+        async def body() -> AsyncIterator[bytes]:
+            sent = 0
+            for chunk in blob.chunks():
+                if gate and sent >= gate.after_bytes and not gate.reached.is_set():
+                    gate.reached.set()
+                    import anyio.to_thread
+
+                    await anyio.to_thread.run_sync(gate.release.wait)
+                yield chunk
+                sent += len(chunk)
+
+        return StreamingResponse(
+            body(), media_type=blob.content_type, headers={"Content-Length": str(blob.size)}
+        )
+
+
+def _errors(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"errors": [message]}, status_code=status, headers=headers)
+
+
+def _cursor_page(request: Request, items: list[dict[str, Any]]) -> JSONResponse:
+    """Iconik's files-service paging: `per_page`, then `last_id` of the previous page."""
+    per_page = int(request.query_params.get("per_page", 10))
+    last_id = request.query_params.get("last_id")
+    start = 0
+    if last_id:
+        ids = [item["id"] for item in items]
+        start = ids.index(last_id) + 1 if last_id in ids else len(items)
+    page = items[start : start + per_page]
+    return JSONResponse({"objects": page, "per_page": per_page, "total": len(items)})
+
+
+def _cue_time(seconds: float, separator: str) -> str:
+    whole = int(seconds)
+    millis = round((seconds - whole) * 1000)
+    return f"00:00:{whole:02d}{separator}{millis:03d}"
+
+
+def _vtt(*lines: str) -> str:
+    cues = [
+        f"{_cue_time(i * 1.0, '.')} --> {_cue_time(i * 1.0 + 0.9, '.')}\n{text}"
+        for i, text in enumerate(lines)
+    ]
+    return "WEBVTT\n\n" + "\n\n".join(cues) + "\n"
+
+
+def _srt(*lines: str) -> str:
+    cues = [
+        f"{i + 1}\n{_cue_time(i * 1.0, ',')} --> {_cue_time(i * 1.0 + 0.9, ',')}\n{text}"
+        for i, text in enumerate(lines)
+    ]
+    return "\n\n".join(cues) + "\n"

@@ -1,0 +1,186 @@
+"""Bundles in a local (or mounted) folder.
+
+A new bundle is built under `<root>/.staging/` and renamed into place in one
+step, so its final name never shows half a bundle. A refresh replaces the
+service's files one by one (each an atomic rename) and the manifest last;
+files a captioner added are never touched because only paths the service
+itself wrote are ever replaced or removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from service.bundle import MANIFEST
+from service.storage import StorageError, check_relative
+
+STAGING_DIR = ".staging"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStaging:
+    def __init__(self, root: Path, folder: str, staging: Path) -> None:
+        self.root, self.folder, self.dir = root, folder, staging
+        self.written: list[str] = []
+
+    def _target(self, path: str) -> Path:
+        target = self.dir / check_relative(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    async def write_stream(self, path: str, chunks: AsyncIterator[bytes]) -> tuple[int, str]:
+        target = await anyio.to_thread.run_sync(self._target, path)
+        digest, size = hashlib.sha256(), 0
+        async with await anyio.open_file(target, "wb") as out:
+            async for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                await out.write(chunk)
+            await out.flush()
+            await anyio.to_thread.run_sync(os.fsync, out.wrapped.fileno())
+        self.written.append(path)
+        return size, digest.hexdigest()
+
+    async def write_bytes(self, path: str, data: bytes) -> tuple[int, str]:
+        async def once() -> AsyncIterator[bytes]:
+            yield data
+
+        return await self.write_stream(path, once())
+
+    async def publish(self, manifest: bytes, remove: list[str]) -> None:
+        await anyio.to_thread.run_sync(self._publish, manifest, remove)
+
+    def _publish(self, manifest: bytes, remove: list[str]) -> None:
+        final = self.root / self.folder
+        staged_manifest = self.dir / MANIFEST
+        staged_manifest.write_bytes(manifest)
+        with staged_manifest.open("rb") as f:
+            os.fsync(f.fileno())
+        if not final.exists():
+            try:
+                os.rename(self.dir, final)  # the whole bundle appears at once
+                _fsync_dir(self.root)
+                return
+            except OSError:
+                if not final.exists():
+                    raise
+                # Another writer published first: fall through and refresh it.
+        for path in self.written:
+            target = final / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.dir / path, target)
+        for path in remove:
+            if path not in self.written:
+                (final / check_relative(path)).unlink(missing_ok=True)
+        os.replace(staged_manifest, final / MANIFEST)  # last: the bundle is complete
+        _fsync_dir(final)
+
+
+class LocalStorage:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        self.description = f"folder {self.root}"
+
+    async def ping(self) -> None:
+        def check() -> None:
+            try:
+                staging = self.root / STAGING_DIR
+                staging.mkdir(parents=True, exist_ok=True)
+                probe = staging / f".ready-{uuid.uuid4().hex}"
+                probe.write_bytes(b"ok")
+                probe.unlink()
+            except OSError as exc:
+                raise StorageError(f"{self.description} is not writable: {exc}") from exc
+
+        await anyio.to_thread.run_sync(check)
+
+    async def read_manifest(self, folder: str) -> dict[str, Any] | None:
+        data = await self.read_file(folder, MANIFEST)
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            return None
+
+    async def read_file(self, folder: str, path: str) -> bytes | None:
+        target = self.root / folder / check_relative(path)
+
+        def read() -> bytes | None:
+            try:
+                return target.read_bytes()
+            except FileNotFoundError:
+                return None
+
+        return await anyio.to_thread.run_sync(read)
+
+    async def find_bundles(self, asset_id: str) -> list[str]:
+        suffix = f"[{asset_id}]"
+
+        def scan() -> list[str]:
+            if not self.root.is_dir():
+                return []
+            return sorted(
+                p.name
+                for p in self.root.iterdir()
+                if p.is_dir() and p.name.endswith(suffix) and (p / MANIFEST).exists()
+            )
+
+        return await anyio.to_thread.run_sync(scan)
+
+    @asynccontextmanager
+    async def stage(self, folder: str) -> AsyncIterator[LocalStaging]:
+        check_relative(folder)
+        staging_root = self.root / STAGING_DIR
+
+        def prepare() -> Path:
+            staging_root.mkdir(parents=True, exist_ok=True)
+            # Leftovers of this folder from a worker that died mid-build.
+            for stale in staging_root.glob(f"{glob_escape(folder)}.*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            path = staging_root / f"{folder}.{uuid.uuid4().hex}"
+            path.mkdir()
+            return path
+
+        try:
+            path = await anyio.to_thread.run_sync(prepare)
+        except OSError as exc:
+            raise StorageError(f"{self.description}: cannot stage {folder!r}: {exc}") from exc
+        try:
+            yield LocalStaging(self.root, folder, path)
+        finally:
+            await anyio.to_thread.run_sync(lambda: shutil.rmtree(path, ignore_errors=True))
+
+    async def write_in_place(self, folder: str, path: str, data: bytes) -> None:
+        target = self.root / folder / check_relative(path)
+
+        def write() -> None:
+            temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+            temp.write_bytes(data)
+            with temp.open("rb") as f:
+                os.fsync(f.fileno())
+            os.replace(temp, target)
+
+        await anyio.to_thread.run_sync(write)
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
