@@ -236,12 +236,16 @@ async def request_status(request: Request) -> Response:
 
 
 def summarize_request(status: dict[str, Any]) -> dict[str, Any]:
-    """The request as operators read it: one overall status, then each asset."""
+    """The request as operators read it: one overall status, then each task."""
     tasks = status["tasks"]
-    states = {t["state"] for t in tasks}
+    # Judge by the per-asset tasks once there are any; the expand task only
+    # counts while it is pending or when it failed (then no asset ever ran).
+    per_asset = [t for t in tasks if t["asset_id"] is not None]
+    unexpanded = [t for t in tasks if t["asset_id"] is None and t["state"] != "done"]
+    states = {t["state"] for t in (per_asset + unexpanded or tasks)}
     if states & {"queued", "running"}:
-        overall = "running" if "running" in states or "done" in states else "queued"
-    elif states == {"done"} or not states:
+        overall = "running" if states & {"running", "done", "failed"} else "queued"
+    elif states <= {"done"}:
         overall = "done"
     elif "done" in states:
         overall = "done_with_errors"

@@ -72,15 +72,15 @@ class RateLimiter:
         self._lock = anyio.Lock()
 
     async def acquire(self) -> None:
+        # Take the token now, even into debt, and wait off the debt: no loop,
+        # so no float residue can keep a caller spinning.
         async with self._lock:  # first come, first served
-            while True:
-                now = self._clock()
-                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-                self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await self._sleep((1 - self._tokens) / self.rate)
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            self._tokens -= 1
+            if self._tokens < 0:
+                await self._sleep(-self._tokens / self.rate)
 
 
 def _retry_after(response: httpx2.Response) -> float | None:
@@ -207,12 +207,13 @@ class IconikClient:
         endpoints (proxies, files, subtitles) asks for `last_id` after a full
         page instead.
         """
-        params = dict(params or {})
-        per_page = int(params.setdefault("per_page", 100))
+        first_query = {"per_page": 100, **(params or {})}
+        per_page = int(first_query["per_page"])
+        query: dict[str, Any] | None = first_query
         next_path: str | None = path
         seen_pages = 0
         while next_path:
-            page = await self.get_json(next_path, params)
+            page = await self.get_json(next_path, query)
             seen_pages += 1
             if seen_pages > 10_000:
                 raise BadResponse(f"GET {path}: more than 10000 pages; refusing to loop")
@@ -220,10 +221,11 @@ class IconikClient:
             for item in objects:
                 yield item
             if page.get("next_url"):
-                next_path, params = page["next_url"], {}
+                # next_url carries its own query; extra params would replace it.
+                next_path, query = page["next_url"], None
             elif cursor and len(objects) >= per_page and objects[-1].get("id"):
                 next_path = path
-                params = {**params, "last_id": objects[-1]["id"]}
+                query = {**(query or {}), "per_page": per_page, "last_id": objects[-1]["id"]}
             else:
                 next_path = None
 

@@ -1,0 +1,147 @@
+"""The whole product on loopback for end-to-end tests.
+
+Real uvicorn servers for the simulator and the service, the real SQLite
+queue and a real bundle folder. The worker is driven step by step from the
+test with an injected clock, so waiting for a transcode or a backoff is a
+clock advance, not a sleep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+
+from service.app import create_app
+from service.iconik import IconikClient
+from service.queue.sqlite import SQLiteQueue
+from service.settings import Settings
+from service.simulator import Seeded, Simulator
+from service.storage.local import LocalStorage
+from service.worker import Worker
+from tests.conftest import ICONIK_TOKEN, make_settings, signed
+from tests.servers import running
+
+APP_ID = "test-app"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Stack:
+    sim: Simulator
+    seeded: Seeded
+    sim_url: str
+    app_url: str
+    settings: Settings
+    clock: FakeClock
+    root: Path
+
+    def send(self, body: bytes) -> dict[str, Any]:
+        answer = httpx2.post(
+            self.app_url + "/iconik/custom-action", content=body, headers=signed(body)
+        )
+        assert answer.status_code == 202, answer.text
+        return answer.json()
+
+    def status(self, request_id: str) -> dict[str, Any]:
+        from tests.conftest import bearer
+
+        return httpx2.get(f"{self.app_url}/requests/{request_id}", headers=bearer()).json()
+
+    def drain(self, max_steps: int = 500, step_seconds: float = 5.0) -> None:
+        anyio.run(self._drain, max_steps, step_seconds)
+
+    def run_once(self) -> bool:
+        return anyio.run(self._run_once)
+
+    async def _with_worker(self, fn: Any) -> Any:
+        queue = SQLiteQueue(
+            self.settings.sqlite_path,
+            clock=self.clock,
+            backoff=lambda attempt: 1.0,
+            max_attempts=self.settings.task_max_attempts,
+        )
+        await queue.open()
+        try:
+            async with IconikClient(
+                self.settings.iconik_url,
+                APP_ID,
+                ICONIK_TOKEN,
+                rate_limit=1000,
+                sleep=_no_sleep,
+            ) as iconik:
+                worker = Worker(
+                    self.settings, queue, iconik, LocalStorage(self.root), clock=self.clock
+                )
+                return await fn(worker, queue)
+        finally:
+            await queue.close()
+
+    async def _run_once(self) -> bool:
+        return await self._with_worker(lambda worker, queue: worker.run_once())
+
+    async def _drain(self, max_steps: int, step_seconds: float) -> None:
+        async def loop(worker: Worker, queue: SQLiteQueue) -> None:
+            for _ in range(max_steps):
+                if await worker.run_once():
+                    continue
+                if await queue.backlog() == 0:
+                    return
+                self.clock.now += step_seconds  # let waiting tasks come due
+            raise AssertionError("the queue did not drain")
+
+        await self._with_worker(loop)
+
+    def bundle_dir(self, asset_id: str) -> Path:
+        [folder] = [p for p in self.root.iterdir() if p.name.endswith(f"[{asset_id}]")]
+        return folder
+
+    def manifest(self, asset_id: str) -> dict[str, Any]:
+        return json.loads((self.bundle_dir(asset_id) / "project.json").read_text())
+
+
+async def _no_sleep(seconds: float) -> None:
+    """Retry waits inside the client take no time in tests (Retry-After is 0 anyway)."""
+
+
+def blob_sha256(sim: Simulator, key: str) -> str:
+    digest = hashlib.sha256()
+    for chunk in sim.blobs[key].chunks():
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def stack(
+    tmp_path: Path, *, large_proxy_bytes: int = 3 * 1024 * 1024, **overrides: Any
+) -> Iterator[Stack]:
+    sim = Simulator(APP_ID, ICONIK_TOKEN)
+    seeded = sim.seed(large_proxy_bytes=large_proxy_bytes)
+    clock = FakeClock()
+    with running(sim.app()) as sim_url:
+        values = {
+            "iconik_url": sim_url,
+            "iconik_app_id": APP_ID,
+            "metadata_view_ids": seeded.view_id,
+            "proxy_wait_seconds": 60,
+            **overrides,
+        }
+        settings = make_settings(tmp_path, **values)
+        root = tmp_path / "bundles"
+        queue = SQLiteQueue(settings.sqlite_path, clock=clock)
+        with running(create_app(settings, queue=queue)) as app_url:
+            yield Stack(sim, seeded, sim_url, app_url, settings, clock, root)
