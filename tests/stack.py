@@ -68,43 +68,13 @@ class Stack:
     def run_once(self) -> bool:
         return anyio.run(self._run_once)
 
-    async def _with_worker(self, fn: Any) -> Any:
-        queue = SQLiteQueue(
-            self.settings.sqlite_path,
-            clock=self.clock,
-            backoff=lambda attempt: 1.0,
-            max_attempts=self.settings.task_max_attempts,
-        )
-        await queue.open()
-        try:
-            async with IconikClient(
-                self.settings.iconik_url,
-                APP_ID,
-                ICONIK_TOKEN,
-                rate_limit=1000,
-                sleep=_no_sleep,
-            ) as iconik:
-                worker = Worker(
-                    self.settings, queue, iconik, LocalStorage(self.root), clock=self.clock
-                )
-                return await fn(worker, queue)
-        finally:
-            await queue.close()
-
     async def _run_once(self) -> bool:
-        return await self._with_worker(lambda worker, queue: worker.run_once())
+        return await with_worker(
+            self.settings, self.root, self.clock, lambda worker, queue: worker.run_once()
+        )
 
     async def _drain(self, max_steps: int, step_seconds: float) -> None:
-        async def loop(worker: Worker, queue: SQLiteQueue) -> None:
-            for _ in range(max_steps):
-                if await worker.run_once():
-                    continue
-                if await queue.backlog() == 0:
-                    return
-                self.clock.now += step_seconds  # let waiting tasks come due
-            raise AssertionError("the queue did not drain")
-
-        await self._with_worker(loop)
+        await drain(self.settings, self.root, self.clock, max_steps, step_seconds)
 
     def bundle_dir(self, asset_id: str) -> Path:
         [folder] = [p for p in self.root.iterdir() if p.name.endswith(f"[{asset_id}]")]
@@ -112,6 +82,46 @@ class Stack:
 
     def manifest(self, asset_id: str) -> dict[str, Any]:
         return json.loads((self.bundle_dir(asset_id) / "project.json").read_text())
+
+
+async def with_worker(settings: Settings, root: Path, clock: FakeClock, fn: Any) -> Any:
+    """Call `fn(worker, queue)` with a worker wired to `settings`, in this thread."""
+    queue = SQLiteQueue(
+        settings.sqlite_path,
+        clock=clock,
+        backoff=lambda attempt: 1.0,
+        max_attempts=settings.task_max_attempts,
+    )
+    await queue.open()
+    try:
+        async with IconikClient(
+            settings.iconik_url, APP_ID, ICONIK_TOKEN, rate_limit=1000, sleep=_no_sleep
+        ) as iconik:
+            worker = Worker(settings, queue, iconik, LocalStorage(root), clock=clock)
+            return await fn(worker, queue)
+    finally:
+        await queue.close()
+
+
+async def drain(
+    settings: Settings,
+    root: Path,
+    clock: FakeClock,
+    max_steps: int = 500,
+    step_seconds: float = 5.0,
+) -> None:
+    """Run tasks until none is left, advancing the fake clock when all are waiting."""
+
+    async def loop(worker: Worker, queue: SQLiteQueue) -> None:
+        for _ in range(max_steps):
+            if await worker.run_once():
+                continue
+            if await queue.backlog() == 0:
+                return
+            clock.now += step_seconds  # let waiting tasks come due
+        raise AssertionError("the queue did not drain")
+
+    await with_worker(settings, root, clock, loop)
 
 
 async def _no_sleep(seconds: float) -> None:

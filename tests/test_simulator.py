@@ -1,0 +1,120 @@
+"""The simulator speaks Iconik's published API, and the client asks only for what exists."""
+
+import httpx2
+import jsonschema
+import pytest
+
+from service.simulator import Simulator
+from tests.conftest import custom_action_body
+from tests.extract_openapi import USED
+from tests.iconik_api import operation_for, operations, strict_schema
+from tests.servers import running
+from tests.stack import APP_ID, stack
+
+TOKEN = "sim-token"
+
+
+def test_every_request_the_service_made_exists_in_iconiks_api(tmp_path):
+    with stack(tmp_path, allow_original_media=True) as s:
+        s.sim.collections["c1"] = [{"id": s.seeded.normal, "object_type": "assets"}]
+        s.send(custom_action_body(context="BULK", asset_ids=s.seeded.all))
+        s.send(custom_action_body(context="COLLECTION", asset_ids=[], collection_ids=["c1"]))
+        s.drain()
+        made = {(m, p) for m, p in s.sim.requests}
+    used = {f"{m} {p}" for m, p in USED}
+    unknown = sorted(f"{m} {p}" for m, p in made if operation_for(m, p) not in used)
+    assert unknown == []
+    # And the run reached a good part of what the client can do.
+    assert len({operation_for(m, p) for m, p in made}) >= 10
+
+
+@pytest.fixture(scope="module")
+def sim_server():
+    sim = Simulator(APP_ID, TOKEN)
+    seeded = sim.seed(large_proxy_bytes=1024)
+    sim.collections["c1"] = [
+        {"id": seeded.normal, "object_type": "assets", "title": "Harbour Lights: Episode 1"},
+        {"id": "c2", "object_type": "collections", "title": "Sub"},
+    ]
+    with running(sim.app()) as url:
+        yield (
+            sim,
+            seeded,
+            httpx2.Client(base_url=url, headers={"App-ID": APP_ID, "Auth-Token": TOKEN}),
+        )
+
+
+def _validate(method, path, response):
+    key = operation_for(method, path)
+    assert key is not None, f"{method} {path} is not in Iconik's API"
+    spec = operations()[key]
+    assert response.status_code == spec["status"], (key, response.text)
+    expected = spec["response"]
+    if expected["media_type"] == "application/json":
+        jsonschema.validate(response.json(), strict_schema(expected["schema"]))
+    else:
+        assert response.headers["content-type"].startswith(expected["media_type"])
+    return response
+
+
+def test_simulator_responses_validate_against_iconiks_schemas(sim_server):
+    sim, seeded, client = sim_server
+    asset = seeded.normal
+    proxy = sim.assets[asset].proxies[0]["id"]
+    file_id = sim.assets[asset].files[0]["id"]
+    gets = [
+        f"/API/assets/v1/assets/{asset}/",
+        f"/API/files/v1/assets/{asset}/proxies/",
+        f"/API/files/v1/assets/{asset}/proxies/{proxy}/download_url/",
+        f"/API/files/v1/assets/{asset}/files/",
+        f"/API/files/v1/assets/{asset}/files/{file_id}/download_url/",
+        f"/API/files/v1/assets/{asset}/subtitles/",
+        f"/API/files/v1/assets/{asset}/subtitles/en/webvtt/",
+        f"/API/files/v1/assets/{asset}/subtitles/fr/cc/webvtt/",
+        f"/API/metadata/v1/assets/{asset}/views/{seeded.view_id}/",
+        "/API/assets/v1/collections/c1/contents/",
+    ]
+    for path in gets:
+        _validate("GET", path, client.get(path))
+    job = {
+        "title": "Captioning",
+        "type": "CUSTOM",
+        "status": "STARTED",
+        "progress_total": 2,
+        "progress_processed": 0,
+    }
+    created = _validate("POST", "/API/jobs/v1/jobs/", client.post("/API/jobs/v1/jobs/", json=job))
+    job_path = f"/API/jobs/v1/jobs/{created.json()['id']}/"
+    _validate("PATCH", job_path, client.patch(job_path, json={"status": "FINISHED"}))
+
+
+def test_strict_validation_would_catch_an_undeclared_field(sim_server):
+    _sim, seeded, client = sim_server
+    spec = operations()["GET /API/assets/v1/assets/{asset_id}/"]
+    body = client.get(f"/API/assets/v1/assets/{seeded.normal}/").json()
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**body, "not_in_iconik": 1}, strict_schema(spec["response"]["schema"]))
+
+
+def test_paging_and_errors_look_like_iconik(sim_server):
+    _sim, seeded, client = sim_server
+    first = client.get(f"/API/files/v1/assets/{seeded.normal}/proxies/", params={"per_page": 1})
+    last_id = first.json()["objects"][0]["id"]
+    second = client.get(
+        f"/API/files/v1/assets/{seeded.normal}/proxies/", params={"per_page": 1, "last_id": last_id}
+    )
+    assert second.json()["objects"][0]["id"] != last_id
+    page = client.get("/API/assets/v1/collections/c1/contents/", params={"per_page": 1}).json()
+    assert page["next_url"].startswith("/API/assets/v1/collections/c1/contents/?page=2")
+    missing = client.get("/API/assets/v1/assets/00000000-0000-0000-0000-000000000000/")
+    assert missing.status_code == 404 and missing.json() == {"errors": ["Asset does not exist"]}
+    unauthorised = httpx2.get(str(client.base_url) + f"/API/assets/v1/assets/{seeded.normal}/")
+    assert unauthorised.status_code == 401
+
+
+def test_storage_urls_need_no_credentials_and_stream_generated_bytes(sim_server):
+    sim, seeded, client = sim_server
+    large = sim.assets[seeded.large].proxies[0]["id"]
+    url = client.get(f"/API/files/v1/assets/{seeded.large}/proxies/{large}/download_url/").json()
+    body = httpx2.get(url["url"]).content
+    assert len(body) == 1024 and body == httpx2.get(url["url"]).content
