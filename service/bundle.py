@@ -240,6 +240,7 @@ _PAGE = """<!doctype html>
   var select = document.getElementById("track-select");
   var status = document.getElementById("video-status");
   var captions = JSON.parse(document.getElementById("captions-data").textContent);
+  var cueCount = 0;
 
   function seconds(stamp) {{
     var parts = stamp.trim().split(":").map(parseFloat);
@@ -260,6 +261,7 @@ _PAGE = """<!doctype html>
       try {{
         track.addCue(new VTTCue(seconds(range[0]), seconds(end),
                                 lines.slice(timing + 1).join("\\n")));
+        cueCount += 1;
       }} catch (e) {{ /* a malformed cue is skipped, the rest still show */ }}
     }});
     track.mode = "disabled";
@@ -276,6 +278,7 @@ _PAGE = """<!doctype html>
   }});
   if (captions.length) {{ select.value = "0"; select.dispatchEvent(new Event("change")); }}
   document.body.setAttribute("data-tracks", String(video.textTracks.length));
+  document.body.setAttribute("data-cues", String(cueCount));
   video.addEventListener("loadedmetadata", function () {{
     status.textContent = "Video ready: " + video.duration.toFixed(2) + " s, " +
       video.videoWidth + "x" + video.videoHeight;

@@ -186,7 +186,12 @@ class Worker:
 
     async def _attempt(self, task: Task) -> tuple[str, Any]:
         """Run the task; say how it ended, without touching the queue."""
-        handlers = {"expand": self.expand, "build": self.build, "refresh": self.build}
+        handlers = {
+            "expand": self.expand,
+            "build": self.build,
+            "refresh": self.refresh,
+            "withdraw": self.withdraw,
+        }
         handler = handlers.get(task.kind)
         if handler is None:
             return "failed", f"unknown task kind {task.kind!r}"
@@ -271,7 +276,33 @@ class Worker:
                 raise TaskFailed(f"collection {collection_id} not found in Iconik") from None
         return found
 
-    # -- build / refresh -------------------------------------------------------
+    # -- build / refresh / withdraw ---------------------------------------------
+
+    async def refresh(self, task: Task) -> None:
+        """An asset changed in Iconik: rebuild its bundle in place, if it has one."""
+        if not await self.storage.find_bundles(task.asset_id or ""):
+            log.info("refresh.no_bundle")
+            return
+        await self.build(task)
+
+    async def withdraw(self, task: Task) -> None:
+        """The asset was deleted: mark every bundle of it withdrawn; delete nothing."""
+        asset_id = task.asset_id or ""
+        for folder in await self.storage.find_bundles(asset_id):
+            manifest = await self.storage.read_manifest(folder)
+            if manifest is None or manifest.get("status") == "withdrawn":
+                continue
+            withdrawn = bundle.withdraw_manifest(
+                manifest,
+                withdrawn_at=_iso(self.clock()),
+                event_request_id=task.payload.get("request_id"),
+            )
+            note = bundle.withdrawn_note(withdrawn).encode()
+            await self.storage.write_in_place(folder, bundle.WITHDRAWN_NOTE, note)
+            await self.storage.write_in_place(
+                folder, bundle.MANIFEST, bundle.manifest_bytes(withdrawn)
+            )
+            log.info("bundle.withdrawn", folder=folder, revision=withdrawn["revision"])
 
     async def build(self, task: Task) -> None:
         asset_id = task.asset_id or ""
@@ -313,22 +344,13 @@ class Worker:
                 if text is not None:
                     caption_texts[caption_file.path] = text
 
-            request = task.payload
             facts = bundle.asset_facts(
                 asset,
                 proxy=media.record if media.source == "proxy" else None,
                 metadata=metadata,
                 web_url=f"{self.settings.iconik_url}/asset/{asset_id}",
             )
-            request_facts = bundle.RequestFacts(
-                request_id=task.request_id,
-                action_id=request.get("action_id"),
-                context=request.get("context"),
-                requested_by=request.get("user_id"),
-                requested_at=request.get("date_created"),
-                metadata_view_id=request.get("metadata_view_id"),
-                form_values=bundle.flatten_metadata(request.get("metadata_values")),
-            )
+            request_facts = self._request_facts(task, previous)
             generated_at = _iso(self.clock())
             draft = bundle.build_manifest(
                 asset=facts,
@@ -354,6 +376,23 @@ class Worker:
             ]
             await staging.publish(bundle.manifest_bytes(manifest), stale)
         log.info("bundle.published", folder=folder, revision=revision, files=len(files))
+
+    @staticmethod
+    def _request_facts(task: Task, previous: dict[str, Any] | None) -> bundle.RequestFacts:
+        """Who asked for the bundle: this custom action, or (for a webhook
+        refresh) the request recorded when the bundle was first made."""
+        if task.request_kind != "custom_action" and previous and previous.get("request"):
+            return bundle.RequestFacts(**previous["request"])
+        request = task.payload
+        return bundle.RequestFacts(
+            request_id=task.request_id,
+            action_id=request.get("action_id"),
+            context=request.get("context"),
+            requested_by=request.get("user_id"),
+            requested_at=request.get("date_created"),
+            metadata_view_id=request.get("metadata_view_id"),
+            form_values=bundle.flatten_metadata(request.get("metadata_values")),
+        )
 
     async def _choose_media(self, task: Task, asset_id: str) -> MediaChoice:
         proxies = await self.iconik.list_proxies(asset_id)

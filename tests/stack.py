@@ -57,6 +57,9 @@ class Stack:
         assert answer.status_code == 202, answer.text
         return answer.json()
 
+    def webhook(self, body: bytes) -> httpx2.Response:
+        return httpx2.post(self.app_url + "/iconik/webhook", content=body, headers=signed(body))
+
     def status(self, request_id: str) -> dict[str, Any]:
         from tests.conftest import bearer
 

@@ -25,7 +25,7 @@ def env(tmp_path):
 
 def test_delivery_survives_sigkill_right_after_202(tmp_path, env):
     body = custom_action_body()
-    with service_process("serve", env=env, cwd=tmp_path) as first:
+    with service_process("serve", "--no-worker", env=env, cwd=tmp_path) as first:
         port = first.wait_for("service.listening")["port"]
         answer = httpx2.post(
             f"http://127.0.0.1:{port}/iconik/custom-action", content=body, headers=signed(body)
@@ -35,7 +35,7 @@ def test_delivery_survives_sigkill_right_after_202(tmp_path, env):
     assert answer.status_code == 202
     request_id = answer.json()["request_id"]
 
-    with service_process("serve", env=env, cwd=tmp_path) as second:
+    with service_process("serve", "--no-worker", env=env, cwd=tmp_path) as second:
         port = second.wait_for("service.listening")["port"]
         status = httpx2.get(f"http://127.0.0.1:{port}/requests/{request_id}", headers=bearer())
         # The same body again is recognised as the same delivery.
@@ -57,7 +57,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_cleanly(tmp_path, env
         release.wait(30)
         yield body[half:]
 
-    with service_process("serve", env=env, cwd=tmp_path) as server:
+    with service_process("serve", "--no-worker", env=env, cwd=tmp_path) as server:
         url = f"http://127.0.0.1:{server.wait_for('service.listening')['port']}"
         result = {}
 
@@ -98,6 +98,15 @@ def test_refuses_to_start_naming_the_variable(tmp_path):
         assert proc.process.stderr is not None
     assert exit_code == 2
     assert any("WEBHOOK_SECRETS" in str(line) for line in _drain(proc))
+
+
+def test_worker_refuses_to_start_without_iconik_credentials(tmp_path, env):
+    with service_process("serve", env=env, cwd=tmp_path) as proc:
+        exit_code = proc.process.wait(30)
+    assert exit_code == 2
+    message = " ".join(str(line) for line in _drain(proc))
+    assert "ICONIK_APP_ID" in message and "ICONIK_AUTH_TOKEN" in message
+    assert "--no-worker" in message
 
 
 def _drain(proc):

@@ -1,0 +1,72 @@
+import json
+
+import pytest
+
+from service.storage import StorageError, check_relative, open_storage
+from service.storage.local import LocalStorage
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def manifest(files):
+    return json.dumps({"status": "ready", "files": [{"path": f} for f in files]}).encode()
+
+
+async def test_new_bundle_appears_whole_at_publish(tmp_path):
+    storage = LocalStorage(tmp_path)
+    async with storage.stage("Title [a1]") as staging:
+        await staging.write_bytes("media/m.mp4", b"media")
+        size, digest = await staging.write_bytes("captions/en.vtt", b"WEBVTT")
+        assert (size, len(digest)) == (6, 64)
+        assert not (tmp_path / "Title [a1]").exists()
+        await staging.publish(manifest(["media/m.mp4", "captions/en.vtt"]), [])
+    assert (tmp_path / "Title [a1]" / "media" / "m.mp4").read_bytes() == b"media"
+    assert (await storage.read_manifest("Title [a1]"))["status"] == "ready"
+    assert await storage.find_bundles("a1") == ["Title [a1]"]
+    assert list((tmp_path / ".staging").iterdir()) == []
+
+
+async def test_refresh_replaces_service_files_and_keeps_captioner_files(tmp_path):
+    storage = LocalStorage(tmp_path)
+    async with storage.stage("T [a1]") as staging:
+        await staging.write_bytes("captions/en.vtt", b"old en")
+        await staging.write_bytes("captions/de.vtt", b"old de")
+        await staging.publish(manifest(["captions/en.vtt", "captions/de.vtt"]), [])
+    (tmp_path / "T [a1]" / "captions" / "mine.txt").write_text("captioner")
+    async with storage.stage("T [a1]") as staging:
+        await staging.write_bytes("captions/en.vtt", b"new en")
+        await staging.publish(manifest(["captions/en.vtt"]), ["captions/de.vtt"])
+    folder = tmp_path / "T [a1]"
+    assert (folder / "captions" / "en.vtt").read_bytes() == b"new en"
+    assert not (folder / "captions" / "de.vtt").exists()  # Iconik dropped it; we wrote it
+    assert (folder / "captions" / "mine.txt").read_text() == "captioner"
+
+
+async def test_leftovers_of_a_crashed_build_are_cleared(tmp_path):
+    stale = tmp_path / ".staging" / "T [a1].deadbeef"
+    stale.mkdir(parents=True)
+    (stale / "half.mp4").write_bytes(b"half")
+    async with LocalStorage(tmp_path).stage("T [a1]"):
+        assert not stale.exists()
+
+
+async def test_unwritable_root_is_not_ready(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StorageError, match="not writable"):
+        await LocalStorage(tmp_path / "file").ping()
+
+
+@pytest.mark.parametrize("bad", ["../x", "/abs", "a//b", "a/./b", "", "a/.."])
+def test_paths_outside_the_bundle_are_refused(bad):
+    with pytest.raises(ValueError):
+        check_relative(bad)
+
+
+def test_storage_url_forms(tmp_path):
+    assert open_storage(str(tmp_path)).root == tmp_path
+    assert open_storage(f"file://{tmp_path}").root == tmp_path

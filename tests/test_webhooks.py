@@ -1,0 +1,114 @@
+"""Webhooks keep bundles current: deleted assets withdraw, changed assets refresh."""
+
+import hashlib
+import sqlite3
+
+from tests.conftest import custom_action_body, webhook_body
+from tests.stack import stack
+
+CAPTIONER_FILE = "captions/en.work-in-progress.vtt"
+
+
+def _tree(folder):
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
+def _requests_stored(settings):
+    db = sqlite3.connect(settings.sqlite_path)
+    try:
+        return db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_asset_delete_withdraws_and_deletes_nothing(tmp_path):
+    with stack(tmp_path) as s:
+        original = s.send(custom_action_body(asset_ids=[s.seeded.normal]))
+        s.drain()
+        folder = s.bundle_dir(s.seeded.normal)
+        (folder / CAPTIONER_FILE).write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nmy work\n")
+        before = _tree(folder)
+
+        s.sim.delete_asset(s.seeded.normal)
+        event = webhook_body(
+            object_id=s.seeded.normal, operation="delete", request_id="iconik-evt-1"
+        )
+        answer = s.webhook(event)
+        assert answer.status_code == 202
+        s.drain()
+
+        after = _tree(folder)
+        assert set(before) - {"project.json"} <= set(after)  # nothing removed
+        for path, digest in before.items():
+            if path != "project.json":
+                assert after[path] == digest, path  # nothing changed
+        m = s.manifest(s.seeded.normal)
+        assert m["status"] == "withdrawn" and m["revision"] == 2
+        assert m["withdrawn"]["event_request_id"] == "iconik-evt-1"
+        assert m["request"]["request_id"] == original["request_id"]
+        assert "deleted in Iconik" in (folder / "WITHDRAWN.txt").read_text()
+        assert s.status(answer.json()["request_id"])["status"] == "done"
+
+
+def test_subtitle_added_refreshes_in_place_keeping_the_captioners_file(tmp_path):
+    with stack(tmp_path) as s:
+        form = {"notes": {"field_values": [{"value": "keep me"}]}}
+        original = s.send(custom_action_body(asset_ids=[s.seeded.normal], metadata_values=form))
+        s.drain()
+        folder = s.bundle_dir(s.seeded.normal)
+        (folder / CAPTIONER_FILE).write_text("my work")
+
+        subtitle = s.sim.add_subtitle(
+            s.sim.assets[s.seeded.normal], "es", "WEBVTT\n\n00:00.000 --> 00:01.000\nHola\n"
+        )
+        event = webhook_body(
+            object_id=subtitle["id"],
+            realm="subtitles",
+            operation="create",
+            data={"asset_id": s.seeded.normal, "language": "es"},
+            request_id="iconik-evt-2",
+        )
+        assert s.webhook(event).status_code == 202
+        s.drain()
+
+        m = s.manifest(s.seeded.normal)
+        assert m["revision"] == 2 and m["status"] == "ready"
+        assert (folder / "captions/es.vtt").read_text().endswith("Hola\n")
+        assert "captions/es.vtt" in {f["path"] for f in m["files"]}
+        assert (folder / CAPTIONER_FILE).read_text() == "my work"
+        # The bundle still credits the request that made it.
+        assert m["request"]["request_id"] == original["request_id"]
+        assert m["request"]["form_values"] == {"notes": "keep me"}
+
+
+def test_update_for_an_asset_without_a_bundle_is_left_alone(tmp_path):
+    with stack(tmp_path) as s:
+        answer = s.webhook(webhook_body(object_id=s.seeded.normal, operation="update"))
+        s.drain()
+        assert s.status(answer.json()["request_id"])["status"] == "done"
+        assert not s.root.exists() or not [
+            p for p in s.root.iterdir() if not p.name.startswith(".")
+        ]
+
+
+def test_unrelated_event_is_ignored_and_not_queued(tmp_path):
+    with stack(tmp_path) as s:
+        answer = s.webhook(webhook_body(event_type="collections", operation="update"))
+        assert (answer.status_code, answer.json()) == (200, {"ignored": True})
+        assert _requests_stored(s.settings) == 0
+
+
+def test_webhook_delivered_twice_is_handled_once(tmp_path):
+    with stack(tmp_path) as s:
+        s.send(custom_action_body(asset_ids=[s.seeded.normal]))
+        s.drain()
+        event = webhook_body(object_id=s.seeded.normal, operation="delete", request_id="dup-1")
+        first, second = s.webhook(event), s.webhook(event)
+        assert second.json() == {**first.json(), "duplicate": True}
+        s.drain()
+        assert s.manifest(s.seeded.normal)["revision"] == 2  # withdrawn once, not twice
+        assert _requests_stored(s.settings) == 2  # the custom action and one webhook
