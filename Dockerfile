@@ -1,0 +1,20 @@
+FROM python:3.11-slim
+
+# Non-root, with a writable place for the embedded queue and bundles.
+RUN useradd --create-home --uid 10001 bridge
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY service ./service
+RUN pip install --no-cache-dir . && mkdir -p /data /bundles && chown bridge /data /bundles
+
+USER bridge
+ENV HOST=0.0.0.0 \
+    PORT=8080 \
+    QUEUE_URL=sqlite:////data/queue.db \
+    STORAGE_URL=/bundles
+EXPOSE 8080
+VOLUME ["/data", "/bundles"]
+HEALTHCHECK CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz')"
+# SIGTERM drains in-flight requests and exits 0.
+ENTRYPOINT ["caption-bridge"]
+CMD ["serve"]
