@@ -3,73 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
-import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import anyio
-import uvicorn
 
 from service import logging as service_logging
 from service.app import create_app
+from service.server import Server, bind
+from service.server import config as server_config
 from service.settings import Settings, SettingsError, load_settings
 
 log = service_logging.get_logger("service.main")
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, plus one log line with the real address once it accepts connections.
-
-    With PORT=0 the OS picks the port; that line is how a supervisor (or a
-    test) learns it without guessing.
-    """
-
-    def __init__(self, config: uvicorn.Config, sock: socket.socket) -> None:
-        super().__init__(config)
-        self._sock = sock
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # uvicorn re-raises SIGTERM/SIGINT once it has drained, so the process
-        # dies "by signal" (exit 143 under Docker). A drain that completed is a
-        # clean stop: forget the signal and exit 0. (Private attribute; the
-        # SIGTERM test in tests/test_serve_process.py notices if it changes.)
-        with super().capture_signals():
-            yield
-            self._captured_signals.clear()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            host, port = self._sock.getsockname()[:2]
-            log.info("service.listening", host=host, port=port, url=f"http://{host}:{port}")
-
-
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    return sock
-
-
 def _run_uvicorn(app: object, host: str, port: int) -> int:
-    sock = bind(host, port)
-    config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        log_config=None,  # logging is ours (service.logging), JSON and redacted
-        access_log=False,
-        lifespan="on",
-        # SIGTERM: stop accepting, let in-flight requests finish, then exit.
-        timeout_graceful_shutdown=30,
-    )
-    server = _Server(config, sock)
-    server.run(sockets=[sock])
-    return 0 if server.started else 1
+    return Server(server_config(app), bind(host, port)).run_here()
 
 
 def serve(settings: Settings, with_worker: bool) -> int:

@@ -9,52 +9,28 @@ asset failed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
-import socket
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
 import httpx2
-import uvicorn
 from pydantic import SecretStr
 
 from service import auth
 from service.app import create_app
 from service.bundle import MANIFEST
+from service.server import AsyncReady, Server, bind
+from service.server import config as server_config
 from service.settings import Settings
 from service.simulator import Simulator
 from service.storage import open_storage
 from service.worker import background
 
 DEMO_APP_ID = "demo-app-id"
-
-
-class _QuietServer(uvicorn.Server):
-    """Two servers share one process here; the demo, not uvicorn, owns Ctrl-C."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = anyio.Event()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-
-def _loopback_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    return sock
 
 
 def demo_settings(base: Settings, simulator_url: str) -> Settings:
@@ -77,8 +53,15 @@ async def run_demo(base: Settings, out: TextIO = sys.stdout, max_wait: float = 1
     simulator = Simulator(DEMO_APP_ID, token)
     seeded = simulator.seed()
 
-    sim_sock, app_sock = _loopback_socket(), _loopback_socket()
-    sim_url = f"http://127.0.0.1:{sim_sock.getsockname()[1]}"
+    sim_ready, app_ready = AsyncReady(), AsyncReady()
+    sim_server = Server(
+        server_config(simulator.app(), lifespan="off"),
+        bind("127.0.0.1", 0),
+        handle_signals=False,
+        on_ready=sim_ready,
+    )
+    app_sock = bind("127.0.0.1", 0)
+    sim_url = sim_server.url
     app_url = f"http://127.0.0.1:{app_sock.getsockname()[1]}"
     settings = demo_settings(base, sim_url).model_copy(
         update={
@@ -96,20 +79,17 @@ async def run_demo(base: Settings, out: TextIO = sys.stdout, max_wait: float = 1
             settings, storage, poll_interval=0.1, proxy_retry_delay=lambda waited: 0.5
         ),
     )
-    sim_server = _QuietServer(
-        uvicorn.Config(simulator.app(), log_config=None, access_log=False, lifespan="off")
-    )
-    app_server = _QuietServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+    app_server = Server(server_config(app), app_sock, handle_signals=False, on_ready=app_ready)
 
     print(f"Iconik simulator on {sim_url}; caption bridge on {app_url}", file=out)
     print(f"Bundles go to {storage.description}", file=out)
     async with anyio.create_task_group() as group:
-        group.start_soon(lambda: sim_server.serve(sockets=[sim_sock]))
-        group.start_soon(lambda: app_server.serve(sockets=[app_sock]))
+        group.start_soon(sim_server.serve_here)
+        group.start_soon(app_server.serve_here)
         try:
             with anyio.fail_after(30):
-                await sim_server.ready.wait()
-                await app_server.ready.wait()
+                await sim_ready.event.wait()
+                await app_ready.event.wait()
             if not (sim_server.started and app_server.started):
                 print("demo: a server did not start; see the log above", file=out)
                 return 1

@@ -17,41 +17,29 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
-
-from service.__main__ import bind
-
-
-class _ThreadedServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: Any = None) -> None:
-        try:
-            await super().startup(sockets)
-        finally:
-            self.ready.set()
+from service.server import Server, bind
+from service.server import config as server_config
 
 
 @contextmanager
 def running(app: Any) -> Iterator[str]:
     """Serve `app` with real uvicorn on a free loopback port; yield its base URL."""
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    server = _ThreadedServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    ready = threading.Event()
+    server = Server(
+        server_config(app), bind("127.0.0.1", 0), handle_signals=False, on_ready=ready.set
+    )
+    thread = threading.Thread(target=server.run_here, daemon=True)
     thread.start()
-    if not server.ready.wait(30) or not server.started:
+    if not ready.wait(30) or not server.started:
         server.should_exit = True
         thread.join(10)
         raise RuntimeError("test server did not start")
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.url
     finally:
         server.should_exit = True
         thread.join(30)
-        sock.close()
+        server.sock.close()
 
 
 @dataclass

@@ -97,8 +97,13 @@ async def with_worker(settings: Settings, root: Path, clock: FakeClock, fn: Any)
     )
     await queue.open()
     try:
+        token = settings.iconik_auth_token
         async with IconikClient(
-            settings.iconik_url, APP_ID, ICONIK_TOKEN, rate_limit=1000, sleep=_no_sleep
+            settings.iconik_url,
+            settings.iconik_app_id,
+            token.get_secret_value() if token else None,
+            rate_limit=1000,
+            sleep=_no_sleep,
         ) as iconik:
             worker = Worker(settings, queue, iconik, LocalStorage(root), clock=clock)
             return await fn(worker, queue)
