@@ -50,6 +50,7 @@ def chromium():
     return _chromium()
 
 
+@pytest.mark.timeout(1200)  # the first run on a fresh machine installs Chromium
 def test_preview_plays_the_video_and_lists_every_caption_track(tmp_path, chromium):
     with stack(tmp_path) as s:
         s.send(custom_action_body(asset_ids=[s.seeded.normal]))
