@@ -87,6 +87,92 @@ def simulator(port: int, large_proxy_mb: float) -> int:
     return _run_uvicorn(sim.app(), "127.0.0.1", port)
 
 
+def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
+    from service import register as wiring
+    from service.worker import iconik_client
+
+    if not args.public_url.startswith(("https://", "http://")):
+        raise SettingsError("--public-url must be the http(s) URL Iconik reaches this service at")
+    if not remove and not settings.bearer_tokens:
+        raise SettingsError(
+            "BEARER_TOKENS must be set: Iconik can only send a static "
+            "'Authorization: Bearer' header, and register puts the first token there"
+        )
+    token = settings.bearer_tokens[0].get_secret_value() if settings.bearer_tokens else ""
+    actions = wiring.desired_actions(
+        args.public_url,
+        token,
+        saved_search=getattr(args, "saved_search", False),
+        metadata_view=getattr(args, "metadata_view", None),
+    )
+    webhooks = wiring.desired_webhooks(args.public_url, token)
+    if args.dry_run:
+        print("dry run: Iconik is not called. Wanted state (existing matches are updated):")
+        for wanted in (*actions, *webhooks):
+            if not remove:
+                what = "custom action" if "context" in wanted else "webhook"
+                label = wanted.get("context") or wanted.get("name")
+                print(f"  ensure  {what} {label} -> {wanted['url']}")
+        if remove:
+            print(
+                f"  delete  every '{wiring.ACTION_TITLE}' action and '{wiring.WEBHOOK_PREFIX}*' "
+                f"webhook pointing at {args.public_url.rstrip('/')}"
+            )
+        return 0
+    settings.require_iconik()
+
+    async def run() -> None:
+        async with iconik_client(settings) as iconik:
+            if remove:
+                steps = await wiring.plan_unregister(iconik, args.public_url)
+            else:
+                steps = await wiring.plan_register(iconik, actions, webhooks)
+            for step in steps:
+                print(step.describe())
+            await wiring.apply(iconik, steps)
+            if not steps:
+                print("nothing to remove")
+
+    anyio.run(run)
+    return 0
+
+
+def status(settings: Settings, request_id: str | None) -> int:
+    import json
+
+    from service.app import summarize_request
+    from service.queue import open_queue
+
+    async def run() -> int:
+        queue = open_queue(
+            settings.queue_url,
+            max_attempts=settings.task_max_attempts,
+            max_backlog=settings.queue_max_backlog,
+        )
+        await queue.open()
+        try:
+            if request_id:
+                found = await queue.request_status(request_id)
+                if found is None:
+                    print(f"no request {request_id} in {settings.queue_url}", file=sys.stderr)
+                    return 1
+                print(json.dumps(summarize_request(found), indent=2))
+                return 0
+            print(f"queue {settings.queue_url}: {await queue.backlog()} task(s) waiting or running")
+            failures = await queue.recent_failures()
+            print(f"recent failures ({len(failures)}):" if failures else "no failed tasks")
+            for f in failures:
+                print(
+                    f"  request {f['request_id']}  asset {f['asset_id']}  "
+                    f"after {f['attempts']} attempt(s): {f['last_error']}"
+                )
+            return 0
+        finally:
+            await queue.close()
+
+    return anyio.run(run)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="caption-bridge",
@@ -104,6 +190,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim_cmd = commands.add_parser("simulator", help="a local Iconik stand-in with seeded assets")
     sim_cmd.add_argument("--port", type=int, default=8090)
     sim_cmd.add_argument("--large-proxy-mb", type=float, default=64)
+    reg_cmd = commands.add_parser(
+        "register", help="create or update the custom actions and webhooks in Iconik"
+    )
+    reg_cmd.add_argument(
+        "--public-url",
+        required=True,
+        help="where Iconik reaches this service, e.g. https://captions.example.com",
+    )
+    reg_cmd.add_argument(
+        "--saved-search", action="store_true", help="also add the action to saved searches"
+    )
+    reg_cmd.add_argument("--metadata-view", help="metadata view id shown as the action's form")
+    reg_cmd.add_argument("--dry-run", action="store_true", help="print the plan; call nothing")
+    unreg_cmd = commands.add_parser("unregister", help="remove what `register` created")
+    unreg_cmd.add_argument("--public-url", required=True)
+    unreg_cmd.add_argument("--dry-run", action="store_true")
+    status_cmd = commands.add_parser(
+        "status", help="a request's state, or the queue and recent failures"
+    )
+    status_cmd.add_argument("request_id", nargs="?")
     args = parser.parse_args(argv)
 
     if args.command == "simulator":
@@ -131,6 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings, with_worker=not args.no_worker)
         if args.command == "worker":
             return worker(settings)
+        if args.command in ("register", "unregister"):
+            return register(settings, args, remove=args.command == "unregister")
+        if args.command == "status":
+            return status(settings, args.request_id)
     except SettingsError as exc:
         print(f"caption-bridge: {exc}", file=sys.stderr)
         return 2

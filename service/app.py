@@ -256,6 +256,7 @@ def summarize_request(status: dict[str, Any]) -> dict[str, Any]:
         "kind": status["kind"],
         "received_at": status["received_at"],
         "status": overall,
+        "iconik_job_id": status.get("job_id"),
         "payload": status["payload"],
         "tasks": [
             {

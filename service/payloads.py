@@ -101,9 +101,12 @@ class Webhook(_IconikModel):
             return None
         operation = (self.operation or "").lower()
         realm = (self.realm or "entity").lower()
-        if realm == "entity" and operation in ("delete", "purge"):
-            return WebhookAction.WITHDRAW
-        if realm in _CONTENT_REALMS and operation in ("create", "update", "delete", "restore"):
+        if realm == "entity":
+            # A new asset has no bundle yet: "create" changes nothing we hold.
+            if operation in ("delete", "purge"):
+                return WebhookAction.WITHDRAW
+            return WebhookAction.REFRESH if operation in ("update", "restore") else None
+        if realm in _CONTENT_REALMS and operation in ("create", "update", "delete"):
             return WebhookAction.REFRESH
         return None
 

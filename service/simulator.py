@@ -106,6 +106,9 @@ class Simulator:
         self.auth_token = auth_token
         self.assets: dict[str, SimAsset] = {}
         self.collections: dict[str, list[dict[str, Any]]] = {}
+        self.saved_searches: dict[str, list[dict[str, Any]]] = {}
+        self.custom_actions: dict[str, dict[str, Any]] = {}
+        self.webhooks: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.blobs: dict[str, Blob] = {}
         self.requests: list[tuple[str, str]] = []
@@ -349,11 +352,32 @@ class Simulator:
             ("/API/files/v1/assets/{asset_id}/subtitles/{language}/cc/webvtt/", self._webvtt_cc),
             ("/API/metadata/v1/{object_type}/{object_id}/views/{view_id}/", self._metadata),
             ("/API/assets/v1/collections/{collection_id}/contents/", self._collection_contents),
+            ("/API/search/v1/search/saved/{search_id}/", self._saved_search),
         ]
         routes = [Route(path, self._api(handler), methods=["GET"]) for path, handler in api]
         routes += [
             Route("/API/jobs/v1/jobs/", self._api(self._create_job), methods=["POST"]),
             Route("/API/jobs/v1/jobs/{job_id}/", self._api(self._update_job), methods=["PATCH"]),
+            Route(
+                "/API/assets/v1/custom_actions/{context}/",
+                self._api(self._actions),
+                methods=["GET", "POST"],
+            ),
+            Route(
+                "/API/assets/v1/custom_actions/{context}/{action_id}/",
+                self._api(self._action),
+                methods=["PUT", "DELETE"],
+            ),
+            Route(
+                "/API/notifications/v1/webhooks/",
+                self._api(self._webhooks),
+                methods=["GET", "POST"],
+            ),
+            Route(
+                "/API/notifications/v1/webhooks/{webhook_id}/",
+                self._api(self._webhook),
+                methods=["PUT", "DELETE"],
+            ),
             Route("/storage/{key:path}", self._storage, methods=["GET"]),
         ]
         return Starlette(routes=routes)
@@ -453,20 +477,67 @@ class Simulator:
         collection_id = request.path_params["collection_id"]
         if collection_id not in self.collections:
             return _errors(404, "Collection does not exist")
-        items = self.collections[collection_id]
-        per_page = int(request.query_params.get("per_page", 10))
-        page = int(request.query_params.get("page", 1))
-        pages = max(1, -(-len(items) // per_page))
-        body: dict[str, Any] = {
-            "objects": items[(page - 1) * per_page : page * per_page],
-            "page": page,
-            "pages": pages,
-            "per_page": per_page,
-            "total": len(items),
+        return _numbered_page(request, self.collections[collection_id])
+
+    async def _saved_search(self, request: Request) -> Response:
+        search_id = request.path_params["search_id"]
+        if search_id not in self.saved_searches:
+            return _errors(404, "Saved search does not exist")
+        items = self.saved_searches[search_id]
+        if request.query_params.get("include_results") != "true":
+            items = []
+        return _numbered_page(request, items, {"id": search_id, "name": f"search {search_id}"})
+
+    async def _actions(self, request: Request) -> Response:
+        context = request.path_params["context"]
+        if request.method == "GET":
+            mine = [a for a in self.custom_actions.values() if a["context"] == context]
+            return JSONResponse({"objects": mine})
+        body = json.loads(await request.body())
+        missing = [k for k in ("title", "url") if not body.get(k)]
+        if missing:
+            return _errors(400, f"missing {missing}")
+        action = {
+            **body,
+            "context": context,
+            "id": str(uuid.uuid4()),
+            "status": "HEALTHY",
+            "date_created": _now(),
+            "date_modified": _now(),
         }
-        if page < pages:
-            body["next_url"] = f"{request.url.path}?page={page + 1}&per_page={per_page}"
-        return JSONResponse(body)
+        self.custom_actions[action["id"]] = action
+        return JSONResponse(action, status_code=201)
+
+    async def _action(self, request: Request) -> Response:
+        action = self.custom_actions.get(request.path_params["action_id"])
+        if action is None or action["context"] != request.path_params["context"]:
+            return _errors(404, "Custom action does not exist")
+        if request.method == "DELETE":
+            del self.custom_actions[action["id"]]
+            return Response(status_code=204)
+        action.update(json.loads(await request.body()), id=action["id"], date_modified=_now())
+        return JSONResponse(action)
+
+    async def _webhooks(self, request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse({"objects": list(self.webhooks.values())})
+        body = json.loads(await request.body())
+        missing = [k for k in ("event_type", "status", "url") if not body.get(k)]
+        if missing:
+            return _errors(400, f"missing {missing}")
+        hook = {**body, "id": str(uuid.uuid4()), "date_created": _now(), "date_modified": _now()}
+        self.webhooks[hook["id"]] = hook
+        return JSONResponse(hook, status_code=201)
+
+    async def _webhook(self, request: Request) -> Response:
+        hook = self.webhooks.get(request.path_params["webhook_id"])
+        if hook is None:
+            return _errors(404, "Webhook does not exist")
+        if request.method == "DELETE":
+            del self.webhooks[hook["id"]]
+            return Response(status_code=204)
+        hook.update(json.loads(await request.body()), id=hook["id"], date_modified=_now())
+        return JSONResponse(hook)
 
     async def _create_job(self, request: Request) -> Response:
         job = json.loads(await request.body())
@@ -507,6 +578,31 @@ class Simulator:
 
 def _errors(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"errors": [message]}, status_code=status, headers=headers)
+
+
+def _numbered_page(
+    request: Request, items: list[dict[str, Any]], extra: dict[str, Any] | None = None
+) -> JSONResponse:
+    """Iconik's assets/search paging: `page` and `per_page`, `next_url` as a path."""
+    per_page = int(request.query_params.get("per_page", 10))
+    page = int(request.query_params.get("page", 1))
+    pages = max(1, -(-len(items) // per_page))
+    body: dict[str, Any] = {
+        **(extra or {}),
+        "objects": items[(page - 1) * per_page : page * per_page],
+        "page": page,
+        "pages": pages,
+        "per_page": per_page,
+        "total": len(items),
+    }
+    if page < pages:
+        query = "&".join(
+            f"{k}={v}" for k, v in request.query_params.items() if k not in ("page", "per_page")
+        )
+        body["next_url"] = f"{request.url.path}?page={page + 1}&per_page={per_page}" + (
+            f"&{query}" if query else ""
+        )
+    return JSONResponse(body)
 
 
 def _cursor_page(request: Request, items: list[dict[str, Any]]) -> JSONResponse:

@@ -30,6 +30,7 @@ from service.iconik import (
     IconikUnavailable,
     NotFound,
 )
+from service.jobs import JobReporter
 from service.logging import get_logger
 from service.metrics import Metrics
 from service.queue import NewTask, Queue, QueueUnavailable, Task
@@ -89,6 +90,15 @@ def pick_original(files: list[dict[str, Any]], exclude_formats: set[str]) -> dic
     return max(candidates, key=lambda f: f.get("size") or 0, default=None)
 
 
+def _job_title(payload: dict[str, Any], count: int | None = None) -> str:
+    if count is None:
+        count = len(payload.get("asset_ids") or [])
+    what = {"COLLECTION": "collection", "SAVED_SEARCH": "saved search"}.get(
+        payload.get("context") or "", "selection"
+    )
+    return f"Send to Captioning: {what}" + (f" of {count} assets" if count else "")
+
+
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat()
 
@@ -107,6 +117,7 @@ class Worker:
         poll_interval: float = 1.0,
         proxy_retry_delay: Callable[[float], float] | None = None,
         lease_renewal: float = 30.0,
+        jobs: JobReporter | None = None,
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -120,6 +131,7 @@ class Worker:
         # have waited so far: soon at first, then every minute at most.
         self.proxy_retry_delay = proxy_retry_delay or (lambda waited: min(60.0, max(2.0, waited)))
         self.lease_renewal = lease_renewal
+        self.jobs = jobs or JobReporter(iconik, queue, enabled=settings.iconik_jobs)
 
     # -- the loop --------------------------------------------------------------
 
@@ -229,7 +241,18 @@ class Worker:
             retried = await self.queue.retry(task, detail)
             log.warning("task.retry" if retried else "task.failed", reason=detail)
             outcome = "retried" if retried else "failed"
+            detail = detail if retried else f"{detail} (gave up after {task.attempts} attempts)"
         self.metrics.tasks.labels(task.kind, outcome).inc()
+        await self._report(task, outcome, detail)
+
+    async def _report(self, task: Task, outcome: str, detail: Any) -> None:
+        """Tell the request's Iconik job; only custom actions (a person clicked) have one."""
+        if task.request_kind != "custom_action" or outcome not in ("done", "failed"):
+            return
+        if task.kind == "expand" and outcome == "failed":
+            await self.jobs.fail_request(task.request_id, _job_title(task.payload), detail)
+        elif task.kind != "expand":
+            await self.jobs.progress(task.request_id)
 
     # -- expand ----------------------------------------------------------------
 
@@ -239,6 +262,8 @@ class Worker:
         asset_ids: list[str] = list(payload.get("asset_ids") or [])
         for collection_id in payload.get("collection_ids") or []:
             asset_ids += await self._collection_assets(collection_id)
+        for search_id in payload.get("saved_search_ids") or []:
+            asset_ids += await self._saved_search_assets(search_id)
         unique = list(dict.fromkeys(asset_ids))
         if not unique:
             raise TaskFailed(
@@ -251,7 +276,28 @@ class Worker:
                 f"the request covers {len(unique)} assets, more than MAX_ASSETS_PER_REQUEST "
                 f"({cap}); select fewer assets or raise the limit"
             )
+        await self.jobs.start(task.request_id, unique, await self._job_title(task, unique))
         return [NewTask("build", asset_id) for asset_id in unique]
+
+    async def _job_title(self, task: Task, asset_ids: list[str]) -> str:
+        if len(asset_ids) != 1:
+            return _job_title(task.payload, len(asset_ids))
+        try:
+            title = (await self.iconik.get_asset(asset_ids[0])).get("title")
+        except IconikError:
+            title = None
+        return f"Send to Captioning: {title or asset_ids[0]}"
+
+    async def _saved_search_assets(self, search_id: str) -> list[str]:
+        path = f"/API/search/v1/search/saved/{search_id}/"
+        try:
+            return [
+                item["id"]
+                async for item in self.iconik.paginate(path, {"include_results": "true"})
+                if (item.get("object_type") or "assets") == "assets" and item.get("id")
+            ]
+        except NotFound:
+            raise TaskFailed(f"saved search {search_id} not found in Iconik") from None
 
     async def _collection_assets(self, root: str) -> list[str]:
         """Every asset under a collection, sub-collections included, each once."""

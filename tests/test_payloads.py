@@ -80,6 +80,8 @@ def test_error_message_does_not_echo_the_auth_token():
         ({"realm": "proxies", "operation": "create"}, WebhookAction.REFRESH),
         ({"realm": "subtitles", "operation": "delete"}, WebhookAction.REFRESH),
         ({"realm": "acls", "operation": "update"}, None),
+        ({"realm": "entity", "operation": "create"}, None),
+        ({"realm": "entity", "operation": "restore"}, WebhookAction.REFRESH),
         ({"realm": "entity", "operation": "download"}, None),
         ({"event_type": "collections", "operation": "delete"}, None),
         ({"event_type": "assets", "object_id": None, "data": None}, None),

@@ -19,6 +19,8 @@ def test_every_request_the_service_made_exists_in_iconiks_api(tmp_path):
         s.sim.collections["c1"] = [{"id": s.seeded.normal, "object_type": "assets"}]
         s.send(custom_action_body(context="BULK", asset_ids=s.seeded.all))
         s.send(custom_action_body(context="COLLECTION", asset_ids=[], collection_ids=["c1"]))
+        s.sim.saved_searches["s1"] = [{"id": s.seeded.large, "object_type": "assets"}]
+        s.send(custom_action_body(context="SAVED_SEARCH", asset_ids=[], saved_search_ids=["s1"]))
         s.drain()
         made = {(m, p) for m, p in s.sim.requests}
     used = {f"{m} {p}" for m, p in USED}

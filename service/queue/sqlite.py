@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS requests (
     delivery_key TEXT NOT NULL UNIQUE,
     kind         TEXT NOT NULL,
     payload      TEXT NOT NULL,
-    received_at  REAL NOT NULL
+    received_at  REAL NOT NULL,
+    job_id       TEXT
 );
 CREATE TABLE IF NOT EXISTS tasks (
     task_id          TEXT PRIMARY KEY,
@@ -129,7 +130,12 @@ class SQLiteQueue:
     async def open(self) -> None:
         def create() -> None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection().executescript(_SCHEMA)
+            db = self._connection()
+            db.executescript(_SCHEMA)
+            # Databases made before Iconik jobs were reported lack the column.
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(requests)")}
+            if "job_id" not in columns:
+                db.execute("ALTER TABLE requests ADD COLUMN job_id TEXT")
 
         try:
             await self._run(create)
@@ -286,6 +292,15 @@ class SQLiteQueue:
 
         await self._run(extend)
 
+    async def set_job_id(self, request_id: str, job_id: str) -> None:
+        def store() -> None:
+            with self._write() as db:
+                db.execute(
+                    "UPDATE requests SET job_id = ? WHERE request_id = ?", (job_id, request_id)
+                )
+
+        await self._run(store)
+
     # -- observation ------------------------------------------------------
 
     async def backlog(self) -> int:
@@ -313,7 +328,8 @@ class SQLiteQueue:
         def read() -> dict[str, Any] | None:
             db = self._connection()
             request = db.execute(
-                "SELECT request_id, kind, payload, received_at FROM requests WHERE request_id = ?",
+                "SELECT request_id, kind, payload, received_at, job_id FROM requests"
+                " WHERE request_id = ?",
                 (request_id,),
             ).fetchone()
             if request is None:
@@ -327,6 +343,7 @@ class SQLiteQueue:
                 "request_id": request["request_id"],
                 "kind": request["kind"],
                 "received_at": request["received_at"],
+                "job_id": request["job_id"],
                 "payload": json.loads(request["payload"]),
                 "tasks": [dict(t) for t in tasks],
             }

@@ -1,0 +1,96 @@
+"""Collections and saved searches become one bundle per distinct asset."""
+
+from tests.conftest import custom_action_body
+from tests.stack import stack
+
+
+def asset(asset_id):
+    return {"id": asset_id, "object_type": "assets", "title": "t"}
+
+
+def collection(collection_id):
+    return {"id": collection_id, "object_type": "collections", "title": collection_id}
+
+
+def test_nested_collections_with_a_cycle_give_one_bundle_per_asset(tmp_path):
+    with stack(tmp_path, allow_original_media=True) as s:
+        a = s.seeded
+        s.sim.collections.update(
+            {
+                "root": [asset(a.normal), collection("season"), collection("extras")],
+                "season": [
+                    asset(a.transcoding),
+                    asset(a.normal),
+                    collection("root"),
+                    collection("deeper"),
+                ],
+                "deeper": [asset(a.traversal_title), collection("season")],
+                "extras": [asset(a.original_only), asset(a.traversal_title)],
+            }
+        )
+        answer = s.send(
+            custom_action_body(context="COLLECTION", asset_ids=[], collection_ids=["root"])
+        )
+        s.drain()
+        builds = [
+            t["asset_id"] for t in s.status(answer["request_id"])["tasks"] if t["kind"] == "build"
+        ]
+        expected = {a.normal, a.transcoding, a.traversal_title, a.original_only}
+        assert sorted(builds) == sorted(expected)
+        folders = [p.name for p in s.root.iterdir() if not p.name.startswith(".")]
+        assert len(folders) == 4 and all(any(x in f for x in expected) for f in folders)
+
+
+def test_collection_contents_are_followed_across_pages(tmp_path):
+    with stack(tmp_path) as s:
+        # Fifteen entries on pages of ten (the simulator's default page size).
+        s.sim.collections["big"] = [collection(f"empty-{i}") for i in range(14)] + [
+            asset(s.seeded.normal)
+        ]
+        for i in range(14):
+            s.sim.collections[f"empty-{i}"] = []
+        answer = s.send(
+            custom_action_body(context="COLLECTION", collection_ids=["big"], asset_ids=[])
+        )
+        s.drain()
+        assert [
+            t["asset_id"] for t in s.status(answer["request_id"])["tasks"] if t["kind"] == "build"
+        ] == [s.seeded.normal]
+
+
+def test_saved_search_gives_one_bundle_per_asset(tmp_path):
+    with stack(tmp_path) as s:
+        s.sim.saved_searches["search-1"] = [
+            asset(s.seeded.normal),
+            asset(s.seeded.large),
+            asset(s.seeded.normal),
+            collection("not-an-asset"),
+        ]
+        answer = s.send(
+            custom_action_body(context="SAVED_SEARCH", asset_ids=[], saved_search_ids=["search-1"])
+        )
+        s.drain()
+        status = s.status(answer["request_id"])
+        assert status["status"] == "done"
+        assert sorted(t["asset_id"] for t in status["tasks"] if t["kind"] == "build") == sorted(
+            [s.seeded.normal, s.seeded.large]
+        )
+
+
+def test_unknown_collection_fails_with_a_reason(tmp_path):
+    with stack(tmp_path) as s:
+        answer = s.send(
+            custom_action_body(context="COLLECTION", asset_ids=[], collection_ids=["missing"])
+        )
+        s.drain()
+        [expand] = s.status(answer["request_id"])["tasks"]
+        assert expand["state"] == "failed"
+        assert expand["error"] == "collection missing not found in Iconik"
+
+
+def test_empty_selection_fails_with_a_reason(tmp_path):
+    with stack(tmp_path) as s:
+        answer = s.send(custom_action_body(context="BULK", asset_ids=[]))
+        s.drain()
+        [expand] = s.status(answer["request_id"])["tasks"]
+        assert "named no assets" in expand["error"]

@@ -1,0 +1,81 @@
+"""Each request's progress as an Iconik job, best-effort."""
+
+from service.jobs import job_outcome
+from tests.conftest import custom_action_body
+from tests.stack import stack
+
+
+def task(asset, state, error=None):
+    return {"asset_id": asset, "state": state, "last_error": error}
+
+
+def test_outcome_follows_the_asset_tasks():
+    expand = {"asset_id": None, "state": "done", "last_error": None}
+    assert job_outcome([expand]) is None
+    assert job_outcome([expand, task("a", "done"), task("b", "queued")])[:3] == ("STARTED", 1, 2)
+    assert job_outcome([task("a", "done"), task("b", "done")])[:3] == ("FINISHED", 2, 2)
+    status, processed, total, message = job_outcome(
+        [task("a", "done"), task("b", "failed", "no proxy")]
+    )
+    assert (status, processed, total) == ("FINISHED_WITH_WARNING", 2, 2)
+    assert "asset b: no proxy" in message
+    assert job_outcome([task("a", "failed", "x")])[0] == "FAILED"
+
+
+def test_three_assets_one_failing_ends_finished_with_warning(tmp_path):
+    with stack(tmp_path, allow_original_media=False, proxy_wait_seconds=20) as s:
+        assets = [s.seeded.normal, s.seeded.original_only, s.seeded.traversal_title]
+        answer = s.send(custom_action_body(context="BULK", asset_ids=assets))
+        s.drain()
+        [job] = s.sim.jobs.values()
+        assert (
+            job["type"] == "CUSTOM" and job["title"] == "Send to Captioning: selection of 3 assets"
+        )
+        assert {r["object_id"] for r in job["related_objects"]} == set(assets)
+        assert job["status"] == "FINISHED_WITH_WARNING"
+        assert (job["progress_processed"], job["progress_total"]) == (3, 3)
+        assert s.seeded.original_only in job["message"]
+        assert "ALLOW_ORIGINAL_MEDIA" in job["message"]
+        assert job["history"][0] == "STARTED" and job["history"][-1] == "FINISHED_WITH_WARNING"
+        assert s.status(answer["request_id"])["iconik_job_id"] == job["id"]
+
+
+def test_single_asset_job_is_titled_after_the_asset(tmp_path):
+    with stack(tmp_path) as s:
+        s.send(custom_action_body(asset_ids=[s.seeded.normal]))
+        s.drain()
+        [job] = s.sim.jobs.values()
+        assert job["title"] == "Send to Captioning: Harbour Lights: Episode 1"
+        assert job["object_id"] == s.seeded.normal and job["status"] == "FINISHED"
+
+
+def test_a_failing_jobs_api_does_not_stop_the_bundles(tmp_path):
+    with stack(tmp_path) as s:
+        s.sim.fail_next("/API/jobs/", *[500] * 50)
+        answer = s.send(
+            custom_action_body(context="BULK", asset_ids=[s.seeded.normal, s.seeded.large])
+        )
+        s.drain()
+        assert s.status(answer["request_id"])["status"] == "done"
+        assert s.manifest(s.seeded.normal)["status"] == "ready"
+        assert s.sim.jobs == {}
+
+
+def test_jobs_can_be_turned_off(tmp_path):
+    with stack(tmp_path, iconik_jobs=False) as s:
+        s.send(custom_action_body(asset_ids=[s.seeded.normal]))
+        s.drain()
+        assert s.sim.jobs == {}
+        assert not any("/API/jobs/" in path for _, path in s.sim.requests)
+
+
+def test_request_that_cannot_expand_gets_a_failed_job(tmp_path):
+    with stack(tmp_path, max_assets_per_request=2) as s:
+        answer = s.send(custom_action_body(context="BULK", asset_ids=s.seeded.all))
+        s.drain()
+        status = s.status(answer["request_id"])
+        assert status["status"] == "failed"
+        [expand] = status["tasks"]
+        assert "covers 5 assets, more than MAX_ASSETS_PER_REQUEST (2)" in expand["error"]
+        [job] = s.sim.jobs.values()
+        assert job["status"] == "FAILED" and "MAX_ASSETS_PER_REQUEST" in job["message"]
