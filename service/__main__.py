@@ -41,18 +41,14 @@ def serve(settings: Settings, with_worker: bool) -> int:
 def worker(settings: Settings) -> int:
     """The worker alone, for replicas that only build bundles."""
     from service.metrics import Metrics
-    from service.queue import open_queue
+    from service.queue import queue_for
     from service.storage import open_storage
     from service.worker import Worker, iconik_client
 
     settings.require_iconik()
 
     async def main() -> None:
-        queue = open_queue(
-            settings.queue_url,
-            max_attempts=settings.task_max_attempts,
-            max_backlog=settings.queue_max_backlog,
-        )
+        queue = queue_for(settings)
         await queue.open()
         try:
             async with iconik_client(settings) as iconik, anyio.create_task_group() as group:
@@ -141,14 +137,10 @@ def status(settings: Settings, request_id: str | None) -> int:
     import json
 
     from service.app import summarize_request
-    from service.queue import open_queue
+    from service.queue import queue_for
 
     async def run() -> int:
-        queue = open_queue(
-            settings.queue_url,
-            max_attempts=settings.task_max_attempts,
-            max_backlog=settings.queue_max_backlog,
-        )
+        queue = queue_for(settings)
         await queue.open()
         try:
             if request_id:

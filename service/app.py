@@ -32,7 +32,7 @@ from service.queue import (
     Queue,
     QueueFull,
     QueueUnavailable,
-    open_queue,
+    queue_for,
 )
 from service.settings import Settings
 
@@ -321,11 +321,7 @@ def create_app(
     `background` is entered for the app's lifetime once the queue is open
     (that is where the worker runs inside `serve`).
     """
-    queue = queue or open_queue(
-        settings.queue_url,
-        max_attempts=settings.task_max_attempts,
-        max_backlog=settings.queue_max_backlog,
-    )
+    queue = queue or queue_for(settings)
     checks: dict[str, ReadinessCheck] = {"queue": queue.ping, **(readiness or {})}
     services = Services(settings, queue, metrics_registry or Metrics(), checks)
 

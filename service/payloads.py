@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -31,6 +31,9 @@ class PayloadError(ValueError):
 
 class _IconikModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+_Model = TypeVar("_Model", bound=_IconikModel)
 
 
 def _none_to_empty_list(value: object) -> object:
@@ -140,20 +143,20 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_custom_action(body: bytes) -> CustomAction:
+def _parse(model: type[_Model], body: bytes, what: str) -> _Model:
     document = _load_object(body)
     try:
-        return CustomAction.model_validate(document)
+        return model.model_validate(document)
     except ValidationError as exc:
-        raise PayloadError(f"not an Iconik custom action: {_describe(exc)}") from None
+        raise PayloadError(f"not an Iconik {what}: {_describe(exc)}") from None
+
+
+def parse_custom_action(body: bytes) -> CustomAction:
+    return _parse(CustomAction, body, "custom action")
 
 
 def parse_webhook(body: bytes) -> Webhook:
-    document = _load_object(body)
-    try:
-        return Webhook.model_validate(document)
-    except ValidationError as exc:
-        raise PayloadError(f"not an Iconik webhook: {_describe(exc)}") from None
+    return _parse(Webhook, body, "webhook")
 
 
 def storable(model: BaseModel) -> dict[str, Any]:

@@ -11,6 +11,7 @@ restarted) picks up once the lease lapses.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -396,25 +397,18 @@ class Worker:
                 metadata=metadata,
                 web_url=f"{self.settings.iconik_url}/asset/{asset_id}",
             )
-            request_facts = self._request_facts(task, previous)
-            generated_at = _iso(self.clock())
-            draft = bundle.build_manifest(
+            manifest_for = functools.partial(
+                bundle.build_manifest,
                 asset=facts,
-                request=request_facts,
-                files=files,
+                request=self._request_facts(task, previous),
                 revision=revision,
-                generated_at=generated_at,
+                generated_at=_iso(self.clock()),
             )
-            page = bundle.render_preview(draft, caption_texts).encode()
+            # The page shows the manifest's files; the manifest lists the page.
+            page = bundle.render_preview(manifest_for(files=files), caption_texts).encode()
             size, digest = await staging.write_bytes(bundle.PREVIEW, page)
             files.append(bundle.BundleFile(bundle.PREVIEW, size, digest, "preview"))
-            manifest = bundle.build_manifest(
-                asset=facts,
-                request=request_facts,
-                files=files,
-                revision=revision,
-                generated_at=generated_at,
-            )
+            manifest = manifest_for(files=files)
             stale = [
                 f["path"]
                 for f in (previous or {}).get("files", [])

@@ -104,6 +104,16 @@ def backoff_delay(
     return ceiling / 2 + rng() * ceiling / 2
 
 
+def queue_for(settings: Any, **kwargs: Any) -> Queue:
+    """The queue backend `QUEUE_URL` names, with the settings' limits."""
+    return open_queue(
+        settings.queue_url,
+        max_attempts=settings.task_max_attempts,
+        max_backlog=settings.queue_max_backlog,
+        **kwargs,
+    )
+
+
 def open_queue(queue_url: str, *, max_attempts: int, max_backlog: int, **kwargs: Any) -> Queue:
     """The queue backend `queue_url` names."""
     if queue_url.startswith("sqlite:///"):
