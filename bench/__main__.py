@@ -76,7 +76,7 @@ def streaming(tmp: Path) -> None:
             httpx2.post(url + "/iconik/custom-action", content=body, headers=signed(body))
         tracemalloc.start()
         started = time.perf_counter()
-        anyio.run(drain, settings, tmp / "bundles", FakeClock())
+        anyio.run(drain, settings, FakeClock())
         elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()

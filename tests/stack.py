@@ -24,7 +24,7 @@ from service.iconik import IconikClient
 from service.queue.sqlite import SQLiteQueue
 from service.settings import Settings
 from service.simulator import Seeded, Simulator
-from service.storage.local import LocalStorage
+from service.storage import open_storage
 from service.worker import Worker
 from tests.conftest import ICONIK_TOKEN, make_settings, signed
 from tests.servers import running
@@ -72,12 +72,10 @@ class Stack:
         return anyio.run(self._run_once)
 
     async def _run_once(self) -> bool:
-        return await with_worker(
-            self.settings, self.root, self.clock, lambda worker, queue: worker.run_once()
-        )
+        return await with_worker(self.settings, self.clock, lambda worker, queue: worker.run_once())
 
     async def _drain(self, max_steps: int, step_seconds: float) -> None:
-        await drain(self.settings, self.root, self.clock, max_steps, step_seconds)
+        await drain(self.settings, self.clock, max_steps, step_seconds)
 
     def bundle_dir(self, asset_id: str) -> Path:
         [folder] = [p for p in self.root.iterdir() if p.name.endswith(f"[{asset_id}]")]
@@ -87,7 +85,7 @@ class Stack:
         return json.loads((self.bundle_dir(asset_id) / "project.json").read_text())
 
 
-async def with_worker(settings: Settings, root: Path, clock: FakeClock, fn: Any) -> Any:
+async def with_worker(settings: Settings, clock: FakeClock, fn: Any) -> Any:
     """Call `fn(worker, queue)` with a worker wired to `settings`, in this thread."""
     queue = SQLiteQueue(
         settings.sqlite_path,
@@ -105,7 +103,9 @@ async def with_worker(settings: Settings, root: Path, clock: FakeClock, fn: Any)
             rate_limit=1000,
             sleep=_no_sleep,
         ) as iconik:
-            worker = Worker(settings, queue, iconik, LocalStorage(root), clock=clock)
+            worker = Worker(
+                settings, queue, iconik, open_storage(settings.storage_url), clock=clock
+            )
             return await fn(worker, queue)
     finally:
         await queue.close()
@@ -113,7 +113,6 @@ async def with_worker(settings: Settings, root: Path, clock: FakeClock, fn: Any)
 
 async def drain(
     settings: Settings,
-    root: Path,
     clock: FakeClock,
     max_steps: int = 500,
     step_seconds: float = 5.0,
@@ -129,7 +128,7 @@ async def drain(
             clock.now += step_seconds  # let waiting tasks come due
         raise AssertionError("the queue did not drain")
 
-    await with_worker(settings, root, clock, loop)
+    await with_worker(settings, clock, loop)
 
 
 async def _no_sleep(seconds: float) -> None:

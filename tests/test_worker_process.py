@@ -101,7 +101,7 @@ def test_sigkill_mid_download_then_restart_gives_the_same_bundle(tmp_path):
         ref = make_settings(tmp_path / "ref", iconik_url=sim_url, metadata_view_ids=seeded.view_id)
         ref_root = tmp_path / "ref" / "bundles"
         ref_request = _send(ref, seeded.large)
-        anyio.run(drain, ref, ref_root, FakeClock())
+        anyio.run(drain, ref, FakeClock())
 
     [crashed] = [p for p in crash_root.iterdir() if not p.name.startswith(".")]
     [reference] = [p for p in ref_root.iterdir() if not p.name.startswith(".")]

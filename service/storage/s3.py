@@ -1,0 +1,197 @@
+"""Bundles in S3 (or anything that speaks its API): `s3://bucket/prefix`.
+
+S3 has no rename, so the contract's atomicity is the manifest's: every
+object of a bundle is uploaded first and `project.json` last, so a reader
+that finds the manifest finds everything it lists. Large media is sent as a
+multipart upload in parts of `PART_SIZE`, so memory stays at one part however
+large the proxy. boto3 is configured the usual way (AWS_REGION,
+AWS_ENDPOINT_URL, credentials); its blocking calls run in worker threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from service.bundle import MANIFEST
+from service.storage import StorageError, check_relative
+
+PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB for every part but the last
+T = TypeVar("T")
+
+
+class S3Staging:
+    def __init__(self, storage: S3Storage, folder: str) -> None:
+        self.storage = storage
+        self.folder = folder
+        self.written: list[str] = []
+
+    async def write_stream(self, path: str, chunks: AsyncIterator[bytes]) -> tuple[int, str]:
+        key = self.storage.key(self.folder, check_relative(path))
+        s3, bucket, call = self.storage.client, self.storage.bucket, self.storage.call
+        digest, size = hashlib.sha256(), 0
+        buffer = bytearray()
+        upload_id: str | None = None
+        parts: list[dict[str, Any]] = []
+
+        async def send_part(data: bytes) -> None:
+            nonlocal upload_id
+            if upload_id is None:
+                created = await call(lambda: s3.create_multipart_upload(Bucket=bucket, Key=key))
+                upload_id = created["UploadId"]
+            number = len(parts) + 1
+            uploaded = await call(
+                lambda: s3.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+                )
+            )
+            parts.append({"PartNumber": number, "ETag": uploaded["ETag"]})
+
+        try:
+            async for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                buffer += chunk
+                if len(buffer) >= PART_SIZE:
+                    await send_part(bytes(buffer))
+                    buffer = bytearray()
+            if upload_id is None:  # small enough for one request
+                body = bytes(buffer)
+                await call(lambda: s3.put_object(Bucket=bucket, Key=key, Body=body))
+            else:
+                if buffer:
+                    await send_part(bytes(buffer))
+                await call(
+                    lambda: s3.complete_multipart_upload(
+                        Bucket=bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        MultipartUpload={"Parts": parts},
+                    )
+                )
+        except BaseException:
+            if upload_id is not None:  # no orphaned parts billed forever
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(
+                        lambda: _quietly(
+                            s3.abort_multipart_upload, Bucket=bucket, Key=key, UploadId=upload_id
+                        )
+                    )
+            raise
+        self.written.append(path)
+        return size, digest.hexdigest()
+
+    async def write_bytes(self, path: str, data: bytes) -> tuple[int, str]:
+        async def once() -> AsyncIterator[bytes]:
+            yield data
+
+        return await self.write_stream(path, once())
+
+    async def publish(self, manifest: bytes, remove: list[str]) -> None:
+        s3, bucket = self.storage.client, self.storage.bucket
+        for path in remove:
+            if path not in self.written:
+                key = self.storage.key(self.folder, check_relative(path))
+                await self.storage.call(lambda key=key: s3.delete_object(Bucket=bucket, Key=key))
+        key = self.storage.key(self.folder, MANIFEST)
+        await self.storage.call(
+            lambda: s3.put_object(
+                Bucket=bucket, Key=key, Body=manifest, ContentType="application/json"
+            )
+        )
+
+
+def _quietly(fn: Callable[..., Any], **kwargs: Any) -> None:
+    with suppress(BotoCoreError, ClientError):
+        fn(**kwargs)
+
+
+class S3Storage:
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.description = f"s3://{bucket}/{self.prefix}"
+        self.client = client or boto3.client(
+            "s3",
+            region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+            config=Config(retries={"mode": "standard", "max_attempts": 5}),
+        )
+
+    @classmethod
+    def from_url(cls, url: str) -> S3Storage:
+        parts = urlsplit(url)
+        return cls(parts.netloc, parts.path)
+
+    def key(self, folder: str, path: str) -> str:
+        return "/".join(p for p in (self.prefix, folder, path) if p)
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        try:
+            return await anyio.to_thread.run_sync(fn)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"{self.description}: {exc}") from exc
+
+    async def ping(self) -> None:
+        probe = self.key(".ready", uuid.uuid4().hex)
+        await self.call(lambda: self.client.head_bucket(Bucket=self.bucket))
+        await self.call(lambda: self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"ok"))
+        await self.call(lambda: self.client.delete_object(Bucket=self.bucket, Key=probe))
+
+    async def read_file(self, folder: str, path: str) -> bytes | None:
+        key = self.key(folder, check_relative(path))
+
+        def get() -> bytes | None:
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    return None
+                raise
+
+        return await self.call(get)
+
+    async def read_manifest(self, folder: str) -> dict[str, Any] | None:
+        data = await self.read_file(folder, MANIFEST)
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            return None
+
+    async def find_bundles(self, asset_id: str) -> list[str]:
+        suffix = f"[{asset_id}]"
+        base = f"{self.prefix}/" if self.prefix else ""
+
+        def scan() -> list[str]:
+            folders = []
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
+                for common in page.get("CommonPrefixes", []):
+                    name = common["Prefix"][len(base) :].rstrip("/")
+                    if name.endswith(suffix):
+                        folders.append(name)
+            return sorted(folders)
+
+        found = await self.call(scan)
+        return [f for f in found if await self.read_file(f, MANIFEST) is not None]
+
+    @asynccontextmanager
+    async def stage(self, folder: str) -> AsyncIterator[S3Staging]:
+        check_relative(folder)
+        yield S3Staging(self, folder)
+
+    async def write_in_place(self, folder: str, path: str, data: bytes) -> None:
+        key = self.key(folder, check_relative(path))
+        await self.call(lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data))

@@ -1,0 +1,119 @@
+"""S3 bundles, through moto's server over HTTP (boto3 configured by AWS_* as in production)."""
+
+import hashlib
+import json
+import uuid
+
+import boto3
+import pytest
+
+from service.storage import StorageError, open_storage
+from service.storage.s3 import PART_SIZE
+from tests.conftest import custom_action_body
+from tests.stack import blob_sha256, stack
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def bucket(aws):
+    name = f"bundles-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+def keys(bucket, prefix=""):
+    listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for o in listing.get("Contents", []))
+
+
+def body(bucket, key):
+    return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+async def chunks_of(data, size=1024 * 1024):
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def test_objects_first_manifest_last(bucket):
+    storage = open_storage(f"s3://{bucket}/shared")
+    large = bytes(range(256)) * (PART_SIZE * 3 // 2 // 256)  # two parts
+    async with storage.stage("T [a1]") as staging:
+        size, digest = await staging.write_stream("media/m.mp4", chunks_of(large))
+        assert (size, digest) == (len(large), hashlib.sha256(large).hexdigest())
+        await staging.write_bytes("captions/en.vtt", b"WEBVTT")
+        # Everything is there but the manifest: not a bundle yet.
+        assert keys(bucket) == ["shared/T [a1]/captions/en.vtt", "shared/T [a1]/media/m.mp4"]
+        assert await storage.find_bundles("a1") == []
+        await staging.publish(json.dumps({"status": "ready"}).encode(), [])
+    assert body(bucket, "shared/T [a1]/media/m.mp4") == large
+    assert await storage.read_manifest("T [a1]") == {"status": "ready"}
+    assert await storage.find_bundles("a1") == ["T [a1]"]
+
+
+async def test_refresh_keeps_captioner_objects_and_drops_stale_service_ones(bucket):
+    storage = open_storage(f"s3://{bucket}")
+    async with storage.stage("T [a1]") as staging:
+        await staging.write_bytes("captions/de.vtt", b"old")
+        await staging.publish(b"{}", [])
+    boto3.client("s3").put_object(Bucket=bucket, Key="T [a1]/captions/mine.txt", Body=b"mine")
+    async with storage.stage("T [a1]") as staging:
+        await staging.write_bytes("captions/en.vtt", b"new")
+        await staging.publish(b'{"revision": 2}', ["captions/de.vtt"])
+    assert keys(bucket) == [
+        "T [a1]/captions/en.vtt",
+        "T [a1]/captions/mine.txt",
+        "T [a1]/project.json",
+    ]
+    assert body(bucket, "T [a1]/captions/mine.txt") == b"mine"
+
+
+async def test_a_failed_stream_leaves_no_object_and_no_open_upload(bucket):
+    storage = open_storage(f"s3://{bucket}")
+
+    async def broken():
+        yield b"x" * PART_SIZE
+        raise ConnectionError("Iconik hung up")
+
+    with pytest.raises(ConnectionError):
+        async with storage.stage("T [a1]") as staging:
+            await staging.write_stream("media/m.mp4", broken())
+    assert keys(bucket) == []
+    uploads = boto3.client("s3").list_multipart_uploads(Bucket=bucket)
+    assert uploads.get("Uploads", []) == []
+
+
+async def test_missing_bucket_is_not_ready(aws):
+    with pytest.raises(StorageError, match="s3://no-such-bucket"):
+        await open_storage("s3://no-such-bucket/x").ping()
+
+
+async def test_ping_writes_and_cleans_up(bucket):
+    await open_storage(f"s3://{bucket}/p").ping()
+    assert keys(bucket) == []
+
+
+def test_end_to_end_into_s3(tmp_path, bucket):
+    with stack(tmp_path, storage_url=f"s3://{bucket}/captioning") as s:
+        answer = s.send(
+            custom_action_body(context="BULK", asset_ids=[s.seeded.normal, s.seeded.large])
+        )
+        s.drain()
+        assert s.status(answer["request_id"])["status"] == "done"
+        folder = f"Harbour Lights_ Episode 1 [{s.seeded.normal}]"
+        manifest = json.loads(body(bucket, f"captioning/{folder}/project.json"))
+        assert manifest["status"] == "ready"
+        for entry in manifest["files"]:
+            data = body(bucket, f"captioning/{folder}/{entry['path']}")
+            assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+        large_folder = f"Feature Cut (large proxy) [{s.seeded.large}]"
+        media = body(bucket, f"captioning/{large_folder}/media/feature_1080p.mp4")
+        proxy = s.sim.assets[s.seeded.large].proxies[0]["id"]
+        assert hashlib.sha256(media).hexdigest() == blob_sha256(s.sim, f"proxies/{proxy}")
+        assert not (tmp_path / "bundles").exists()  # nothing went to local disk
