@@ -99,8 +99,13 @@ class Settings(BaseSettings):
             if not value.startswith("sqlite:///") or len(value) <= len("sqlite:///"):
                 raise ValueError("must look like sqlite:///relative/path.db or sqlite:////abs.db")
         elif parts.scheme == "sqs":
-            if not parts.netloc:
-                raise ValueError("must look like sqs://<queue-name>")
+            # Several replicas need a shared store for deduplication and request
+            # status besides SQS itself; until that exists, say so at start-up
+            # rather than fail on the first delivery.
+            raise ValueError(
+                "sqs:// queues are not available in this version; use "
+                "sqlite:///<path> (one machine; put the file on local disk)"
+            )
         else:
             raise ValueError("must be sqlite:///<path> or sqs://<queue-name>")
         return value

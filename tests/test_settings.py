@@ -49,6 +49,7 @@ def test_refuses_to_start_without_authentication(monkeypatch, tmp_path):
         ("MAX_BODY_BYTES", "0"),
         ("QUEUE_URL", "postgres://db/queue"),
         ("QUEUE_URL", "sqs://"),
+        ("QUEUE_URL", "sqs://caption-bridge"),
         ("STORAGE_URL", "ftp://host/x"),
         ("STORAGE_URL", "s3://"),
         ("ICONIK_URL", "app.iconik.io"),
