@@ -72,6 +72,12 @@ def caption_path(language: str, closed_captions: bool, extension: str = "vtt") -
     return f"captions/{lang}{'.cc' if closed_captions else ''}.{extension}"
 
 
+def beside(path: str, revision: int) -> str:
+    """Where Iconik's version goes when a captioner has edited `path`."""
+    stem, dot, extension = path.rpartition(".")
+    return f"{stem}.iconik-r{revision}.{extension}" if dot else f"{path}.iconik-r{revision}"
+
+
 @dataclass(frozen=True)
 class BundleFile:
     """One file the service wrote into a bundle."""
@@ -166,8 +172,9 @@ def build_manifest(
     revision: int,
     generated_at: str,
     status: str = "ready",
+    captioner_edits: list[str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    manifest = {
         "schema": SCHEMA,
         "status": status,
         "revision": revision,
@@ -176,6 +183,10 @@ def build_manifest(
         "request": asdict(request),
         "files": [{k: v for k, v in asdict(f).items() if v is not None} for f in files],
     }
+    if captioner_edits:
+        # Files the service once wrote and a captioner changed since: theirs now.
+        manifest["captioner_edits"] = sorted(captioner_edits)
+    return manifest
 
 
 def withdraw_manifest(

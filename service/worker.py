@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -370,6 +371,10 @@ class Worker:
         folder = existing[0] if existing else bundle.folder_name(asset.get("title"), asset_id)
         previous = await self.storage.read_manifest(folder)
         revision = int(previous.get("revision", 0)) + 1 if previous else 1
+        edited = await self._captioner_edits(folder, previous)
+
+        def place(path: str) -> str:
+            return bundle.beside(path, revision) if path in edited else path
 
         async with self.storage.stage(folder) as staging:
             files: list[bundle.BundleFile] = []
@@ -386,7 +391,7 @@ class Worker:
                 )
             )
             caption_texts: dict[str, str] = {}
-            for caption_file, text in await self._captions(asset_id, subtitles, staging):
+            for caption_file, text in await self._captions(asset_id, subtitles, staging, place):
                 files.append(caption_file)
                 if text is not None:
                     caption_texts[caption_file.path] = text
@@ -403,6 +408,7 @@ class Worker:
                 request=self._request_facts(task, previous),
                 revision=revision,
                 generated_at=_iso(self.clock()),
+                captioner_edits=sorted(edited),
             )
             # The page shows the manifest's files; the manifest lists the page.
             page = bundle.render_preview(manifest_for(files=files), caption_texts).encode()
@@ -412,7 +418,7 @@ class Worker:
             stale = [
                 f["path"]
                 for f in (previous or {}).get("files", [])
-                if f["path"] not in {x.path for x in files}
+                if f["path"] not in {x.path for x in files} and f["path"] not in edited
             ]
             await staging.publish(bundle.manifest_bytes(manifest), stale)
         log.info("bundle.published", folder=folder, revision=revision, files=len(files))
@@ -466,8 +472,32 @@ class Worker:
         path = bundle.media_path(original.get("original_name") or original.get("name"), "media")
         return MediaChoice(path, url, "original", original)
 
+    async def _captioner_edits(self, folder: str, previous: dict[str, Any] | None) -> set[str]:
+        """Caption files the service wrote that no longer hold what it wrote.
+
+        A captioner working in the folder may edit them in place; a refresh
+        must then leave them alone (their work) and put Iconik's version
+        beside them. Once a captioner's, always a captioner's.
+        """
+        if not previous:
+            return set()
+        edited = set(previous.get("captioner_edits", []))
+        for entry in previous.get("files", []):
+            if entry.get("kind") != "caption" or entry["path"] in edited:
+                continue
+            current = await self.storage.read_file(folder, entry["path"])
+            if current is not None and hashlib.sha256(current).hexdigest() != entry["sha256"]:
+                edited.add(entry["path"])
+        if edited:
+            log.info("bundle.captioner_edits_kept", paths=sorted(edited))
+        return edited
+
     async def _captions(
-        self, asset_id: str, subtitles: list[dict[str, Any]], staging: Any
+        self,
+        asset_id: str,
+        subtitles: list[dict[str, Any]],
+        staging: Any,
+        place: Callable[[str], str],
     ) -> list[tuple[bundle.BundleFile, str | None]]:
         written: list[tuple[bundle.BundleFile, str | None]] = []
         srt_by_format: dict[str, dict[str, Any]] = {}
@@ -483,7 +513,7 @@ class Worker:
                 "GET", self.iconik.subtitle_path(asset_id, language, cc)
             )
             text = response.text
-            path = bundle.caption_path(language, cc)
+            path = place(bundle.caption_path(language, cc))
             size, digest = await staging.write_bytes(path, response.content)
             written.append(
                 (
@@ -496,7 +526,7 @@ class Worker:
             srt = srt_by_format.get(subtitle.get("format_id") or "")
             if srt is not None:
                 url = await self.iconik.file_download_url(asset_id, srt["id"])
-                srt_path = bundle.caption_path(language, cc, "srt")
+                srt_path = place(bundle.caption_path(language, cc, "srt"))
                 async with self.iconik.download(url) as r:
                     size, digest = await staging.write_stream(srt_path, r.aiter_bytes())
                 written.append(

@@ -112,3 +112,48 @@ def test_webhook_delivered_twice_is_handled_once(tmp_path):
         s.drain()
         assert s.manifest(s.seeded.normal)["revision"] == 2  # withdrawn once, not twice
         assert _requests_stored(s.settings) == 2  # the custom action and one webhook
+
+
+def test_a_caption_the_captioner_edited_is_never_overwritten(tmp_path):
+    with stack(tmp_path) as s:
+        s.send(custom_action_body(asset_ids=[s.seeded.normal]))
+        s.drain()
+        folder = s.bundle_dir(s.seeded.normal)
+        theirs = "WEBVTT\n\n00:00.000 --> 00:01.000\nWelcome aboard! [edited by captioner]\n"
+        (folder / "captions/en.vtt").write_text(theirs)
+        iconik_en = s.sim.assets[s.seeded.normal].webvtt[("en", False)]
+
+        s.webhook(
+            webhook_body(
+                object_id=s.seeded.normal,
+                realm="metadata",
+                operation="update",
+                request_id="evt-meta-1",
+            )
+        )
+        s.drain()
+        m = s.manifest(s.seeded.normal)
+        assert m["revision"] == 2
+        assert (folder / "captions/en.vtt").read_text() == theirs
+        assert (folder / "captions/en.iconik-r2.vtt").read_text() == iconik_en
+        assert m["captioner_edits"] == ["captions/en.vtt"]
+        paths = {f["path"] for f in m["files"]}
+        assert "captions/en.vtt" not in paths and "captions/en.iconik-r2.vtt" in paths
+        # The untouched French file was simply refreshed in place.
+        assert "captions/fr.cc.vtt" in paths
+
+        s.webhook(
+            webhook_body(
+                object_id=s.seeded.normal,
+                realm="metadata",
+                operation="update",
+                request_id="evt-meta-2",
+            )
+        )
+        s.drain()
+        m = s.manifest(s.seeded.normal)
+        assert m["revision"] == 3
+        assert (folder / "captions/en.vtt").read_text() == theirs
+        assert (folder / "captions/en.iconik-r3.vtt").read_text() == iconik_en
+        assert not (folder / "captions/en.iconik-r2.vtt").exists()  # ours, superseded
+        assert m["captioner_edits"] == ["captions/en.vtt"]
