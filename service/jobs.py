@@ -57,6 +57,12 @@ class JobReporter:
     async def start(self, request_id: str, asset_ids: list[str], title: str) -> None:
         if not self.enabled:
             return
+        try:
+            existing = await self.queue.request_status(request_id)
+        except QueueUnavailable:
+            existing = None
+        if existing and existing.get("job_id"):  # an expand that ran twice: one job
+            return
         job: dict[str, Any] = {
             "title": title,
             "type": "CUSTOM",

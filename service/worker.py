@@ -24,14 +24,7 @@ import anyio
 import structlog
 
 from service import bundle
-from service.iconik import (
-    BadResponse,
-    CredentialsRejected,
-    IconikClient,
-    IconikError,
-    IconikUnavailable,
-    NotFound,
-)
+from service.iconik import IconikClient, IconikError, NotFound
 from service.jobs import JobReporter
 from service.logging import get_logger
 from service.metrics import Metrics
@@ -155,7 +148,13 @@ class Worker:
             if task is None:
                 await anyio.sleep(self.poll_interval)
                 continue
-            await self.run_task(task)
+            try:
+                await self.run_task(task)
+            except QueueUnavailable as exc:
+                # The outcome could not be recorded; the lease lapses and the
+                # task runs again. One slot's trouble must not stop the others.
+                log.error("worker.queue_unavailable", error=str(exc), task_id=task.task_id)
+                await anyio.sleep(self.poll_interval * 5)
 
     async def run_once(self) -> bool:
         """Claim and run one task if there is one (for tools and tests)."""
@@ -215,11 +214,9 @@ class Worker:
             return "failed", str(exc)
         except ProxyNotReady as exc:
             return "wait", str(exc)
-        except CredentialsRejected as exc:
-            return "retry", str(exc)
-        except NotFound as exc:
+        except NotFound as exc:  # the asset itself was checked; this is a part of it
             return "retry", f"{exc} (it was there a moment ago)"
-        except (IconikUnavailable, BadResponse, IconikError) as exc:
+        except IconikError as exc:  # credentials, 429/5xx after retries, odd answers
             return "retry", str(exc)
         except (StorageError, OSError) as exc:
             return "retry", f"bundle storage ({self.storage.description}): {exc}"

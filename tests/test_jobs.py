@@ -79,3 +79,26 @@ def test_request_that_cannot_expand_gets_a_failed_job(tmp_path):
         assert "covers 5 assets, more than MAX_ASSETS_PER_REQUEST (2)" in expand["error"]
         [job] = s.sim.jobs.values()
         assert job["status"] == "FAILED" and "MAX_ASSETS_PER_REQUEST" in job["message"]
+
+
+def test_an_expand_that_runs_twice_makes_one_job(tmp_path):
+    import anyio
+
+    from service.jobs import JobReporter
+    from service.queue.sqlite import SQLiteQueue
+    from service.worker import iconik_client
+
+    with stack(tmp_path) as s:
+        answer = s.send(custom_action_body(asset_ids=[s.seeded.normal]))
+
+        async def start_twice():
+            queue = SQLiteQueue(s.settings.sqlite_path)
+            await queue.open()
+            async with iconik_client(s.settings) as iconik:
+                jobs = JobReporter(iconik, queue)
+                await jobs.start(answer["request_id"], [s.seeded.normal], "t")
+                await jobs.start(answer["request_id"], [s.seeded.normal], "t")
+            await queue.close()
+
+        anyio.run(start_twice)
+        assert len(s.sim.jobs) == 1

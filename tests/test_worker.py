@@ -39,3 +39,70 @@ def test_original_excludes_subtitle_files_and_unfinished_files():
     ]
     assert pick_original(files, {"subs"})["id"] == "mov"
     assert pick_original(files[:2], {"subs"}) is None
+
+
+def test_a_queue_outage_while_settling_does_not_stop_the_worker(tmp_path):
+    import anyio
+
+    from service.queue import QueueUnavailable
+    from service.worker import Worker
+    from tests.conftest import make_settings
+
+    class FlakyQueue:
+        """Hands out two tasks; recording the first outcome fails."""
+
+        def __init__(self):
+            self.claims = 0
+            self.completed = []
+            self.second_done = anyio.Event()
+
+        async def claim(self, owner):
+            self.claims += 1
+            if self.claims > 2:
+                await anyio.sleep_forever()
+            from service.queue import Task
+
+            return Task(
+                task_id=f"t{self.claims}",
+                request_id="r",
+                kind="expand",
+                asset_id=None,
+                attempts=1,
+                owner=owner,
+                request_kind="webhook",
+                payload={"asset_ids": ["a", "b"], "context": "BULK"},
+            )
+
+        async def complete(self, task, children=None):
+            if task.task_id == "t1":
+                raise QueueUnavailable("database is locked")
+            self.completed.append(task.task_id)
+            self.second_done.set()
+
+        async def extend_lease(self, task):
+            pass
+
+    settings = make_settings(tmp_path, worker_concurrency=1)
+    queue = FlakyQueue()
+    worker = Worker(settings, queue, iconik=None, storage=None, poll_interval=0, jobs=_NoJobs())
+
+    async def main():
+        with anyio.move_on_after(5):
+            async with anyio.create_task_group() as group:
+                group.start_soon(worker.run)
+                await queue.second_done.wait()
+                group.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert queue.completed == ["t2"]
+
+
+class _NoJobs:
+    async def start(self, *args):
+        pass
+
+    async def progress(self, *args):
+        pass
+
+    async def fail_request(self, *args):
+        pass
