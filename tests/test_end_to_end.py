@@ -186,3 +186,24 @@ def test_second_request_refreshes_the_same_folder(tmp_path):
         assert "captions/de.vtt" in {f["path"] for f in m["files"]}
         assert (folder / "captions" / "my-notes.txt").read_text() == "captioner's own file"
         assert [p.name for p in s.root.iterdir() if not p.name.startswith(".")] == [folder.name]
+
+
+def test_no_secret_reaches_a_log_event_in_the_worker(tmp_path):
+    import structlog
+
+    from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN
+
+    with stack(
+        tmp_path, allow_original_media=False, proxy_wait_seconds=10, task_max_attempts=2
+    ) as s, structlog.testing.capture_logs() as events:
+        s.sim.fail_next("/subtitles/", 500, 429)
+        s.send(custom_action_body(context="BULK", asset_ids=s.seeded.all))
+        s.drain()
+        s.sim.auth_token = "rotated"  # every call now 401
+        s.send(custom_action_body(asset_ids=[s.seeded.normal], date_created="2026-11-21"))
+        s.drain()
+    dumped = json.dumps(events, default=str)
+    assert any(e["event"] == "bundle.published" for e in events)
+    assert any(e["event"] == "task.failed" for e in events)
+    for secret in (ICONIK_TOKEN, BEARER, CURRENT_SECRET, PAYLOAD_AUTH_TOKEN):
+        assert secret not in dumped
