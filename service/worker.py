@@ -94,6 +94,15 @@ def _job_title(payload: dict[str, Any], count: int | None = None) -> str:
     return f"Send to Captioning: {what}" + (f" of {count} assets" if count else "")
 
 
+def _file_entry(path: str, data: bytes, kind: str) -> dict[str, Any]:
+    return {
+        "path": path,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "kind": kind,
+    }
+
+
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat()
 
@@ -342,8 +351,27 @@ class Worker:
                 withdrawn_at=_iso(self.clock()),
                 event_request_id=task.payload.get("request_id"),
             )
+            # The note and the page's banner are the service's files: listed in
+            # the manifest, so a restore (refresh) replaces or removes them.
             note = bundle.withdrawn_note(withdrawn).encode()
             await self.storage.write_in_place(folder, bundle.WITHDRAWN_NOTE, note)
+            captions = {
+                f["path"]: (await self.storage.read_file(folder, f["path"]) or b"").decode(
+                    "utf-8", "replace"
+                )
+                for f in withdrawn["files"]
+                if f["kind"] == "caption" and f["path"].endswith(".vtt")
+            }
+            page = bundle.render_preview(withdrawn, captions).encode()
+            await self.storage.write_in_place(folder, bundle.PREVIEW, page)
+            withdrawn["files"] = [
+                f
+                for f in withdrawn["files"]
+                if f["path"] not in (bundle.PREVIEW, bundle.WITHDRAWN_NOTE)
+            ] + [
+                _file_entry(bundle.PREVIEW, page, "preview"),
+                _file_entry(bundle.WITHDRAWN_NOTE, note, "note"),
+            ]
             await self.storage.write_in_place(
                 folder, bundle.MANIFEST, bundle.manifest_bytes(withdrawn)
             )

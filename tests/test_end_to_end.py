@@ -193,9 +193,12 @@ def test_no_secret_reaches_a_log_event_in_the_worker(tmp_path):
 
     from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN
 
-    with stack(
-        tmp_path, allow_original_media=False, proxy_wait_seconds=10, task_max_attempts=2
-    ) as s, structlog.testing.capture_logs() as events:
+    with (
+        stack(
+            tmp_path, allow_original_media=False, proxy_wait_seconds=10, task_max_attempts=2
+        ) as s,
+        structlog.testing.capture_logs() as events,
+    ):
         s.sim.fail_next("/subtitles/", 500, 429)
         s.send(custom_action_body(context="BULK", asset_ids=s.seeded.all))
         s.drain()

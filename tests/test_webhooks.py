@@ -42,16 +42,43 @@ def test_asset_delete_withdraws_and_deletes_nothing(tmp_path):
         s.drain()
 
         after = _tree(folder)
-        assert set(before) - {"project.json"} <= set(after)  # nothing removed
+        assert set(before) <= set(after)  # nothing removed
+        rewritten = {"project.json", "index.html"}  # the manifest, and the page's banner
         for path, digest in before.items():
-            if path != "project.json":
-                assert after[path] == digest, path  # nothing changed
+            if path not in rewritten:
+                assert after[path] == digest, path  # nothing else changed
+        assert after[CAPTIONER_FILE] == before[CAPTIONER_FILE]
         m = s.manifest(s.seeded.normal)
         assert m["status"] == "withdrawn" and m["revision"] == 2
         assert m["withdrawn"]["event_request_id"] == "iconik-evt-1"
         assert m["request"]["request_id"] == original["request_id"]
         assert "deleted in Iconik" in (folder / "WITHDRAWN.txt").read_text()
+        assert "This project has been withdrawn" in (folder / "index.html").read_text()
+        for entry in m["files"]:  # the manifest still describes the folder exactly
+            assert (
+                hashlib.sha256((folder / entry["path"]).read_bytes()).hexdigest()
+                == (entry["sha256"])
+            )
         assert s.status(answer.json()["request_id"])["status"] == "done"
+
+
+def test_a_restored_asset_comes_back_ready_without_the_notice(tmp_path):
+    with stack(tmp_path) as s:
+        s.send(custom_action_body(asset_ids=[s.seeded.normal]))
+        s.drain()
+        folder = s.bundle_dir(s.seeded.normal)
+        (folder / CAPTIONER_FILE).write_text("my work")
+        s.sim.delete_asset(s.seeded.normal)
+        s.webhook(webhook_body(object_id=s.seeded.normal, operation="delete", request_id="d1"))
+        s.drain()
+        s.sim.assets[s.seeded.normal].asset["status"] = "ACTIVE"
+        s.webhook(webhook_body(object_id=s.seeded.normal, operation="restore", request_id="r1"))
+        s.drain()
+        m = s.manifest(s.seeded.normal)
+        assert (m["status"], m["revision"]) == ("ready", 3)
+        assert not (folder / "WITHDRAWN.txt").exists()
+        assert "has been withdrawn" not in (folder / "index.html").read_text()
+        assert (folder / CAPTIONER_FILE).read_text() == "my work"
 
 
 def test_subtitle_added_refreshes_in_place_keeping_the_captioners_file(tmp_path):
