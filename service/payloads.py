@@ -128,6 +128,8 @@ def _load_object(body: bytes) -> dict[str, Any]:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"body is not valid JSON: {exc}") from None
+    except RecursionError:  # "[[[[..." well within MAX_BODY_BYTES
+        raise PayloadError("body is nested too deeply to be an Iconik payload") from None
     if not isinstance(document, dict):
         raise PayloadError("body must be a JSON object")
     return document

@@ -142,7 +142,7 @@ def test_oversized_chunked_body_is_413(tmp_path):
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", b"{}", b'{"context": 7}', b"\xff\xfe\xfd"],
+    [b"not json", b"[]", b"{}", b'{"context": 7}', b"\xff\xfe\xfd", b"[" * 200_000],
 )
 def test_bad_payload_after_auth_is_400(client, body, settings):
     r = client.post("/iconik/custom-action", content=body, headers=signed(body))

@@ -18,6 +18,8 @@ header_names = st.sampled_from(
 )
 bodies = st.one_of(
     st.binary(max_size=2000),
+    # Deep nesting that still fits the body limit (json.loads recursion).
+    st.builds(lambda n, c: c * n, st.integers(500, 1400), st.sampled_from([b"[", b'{"a":'])),
     st.just(custom_action_body()),
     st.just(webhook_body()),
     st.builds(

@@ -56,6 +56,8 @@ def test_metadata_values_as_iconik_sends_them():
         b'{"context": 5}',
         b'{"context": "ASSET", "asset_ids": "not-a-list"}',
         b"\xff\xfe",
+        b"[" * 100_000,
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
     ],
 )
 def test_not_a_custom_action(body):
