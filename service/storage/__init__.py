@@ -35,6 +35,11 @@ class Storage(Protocol):
     async def write_in_place(self, folder: str, path: str, data: bytes) -> None: ...
 
 
+async def as_stream(data: bytes) -> AsyncIterator[bytes]:
+    """Bytes already in memory, as the stream `write_stream` takes."""
+    yield data
+
+
 def check_relative(path: str) -> str:
     """A bundle-relative path, or ValueError: no absolute paths, no `..`, no empties."""
     parts = path.split("/")

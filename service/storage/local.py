@@ -23,7 +23,7 @@ import anyio
 import anyio.to_thread
 
 from service.bundle import MANIFEST
-from service.storage import StorageError, check_relative
+from service.storage import StorageError, as_stream, check_relative
 
 STAGING_DIR = ".staging"
 
@@ -60,10 +60,7 @@ class LocalStaging:
         return size, digest.hexdigest()
 
     async def write_bytes(self, path: str, data: bytes) -> tuple[int, str]:
-        async def once() -> AsyncIterator[bytes]:
-            yield data
-
-        return await self.write_stream(path, once())
+        return await self.write_stream(path, as_stream(data))
 
     async def publish(self, manifest: bytes, remove: list[str]) -> None:
         await anyio.to_thread.run_sync(self._publish, manifest, remove)

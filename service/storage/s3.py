@@ -25,7 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.bundle import MANIFEST
-from service.storage import StorageError, check_relative
+from service.storage import StorageError, as_stream, check_relative
 
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB for every part but the last
 T = TypeVar("T")
@@ -93,10 +93,7 @@ class S3Staging:
         return size, digest.hexdigest()
 
     async def write_bytes(self, path: str, data: bytes) -> tuple[int, str]:
-        async def once() -> AsyncIterator[bytes]:
-            yield data
-
-        return await self.write_stream(path, once())
+        return await self.write_stream(path, as_stream(data))
 
     async def publish(self, manifest: bytes, remove: list[str]) -> None:
         s3, bucket = self.storage.client, self.storage.bucket
