@@ -7,6 +7,7 @@ a bundle are relative and checked; nothing can be written outside its folder.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -33,6 +34,16 @@ class Storage(Protocol):
     async def find_bundles(self, asset_id: str) -> list[str]: ...
     def stage(self, folder: str) -> Any: ...  # async context manager yielding a Staging
     async def write_in_place(self, folder: str, path: str, data: bytes) -> None: ...
+
+
+def parse_manifest(data: bytes | None) -> dict[str, Any] | None:
+    """A stored project.json, or None when it is absent or unreadable."""
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
 
 
 async def as_stream(data: bytes) -> AsyncIterator[bytes]:

@@ -10,7 +10,6 @@ itself wrote are ever replaced or removed.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import uuid
@@ -23,7 +22,7 @@ import anyio
 import anyio.to_thread
 
 from service.bundle import MANIFEST
-from service.storage import StorageError, as_stream, check_relative
+from service.storage import StorageError, as_stream, check_relative, parse_manifest
 
 STAGING_DIR = ".staging"
 
@@ -110,13 +109,7 @@ class LocalStorage:
         await anyio.to_thread.run_sync(check)
 
     async def read_manifest(self, folder: str) -> dict[str, Any] | None:
-        data = await self.read_file(folder, MANIFEST)
-        if data is None:
-            return None
-        try:
-            return json.loads(data)
-        except ValueError:
-            return None
+        return parse_manifest(await self.read_file(folder, MANIFEST))
 
     async def read_file(self, folder: str, path: str) -> bytes | None:
         target = self.root / folder / check_relative(path)

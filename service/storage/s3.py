@@ -11,7 +11,6 @@ AWS_ENDPOINT_URL, credentials); its blocking calls run in worker threads.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -25,7 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.bundle import MANIFEST
-from service.storage import StorageError, as_stream, check_relative
+from service.storage import StorageError, as_stream, check_relative, parse_manifest
 
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB for every part but the last
 T = TypeVar("T")
@@ -159,13 +158,7 @@ class S3Storage:
         return await self.call(get)
 
     async def read_manifest(self, folder: str) -> dict[str, Any] | None:
-        data = await self.read_file(folder, MANIFEST)
-        if data is None:
-            return None
-        try:
-            return json.loads(data)
-        except ValueError:
-            return None
+        return parse_manifest(await self.read_file(folder, MANIFEST))
 
     async def find_bundles(self, asset_id: str) -> list[str]:
         suffix = f"[{asset_id}]"
