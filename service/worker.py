@@ -334,10 +334,11 @@ class Worker:
 
     async def refresh(self, task: Task) -> None:
         """An asset changed in Iconik: rebuild its bundle in place, if it has one."""
-        if not await self.storage.find_bundles(task.asset_id or ""):
+        existing = await self.storage.find_bundles(task.asset_id or "")
+        if not existing:
             log.info("refresh.no_bundle")
             return
-        await self.build(task)
+        await self.build(task, existing)
 
     async def withdraw(self, task: Task) -> None:
         """The asset was deleted: mark every bundle of it withdrawn; delete nothing."""
@@ -377,7 +378,8 @@ class Worker:
             )
             log.info("bundle.withdrawn", folder=folder, revision=withdrawn["revision"])
 
-    async def build(self, task: Task) -> None:
+    async def build(self, task: Task, existing: list[str] | None = None) -> None:
+        """Build or rebuild the asset's bundle; `existing` is its folders, if already looked up."""
         asset_id = task.asset_id or ""
         if not bundle.is_valid_asset_id(asset_id):
             raise TaskFailed(f"{asset_id!r} is not an Iconik asset id")
@@ -388,11 +390,13 @@ class Worker:
                 f"asset {asset_id} not found in Iconik: deleted, or not visible to the "
                 "application token's user"
             ) from None
-        media = await self._choose_media(task, asset_id)
+        proxy_media = await self._choose_proxy(task, asset_id)
         subtitles = await self.iconik.list_subtitles(asset_id)
+        media = proxy_media or await self._original_media(asset_id, subtitles)
         metadata = await self._metadata(asset_id)
 
-        existing = await self.storage.find_bundles(asset_id)
+        if existing is None:
+            existing = await self.storage.find_bundles(asset_id)
         folder = existing[0] if existing else bundle.folder_name(asset.get("title"), asset_id)
         previous = await self.storage.read_manifest(folder)
         revision = int(previous.get("revision", 0)) + 1 if previous else 1
@@ -465,7 +469,8 @@ class Worker:
             form_values=bundle.flatten_metadata(request.get("metadata_values")),
         )
 
-    async def _choose_media(self, task: Task, asset_id: str) -> MediaChoice:
+    async def _choose_proxy(self, task: Task, asset_id: str) -> MediaChoice | None:
+        """The proxy to use; None when the original file should be used instead."""
         proxies = await self.iconik.list_proxies(asset_id)
         proxy = pick_proxy(proxies, self.settings.proxy_max_height)
         if proxy is not None:
@@ -488,7 +493,10 @@ class Worker:
                 "(PROXY_WAIT_SECONDS); generate a proxy in Iconik and send it again, or set "
                 "ALLOW_ORIGINAL_MEDIA=true to use the original file"
             )
-        subtitles = await self.iconik.list_subtitles(asset_id)
+        return None
+
+    async def _original_media(self, asset_id: str, subtitles: list[dict[str, Any]]) -> MediaChoice:
+        # Subtitle files are files of the asset too; they are not its media.
         subtitle_formats = {s.get("format_id") for s in subtitles if s.get("format_id")}
         original = pick_original(await self.iconik.list_files(asset_id), subtitle_formats)
         if original is None:

@@ -98,6 +98,13 @@ def test_bulk_action_builds_a_complete_bundle_per_asset(tmp_path):
         # The original-only asset fell back to its original file.
         original = s.manifest(s.seeded.original_only)
         assert [f["source"] for f in original["files"] if f["kind"] == "media"] == ["original"]
+        # Waiting for its proxy cost no subtitle calls, and the fallback listed them once.
+        subtitle_lists = [
+            p
+            for _, p in s.sim.requests
+            if p == f"/API/files/v1/assets/{s.seeded.original_only}/subtitles/"
+        ]
+        assert len(subtitle_lists) == 1
 
         # Nothing half-built is left around; only complete bundles are visible.
         assert sorted(p.name for p in s.root.iterdir() if p.name.startswith(".")) == [".staging"]
