@@ -13,7 +13,6 @@ import json
 import secrets
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
@@ -27,24 +26,10 @@ from service.server import AsyncReady, Server, bind
 from service.server import config as server_config
 from service.settings import Settings
 from service.simulator import Simulator
-from service.storage import open_storage
+from service.storage import Storage, open_storage, parse_manifest
 from service.worker import background
 
 DEMO_APP_ID = "demo-app-id"
-
-
-def demo_settings(base: Settings, simulator_url: str) -> Settings:
-    """The user's settings, with what the demo must own: credentials and the simulator."""
-    return base.model_copy(
-        update={
-            "iconik_url": simulator_url,
-            "iconik_app_id": DEMO_APP_ID,
-            "iconik_auth_token": None,
-            "allow_original_media": True,
-            "proxy_wait_seconds": 3.0,
-            "metadata_view_ids": base.metadata_view_ids,
-        }
-    )
 
 
 async def run_demo(base: Settings, out: TextIO = sys.stdout, max_wait: float = 120) -> int:
@@ -63,12 +48,17 @@ async def run_demo(base: Settings, out: TextIO = sys.stdout, max_wait: float = 1
     app_sock = bind("127.0.0.1", 0)
     sim_url = sim_server.url
     app_url = f"http://127.0.0.1:{app_sock.getsockname()[1]}"
-    settings = demo_settings(base, sim_url).model_copy(
+    # The user's storage, queue and tuning; the demo owns credentials and Iconik.
+    settings = base.model_copy(
         update={
+            "iconik_url": sim_url,
+            "iconik_app_id": DEMO_APP_ID,
             "iconik_auth_token": SecretStr(token),
             "webhook_secrets": [SecretStr(secret)],
             "bearer_tokens": [SecretStr(token)],
             "metadata_view_ids": [seeded.view_id],
+            "allow_original_media": True,
+            "proxy_wait_seconds": 3.0,
         }
     )
     storage = open_storage(settings.storage_url)
@@ -98,7 +88,7 @@ async def run_demo(base: Settings, out: TextIO = sys.stdout, max_wait: float = 1
             sim_server.should_exit = app_server.should_exit = True
     if result is None:
         return 1
-    _print_bundles(Path(settings.storage_url), result, out)
+    await _print_bundles(storage, result, out)
     failed = [t for t in result["tasks"] if t["state"] == "failed"]
     for task in failed:
         print(f"FAILED {task['asset_id']}: {task['error']}", file=out)
@@ -142,10 +132,7 @@ async def _click_and_wait(
                         f"/requests/{request_id}", headers={"Authorization": f"Bearer {token}"}
                     )
                 ).json()
-                builds = [t for t in status["tasks"] if t["kind"] == "build"]
-                if builds and all(t["state"] in ("done", "failed") for t in builds):
-                    return status
-                if status["status"] == "failed":
+                if status["status"] in ("done", "done_with_errors", "failed"):
                     return status
                 await anyio.sleep(0.2)
         if scope.cancelled_caught:
@@ -153,16 +140,17 @@ async def _click_and_wait(
         return None
 
 
-def _print_bundles(root: Path, status: dict[str, Any], out: TextIO) -> None:
+async def _print_bundles(storage: Storage, status: dict[str, Any], out: TextIO) -> None:
     print("", file=out)
     for task in status["tasks"]:
         if task["kind"] != "build" or task["state"] != "done":
             continue
-        folder = next(p for p in root.iterdir() if p.name.endswith(f"[{task['asset_id']}]"))
-        manifest = json.loads((folder / MANIFEST).read_text())
-        print(f"{folder.name}/  ({manifest['status']}, revision {manifest['revision']})", file=out)
-        for entry in [
-            *manifest["files"],
-            {"path": MANIFEST, "size": (folder / MANIFEST).stat().st_size},
-        ]:
-            print(f"    {entry['path']:<44} {entry['size']:>10,} bytes", file=out)
+        for folder in await storage.find_bundles(task["asset_id"]):
+            raw = await storage.read_file(folder, MANIFEST) or b""
+            manifest = parse_manifest(raw) or {}
+            print(
+                f"{folder}/  ({manifest.get('status')}, revision {manifest.get('revision')})",
+                file=out,
+            )
+            for entry in [*manifest.get("files", []), {"path": MANIFEST, "size": len(raw)}]:
+                print(f"    {entry['path']:<44} {entry['size']:>10,} bytes", file=out)
