@@ -104,12 +104,12 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
     webhooks = wiring.desired_webhooks(args.public_url, token)
     if args.dry_run:
         print("dry run: Iconik is not called. Wanted state (existing matches are updated):")
-        for wanted in (*actions, *webhooks):
-            if not remove:
+        if not remove:
+            for wanted in (*actions, *webhooks):
                 what = "custom action" if "context" in wanted else "webhook"
                 label = wanted.get("context") or wanted.get("name")
                 print(f"  ensure  {what} {label} -> {wanted['url']}")
-        if remove:
+        else:
             print(
                 f"  delete  every '{wiring.ACTION_TITLE}' action and '{wiring.WEBHOOK_PREFIX}*' "
                 f"webhook pointing at {args.public_url.rstrip('/')}"
@@ -126,7 +126,7 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
             for step in steps:
                 print(step.describe())
             await wiring.apply(iconik, steps)
-            if not steps:
+            if remove and not steps:
                 print("nothing to remove")
 
     anyio.run(run)
