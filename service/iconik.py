@@ -150,46 +150,70 @@ class IconikClient:
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
     ) -> httpx2.Response:
         """One API call, rate-limited and retried; raises on anything but 2xx."""
-        url = self._url(path)
+        return await self._send(method, self._url(path), params, json, before=self.limiter.acquire)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        *,
+        stream: bool = False,
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> httpx2.Response:
+        """The retry loop both API calls and downloads share.
+
+        Retries transport errors, 429 and 5xx with backoff (honouring
+        Retry-After); raises at once on the statuses retrying cannot fix.
+        """
+        where = f"{method} {urlsplit(url).path}"
+        own_origin = urlsplit(url)[:2] == self._origin
         for attempt in range(1, self.max_attempts + 1):
-            await self.limiter.acquire()
+            if before is not None:
+                await before()
+            request = self._http.build_request(
+                method, url, params=params, json=json, headers=self._headers_for(url)
+            )
             try:
-                response = await self._http.request(
-                    method, url, params=params, json=json, headers=self._headers_for(url)
-                )
+                response = await self._http.send(request, stream=stream)
             except httpx2.TransportError as exc:
-                problem, wait = f"{type(exc).__name__}: {exc}", self._backoff(attempt, None)
+                # A signed storage URL's error text may quote the URL: name only.
+                detail = f": {exc}" if own_origin else ""
+                problem, wait = f"{type(exc).__name__}{detail}", self._backoff(attempt, None)
             else:
                 if response.status_code < 400:
                     return response
-                self._raise_for_final(method, path, response)
+                if stream:
+                    await response.aclose()
+                self._raise_for_final(where, response)
                 problem = f"HTTP {response.status_code}"
                 wait = self._backoff(attempt, _retry_after(response))
             if attempt == self.max_attempts:
                 raise IconikUnavailable(
-                    f"{method} {path}: {problem} after {attempt} attempts; check Iconik's status "
+                    f"{where}: {problem} after {attempt} attempts; check Iconik's status "
                     "and ICONIK_URL"
                 )
-            log.info("iconik.retry", method=method, path=path, problem=problem, wait=wait)
+            log.info("iconik.retry", target=where, problem=problem, wait=wait)
             await self._sleep(wait)
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _raise_for_final(method: str, path: str, response: httpx2.Response) -> None:
+    def _raise_for_final(where: str, response: httpx2.Response) -> None:
         status = response.status_code
         if status in (401, 403):
             raise CredentialsRejected(
-                f"{method} {path}: Iconik answered {status}; check ICONIK_APP_ID and "
+                f"{where}: Iconik answered {status}; check ICONIK_APP_ID and "
                 "ICONIK_AUTH_TOKEN and that the token's user may read assets, files and metadata"
             )
         if status == 404:
-            raise NotFound(f"{method} {path}: not found in Iconik")
+            raise NotFound(f"{where}: not found in Iconik")
         if status not in _RETRY_STATUSES:
             try:
                 excerpt = response.text[:300]
             except httpx2.ResponseNotRead:  # a streamed download we did not read
                 excerpt = ""
-            raise BadResponse(f"{method} {path}: Iconik answered {status}: {excerpt}")
+            raise BadResponse(f"{where}: Iconik answered {status}: {excerpt}")
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         response = await self.request("GET", path, params=params)
@@ -236,28 +260,11 @@ class IconikClient:
         Only opening the stream is retried: an error half-way through the body
         reaches the caller, whose task is retried as a whole.
         """
-        full = self._url(url)
-        where = urlsplit(full).path
-        for attempt in range(1, self.max_attempts + 1):
-            request = self._http.build_request("GET", full, headers=self._headers_for(full))
-            try:
-                response = await self._http.send(request, stream=True)
-            except httpx2.TransportError as exc:
-                wait, problem = self._backoff(attempt, None), type(exc).__name__
-            else:
-                if response.status_code < 400:
-                    try:
-                        yield response
-                    finally:
-                        await response.aclose()
-                    return
-                await response.aclose()
-                self._raise_for_final("GET", where, response)
-                wait = self._backoff(attempt, _retry_after(response))
-                problem = f"HTTP {response.status_code}"
-            if attempt == self.max_attempts:
-                raise IconikUnavailable(f"download of {where}: {problem} after {attempt} attempts")
-            await self._sleep(wait)
+        response = await self._send("GET", self._url(url), stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
 
     # -- the API, by what the worker needs ------------------------------------
 

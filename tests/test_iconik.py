@@ -157,3 +157,26 @@ async def test_rate_limiter_spaces_requests_beyond_the_burst():
     # 10 at once, then one every 0.1 s: 15 more take 1.5 s of (fake) time.
     assert now[0] == pytest.approx(1.5)
     assert len(waits) == 15
+
+
+async def test_download_retries_opening_but_takes_no_rate_limit_token():
+    waits = []
+    rec = Recorder([httpx2.Response(503), httpx2.Response(200, content=b"media-bytes")])
+    async with client(rec, waits) as c:
+        tokens_before = c.limiter._tokens
+        async with c.download("https://bucket.storage.test/p?sig=secret-signature") as r:
+            assert await r.aread() == b"media-bytes"
+        assert c.limiter._tokens == tokens_before  # storage traffic is not Iconik's API
+    assert len(rec.requests) == 2 and waits == [0.25]
+
+
+async def test_download_transport_error_does_not_quote_the_signed_url():
+    def handler(request):
+        raise httpx2.ConnectError(f"cannot reach {request.url}", request=request)
+
+    async with client(handler, [], max_attempts=2) as c:
+        with pytest.raises(IconikUnavailable) as err:
+            async with c.download("https://bucket.storage.test/p?sig=secret-signature"):
+                pass
+    assert "secret-signature" not in str(err.value)
+    assert "ConnectError" in str(err.value)
