@@ -13,6 +13,7 @@ Nothing here does I/O; the worker gathers the facts, storage writes bytes.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -90,6 +91,14 @@ class BundleFile:
     closed_captions: bool | None = None
     format: str | None = None
     source: str | None = None  # "proxy" | "original" | "webvtt" | "srt"
+
+    @classmethod
+    def of(cls, path: str, data: bytes, kind: str) -> BundleFile:
+        return cls(path, len(data), hashlib.sha256(data).hexdigest(), kind)
+
+    def entry(self) -> dict[str, Any]:
+        """The file as project.json lists it."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -181,7 +190,7 @@ def build_manifest(
         "generated_at": generated_at,
         "asset": asdict(asset),
         "request": asdict(request),
-        "files": [{k: v for k, v in asdict(f).items() if v is not None} for f in files],
+        "files": [f.entry() for f in files],
     }
     if captioner_edits:
         # Files the service once wrote and a captioner changed since: theirs now.

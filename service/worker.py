@@ -94,15 +94,6 @@ def _job_title(payload: dict[str, Any], count: int | None = None) -> str:
     return f"Send to Captioning: {what}" + (f" of {count} assets" if count else "")
 
 
-def _file_entry(path: str, data: bytes, kind: str) -> dict[str, Any]:
-    return {
-        "path": path,
-        "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "kind": kind,
-    }
-
-
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat()
 
@@ -370,8 +361,8 @@ class Worker:
                 for f in withdrawn["files"]
                 if f["path"] not in (bundle.PREVIEW, bundle.WITHDRAWN_NOTE)
             ] + [
-                _file_entry(bundle.PREVIEW, page, "preview"),
-                _file_entry(bundle.WITHDRAWN_NOTE, note, "note"),
+                bundle.BundleFile.of(bundle.PREVIEW, page, "preview").entry(),
+                bundle.BundleFile.of(bundle.WITHDRAWN_NOTE, note, "note").entry(),
             ]
             await self.storage.write_in_place(
                 folder, bundle.MANIFEST, bundle.manifest_bytes(withdrawn)
