@@ -42,10 +42,21 @@ def job_outcome(tasks: list[dict[str, Any]]) -> tuple[str, int, int, str] | None
         return "STARTED", processed, total, f"{processed} of {total} bundles processed"
     if not failed:
         return "FINISHED", processed, total, f"{total} captioning bundle(s) ready"
-    lines = [f"asset {t['asset_id']}: {t.get('last_error') or t.get('error')}" for t in failed]
+    lines = [f"asset {t['asset_id']}: {t.get('last_error')}" for t in failed]
     message = f"{len(failed)} of {total} asset(s) failed:\n" + "\n".join(lines)
     status = "FAILED" if len(failed) == total else "FINISHED_WITH_WARNING"
     return status, processed, total, message[:_MAX_MESSAGE]
+
+
+def _job(title: str, request_id: str, **fields: Any) -> dict[str, Any]:
+    """A job body: what every job of ours says, plus `fields`."""
+    return {
+        "title": title,
+        "type": "CUSTOM",
+        "custom_type": "caption-bridge",
+        "metadata": {"caption_bridge_request_id": request_id},
+        **fields,
+    }
 
 
 class JobReporter:
@@ -63,20 +74,18 @@ class JobReporter:
             existing = None
         if existing and existing.get("job_id"):  # an expand that ran twice: one job
             return
-        job: dict[str, Any] = {
-            "title": title,
-            "type": "CUSTOM",
-            "custom_type": "caption-bridge",
-            "status": "STARTED",
-            "started_at": _now(),
-            "progress_total": len(asset_ids),
-            "progress_processed": 0,
-            "message": f"building {len(asset_ids)} captioning bundle(s)",
-            "related_objects": [
+        job = _job(
+            title,
+            request_id,
+            status="STARTED",
+            started_at=_now(),
+            progress_total=len(asset_ids),
+            progress_processed=0,
+            message=f"building {len(asset_ids)} captioning bundle(s)",
+            related_objects=[
                 {"object_type": "assets", "object_id": a} for a in asset_ids[:_MAX_RELATED]
             ],
-            "metadata": {"caption_bridge_request_id": request_id},
-        }
+        )
         if len(asset_ids) == 1:
             job.update(object_type="assets", object_id=asset_ids[0])
         try:
@@ -89,16 +98,14 @@ class JobReporter:
         """The request could not even be expanded: a job that says so."""
         if not self.enabled:
             return
-        job = {
-            "title": title,
-            "type": "CUSTOM",
-            "custom_type": "caption-bridge",
-            "status": "FAILED",
-            "error_message": reason,
-            "message": reason,
-            "completed_at": _now(),
-            "metadata": {"caption_bridge_request_id": request_id},
-        }
+        job = _job(
+            title,
+            request_id,
+            status="FAILED",
+            error_message=reason,
+            message=reason,
+            completed_at=_now(),
+        )
         try:
             await self.iconik.create_job(job)
         except IconikError as exc:
