@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -565,8 +566,6 @@ class Simulator:
             for chunk in blob.chunks():
                 if gate and sent >= gate.after_bytes and not gate.reached.is_set():
                     gate.reached.set()
-                    import anyio.to_thread
-
                     await anyio.to_thread.run_sync(gate.release.wait)
                 yield chunk
                 sent += len(chunk)
