@@ -110,6 +110,68 @@ async def test_extended_lease_is_not_taken(queue, clock):
     assert await queue.claim("w2") is None
 
 
+async def test_a_worker_that_lost_its_lease_cannot_renew_it(queue, clock):
+    await queue.enqueue(delivery(), "req-1")
+    slow = await queue.claim("slow-worker")
+    assert await queue.extend_lease(slow)
+    clock.now += 61
+    assert await queue.claim("w2") is not None
+    assert not await queue.extend_lease(slow)
+
+
+async def test_a_lapsed_lease_reads_as_waiting_with_the_reason(queue, clock):
+    await queue.enqueue(delivery(), "req-1")
+    await queue.claim("killed-worker")
+    assert (await queue.request_status("req-1"))["tasks"][0]["state"] == "running"
+    clock.now += 61
+    [task] = (await queue.request_status("req-1"))["tasks"]
+    assert task["state"] == "queued"
+    assert "stopped renewing the lease" in task["last_error"]
+
+
+async def _asset_tasks(queue, *asset_ids_by_request):
+    for number, asset_id in enumerate(asset_ids_by_request):
+        await queue.enqueue(delivery(f"k{number}", NewTask("build", asset_id)), f"req-{number}")
+
+
+async def test_one_task_per_asset_runs_at_a_time(queue, clock):
+    await _asset_tasks(queue, "asset-a", "asset-a", "asset-b")
+    first = await queue.claim("w1")
+    assert first.asset_id == "asset-a"
+    other = await queue.claim("w2")
+    assert other.asset_id == "asset-b"  # the second asset-a task waits its turn
+    assert await queue.claim("w3") is None
+    await queue.complete(first)
+    second = await queue.claim("w3")
+    assert (second.asset_id, second.request_id) == ("asset-a", "req-1")
+
+
+async def test_an_asset_whose_worker_died_is_free_once_its_lease_lapses(queue, clock):
+    await _asset_tasks(queue, "asset-a", "asset-a")
+    await queue.claim("dead-worker")
+    assert await queue.claim("w2") is None
+    clock.now += 61
+    # Both asset-a tasks are due; whichever runs, only one runs.
+    taken = await queue.claim("w2")
+    assert taken.asset_id == "asset-a"
+    assert await queue.claim("w3") is None
+
+
+async def test_concurrent_claims_never_run_one_asset_twice(queue, clock):
+    await _asset_tasks(queue, "asset-a", "asset-a", "asset-b", "asset-b")
+    claimed = []
+
+    async def claim(owner: str) -> None:
+        task = await queue.claim(owner)
+        if task is not None:
+            claimed.append(task.asset_id)
+
+    async with anyio.create_task_group() as group:
+        for n in range(12):
+            group.start_soon(claim, f"w{n}")
+    assert sorted(claimed) == ["asset-a", "asset-b"]
+
+
 async def test_retry_waits_for_backoff_then_fails_after_max_attempts(queue, clock):
     await queue.enqueue(delivery(), "req-1")
     for attempt in (1, 2):

@@ -7,8 +7,13 @@ Tasks are leased, so a task held by a crashed worker runs again once its
 lease expires; each claim counts as an attempt, and a task that has used
 `TASK_MAX_ATTEMPTS` ends `failed` with its last error.
 
-Backends share this interface: `sqlite` (embedded default) and, for
-several replicas, `sqs`. Which one runs is a matter of `QUEUE_URL` only.
+At most one task per asset runs at a time, across every worker of every
+process sharing the queue: a claim skips a task whose asset has another task
+running under a live lease, so two clicks on one asset, overlapping
+selections, or a click and a webhook never build one bundle at once.
+
+Backends share this interface; `sqlite` is the embedded default. Which one
+runs is a matter of `QUEUE_URL` only.
 """
 
 from __future__ import annotations
@@ -80,7 +85,7 @@ class Queue(Protocol):
         self, task: Task, error: str, delay: float | None = None, count_attempt: bool = True
     ) -> bool: ...
     async def fail(self, task: Task, error: str) -> None: ...
-    async def extend_lease(self, task: Task) -> None: ...
+    async def extend_lease(self, task: Task) -> bool: ...
     async def set_job_id(self, request_id: str, job_id: str) -> None: ...
     async def backlog(self) -> int: ...
     async def ping(self) -> None: ...
@@ -110,6 +115,7 @@ def queue_for(settings: Any, **kwargs: Any) -> Queue:
         settings.queue_url,
         max_attempts=settings.task_max_attempts,
         max_backlog=settings.queue_max_backlog,
+        lease_seconds=settings.task_lease_seconds,
         **kwargs,
     )
 

@@ -60,8 +60,28 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, not_before);
 CREATE INDEX IF NOT EXISTS tasks_by_request ON tasks(request_id);
+-- The claim asks "does this asset have a task under a live lease?" on every call.
+CREATE INDEX IF NOT EXISTS tasks_by_asset ON tasks(asset_id, state);
 -- An asset reached twice (two collections, a repeated id) is one task.
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_once ON tasks(request_id, kind, asset_id);
+"""
+
+
+# The next task to run: due (or left behind by a worker whose lease lapsed),
+# oldest first, and never one whose asset already has a task running under a
+# live lease. The rule lives here, in the claim's own transaction, so it holds
+# for every worker of every process sharing the file, not just within one.
+_CLAIM = """
+SELECT t.*, r.kind AS request_kind, r.payload FROM tasks t
+JOIN requests r USING (request_id)
+WHERE ((t.state = 'queued' AND t.not_before <= :now)
+       OR (t.state = 'running' AND t.lease_until < :now))
+  AND (t.asset_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM tasks busy
+        WHERE busy.asset_id = t.asset_id AND busy.state = 'running'
+          AND busy.lease_until >= :now AND busy.task_id <> t.task_id))
+ORDER BY t.not_before, t.created_at
+LIMIT 1
 """
 
 
@@ -72,7 +92,7 @@ class SQLiteQueue:
         *,
         max_attempts: int = 8,
         max_backlog: int = 10_000,
-        lease_seconds: float = 120.0,
+        lease_seconds: float = 60.0,
         retry_after_seconds: int = 30,
         busy_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
@@ -191,14 +211,7 @@ class SQLiteQueue:
         def take() -> Task | None:
             now = self.clock()
             with self._write() as db:
-                row = db.execute(
-                    "SELECT t.*, r.kind AS request_kind, r.payload FROM tasks t"
-                    " JOIN requests r USING (request_id)"
-                    " WHERE (t.state = 'queued' AND t.not_before <= ?)"
-                    "    OR (t.state = 'running' AND t.lease_until < ?)"
-                    " ORDER BY t.not_before LIMIT 1",
-                    (now, now),
-                ).fetchone()
+                row = db.execute(_CLAIM, {"now": now}).fetchone()
                 if row is None:
                     return None
                 first_claimed = row["first_claimed_at"] or now
@@ -281,16 +294,18 @@ class SQLiteQueue:
 
         await self._run(failed)
 
-    async def extend_lease(self, task: Task) -> None:
-        def extend() -> None:
+    async def extend_lease(self, task: Task) -> bool:
+        """Renew the lease; False when this worker no longer holds the task."""
+
+        def extend() -> bool:
             now = self.clock()
-            self._owned_update(
+            return self._owned_update(
                 task,
                 "UPDATE tasks SET lease_until = ?, updated_at = ?",
                 (now + self.lease_seconds, now),
             )
 
-        await self._run(extend)
+        return await self._run(extend)
 
     async def set_job_id(self, request_id: str, job_id: str) -> None:
         def store() -> None:
@@ -335,8 +350,8 @@ class SQLiteQueue:
             if request is None:
                 return None
             tasks = db.execute(
-                "SELECT kind, asset_id, state, attempts, last_error, not_before, updated_at"
-                " FROM tasks WHERE request_id = ? ORDER BY created_at, asset_id",
+                "SELECT kind, asset_id, state, attempts, last_error, not_before, updated_at,"
+                " lease_until FROM tasks WHERE request_id = ? ORDER BY created_at, asset_id",
                 (request_id,),
             ).fetchall()
             return {
@@ -345,7 +360,7 @@ class SQLiteQueue:
                 "received_at": request["received_at"],
                 "job_id": request["job_id"],
                 "payload": json.loads(request["payload"]),
-                "tasks": [dict(t) for t in tasks],
+                "tasks": [_as_observed(dict(t), self.clock()) for t in tasks],
             }
 
         return await self._run(read)
@@ -364,3 +379,16 @@ class SQLiteQueue:
             return [dict(r) for r in rows]
 
         return await self._run(read)
+
+
+def _as_observed(task: dict[str, Any], now: float) -> dict[str, Any]:
+    """A task as an operator should read it: a `running` task whose worker
+    stopped renewing its lease is not running; it waits to be taken again."""
+    lease_until = task.pop("lease_until", None)
+    if task["state"] == "running" and lease_until is not None and lease_until < now:
+        task["state"] = "queued"
+        task["last_error"] = (
+            "its worker stopped renewing the lease (stopped or lost); it runs again "
+            "on the next free worker"
+        )
+    return task
