@@ -207,9 +207,10 @@ def _accept_webhook(services: Services, body: bytes) -> Delivery | None:
     action = webhook.action()
     if action is None:
         return None
-    key = webhook.request_id or hashlib.sha256(body).hexdigest()
+    # Iconik's request_id names the API call that caused the event, and one
+    # call can change many assets: only the raw body identifies a delivery.
     return Delivery(
-        key="webhook:" + key,
+        key="webhook:" + hashlib.sha256(body).hexdigest(),
         kind="webhook",
         payload=payloads.storable(webhook),
         first_task=NewTask(action.value, webhook.asset_id),

@@ -183,15 +183,20 @@ def test_twenty_concurrent_identical_deliveries_store_one(server, settings):
     assert len(stored_requests(settings)) == 1
 
 
-def test_webhook_asset_delete_is_stored_and_deduplicated(client, settings):
+def test_webhook_is_deduplicated_on_its_raw_body_not_on_iconik_request_id(client, settings):
     body = webhook_body()
     first = client.post("/iconik/webhook", content=body, headers=signed(body))
     assert first.status_code == 202
-    # Iconik retries with the same request_id; a different body still deduplicates.
-    again = webhook_body(data={"id": "other"})
-    second = client.post("/iconik/webhook", content=again, headers=signed(again))
-    assert second.json()["request_id"] == first.json()["request_id"]
-    assert second.json()["duplicate"] is True
+    # Iconik resends the identical body: the same delivery.
+    again = client.post("/iconik/webhook", content=body, headers=signed(body))
+    assert again.json() == {**first.json(), "duplicate": True}
+    # One Iconik API call deleting two assets sends two events with one
+    # request_id: both count.
+    other_asset = "0a1b2c3d-0000-4000-8000-00000000a002"
+    second_event = webhook_body(object_id=other_asset, data={"id": other_asset})
+    second = client.post("/iconik/webhook", content=second_event, headers=signed(second_event))
+    assert second.status_code == 202 and "duplicate" not in second.json()
+    assert second.json()["request_id"] != first.json()["request_id"]
     status = client.get(f"/requests/{first.json()['request_id']}", headers=bearer()).json()
     assert [(t["kind"], t["asset_id"]) for t in status["tasks"]] == [
         ("withdraw", "0a1b2c3d-0000-4000-8000-00000000a001")
