@@ -23,6 +23,8 @@ from typing import Any
 
 SCHEMA = "caption-bundle/1"
 MANIFEST = "project.json"
+# Where project.json waits while a published bundle is changed in place.
+MANIFEST_ASIDE = ".project.json.previous"
 PREVIEW = "index.html"
 WITHDRAWN_NOTE = "WITHDRAWN.txt"
 
@@ -91,6 +93,12 @@ class BundleFile:
     closed_captions: bool | None = None
     format: str | None = None
     source: str | None = None  # "proxy" | "original" | "webvtt" | "srt"
+    iconik_id: str | None = None  # the proxy or file it came from, to know it again
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> BundleFile:
+        """A file as a previous manifest listed it (kept without fetching it again)."""
+        return cls(**{k: v for k, v in entry.items() if k in cls.__dataclass_fields__})
 
     @classmethod
     def of(cls, path: str, data: bytes, kind: str) -> BundleFile:

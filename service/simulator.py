@@ -112,7 +112,8 @@ class Simulator:
         self.webhooks: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.blobs: dict[str, Blob] = {}
-        self.requests: list[tuple[str, str]] = []
+        self.requests: list[tuple[str, str]] = []  # API calls, as (method, path)
+        self.downloads: list[str] = []  # signed-URL fetches, by blob key
         self.faults: dict[str, list[int]] = {}
         self.gates: dict[str, DownloadGate] = {}
         self._lock = threading.Lock()
@@ -556,6 +557,8 @@ class Simulator:
 
     async def _storage(self, request: Request) -> Response:
         key = request.path_params["key"]
+        with self._lock:
+            self.downloads.append(key)
         blob = self.blobs.get(key)
         if blob is None:
             return Response(b"NoSuchKey", status_code=404)

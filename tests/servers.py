@@ -97,3 +97,22 @@ def service_process(
         if process.poll() is None:
             process.kill()
         process.wait(30)
+
+
+def service_env(settings: Any, storage: Any, **extra: str) -> dict[str, str]:
+    """The environment a child `python -m service` needs to run like `settings`."""
+    from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN
+
+    token = settings.iconik_auth_token
+    return {
+        "WEBHOOK_SECRETS": CURRENT_SECRET,
+        "BEARER_TOKENS": BEARER,
+        "ICONIK_URL": settings.iconik_url,
+        "ICONIK_APP_ID": settings.iconik_app_id or "",
+        "ICONIK_AUTH_TOKEN": token.get_secret_value() if token else ICONIK_TOKEN,
+        "QUEUE_URL": settings.queue_url,
+        "STORAGE_URL": str(storage),
+        "METADATA_VIEW_IDS": ",".join(settings.metadata_view_ids),
+        "LOG_FORMAT": "json",
+        **extra,
+    }

@@ -58,13 +58,22 @@ def test_collection_contents_are_followed_across_pages(tmp_path):
         ] == [s.seeded.normal]
 
 
-def test_saved_search_gives_one_bundle_per_asset(tmp_path):
-    with stack(tmp_path) as s:
+def test_saved_search_gives_one_bundle_per_asset_collections_included(tmp_path):
+    with stack(tmp_path, allow_original_media=True) as s:
+        a = s.seeded
+        # A collection in the results is expanded like a COLLECTION click:
+        # nested, cycle-safe, each asset once across everything found.
+        s.sim.collections.update(
+            {
+                "found": [asset(a.original_only), collection("inner"), asset(a.normal)],
+                "inner": [asset(a.traversal_title), collection("found")],
+            }
+        )
         s.sim.saved_searches["search-1"] = [
-            asset(s.seeded.normal),
-            asset(s.seeded.large),
-            asset(s.seeded.normal),
-            collection("not-an-asset"),
+            asset(a.normal),
+            asset(a.large),
+            asset(a.normal),
+            collection("found"),
         ]
         answer = s.send(
             custom_action_body(context="SAVED_SEARCH", asset_ids=[], saved_search_ids=["search-1"])
@@ -73,7 +82,21 @@ def test_saved_search_gives_one_bundle_per_asset(tmp_path):
         status = s.status(answer["request_id"])
         assert status["status"] == "done"
         assert sorted(t["asset_id"] for t in status["tasks"] if t["kind"] == "build") == sorted(
-            [s.seeded.normal, s.seeded.large]
+            [a.normal, a.large, a.original_only, a.traversal_title]
+        )
+
+
+def test_a_missing_collection_in_saved_search_results_fails_with_a_reason(tmp_path):
+    with stack(tmp_path) as s:
+        s.sim.saved_searches["search-1"] = [asset(s.seeded.normal), collection("gone")]
+        answer = s.send(
+            custom_action_body(context="SAVED_SEARCH", asset_ids=[], saved_search_ids=["search-1"])
+        )
+        s.drain()
+        [expand] = s.status(answer["request_id"])["tasks"]
+        assert (expand["state"], expand["error"]) == (
+            "failed",
+            "collection gone not found in Iconik",
         )
 
 

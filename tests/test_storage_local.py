@@ -51,8 +51,42 @@ async def test_leftovers_of_a_crashed_build_are_cleared(tmp_path):
     stale = tmp_path / ".staging" / "T [a1].deadbeef"
     stale.mkdir(parents=True)
     (stale / "half.mp4").write_bytes(b"half")
+    # Its lock file is there, but nobody holds it: the build died.
+    (tmp_path / ".staging" / "T [a1].deadbeef.lock").write_bytes(b"")
     async with LocalStorage(tmp_path).stage("T [a1]"):
         assert not stale.exists()
+        assert not (tmp_path / ".staging" / "T [a1].deadbeef.lock").exists()
+    assert list((tmp_path / ".staging").iterdir()) == []
+
+
+async def test_a_running_build_of_the_same_folder_is_never_cut_off(tmp_path):
+    storage = LocalStorage(tmp_path)
+    async with storage.stage("T [a1]") as first:
+        await first.write_bytes("media/m.mp4", b"first build")
+        async with storage.stage("T [a1]") as second:
+            assert first.dir.exists()  # its lock is held: not a leftover
+            await second.write_bytes("media/m.mp4", b"second build")
+            await second.publish(manifest(["media/m.mp4"]), [])
+        await first.publish(manifest(["media/m.mp4"]), [])
+    assert (tmp_path / "T [a1]" / "media" / "m.mp4").read_bytes() == b"first build"
+    assert list((tmp_path / ".staging").iterdir()) == []
+
+
+async def test_a_change_cut_off_midway_leaves_a_bundle_that_is_found_again(tmp_path):
+    storage = LocalStorage(tmp_path)
+    async with storage.stage("T [a1]") as staging:
+        await staging.write_bytes("captions/en.vtt", b"WEBVTT")
+        await staging.publish(manifest(["captions/en.vtt"]), [])
+    folder = tmp_path / "T [a1]"
+    # What a refresh killed after setting the manifest aside leaves behind.
+    (folder / "project.json").rename(folder / ".project.json.previous")
+    assert await storage.find_bundles("a1") == ["T [a1]"]
+    assert (await storage.read_manifest("T [a1]"))["status"] == "ready"
+    async with storage.stage("T [a1]") as staging:
+        await staging.write_bytes("captions/en.vtt", b"WEBVTT again")
+        await staging.publish(manifest(["captions/en.vtt"]), [])
+    assert (folder / "project.json").exists()
+    assert not (folder / ".project.json.previous").exists()
 
 
 async def test_unwritable_root_is_not_ready(tmp_path):

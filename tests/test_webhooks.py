@@ -3,6 +3,7 @@
 import hashlib
 import sqlite3
 
+from service.simulator import Blob
 from tests.conftest import custom_action_body, webhook_body
 from tests.stack import stack
 
@@ -184,3 +185,94 @@ def test_a_caption_the_captioner_edited_is_never_overwritten(tmp_path):
         assert (folder / "captions/en.iconik-r3.vtt").read_text() == iconik_en
         assert not (folder / "captions/en.iconik-r2.vtt").exists()  # ours, superseded
         assert m["captioner_edits"] == ["captions/en.vtt"]
+
+
+def test_two_deletes_from_one_iconik_request_withdraw_both_bundles(tmp_path):
+    with stack(tmp_path) as s:
+        both = [s.seeded.normal, s.seeded.traversal_title]
+        s.send(custom_action_body(context="BULK", asset_ids=both))
+        s.drain()
+        answers = [
+            s.webhook(webhook_body(object_id=a, operation="delete", request_id="bulk-delete-1"))
+            for a in both
+        ]
+        assert [a.status_code for a in answers] == [202, 202]
+        assert all("duplicate" not in a.json() for a in answers)
+        s.drain()
+        for asset_id in both:
+            m = s.manifest(asset_id)
+            assert (m["status"], m["revision"]) == ("withdrawn", 2), asset_id
+
+
+def test_a_captioner_file_at_a_path_iconik_later_provides_survives(tmp_path):
+    with stack(tmp_path) as s:
+        s.send(custom_action_body(asset_ids=[s.seeded.normal]))
+        s.drain()
+        folder = s.bundle_dir(s.seeded.normal)
+        theirs = b"WEBVTT\r\n\r\n00:00.000 --> 00:01.000\r\nHola, su traducci\xc3\xb3n.\r\n"
+        (folder / "captions/es.vtt").write_bytes(theirs)
+        iconik_es = "WEBVTT\n\n00:00.000 --> 00:00.900\nBienvenidos a bordo.\n"
+        s.sim.add_subtitle(s.sim.assets[s.seeded.normal], "es", iconik_es)
+
+        s.webhook(
+            webhook_body(
+                object_id=s.seeded.normal, realm="subtitles", operation="create", request_id="e1"
+            )
+        )
+        s.drain()
+        m = s.manifest(s.seeded.normal)
+        assert m["revision"] == 2
+        assert (folder / "captions/es.vtt").read_bytes() == theirs  # byte for byte
+        assert (folder / "captions/es.iconik-r2.vtt").read_text() == iconik_es
+        assert "captions/es.vtt" in m["captioner_edits"]
+        paths = {f["path"] for f in m["files"]}
+        assert "captions/es.vtt" not in paths and "captions/es.iconik-r2.vtt" in paths
+        for entry in m["files"]:
+            digest = hashlib.sha256((folder / entry["path"]).read_bytes()).hexdigest()
+            assert digest == entry["sha256"], entry["path"]
+
+
+def _proxy_downloads(sim):
+    return sum(1 for key in sim.downloads if key.startswith("proxies/"))
+
+
+def test_a_refresh_reuses_the_media_already_in_the_bundle(tmp_path):
+    with stack(tmp_path) as s:
+        s.send(custom_action_body(asset_ids=[s.seeded.normal]))
+        s.drain()
+        assert _proxy_downloads(s.sim) == 1
+        folder = s.bundle_dir(s.seeded.normal)
+        sim_asset = s.sim.assets[s.seeded.normal]
+        for i in range(4):  # four subtitle changes: captions fetched, media kept
+            s.sim.add_subtitle(sim_asset, "en", f"WEBVTT\n\n00:00.000 --> 00:00.500\nTake {i}\n")
+            s.webhook(
+                webhook_body(
+                    object_id=s.seeded.normal,
+                    realm="subtitles",
+                    operation="update",
+                    request_id=f"sub-{i}",
+                )
+            )
+            s.drain()
+        assert _proxy_downloads(s.sim) == 1
+        m = s.manifest(s.seeded.normal)
+        assert m["revision"] == 5
+        assert "Take 3" in (folder / "captions/en.vtt").read_text()
+        [media] = [f for f in m["files"] if f["kind"] == "media"]
+        assert hashlib.sha256((folder / media["path"]).read_bytes()).hexdigest() == media["sha256"]
+
+        # A new proxy (another id) is fetched again.
+        new_proxy = b"\x00\x00\x00\x18ftypmp42 new transcode"
+        sim_asset.proxies[0]["id"] = "1b5e0a3c-0000-4000-8000-0000000000ff"
+        s.sim.blobs["proxies/1b5e0a3c-0000-4000-8000-0000000000ff"] = Blob(
+            len(new_proxy), new_proxy
+        )
+        sim_asset.proxies[0]["size"] = len(new_proxy)
+        s.webhook(
+            webhook_body(
+                object_id=s.seeded.normal, realm="proxies", operation="create", request_id="px"
+            )
+        )
+        s.drain()
+        assert _proxy_downloads(s.sim) == 2
+        assert (folder / media["path"]).read_bytes() == new_proxy

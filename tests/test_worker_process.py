@@ -10,32 +10,11 @@ import httpx2
 
 from service.app import create_app
 from service.simulator import Simulator
-from tests.conftest import (
-    BEARER,
-    CURRENT_SECRET,
-    ICONIK_TOKEN,
-    custom_action_body,
-    make_settings,
-    signed,
-)
-from tests.servers import running, service_process
+from tests.conftest import ICONIK_TOKEN, custom_action_body, make_settings, signed
+from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, FakeClock, drain
 
 PROXY_BYTES = 4 * 1024 * 1024
-
-
-def _env(settings, root):
-    return {
-        "WEBHOOK_SECRETS": CURRENT_SECRET,
-        "BEARER_TOKENS": BEARER,
-        "ICONIK_URL": settings.iconik_url,
-        "ICONIK_APP_ID": APP_ID,
-        "ICONIK_AUTH_TOKEN": ICONIK_TOKEN,
-        "QUEUE_URL": settings.queue_url,
-        "STORAGE_URL": str(root),
-        "METADATA_VIEW_IDS": ",".join(settings.metadata_view_ids),
-        "LOG_FORMAT": "json",
-    }
 
 
 def _send(settings, asset_id):
@@ -69,12 +48,16 @@ def test_sigkill_mid_download_then_restart_gives_the_same_bundle(tmp_path):
         crash_request = _send(crash, seeded.large)
 
         try:
-            with service_process("worker", env=_env(crash, crash_root), cwd=tmp_path) as first:
+            with service_process(
+                "worker", env=service_env(crash, crash_root), cwd=tmp_path
+            ) as first:
                 assert gate.reached.wait(60), "the worker never got half-way through the proxy"
                 # Half the proxy has been sent; whatever reached the disk is
                 # only in the hidden staging area, never under the final name.
                 visible = [p.name for p in crash_root.iterdir() if not p.name.startswith(".")]
-                [staged] = list((crash_root / ".staging").iterdir())
+                [staged] = [p for p in (crash_root / ".staging").iterdir() if p.is_dir()]
+                # The live build holds the lock beside its staging folder.
+                assert (crash_root / ".staging" / f"{staged.name}.lock").exists()
                 assert not (staged / "project.json").exists()
                 partial = staged / "media" / "feature_1080p.mp4"
                 assert partial.stat().st_size < PROXY_BYTES
@@ -90,7 +73,7 @@ def test_sigkill_mid_download_then_restart_gives_the_same_bundle(tmp_path):
             db.execute("UPDATE tasks SET lease_until = 0 WHERE state = 'running'")
         db.close()
 
-        with service_process("worker", env=_env(crash, crash_root), cwd=tmp_path) as second:
+        with service_process("worker", env=service_env(crash, crash_root), cwd=tmp_path) as second:
             published = second.wait_for("bundle.published")
             second.process.send_signal(signal.SIGTERM)
             assert second.process.wait(30) == 0

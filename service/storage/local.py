@@ -1,19 +1,29 @@
 """Bundles in a local (or mounted) folder.
 
 A new bundle is built under `<root>/.staging/` and renamed into place in one
-step, so its final name never shows half a bundle. A refresh replaces the
-service's files one by one (each an atomic rename) and the manifest last;
-files a captioner added are never touched because only paths the service
-itself wrote are ever replaced or removed.
+step, so its final name never shows half a bundle. A change to a published
+bundle (a refresh, a withdrawal) is staged the same way and then applied in
+place: `project.json` is first set aside, so the folder reads as incomplete
+while it changes; the service's files are replaced one by one (each an
+atomic rename); the new manifest goes in last. Only the paths the caller
+names are written or removed, so files a captioner added are never touched.
+
+Each staging folder has a lock file beside it, held (flock) by the build
+that owns it for as long as it runs. A starting build clears only staging
+whose lock it can take: a build that still runs, in this process or in
+another, is never cut off.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,10 +31,12 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from service.bundle import MANIFEST
+from service.bundle import MANIFEST, MANIFEST_ASIDE
 from service.storage import StorageError, as_stream, check_relative, parse_manifest
 
 STAGING_DIR = ".staging"
+_LOCK_SUFFIX = ".lock"
+_READ_CHUNK = 1024 * 1024
 
 
 def _fsync_dir(path: Path) -> None:
@@ -33,6 +45,62 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _sha256_of(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(_READ_CHUNK):
+                digest.update(chunk)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _held_lock(path: Path) -> Iterator[None]:
+    """Create `path` and hold an exclusive flock on it until the block ends."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock, also when the process dies
+
+
+def _owner_is_dead(lock: Path) -> bool:
+    """True when nobody holds `lock`: the build it belonged to has ended."""
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        # The lock is made before its folder and removed after it, so a
+        # folder without one was left by a build that is gone.
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    finally:
+        os.close(fd)
+    return True
+
+
+def _clear_dead_staging(staging_root: Path, folder: str) -> None:
+    """Remove the staging of `folder` left by builds that are provably dead."""
+    for entry in staging_root.glob(f"{glob_escape(folder)}.*"):
+        if entry.name.endswith(_LOCK_SUFFIX):
+            continue
+        lock = entry.with_name(entry.name + _LOCK_SUFFIX)
+        if _owner_is_dead(lock):
+            shutil.rmtree(entry, ignore_errors=True)
+            lock.unlink(missing_ok=True)
+    for lock in staging_root.glob(f"{glob_escape(folder)}.*{_LOCK_SUFFIX}"):
+        unlocked = lock.with_name(lock.name.removesuffix(_LOCK_SUFFIX))
+        if not unlocked.exists() and _owner_is_dead(lock):
+            lock.unlink(missing_ok=True)
 
 
 class LocalStaging:
@@ -78,7 +146,11 @@ class LocalStaging:
             except OSError:
                 if not final.exists():
                     raise
-                # Another writer published first: fall through and refresh it.
+                # Another writer published first: fall through and change it.
+        # No project.json while the service's files change: a reader never
+        # pairs the old manifest with new files.
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(final / MANIFEST, final / MANIFEST_ASIDE)
         for path in self.written:
             target = final / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +159,7 @@ class LocalStaging:
             if path not in self.written:
                 (final / check_relative(path)).unlink(missing_ok=True)
         os.replace(staged_manifest, final / MANIFEST)  # last: the bundle is complete
+        (final / MANIFEST_ASIDE).unlink(missing_ok=True)
         _fsync_dir(final)
 
 
@@ -109,7 +182,12 @@ class LocalStorage:
         await anyio.to_thread.run_sync(check)
 
     async def read_manifest(self, folder: str) -> dict[str, Any] | None:
-        return parse_manifest(await self.read_file(folder, MANIFEST))
+        """The bundle's manifest; after a change that was cut off, the one set aside."""
+        for name in (MANIFEST, MANIFEST_ASIDE):
+            manifest = parse_manifest(await self.read_file(folder, name))
+            if manifest is not None:
+                return manifest
+        return None
 
     async def read_file(self, folder: str, path: str) -> bytes | None:
         target = self.root / folder / check_relative(path)
@@ -122,6 +200,10 @@ class LocalStorage:
 
         return await anyio.to_thread.run_sync(read)
 
+    async def file_digest(self, folder: str, path: str) -> str | None:
+        target = self.root / folder / check_relative(path)
+        return await anyio.to_thread.run_sync(_sha256_of, target)
+
     async def find_bundles(self, asset_id: str) -> list[str]:
         suffix = f"[{asset_id}]"
 
@@ -131,7 +213,9 @@ class LocalStorage:
             return sorted(
                 p.name
                 for p in self.root.iterdir()
-                if p.is_dir() and p.name.endswith(suffix) and (p / MANIFEST).exists()
+                if p.is_dir()
+                and p.name.endswith(suffix)
+                and ((p / MANIFEST).exists() or (p / MANIFEST_ASIDE).exists())
             )
 
         return await anyio.to_thread.run_sync(scan)
@@ -140,36 +224,28 @@ class LocalStorage:
     async def stage(self, folder: str) -> AsyncIterator[LocalStaging]:
         check_relative(folder)
         staging_root = self.root / STAGING_DIR
+        path = staging_root / f"{folder}.{uuid.uuid4().hex}"
+        lock = path.with_name(path.name + _LOCK_SUFFIX)
+        with contextlib.ExitStack() as held:
 
-        def prepare() -> Path:
-            staging_root.mkdir(parents=True, exist_ok=True)
-            # Leftovers of this folder from a worker that died mid-build.
-            for stale in staging_root.glob(f"{glob_escape(folder)}.*"):
-                shutil.rmtree(stale, ignore_errors=True)
-            path = staging_root / f"{folder}.{uuid.uuid4().hex}"
-            path.mkdir()
-            return path
+            def prepare() -> None:
+                staging_root.mkdir(parents=True, exist_ok=True)
+                held.enter_context(_held_lock(lock))
+                _clear_dead_staging(staging_root, folder)
+                path.mkdir()
 
-        try:
-            path = await anyio.to_thread.run_sync(prepare)
-        except OSError as exc:
-            raise StorageError(f"{self.description}: cannot stage {folder!r}: {exc}") from exc
-        try:
-            yield LocalStaging(self.root, folder, path)
-        finally:
-            await anyio.to_thread.run_sync(lambda: shutil.rmtree(path, ignore_errors=True))
-
-    async def write_in_place(self, folder: str, path: str, data: bytes) -> None:
-        target = self.root / folder / check_relative(path)
-
-        def write() -> None:
-            temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-            temp.write_bytes(data)
-            with temp.open("rb") as f:
-                os.fsync(f.fileno())
-            os.replace(temp, target)
-
-        await anyio.to_thread.run_sync(write)
+            try:
+                await anyio.to_thread.run_sync(prepare)
+            except OSError as exc:
+                lock.unlink(missing_ok=True)
+                raise StorageError(f"{self.description}: cannot stage {folder!r}: {exc}") from exc
+            try:
+                yield LocalStaging(self.root, folder, path)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(lambda: shutil.rmtree(path, ignore_errors=True))
+                # The folder goes first, then its lock (released as `held` closes).
+                lock.unlink(missing_ok=True)
 
 
 def glob_escape(name: str) -> str:

@@ -2,7 +2,9 @@
 
 S3 has no rename, so the contract's atomicity is the manifest's: every
 object of a bundle is uploaded first and `project.json` last, so a reader
-that finds the manifest finds everything it lists. Large media is sent as a
+that finds the manifest finds everything it lists. A change to a published
+bundle first sets its `project.json` aside (copied to a hidden key, then
+deleted), so no reader pairs the old manifest with new objects. Large media is sent as a
 multipart upload in parts of `PART_SIZE`, so memory stays at one part however
 large the proxy. boto3 is configured the usual way (AWS_REGION,
 AWS_ENDPOINT_URL, credentials); its blocking calls run in worker threads.
@@ -23,7 +25,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from service.bundle import MANIFEST
+from service.bundle import MANIFEST, MANIFEST_ASIDE
 from service.storage import StorageError, as_stream, check_relative, parse_manifest
 
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB for every part but the last
@@ -35,8 +37,26 @@ class S3Staging:
         self.storage = storage
         self.folder = folder
         self.written: list[str] = []
+        self._manifest_set_aside = False
+
+    async def _set_manifest_aside(self) -> None:
+        """Before the first object of a published bundle changes, hide its manifest."""
+        if self._manifest_set_aside:
+            return
+        s3, bucket, call = self.storage.client, self.storage.bucket, self.storage.call
+        current = self.storage.key(self.folder, MANIFEST)
+        aside = self.storage.key(self.folder, MANIFEST_ASIDE)
+        if await self.storage.read_file(self.folder, MANIFEST) is not None:
+            await call(
+                lambda: s3.copy_object(
+                    Bucket=bucket, Key=aside, CopySource={"Bucket": bucket, "Key": current}
+                )
+            )
+            await call(lambda: s3.delete_object(Bucket=bucket, Key=current))
+        self._manifest_set_aside = True
 
     async def write_stream(self, path: str, chunks: AsyncIterator[bytes]) -> tuple[int, str]:
+        await self._set_manifest_aside()
         key = self.storage.key(self.folder, check_relative(path))
         s3, bucket, call = self.storage.client, self.storage.bucket, self.storage.call
         digest, size = hashlib.sha256(), 0
@@ -96,6 +116,7 @@ class S3Staging:
 
     async def publish(self, manifest: bytes, remove: list[str]) -> None:
         s3, bucket = self.storage.client, self.storage.bucket
+        await self._set_manifest_aside()
         for path in remove:
             if path not in self.written:
                 key = self.storage.key(self.folder, check_relative(path))
@@ -106,6 +127,8 @@ class S3Staging:
                 Bucket=bucket, Key=key, Body=manifest, ContentType="application/json"
             )
         )
+        aside = self.storage.key(self.folder, MANIFEST_ASIDE)
+        await self.storage.call(lambda: s3.delete_object(Bucket=bucket, Key=aside))
 
 
 def _quietly(fn: Callable[..., Any], **kwargs: Any) -> None:
@@ -158,7 +181,29 @@ class S3Storage:
         return await self.call(get)
 
     async def read_manifest(self, folder: str) -> dict[str, Any] | None:
-        return parse_manifest(await self.read_file(folder, MANIFEST))
+        """The bundle's manifest; after a change that was cut off, the one set aside."""
+        for name in (MANIFEST, MANIFEST_ASIDE):
+            manifest = parse_manifest(await self.read_file(folder, name))
+            if manifest is not None:
+                return manifest
+        return None
+
+    async def file_digest(self, folder: str, path: str) -> str | None:
+        key = self.key(folder, check_relative(path))
+
+        def digest() -> str | None:
+            try:
+                stream = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    return None
+                raise
+            sha = hashlib.sha256()
+            for chunk in stream.iter_chunks(1024 * 1024):
+                sha.update(chunk)
+            return sha.hexdigest()
+
+        return await self.call(digest)
 
     async def find_bundles(self, asset_id: str) -> list[str]:
         suffix = f"[{asset_id}]"
@@ -175,13 +220,9 @@ class S3Storage:
             return sorted(folders)
 
         found = await self.call(scan)
-        return [f for f in found if await self.read_file(f, MANIFEST) is not None]
+        return [f for f in found if await self.read_manifest(f) is not None]
 
     @asynccontextmanager
     async def stage(self, folder: str) -> AsyncIterator[S3Staging]:
         check_relative(folder)
         yield S3Staging(self, folder)
-
-    async def write_in_place(self, folder: str, path: str, data: bytes) -> None:
-        key = self.key(folder, check_relative(path))
-        await self.call(lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data))

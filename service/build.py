@@ -1,0 +1,377 @@
+"""The bundle tasks: `build` (a click), `refresh` (the asset changed), `withdraw` (deleted).
+
+A build reads as three steps:
+1. gather: everything the bundle needs to know from Iconik, as one value
+   (`AssetSnapshot`); a proxy still transcoding is a wait, not a failure;
+2. plan: which files go where, what is the captioner's, what is stale, what
+   media is already there (`service.plan`, pure);
+3. write: stream what changed into a staging area and publish it, the
+   manifest last, only while this worker still holds the task.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from service import bundle, plan
+from service.iconik import IconikClient, NotFound
+from service.logging import get_logger
+from service.queue import Task
+from service.tasks import ProxyNotReady, TaskContext, TaskFailed
+
+log = get_logger("service.build")
+
+
+@dataclass(frozen=True)
+class MediaSource:
+    path: str  # where the bundle wants it
+    iconik_id: str
+    size: int | None
+    source: str  # "proxy" | "original"
+    record: dict[str, Any]
+    signed_url: str | None  # from the listing, when Iconik gave one
+
+
+@dataclass(frozen=True)
+class CaptionSource:
+    language: str
+    closed_captions: bool
+    srt: dict[str, Any] | None  # Iconik's original .srt file of this track, if any
+
+    @property
+    def path(self) -> str:
+        return bundle.caption_path(self.language, self.closed_captions)
+
+    @property
+    def srt_path(self) -> str:
+        return bundle.caption_path(self.language, self.closed_captions, "srt")
+
+
+@dataclass(frozen=True)
+class AssetSnapshot:
+    """What Iconik says about an asset, gathered once per build."""
+
+    asset: dict[str, Any]
+    media: MediaSource
+    captions: list[CaptionSource]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def wanted_paths(self) -> list[str]:
+        paths = [self.media.path, bundle.PREVIEW]
+        for caption in self.captions:
+            paths.append(caption.path)
+            if caption.srt is not None:
+                paths.append(caption.srt_path)
+        return paths
+
+
+# -- 1. gather ------------------------------------------------------------------
+
+
+def pick_proxy(proxies: list[dict[str, Any]], max_height: int) -> dict[str, Any] | None:
+    """The best finished proxy: MP4/H.264 first, then the largest up to `max_height`.
+
+    A proxy above the cap is taken only when there is nothing at or below
+    it, and then the smallest such.
+    """
+    ready = [p for p in proxies if p.get("status") == "CLOSED"]
+    if not ready:
+        return None
+
+    def rank(proxy: dict[str, Any]) -> tuple[bool, bool, int]:
+        height = int((proxy.get("resolution") or {}).get("height") or 0)
+        within = height <= max_height
+        mp4_h264 = (proxy.get("format") or "").upper() == "MP4" and (
+            proxy.get("codec") or ""
+        ).lower() in ("h264", "avc", "avc1")
+        return (within, mp4_h264, height if within else -height)
+
+    return max(ready, key=rank)
+
+
+def pick_original(files: list[dict[str, Any]], exclude_formats: set[str]) -> dict[str, Any] | None:
+    candidates = [
+        f
+        for f in files
+        if f.get("status") == "CLOSED"
+        and f.get("type", "FILE") == "FILE"
+        and f.get("format_id") not in exclude_formats
+    ]
+    return max(candidates, key=lambda f: f.get("size") or 0, default=None)
+
+
+async def gather(ctx: TaskContext, task: Task, asset_id: str) -> AssetSnapshot:
+    iconik = ctx.iconik
+    try:
+        asset = await iconik.get_asset(asset_id)
+    except NotFound:
+        raise TaskFailed(
+            f"asset {asset_id} not found in Iconik: deleted, or not visible to the "
+            "application token's user"
+        ) from None
+    proxy = await _usable_proxy(ctx, task, asset_id)
+    subtitles = await iconik.list_subtitles(asset_id)
+    # One listing of the asset's files serves both the original-media
+    # fallback and the lookup of each track's original .srt.
+    files = await iconik.list_files(asset_id) if subtitles or proxy is None else []
+    if proxy is not None:
+        media = MediaSource(
+            bundle.media_path(proxy.get("filename") or proxy.get("name"), "proxy.mp4"),
+            proxy["id"],
+            proxy.get("size"),
+            "proxy",
+            proxy,
+            proxy.get("url"),
+        )
+    else:
+        media = _original_media(asset_id, files, subtitles)
+    srt_by_format = {
+        f["format_id"]: f
+        for f in files
+        if f.get("format_id")
+        and (f.get("original_name") or f.get("name") or "").lower().endswith(".srt")
+    }
+    captions = [
+        CaptionSource(
+            s.get("language") or "und",
+            bool(s.get("closed_captions")),
+            srt_by_format.get(s.get("format_id") or ""),
+        )
+        for s in subtitles
+    ]
+    return AssetSnapshot(asset, media, captions, await _metadata(ctx, asset_id))
+
+
+async def _usable_proxy(ctx: TaskContext, task: Task, asset_id: str) -> dict[str, Any] | None:
+    """The proxy to use; None when the original file should be used instead."""
+    proxies = await ctx.iconik.list_proxies(asset_id)
+    proxy = pick_proxy(proxies, ctx.settings.proxy_max_height)
+    if proxy is not None:
+        return proxy
+    waited = ctx.clock() - (task.first_claimed_at or ctx.clock())
+    limit = ctx.settings.proxy_wait_seconds
+    if waited < limit:
+        pending = [p.get("status") for p in proxies]
+        state = f"proxies {pending}" if pending else "no proxy yet"
+        raise ProxyNotReady(
+            f"asset {asset_id}: {state}; waiting for Iconik to finish the proxy "
+            f"({waited:.0f}s of PROXY_WAIT_SECONDS={limit:.0f}s)"
+        )
+    if not ctx.settings.allow_original_media:
+        raise TaskFailed(
+            f"asset {asset_id} has no usable proxy after waiting {limit:.0f}s "
+            "(PROXY_WAIT_SECONDS); generate a proxy in Iconik and send it again, or set "
+            "ALLOW_ORIGINAL_MEDIA=true to use the original file"
+        )
+    return None
+
+
+def _original_media(
+    asset_id: str, files: list[dict[str, Any]], subtitles: list[dict[str, Any]]
+) -> MediaSource:
+    # Subtitle files are files of the asset too; they are not its media.
+    subtitle_formats = {s.get("format_id") for s in subtitles if s.get("format_id")}
+    original = pick_original(files, subtitle_formats)
+    if original is None:
+        raise TaskFailed(f"asset {asset_id} has neither a proxy nor an original file")
+    return MediaSource(
+        bundle.media_path(original.get("original_name") or original.get("name"), "media"),
+        original["id"],
+        original.get("size"),
+        "original",
+        original,
+        original.get("url"),
+    )
+
+
+async def _metadata(ctx: TaskContext, asset_id: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for view_id in ctx.settings.metadata_view_ids:
+        try:
+            view = await ctx.iconik.metadata_view(asset_id, view_id)
+        except NotFound:
+            log.info("metadata.view_empty", view_id=view_id)
+            continue
+        values.update(bundle.flatten_metadata(view.get("metadata_values")))
+    return values
+
+
+async def _signed_url(iconik: IconikClient, asset_id: str, media: MediaSource) -> str:
+    if media.signed_url:
+        return media.signed_url
+    if media.source == "proxy":
+        return await iconik.proxy_download_url(asset_id, media.iconik_id)
+    return await iconik.file_download_url(asset_id, media.iconik_id)
+
+
+# -- 2. plan, 3. write --------------------------------------------------------------
+
+
+async def _placement(
+    ctx: TaskContext,
+    folder: str,
+    wanted: list[str],
+    previous: dict[str, Any] | None,
+    revision: int,
+) -> plan.Placement:
+    on_disk: dict[str, str | None] = {}
+    if previous is not None:  # a new folder holds nothing yet
+        for path in plan.paths_to_check(wanted, previous):
+            on_disk[path] = await ctx.storage.file_digest(folder, path)
+    placement = plan.place(wanted, previous=previous, on_disk=on_disk, revision=revision)
+    if placement.captioner_edits:
+        log.info("bundle.captioner_files_kept", paths=placement.captioner_edits)
+    return placement
+
+
+async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None) -> None:
+    """Build or rebuild the asset's bundle; `existing` is its folders, if already looked up."""
+    asset_id = task.asset_id or ""
+    if not bundle.is_valid_asset_id(asset_id):
+        raise TaskFailed(f"{asset_id!r} is not an Iconik asset id")
+    snapshot = await gather(ctx, task, asset_id)
+
+    if existing is None:
+        existing = await ctx.storage.find_bundles(asset_id)
+    folder = existing[0] if existing else bundle.folder_name(snapshot.asset.get("title"), asset_id)
+    previous = await ctx.storage.read_manifest(folder) if existing else None
+    revision = int(previous.get("revision", 0)) + 1 if previous else 1
+    placement = await _placement(ctx, folder, snapshot.wanted_paths, previous, revision)
+    where = placement.where
+    iconik, media = ctx.iconik, snapshot.media
+
+    async with ctx.storage.stage(folder) as staging:
+        files: list[bundle.BundleFile] = []
+        kept = placement.reusable(media.path, iconik_id=media.iconik_id, size=media.size)
+        if kept is not None:
+            files.append(bundle.BundleFile.from_entry(kept))
+            log.info("bundle.media_reused", path=media.path)
+        else:
+            async with iconik.download(await _signed_url(iconik, asset_id, media)) as response:
+                size, digest = await staging.write_stream(where[media.path], response.aiter_bytes())
+            files.append(
+                bundle.BundleFile(
+                    where[media.path],
+                    size,
+                    digest,
+                    "media",
+                    source=media.source,
+                    format=media.record.get("format"),
+                    iconik_id=media.iconik_id,
+                )
+            )
+
+        caption_texts: dict[str, str] = {}
+        for caption in snapshot.captions:
+            lang, cc = caption.language, caption.closed_captions
+            response = await iconik.request("GET", iconik.subtitle_path(asset_id, lang, cc))
+            path = where[caption.path]
+            size, digest = await staging.write_bytes(path, response.content)
+            files.append(
+                bundle.BundleFile(path, size, digest, "caption", lang, cc, "webvtt", "webvtt")
+            )
+            caption_texts[path] = response.text
+            if caption.srt is not None:
+                srt_url = caption.srt.get("url") or await iconik.file_download_url(
+                    asset_id, caption.srt["id"]
+                )
+                srt_path = where[caption.srt_path]
+                async with iconik.download(srt_url) as r:
+                    size, digest = await staging.write_stream(srt_path, r.aiter_bytes())
+                files.append(
+                    bundle.BundleFile(srt_path, size, digest, "caption", lang, cc, "srt", "srt")
+                )
+
+        facts = bundle.asset_facts(
+            snapshot.asset,
+            proxy=media.record if media.source == "proxy" else None,
+            metadata=snapshot.metadata,
+            web_url=f"{ctx.settings.iconik_url}/asset/{asset_id}",
+        )
+        manifest_for = functools.partial(
+            bundle.build_manifest,
+            asset=facts,
+            request=_request_facts(task, previous),
+            revision=revision,
+            generated_at=ctx.iso_now(),
+            captioner_edits=placement.captioner_edits,
+        )
+        # The page shows the manifest's files; the manifest lists the page.
+        page = bundle.render_preview(manifest_for(files=files), caption_texts).encode()
+        size, digest = await staging.write_bytes(where[bundle.PREVIEW], page)
+        files.append(bundle.BundleFile(where[bundle.PREVIEW], size, digest, "preview"))
+        manifest = manifest_for(files=files)
+        await ctx.still_mine()
+        await staging.publish(
+            bundle.manifest_bytes(manifest), placement.stale(f.path for f in files)
+        )
+    log.info("bundle.published", folder=folder, revision=revision, files=len(files))
+
+
+def _request_facts(task: Task, previous: dict[str, Any] | None) -> bundle.RequestFacts:
+    """Who asked for the bundle: this custom action, or (for a webhook
+    refresh) the request recorded when the bundle was first made."""
+    if task.request_kind != "custom_action" and previous and previous.get("request"):
+        return bundle.RequestFacts(**previous["request"])
+    request = task.payload
+    return bundle.RequestFacts(
+        request_id=task.request_id,
+        action_id=request.get("action_id"),
+        context=request.get("context"),
+        requested_by=request.get("user_id"),
+        requested_at=request.get("date_created"),
+        metadata_view_id=request.get("metadata_view_id"),
+        form_values=bundle.flatten_metadata(request.get("metadata_values")),
+    )
+
+
+async def refresh(ctx: TaskContext, task: Task) -> None:
+    """An asset changed in Iconik: rebuild its bundle in place, if it has one."""
+    existing = await ctx.storage.find_bundles(task.asset_id or "")
+    if not existing:
+        log.info("refresh.no_bundle")
+        return
+    await build(ctx, task, existing)
+
+
+async def withdraw(ctx: TaskContext, task: Task) -> None:
+    """The asset was deleted: mark every bundle of it withdrawn; delete nothing."""
+    storage = ctx.storage
+    for folder in await storage.find_bundles(task.asset_id or ""):
+        manifest = await storage.read_manifest(folder)
+        if manifest is None or manifest.get("status") == "withdrawn":
+            continue
+        withdrawn = bundle.withdraw_manifest(
+            manifest,
+            withdrawn_at=ctx.iso_now(),
+            event_request_id=task.payload.get("request_id"),
+        )
+        # The note and the page's banner are the service's files: listed in
+        # the manifest, so a restore (refresh) replaces or removes them.
+        wanted = [bundle.PREVIEW, bundle.WITHDRAWN_NOTE]
+        placement = await _placement(ctx, folder, wanted, manifest, withdrawn["revision"])
+        captions = {
+            f["path"]: (await storage.read_file(folder, f["path"]) or b"").decode(
+                "utf-8", "replace"
+            )
+            for f in withdrawn["files"]
+            if f["kind"] == "caption" and f["path"].endswith(".vtt")
+        }
+        note = bundle.withdrawn_note(withdrawn).encode()
+        page = bundle.render_preview(withdrawn, captions).encode()
+        withdrawn["files"] = [f for f in withdrawn["files"] if f["path"] not in wanted] + [
+            bundle.BundleFile.of(placement.where[bundle.PREVIEW], page, "preview").entry(),
+            bundle.BundleFile.of(placement.where[bundle.WITHDRAWN_NOTE], note, "note").entry(),
+        ]
+        withdrawn["captioner_edits"] = placement.captioner_edits
+        if not withdrawn["captioner_edits"]:
+            del withdrawn["captioner_edits"]
+        async with storage.stage(folder) as staging:
+            await staging.write_bytes(placement.where[bundle.WITHDRAWN_NOTE], note)
+            await staging.write_bytes(placement.where[bundle.PREVIEW], page)
+            await ctx.still_mine()
+            await staging.publish(bundle.manifest_bytes(withdrawn), [])
+        log.info("bundle.withdrawn", folder=folder, revision=withdrawn["revision"])
