@@ -102,6 +102,7 @@ async def with_worker(settings: Settings, clock: FakeClock, fn: Any) -> Any:
             token.get_secret_value() if token else None,
             rate_limit=1000,
             sleep=_no_sleep,
+            timeout=settings.iconik_timeout_seconds,
         ) as iconik:
             worker = Worker(
                 settings, queue, iconik, open_storage(settings.storage_url), clock=clock
