@@ -398,8 +398,9 @@ class Worker:
 
         async with self.storage.stage(folder) as staging:
             files: list[bundle.BundleFile] = []
-            async with self.iconik.download(media.url) as response:
-                size, digest = await staging.write_stream(media.path, response.aiter_bytes())
+            what = f"the {media.source} of asset {asset_id}"
+            async with self.iconik.download(media.url, what=what) as download:
+                size, digest = await staging.write_stream(media.path, download.chunks())
             files.append(
                 bundle.BundleFile(
                     media.path,
@@ -551,8 +552,9 @@ class Worker:
             if srt is not None:
                 url = await self.iconik.file_download_url(asset_id, srt["id"])
                 srt_path = place(bundle.caption_path(language, cc, "srt"))
-                async with self.iconik.download(url) as r:
-                    size, digest = await staging.write_stream(srt_path, r.aiter_bytes())
+                what = f"{srt_path} of asset {asset_id}"
+                async with self.iconik.download(url, what=what) as download:
+                    size, digest = await staging.write_stream(srt_path, download.chunks())
                 written.append(
                     (
                         bundle.BundleFile(
