@@ -250,8 +250,10 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
             files.append(bundle.BundleFile.from_entry(kept))
             log.info("bundle.media_reused", path=media.path)
         else:
-            async with iconik.download(await _signed_url(iconik, asset_id, media)) as response:
-                size, digest = await staging.write_stream(where[media.path], response.aiter_bytes())
+            url = await _signed_url(iconik, asset_id, media)
+            what = f"the {media.source} of asset {asset_id}"
+            async with iconik.download(url, what=what) as download:
+                size, digest = await staging.write_stream(where[media.path], download.chunks())
             files.append(
                 bundle.BundleFile(
                     where[media.path],
@@ -279,8 +281,9 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
                     asset_id, caption.srt["id"]
                 )
                 srt_path = where[caption.srt_path]
-                async with iconik.download(srt_url) as r:
-                    size, digest = await staging.write_stream(srt_path, r.aiter_bytes())
+                what = f"{srt_path} of asset {asset_id}"
+                async with iconik.download(srt_url, what=what) as download:
+                    size, digest = await staging.write_stream(srt_path, download.chunks())
                 files.append(
                     bundle.BundleFile(srt_path, size, digest, "caption", lang, cc, "srt", "srt")
                 )

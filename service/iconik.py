@@ -3,8 +3,12 @@
 One `httpx2.AsyncClient` (one connection pool) per process, one rate limiter
 shared by every worker of the process, retries with backoff for what is
 worth retrying (429, 5xx, transport errors), and exceptions that say what an
-operator should check. The `App-ID`/`Auth-Token` headers go only to Iconik's
-own origin, never to the signed storage URLs that downloads follow.
+operator should check.
+
+Redirects are followed here, hop by hop, not by httpx: the `App-ID` and
+`Auth-Token` headers go only to Iconik's own origin, never to a signed
+storage URL nor along a redirect that left Iconik (the rules are in
+service/transfer.py).
 
 `transport` is the seam for tests: pass `httpx2.MockTransport` for unit
 tests of one function; the end-to-end tests point `base_url` at the
@@ -18,36 +22,26 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import httpx2
 
+# The errors have their own module (service.transfer raises some too);
+# callers keep importing them from here, hence `X as X`.
+from service.iconik_errors import BadResponse as BadResponse
+from service.iconik_errors import CredentialsRejected as CredentialsRejected
+from service.iconik_errors import DownloadInterrupted as DownloadInterrupted
+from service.iconik_errors import IconikError as IconikError
+from service.iconik_errors import IconikUnavailable as IconikUnavailable
+from service.iconik_errors import NotFound as NotFound
+from service.iconik_errors import SignedUrlRefused as SignedUrlRefused
 from service.logging import get_logger
+from service.transfer import REDIRECT_STATUSES, Download, Hop, origin
 
 log = get_logger("service.iconik")
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-class IconikError(Exception):
-    """Base of everything this client raises."""
-
-
-class CredentialsRejected(IconikError):
-    """401/403: the application token is wrong, expired, or lacks a role."""
-
-
-class NotFound(IconikError):
-    """404: the object is gone (deleted asset, removed proxy, ...)."""
-
-
-class IconikUnavailable(IconikError):
-    """Iconik kept failing (429/5xx/network) after every retry; try the task later."""
-
-
-class BadResponse(IconikError):
-    """Iconik answered something the client cannot use."""
+MAX_REDIRECTS = 5
 
 
 class RateLimiter:
@@ -106,7 +100,7 @@ class IconikClient:
         timeout: float = 30.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._origin = urlsplit(self.base_url)[:2]
+        self._origin = origin(httpx2.URL(self.base_url))
         self._auth = {"App-ID": app_id or "", "Auth-Token": auth_token or ""}
         self.limiter = RateLimiter(rate_limit, sleep=sleep)
         self.max_attempts = max_attempts
@@ -114,9 +108,10 @@ class IconikClient:
         self._rng = rng
         self._http = httpx2.AsyncClient(
             transport=transport,
+            # One Iconik call or one download chunk: ICONIK_TIMEOUT_SECONDS.
             timeout=httpx2.Timeout(timeout, connect=10.0),
             limits=httpx2.Limits(max_connections=50, max_keepalive_connections=20),
-            follow_redirects=True,
+            follow_redirects=False,  # _follow does it, to keep credentials on Iconik's origin
         )
 
     async def aclose(self) -> None:
@@ -135,11 +130,6 @@ class IconikClient:
             return path_or_url
         return self.base_url + path_or_url
 
-    def _headers_for(self, url: str) -> dict[str, str]:
-        # Credentials only for Iconik itself; a signed storage URL needs none
-        # and must never see the token.
-        return dict(self._auth) if urlsplit(url)[:2] == self._origin else {}
-
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, 120.0)
@@ -150,7 +140,8 @@ class IconikClient:
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
     ) -> httpx2.Response:
         """One API call, rate-limited and retried; raises on anything but 2xx."""
-        return await self._send(method, self._url(path), params, json, before=self.limiter.acquire)
+        response, _ = await self._send(method, self._url(path), params, json, limited=True)
+        return response
 
     async def _send(
         self,
@@ -160,43 +151,102 @@ class IconikClient:
         json: Any = None,
         *,
         stream: bool = False,
-        before: Callable[[], Awaitable[None]] | None = None,
-    ) -> httpx2.Response:
+        limited: bool = False,
+        what: str | None = None,
+    ) -> tuple[httpx2.Response, Hop]:
         """The retry loop both API calls and downloads share.
 
         Retries transport errors, 429 and 5xx with backoff (honouring
-        Retry-After); raises at once on the statuses retrying cannot fix.
+        Retry-After), each time from the first URL (a redirect may hand out
+        a fresh signed URL); raises at once on the statuses retrying cannot
+        fix. `limited` spends a rate-limit token per hop that goes to Iconik;
+        `what` names the download in errors. Returns the final answer and
+        the hop that gave it.
         """
-        where = f"{method} {urlsplit(url).path}"
-        own_origin = urlsplit(url)[:2] == self._origin
+        first = Hop.first(method, url, self._origin)
         for attempt in range(1, self.max_attempts + 1):
-            if before is not None:
-                await before()
+            outcome, hop = await self._follow(first, params, json, stream=stream, limited=limited)
+            if isinstance(outcome, httpx2.TransportError):
+                # A signed storage URL's error text may quote the URL: name only.
+                detail = f": {outcome}" if hop.iconik else ""
+                problem = f"{type(outcome).__name__}{detail}"
+                wait = self._backoff(attempt, None)
+            else:
+                response = outcome
+                if response.status_code < 400:
+                    return response, hop
+                if stream:
+                    await response.aclose()
+                if hop.iconik:
+                    self._raise_for_final(hop.target, response)
+                elif response.status_code not in _RETRY_STATUSES:
+                    raise SignedUrlRefused(
+                        f"signed storage URL expired or refused (HTTP {response.status_code}) "
+                        f"for {what or first.target}; retrying with a fresh one"
+                    )
+                problem = f"HTTP {response.status_code}"
+                wait = self._backoff(attempt, _retry_after(response))
+            if attempt == self.max_attempts:
+                raise self._unavailable(hop, problem, attempt, what)
+            log.info("iconik.retry", target=hop.target, problem=problem, wait=wait)
+            await self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    async def _follow(
+        self,
+        hop: Hop,
+        params: dict[str, Any] | None,
+        json: Any,
+        *,
+        stream: bool,
+        limited: bool,
+    ) -> tuple[httpx2.Response | httpx2.TransportError, Hop]:
+        """One try: the request and the redirects it leads to, up to a final answer.
+
+        Credentials (and rate-limit tokens) only while the chain has stayed
+        on Iconik's origin (service/transfer.py says why). A transport error
+        is returned, with the hop it happened on, for the retry loop.
+        """
+        first = hop
+        for _ in range(MAX_REDIRECTS + 1):
+            if limited and hop.iconik:
+                await self.limiter.acquire()
             request = self._http.build_request(
-                method, url, params=params, json=json, headers=self._headers_for(url)
+                hop.method,
+                hop.url,
+                params=params,
+                json=json,
+                headers=self._auth if hop.iconik else None,
             )
             try:
                 response = await self._http.send(request, stream=stream)
             except httpx2.TransportError as exc:
-                # A signed storage URL's error text may quote the URL: name only.
-                detail = f": {exc}" if own_origin else ""
-                problem, wait = f"{type(exc).__name__}{detail}", self._backoff(attempt, None)
-            else:
-                if response.status_code < 400:
-                    return response
-                if stream:
-                    await response.aclose()
-                self._raise_for_final(where, response)
-                problem = f"HTTP {response.status_code}"
-                wait = self._backoff(attempt, _retry_after(response))
-            if attempt == self.max_attempts:
-                raise IconikUnavailable(
-                    f"{where}: {problem} after {attempt} attempts; check Iconik's status "
-                    "and ICONIK_URL"
-                )
-            log.info("iconik.retry", target=where, problem=problem, wait=wait)
-            await self._sleep(wait)
-        raise AssertionError("unreachable")
+                return exc, hop
+            if response.status_code not in REDIRECT_STATUSES:
+                return response, hop
+            await response.aclose()
+            next_hop = hop.redirected(request.url, response, self._origin)
+            if next_hop.method != hop.method:
+                json = None  # 303 (or 301/302 after a POST): a GET has no body
+            # The Location is the whole next URL, its query included.
+            hop, params = next_hop, None
+        raise BadResponse(
+            f"{first.target}: more than {MAX_REDIRECTS} redirects (the last to "
+            f"{hop.target}); refusing to follow"
+        )
+
+    @staticmethod
+    def _unavailable(hop: Hop, problem: str, attempts: int, what: str | None) -> IconikUnavailable:
+        prefix = f"download of {what}: " if what else ""
+        if hop.iconik:
+            return IconikUnavailable(
+                f"{prefix}{hop.target}: {problem} after {attempts} attempts; check Iconik's "
+                "status and ICONIK_URL"
+            )
+        return IconikUnavailable(
+            f"{prefix}{hop.target} kept failing ({problem}) after {attempts} attempts; "
+            "the storage service may be down, will retry"
+        )
 
     @staticmethod
     def _raise_for_final(where: str, response: httpx2.Response) -> None:
@@ -254,15 +304,22 @@ class IconikClient:
                 next_path = None
 
     @asynccontextmanager
-    async def download(self, url: str) -> AsyncIterator[httpx2.Response]:
-        """Stream `url`; the caller iterates `response.aiter_bytes()`, nothing is buffered.
+    async def download(self, url: str, *, what: str = "a file") -> AsyncIterator[Download]:
+        """Open `url` for streaming; the caller iterates `download.chunks()`.
 
-        Only opening the stream is retried: an error half-way through the body
-        reaches the caller, whose task is retried as a whole.
+        `what` names the file in errors ("the proxy of asset X"). Opening is
+        retried and follows redirects; nothing is buffered. An error half-way
+        through the body is a `DownloadInterrupted` for the caller, whose task
+        is retried as a whole (with a fresh signed URL).
         """
-        response = await self._send("GET", self._url(url), stream=True)
+        response, hop = await self._send("GET", self._url(url), stream=True, what=what)
         try:
-            yield response
+            yield Download(
+                response,
+                what,
+                source="Iconik" if hop.iconik else hop.target,
+                quote_errors=hop.iconik,
+            )
         finally:
             await response.aclose()
 

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
 
     iconik_rate_limit: float = Field(default=45, gt=0)
+    iconik_timeout_seconds: float = Field(default=30, gt=0)
     worker_concurrency: int = Field(default=4, ge=1, le=256)
     log_format: Literal["json", "console"] = "json"
     metadata_view_ids: CommaList = Field(default_factory=list)

@@ -1,9 +1,11 @@
 """A local stand-in for Iconik, over real HTTP, for the demo and the tests.
 
 It serves the API paths the client uses, with Iconik's response shapes (the
-tests validate them against Iconik's published OpenAPI schemas), and a
-`/storage/` origin for the signed download URLs, outside `/API`, that wants
-no credentials, like the cloud storage real signed URLs point to.
+tests validate them against Iconik's published OpenAPI schemas), and
+`/storage/` paths for the signed download URLs, outside `/API`, that want
+no credentials, like the cloud storage real signed URLs point to. Those
+are on the simulator's own origin unless `storage_base` names another
+server running `storage_app()` (as real storage is another origin).
 
 Its state is plain Python, so tests change it directly: finish a
 transcode, delete an asset, add a subtitle, fail the next few calls, or hold
@@ -115,6 +117,9 @@ class Simulator:
         self.requests: list[tuple[str, str]] = []  # API calls, as (method, path)
         self.downloads: list[str] = []  # signed-URL fetches, by blob key
         self.faults: dict[str, list[int]] = {}
+        self.storage_faults: dict[str, list[int]] = {}
+        # Base URL (ending in "/") of a server running storage_app(); None: this one.
+        self.storage_base: str | None = None
         self.gates: dict[str, DownloadGate] = {}
         self._lock = threading.Lock()
 
@@ -244,6 +249,11 @@ class Simulator:
     def fail_next(self, path_fragment: str, *statuses: int) -> None:
         """The next calls whose path contains `path_fragment` answer these statuses."""
         self.faults.setdefault(path_fragment, []).extend(statuses)
+
+    def fail_storage_next(self, key: str, *statuses: int) -> None:
+        """The next downloads of the blob `key` (e.g. "proxies/<id>") answer these statuses."""
+        with self._lock:
+            self.storage_faults.setdefault(key, []).extend(statuses)
 
     def hold_download(self, key: str, after_bytes: int) -> DownloadGate:
         gate = DownloadGate(after_bytes)
@@ -384,6 +394,16 @@ class Simulator:
         ]
         return Starlette(routes=routes)
 
+    def storage_app(self) -> Starlette:
+        """Only the signed download URLs, to serve on an origin of their own."""
+        return Starlette(routes=[Route("/storage/{key:path}", self._storage, methods=["GET"])])
+
+    def _signed_url(self, request: Request, key: str) -> str:
+        # A signature-like query, as real signed URLs carry (and nothing may
+        # quote); the simulator does not check it.
+        base = self.storage_base or str(request.base_url)
+        return f"{base}storage/{key}?Expires=4102444800&Signature={uuid.uuid4().hex}"
+
     def _api(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def wrapped(request: Request) -> Response:
             path = request.url.path
@@ -429,7 +449,7 @@ class Simulator:
         proxy_id = request.path_params["proxy_id"]
         if sim is None or not any(p["id"] == proxy_id for p in sim.proxies):
             return _errors(404, "Proxy for this asset doesn't exist")
-        return JSONResponse({"url": f"{request.base_url}storage/proxies/{proxy_id}"})
+        return JSONResponse({"url": self._signed_url(request, f"proxies/{proxy_id}")})
 
     async def _list_files(self, request: Request) -> Response:
         sim = self._asset(request)
@@ -442,7 +462,7 @@ class Simulator:
         file_id = request.path_params["file_id"]
         if sim is None or not any(f["id"] == file_id for f in sim.files):
             return _errors(404, "File for this asset doesn't exist")
-        return JSONResponse({"url": f"{request.base_url}storage/files/{file_id}"})
+        return JSONResponse({"url": self._signed_url(request, f"files/{file_id}")})
 
     async def _list_subtitles(self, request: Request) -> Response:
         sim = self._asset(request)
@@ -562,6 +582,11 @@ class Simulator:
         blob = self.blobs.get(key)
         if blob is None:
             return Response(b"NoSuchKey", status_code=404)
+        with self._lock:
+            statuses = self.storage_faults.get(key)
+            status = statuses.pop(0) if statuses else None
+        if status is not None:  # an injected refusal, S3-shaped (expired signature: 403)
+            return Response(b"<Error><Code>AccessDenied</Code></Error>", status_code=status)
         gate = self.gates.pop(key, None)
 
         async def body() -> AsyncIterator[bytes]:

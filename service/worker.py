@@ -253,4 +253,5 @@ def iconik_client(settings: Settings) -> IconikClient:
         settings.iconik_app_id,
         token.get_secret_value() if token else None,
         rate_limit=settings.iconik_rate_limit,
+        timeout=settings.iconik_timeout_seconds,
     )

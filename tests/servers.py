@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import queue
+import socket
+import socketserver
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +42,44 @@ def running(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(30)
         server.sock.close()
+
+
+@contextmanager
+def raw_tcp(handle: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A bare TCP server on loopback; each connection goes to `handle` in a thread.
+
+    For answers no HTTP framework will give: a body cut short, headers and
+    then silence. Listening starts before the URL is yielded, so a client
+    can connect at once.
+    """
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            handle(self.request)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    # The poll interval only bounds how long shutdown() waits at teardown.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{host}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def read_request_head(sock: socket.socket) -> bytes:
+    """Read an HTTP request up to the blank line after its headers."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = sock.recv(65536)
+        if not data:
+            break
+        head += data
+    return head
 
 
 @dataclass

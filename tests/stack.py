@@ -1,6 +1,7 @@
 """The whole product on loopback for end-to-end tests.
 
-Real uvicorn servers for the simulator and the service, the real SQLite
+Real uvicorn servers for the simulator, its storage (signed URLs on an
+origin of their own, as in production) and the service, the real SQLite
 queue and a real bundle folder. The worker is driven step by step from the
 test with an injected clock, so waiting for a transcode or a backoff is a
 clock advance, not a sleep.
@@ -102,6 +103,7 @@ async def with_worker(settings: Settings, clock: FakeClock, fn: Any) -> Any:
             token.get_secret_value() if token else None,
             rate_limit=1000,
             sleep=_no_sleep,
+            timeout=settings.iconik_timeout_seconds,
         ) as iconik:
             worker = Worker(
                 settings, queue, iconik, open_storage(settings.storage_url), clock=clock
@@ -149,7 +151,8 @@ def stack(
     sim = Simulator(APP_ID, ICONIK_TOKEN)
     seeded = sim.seed(large_proxy_bytes=large_proxy_bytes)
     clock = FakeClock()
-    with running(sim.app()) as sim_url:
+    with running(sim.app()) as sim_url, running(sim.storage_app()) as storage_url:
+        sim.storage_base = storage_url + "/"
         values = {
             "iconik_url": sim_url,
             "iconik_app_id": APP_ID,

@@ -217,3 +217,36 @@ def test_no_secret_reaches_a_log_event_in_the_worker(tmp_path):
     assert any(e["event"] == "task.failed" for e in events)
     for secret in (ICONIK_TOKEN, BEARER, CURRENT_SECRET, PAYLOAD_AUTH_TOKEN):
         assert secret not in dumped
+
+
+def test_a_refused_signed_url_is_reported_plainly_and_retried_with_a_fresh_one(tmp_path):
+    import structlog
+
+    from tests.conftest import ICONIK_TOKEN
+
+    with stack(tmp_path) as s, structlog.testing.capture_logs() as events:
+        asset_id = s.seeded.normal
+        [proxy] = [p for p in s.sim.assets[asset_id].proxies if p["format"] == "MP4"]
+        s.sim.fail_storage_next(f"proxies/{proxy['id']}", 403)  # the signature expired
+        answer = s.send(custom_action_body(asset_ids=[asset_id]))
+        assert s.run_once()  # expand
+        assert s.run_once()  # build: storage refuses the signed URL
+
+        status = s.status(answer["request_id"])
+        [task] = [t for t in status["tasks"] if t["kind"] == "build"]
+        assert task["state"] == "queued" and task["attempts"] == 1
+        assert task["error"] == (
+            f"signed storage URL expired or refused (HTTP 403) for the proxy of asset "
+            f"{asset_id}; retrying with a fresh one"
+        )
+        shown = json.dumps(status) + json.dumps(events, default=str)
+        for leak in (ICONIK_TOKEN, "ICONIK_AUTH_TOKEN", "Signature="):
+            assert leak not in shown
+
+        s.drain()
+        assert s.status(answer["request_id"])["status"] == "done"
+        [media] = [f for f in s.manifest(asset_id)["files"] if f["kind"] == "media"]
+        assert media["sha256"] == blob_sha256(s.sim, f"proxies/{proxy['id']}")
+        # The retry asked Iconik for a fresh signed URL rather than reusing the refused one.
+        url_calls = [p for _, p in s.sim.requests if p.endswith(f"/{proxy['id']}/download_url/")]
+        assert len(url_calls) == 2

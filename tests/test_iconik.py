@@ -1,7 +1,8 @@
 """Unit tests of the client's retry, paging and header rules (MockTransport).
 
-The client is also exercised end to end against the simulator over real
-HTTP in test_end_to_end.py.
+The client is also exercised over real HTTP: redirects and download
+failures in test_iconik_http.py, end to end against the simulator in
+test_end_to_end.py.
 """
 
 import httpx2
@@ -10,6 +11,7 @@ import pytest
 from service.iconik import (
     BadResponse,
     CredentialsRejected,
+    DownloadInterrupted,
     IconikClient,
     IconikUnavailable,
     NotFound,
@@ -32,6 +34,10 @@ class Recorder:
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
         return self.responses.pop(0)
+
+
+async def body(download):
+    return b"".join([chunk async for chunk in download.chunks()])
 
 
 def client(handler, waits=None, **kw):
@@ -135,8 +141,8 @@ async def test_last_id_cursor_paging():
 async def test_credentials_never_go_to_a_signed_storage_url():
     rec = Recorder([httpx2.Response(200, content=b"media"), httpx2.Response(200, json={})])
     async with client(rec, []) as c:
-        async with c.download("https://bucket.storage.test/x?sig=1") as r:
-            assert await r.aread() == b"media"
+        async with c.download("https://bucket.storage.test/x?sig=1") as d:
+            assert await body(d) == b"media"
         await c.get_json("/API/y/")
     assert "auth-token" not in rec.requests[0].headers
     assert rec.requests[1].headers["auth-token"] == "tok"
@@ -164,8 +170,8 @@ async def test_download_retries_opening_but_takes_no_rate_limit_token():
     rec = Recorder([httpx2.Response(503), httpx2.Response(200, content=b"media-bytes")])
     async with client(rec, waits) as c:
         tokens_before = c.limiter._tokens
-        async with c.download("https://bucket.storage.test/p?sig=secret-signature") as r:
-            assert await r.aread() == b"media-bytes"
+        async with c.download("https://bucket.storage.test/p?sig=secret-signature") as d:
+            assert await body(d) == b"media-bytes"
         assert c.limiter._tokens == tokens_before  # storage traffic is not Iconik's API
     assert len(rec.requests) == 2 and waits == [0.25]
 
@@ -180,3 +186,20 @@ async def test_download_transport_error_does_not_quote_the_signed_url():
                 pass
     assert "secret-signature" not in str(err.value)
     assert "ConnectError" in str(err.value)
+
+
+async def test_a_body_shorter_than_its_content_length_is_an_interrupted_download():
+    # A transport that ends the stream early without raising: the client's
+    # own Content-Length check is what notices.
+    def handler(request):
+        return httpx2.Response(200, headers={"Content-Length": "100"}, content=b"only-these")
+
+    signed = "https://bucket.storage.test/p?sig=s3cr3t"
+    async with client(handler, []) as c, c.download(signed, what="the proxy") as d:
+        with pytest.raises(DownloadInterrupted) as err:
+            await body(d)
+    message = str(err.value)
+    assert message == (
+        "download of the proxy from the signed storage URL on bucket.storage.test was "
+        "interrupted after 10 of 100 bytes (the connection ended early); will retry"
+    )

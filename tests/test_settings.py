@@ -13,6 +13,7 @@ def test_defaults_match_the_contract(monkeypatch, tmp_path):
     assert (s.host, s.port) == ("127.0.0.1", 8080)
     assert s.max_body_bytes == 1_048_576
     assert s.iconik_rate_limit == 45
+    assert s.iconik_timeout_seconds == 30
     assert s.worker_concurrency == 4
     assert s.log_format == "json"
     assert s.proxy_max_height == 1080
@@ -55,6 +56,8 @@ def test_refuses_to_start_without_authentication(monkeypatch, tmp_path):
         ("ICONIK_URL", "app.iconik.io"),
         ("LOG_FORMAT", "xml"),
         ("WORKER_CONCURRENCY", "0"),
+        ("ICONIK_TIMEOUT_SECONDS", "0"),
+        ("ICONIK_TIMEOUT_SECONDS", "soon"),
         ("ALLOW_ORIGINAL_MEDIA", "perhaps"),
     ],
 )
