@@ -121,6 +121,7 @@ class Simulator:
         # Base URL (ending in "/") of a server running storage_app(); None: this one.
         self.storage_base: str | None = None
         self.gates: dict[str, DownloadGate] = {}
+        self.cuts: dict[str, int] = {}
         self._lock = threading.Lock()
 
     # -- state changes (for tests and the demo) ----------------------------
@@ -254,6 +255,11 @@ class Simulator:
         """The next downloads of the blob `key` (e.g. "proxies/<id>") answer these statuses."""
         with self._lock:
             self.storage_faults.setdefault(key, []).extend(statuses)
+
+    def cut_next_download(self, key: str, after_bytes: int) -> None:
+        """The next download of `key` stops after `after_bytes`, short of its Content-Length."""
+        with self._lock:
+            self.cuts[key] = after_bytes
 
     def hold_download(self, key: str, after_bytes: int) -> DownloadGate:
         gate = DownloadGate(after_bytes)
@@ -588,10 +594,14 @@ class Simulator:
         if status is not None:  # an injected refusal, S3-shaped (expired signature: 403)
             return Response(b"<Error><Code>AccessDenied</Code></Error>", status_code=status)
         gate = self.gates.pop(key, None)
+        with self._lock:
+            cut = self.cuts.pop(key, None)
 
         async def body() -> AsyncIterator[bytes]:
             sent = 0
             for chunk in blob.chunks():
+                if cut is not None and sent >= cut:
+                    return  # the connection ends early, as a reset would leave it
                 if gate and sent >= gate.after_bytes and not gate.reached.is_set():
                     gate.reached.set()
                     await anyio.to_thread.run_sync(gate.release.wait)

@@ -2,9 +2,13 @@
 
 import hashlib
 import json
+import re
 
+import anyio
+
+from service.build import pick_proxy
 from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body
-from tests.stack import blob_sha256, stack
+from tests.stack import blob_sha256, stack, with_worker
 
 
 def sha256(path):
@@ -250,3 +254,46 @@ def test_a_refused_signed_url_is_reported_plainly_and_retried_with_a_fresh_one(t
         # The retry asked Iconik for a fresh signed URL rather than reusing the refused one.
         url_calls = [p for _, p in s.sim.requests if p.endswith(f"/{proxy['id']}/download_url/")]
         assert len(url_calls) == 2
+
+
+def test_faults_read_plainly_in_the_request_status(tmp_path):
+    with stack(tmp_path, large_proxy_bytes=1024 * 1024) as s:
+        assets = [s.seeded.normal, s.seeded.large]
+        for asset_id in assets:  # whichever build runs, its download is cut short
+            proxy = pick_proxy(s.sim.assets[asset_id].proxies, 1080)
+            s.sim.cut_next_download(f"proxies/{proxy['id']}", after_bytes=4096)
+        answer = s.send(custom_action_body(context="BULK", asset_ids=assets))
+        assert s.run_once()  # expand
+
+        async def claim_and_die(worker, queue):
+            return await queue.claim("a-worker-that-was-killed")
+
+        killed = anyio.run(with_worker, s.settings, s.clock, claim_and_die).asset_id
+        assert s.run_once()  # the other build
+        [cut] = [a for a in assets if a != killed]
+        tasks = {t["asset_id"]: t for t in s.status(answer["request_id"])["tasks"]}
+        assert tasks[cut]["state"] == "queued"
+        assert tasks[cut]["error"].startswith(
+            f"download of the proxy of asset {cut} from the signed storage URL"
+        )
+        assert re.search(r"was interrupted after \d+ (of \d+ )?bytes", tasks[cut]["error"])
+        assert tasks[cut]["error"].endswith("will retry")
+        assert tasks[killed]["state"] == "running"  # its lease is still live
+
+        s.clock.now += s.settings.task_lease_seconds + 1
+        stalled = {t["asset_id"]: t for t in s.status(answer["request_id"])["tasks"]}
+        assert stalled[killed]["state"] == "queued"
+        assert "stopped renewing the lease" in stalled[killed]["error"]
+
+        s.drain()
+        assert s.status(answer["request_id"])["status"] == "done"
+
+
+def test_unwritable_bundle_storage_is_named_in_the_reason(tmp_path):
+    with stack(tmp_path) as s:
+        s.root.write_text("not a folder")  # where the bundles should go
+        answer = s.send(custom_action_body(asset_ids=[s.seeded.normal]))
+        assert s.run_once() and s.run_once()
+        [build] = [t for t in s.status(answer["request_id"])["tasks"] if t["kind"] == "build"]
+        assert build["state"] == "queued"
+        assert build["error"].startswith(f"bundle storage (folder {s.root})")
