@@ -3,7 +3,7 @@ import sqlite3
 import anyio
 import pytest
 
-from service.queue import Delivery, NewTask, QueueFull, QueueUnavailable, backoff_delay
+from service.queue import Delivery, Enqueued, NewTask, QueueFull, QueueUnavailable, backoff_delay
 from service.queue.sqlite import SQLiteQueue
 
 
@@ -192,6 +192,18 @@ async def test_locked_store_is_unavailable_not_hung(tmp_path):
         blocker.execute("ROLLBACK")
         blocker.close()
         await q.close()
+
+
+async def test_a_connection_that_refuses_writes_is_replaced_not_kept(queue):
+    await queue.enqueue(delivery("k1"), "req-1")
+    # What SQLite does, silently, when it cannot open the file read-write:
+    # the connection reads but refuses every write.
+    for connection in queue._connections:
+        connection.execute("PRAGMA query_only = ON")
+    with pytest.raises(QueueUnavailable, match="readonly"):
+        await queue.enqueue(delivery("k2"), "req-2")
+    # The failed call closed its connection, so this one opens a fresh one.
+    assert await queue.enqueue(delivery("k2"), "req-2") == Enqueued("req-2", duplicate=False)
 
 
 def test_backoff_grows_and_is_capped():

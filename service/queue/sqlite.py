@@ -10,7 +10,9 @@ never waits on disk.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -92,20 +94,57 @@ class SQLiteQueue:
 
     # -- plumbing ---------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-            )
+    def _open_connection(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._open_connection()
             self._local.connection = connection
+            # SQLite opens its files read-only, without a word, when it cannot
+            # open them read-write. Such a connection lives for one call only
+            # (`_run` drops it), so it never outlasts the cause.
+            self._local.read_only = bool(self._unwritable_files())
             with self._connections_lock:
                 self._connections.append(connection)
         return connection
+
+    def _drop_connection(self) -> None:
+        """Close this thread's connection; its next call opens a fresh one."""
+        connection = self._local.__dict__.pop("connection", None)
+        self._local.__dict__.pop("read_only", None)
+        if connection is None:
+            return
+        with self._connections_lock, contextlib.suppress(ValueError):
+            self._connections.remove(connection)
+        # Closing also rolls back a transaction a failed COMMIT left open.
+        with contextlib.suppress(sqlite3.Error):
+            connection.close()
+
+    def _unwritable_files(self) -> list[Path]:
+        """Those of the database, its -wal and its -shm that this process cannot write.
+
+        SQLite writes all three, and they take the database's mode when
+        created: a read-only database leaves a read-only -wal or -shm behind,
+        which keeps SQLite read-only after the database itself is fixed.
+        os.access asks the kernel what SQLite's open() asks; opening the files
+        here would not do, as closing any descriptor of them drops SQLite's
+        POSIX locks.
+        """
+        paths = [self.path.with_name(self.path.name + suffix) for suffix in ("", "-wal", "-shm")]
+        return [p for p in paths if os.access(p, os.F_OK) and not os.access(p, os.W_OK)]
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -114,15 +153,31 @@ class SQLiteQueue:
         try:
             yield connection
         except BaseException:
-            connection.execute("ROLLBACK")
+            # If the rollback fails too, the connection is dropped anyway;
+            # the error worth reporting is the first one.
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
             raise
         else:
             connection.execute("COMMIT")
 
     async def _run(self, fn: Callable[[], T]) -> T:
+        def call() -> T:
+            try:
+                return fn()
+            except (sqlite3.Error, OSError):
+                # Whatever failed may live on in the connection (opened
+                # read-only, a transaction left open): a fresh one sees the
+                # store as it is now, so the queue recovers without a restart.
+                self._drop_connection()
+                raise
+            finally:
+                if getattr(self._local, "read_only", False):
+                    self._drop_connection()
+
         try:
-            return await anyio.to_thread.run_sync(fn)
-        except sqlite3.Error as exc:
+            return await anyio.to_thread.run_sync(call)
+        except (sqlite3.Error, OSError) as exc:
             raise QueueUnavailable(f"SQLite queue at {self.path}: {exc}") from exc
 
     # -- lifecycle --------------------------------------------------------
