@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
+from service import probe
 from service.queue import (
     Delivery,
     Enqueued,
@@ -94,6 +95,13 @@ class SQLiteQueue:
 
     # -- plumbing ---------------------------------------------------------
 
+    # Why the queue's files could not take a write when `ping` last looked,
+    # or None. While it is set, every write looks again first: deliveries are
+    # refused exactly while /readyz says the queue is not writable, even where
+    # SQLite's already-open files would still take them, and accepted again as
+    # soon as the cause is fixed, whether or not anyone polls /readyz.
+    _store_fault: str | None = None
+
     def _open_connection(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
             self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
@@ -133,6 +141,12 @@ class SQLiteQueue:
         with contextlib.suppress(sqlite3.Error):
             connection.close()
 
+    def _check_store(self) -> None:
+        """QueueUnavailable, saying why, unless the queue's files take writes now."""
+        self._store_fault = fault = self._store_problem()
+        if fault is not None:
+            raise QueueUnavailable(fault)
+
     def _unwritable_files(self) -> list[Path]:
         """Those of the database, its -wal and its -shm that this process cannot write.
 
@@ -146,8 +160,34 @@ class SQLiteQueue:
         paths = [self.path.with_name(self.path.name + suffix) for suffix in ("", "-wal", "-shm")]
         return [p for p in paths if os.access(p, os.F_OK) and not os.access(p, os.W_OK)]
 
+    def _store_problem(self) -> str | None:
+        if not self.path.exists():
+            return f"queue database {self.path} is missing; restore it or restart the service"
+        unwritable = self._unwritable_files()
+        if unwritable:
+            return (
+                f"queue files not writable by this process: {', '.join(map(str, unwritable))} "
+                "(check their owner, mode and mount; SQLite opens the queue read-only)"
+            )
+        # SQLite creates its -wal and -shm files beside the database, and a
+        # commit can succeed on a full disk (the WAL reuses its own space), so
+        # only a fresh write in that directory shows both problems.
+        directory = self.path.parent
+        target = directory / f".{self.path.name}.ready-{uuid.uuid4().hex}"
+        try:
+            probe.write_file(target)
+            target.unlink()
+        except OSError as exc:
+            return (
+                f"queue directory {directory}: cannot write a {probe.PROBE_BYTES // 1024} KiB "
+                f"file: {probe.reason(exc)}"
+            )
+        return None
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self._store_fault is not None:
+            self._check_store()
         connection = self._connection()
         connection.execute("BEGIN IMMEDIATE")
         try:
@@ -371,11 +411,22 @@ class SQLiteQueue:
 
     async def ping(self) -> None:
         def check() -> None:
-            db = self._connection()
-            db.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
-            # Readiness means we can also write: take and drop the write lock.
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("ROLLBACK")
+            self._check_store()
+            # A committed write, not just a lock taken and dropped: only that
+            # fails on a connection SQLite opened read-only, or on a database
+            # it cannot write for any other reason.
+            with self._write() as db:
+                # One row, rewritten by every check; created here so the
+                # queue's own schema stays out of readiness.
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS readiness_heartbeat"
+                    " (id INTEGER PRIMARY KEY CHECK (id = 1), beat_at REAL NOT NULL)"
+                )
+                db.execute(
+                    "INSERT INTO readiness_heartbeat (id, beat_at) VALUES (1, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+                    (self.clock(),),
+                )
 
         await self._run(check)
 
