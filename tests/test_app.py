@@ -265,6 +265,17 @@ def test_store_locked_by_another_writer_is_503_within_5_seconds(settings):
     assert again.status_code == 202
 
 
+def test_readiness_names_the_cause_but_no_secret(settings):
+    async def leaky() -> None:
+        raise RuntimeError(f"cannot reach postgresql://bridge:hunter22@db:5432/q with {BEARER}")
+
+    with running(create_app(settings, readiness={"store": leaky})) as url:
+        ready = httpx2.get(url + "/readyz")
+    assert ready.status_code == 503
+    masked = "cannot reach postgresql://bridge:[redacted]@db:5432/q with [redacted]"
+    assert ready.json() == {"status": "unavailable", "failed": {"store": masked}}
+
+
 def test_request_status_needs_bearer(client):
     body = custom_action_body()
     request_id = client.post("/iconik/custom-action", content=body, headers=signed(body)).json()[
