@@ -1,6 +1,7 @@
 import errno
 import os
 import sqlite3
+import threading
 
 import anyio
 import pytest
@@ -240,6 +241,21 @@ async def test_full_disk_is_unready_and_refuses_writes_until_space_returns(
     assert await queue.enqueue(delivery("k1"), "req-1") == Enqueued("req-1", duplicate=False)
     await queue.ping()
     assert [p.name for p in tmp_path.iterdir() if ".ready-" in p.name] == []
+
+
+async def test_connections_of_ended_threads_are_closed(queue):
+    # anyio retires worker threads that sat idle; here a thread simply ends.
+    ended = threading.Thread(target=queue._connection)
+    ended.start()
+    ended.join()
+    orphan = queue._connections[-1]
+    newcomer = threading.Thread(target=queue._connection)  # opening one tidies up
+    newcomer.start()
+    newcomer.join()
+    assert orphan not in queue._connections
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        orphan.execute("SELECT 1")
+    assert await queue.backlog() == 0  # the queue's own threads still work
 
 
 def test_backoff_grows_and_is_capped():

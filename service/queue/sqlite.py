@@ -104,8 +104,13 @@ class SQLiteQueue:
 
     def _open_connection(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=_ThreadConnection,
         )
+        connection.owner = threading.current_thread()
         try:
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode=WAL")
@@ -126,6 +131,14 @@ class SQLiteQueue:
             # (`_run` drops it), so it never outlasts the cause.
             self._local.read_only = bool(self._unwritable_files())
             with self._connections_lock:
+                # anyio retires worker threads that sat idle; the connections
+                # they opened would stay open (two descriptors each) until
+                # close(), so every burst of concurrent calls leaked some.
+                ended = [c for c in self._connections if not _owner_alive(c)]
+                for orphan in ended:
+                    self._connections.remove(orphan)
+                    with contextlib.suppress(sqlite3.Error):
+                        orphan.close()  # its thread is gone, so nothing else uses it
                 self._connections.append(connection)
         return connection
 
@@ -470,3 +483,14 @@ class SQLiteQueue:
             return [dict(r) for r in rows]
 
         return await self._run(read)
+
+
+class _ThreadConnection(sqlite3.Connection):
+    """A connection that knows the thread it was opened for."""
+
+    owner: threading.Thread
+
+
+def _owner_alive(connection: sqlite3.Connection) -> bool:
+    owner = getattr(connection, "owner", None)
+    return owner is None or owner.is_alive()
