@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service import auth, payloads
-from service.logging import get_logger
+from service.logging import Redactor, get_logger
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
 from service.queue import (
     Delivery,
@@ -37,6 +38,17 @@ from service.queue import (
 from service.settings import Settings
 
 log = get_logger("service.app")
+
+# How long one SQLite statement on the request path waits for another
+# writer's lock. An enqueue waits at most about twice this (opening a
+# connection, then its write), which keeps a 503 well inside the 5 s that
+# DESIGN.md promises (Iconik gives up after ~10 s). SQLiteQueue's own default
+# (10 s) still serves the worker-only and `status` processes.
+STORE_WAIT_SECONDS = 2.0
+
+# `scheme://user:password@host`: the password part, should a store's URL
+# ever appear in an error message.
+_URL_PASSWORD = re.compile(r"(?<=://)([^/\s:@]+):[^/\s@]+@")
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 Lifecycle = Callable[["Services"], contextlib.AbstractAsyncContextManager[None]]
@@ -56,6 +68,7 @@ class Services:
         self.queue = queue
         self.metrics = metrics
         self.readiness = readiness
+        self.redactor = Redactor(settings.secret_values())
         self.credentials = auth.Credentials.from_strings(
             (s.get_secret_value() for s in settings.webhook_secrets),
             (t.get_secret_value() for t in settings.bearer_tokens),
@@ -283,7 +296,10 @@ async def readyz(request: Request) -> Response:
         try:
             await check()
         except Exception as exc:
-            failures[name] = str(exc) or type(exc).__name__
+            # The message only (it names the path and the errno), never a
+            # traceback, and never a configured secret or a URL's password.
+            message = _URL_PASSWORD.sub(r"\1:[redacted]@", str(exc) or type(exc).__name__)
+            failures[name] = services.redactor(None, "readyz", {"failed": message})["failed"]
     if failures:
         log.warning("readiness.failed", failures=failures)
         return JSONResponse({"status": "unavailable", "failed": failures}, status_code=503)
@@ -322,7 +338,7 @@ def create_app(
     `background` is entered for the app's lifetime once the queue is open
     (that is where the worker runs inside `serve`).
     """
-    queue = queue or queue_for(settings)
+    queue = queue or queue_for(settings, busy_timeout=STORE_WAIT_SECONDS)
     checks: dict[str, ReadinessCheck] = {"queue": queue.ping, **(readiness or {})}
     services = Services(settings, queue, metrics_registry or Metrics(), checks)
 

@@ -14,7 +14,7 @@ import socketserver
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,11 +108,19 @@ class ServiceProcess:
 
 @contextmanager
 def service_process(
-    *args: str, env: Mapping[str, str], cwd: str | os.PathLike[str]
+    *args: str,
+    env: Mapping[str, str],
+    cwd: str | os.PathLike[str],
+    prefix: Sequence[str] = (),
 ) -> Iterator[ServiceProcess]:
+    """`python -m service *args`, run through `prefix` (e.g. a command that drops privileges).
+
+    The prefix must exec the service in its own place (as `setpriv` does), so
+    that killing the process kills the service.
+    """
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "service", *args],
+        [*prefix, sys.executable, "-m", "service", *args],
         env=full_env,
         cwd=cwd,
         stdout=subprocess.DEVNULL,

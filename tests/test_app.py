@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 
 import httpx2
 import pytest
@@ -241,6 +242,43 @@ def test_store_that_cannot_be_written_is_503_and_not_ready(settings):
     assert r.status_code == 503 and r.json()["error"] == "store_unavailable"
     assert ready.status_code == 503 and "queue" in ready.json()["failed"]
     assert stored_requests(settings) == []
+
+
+def test_store_locked_by_another_writer_is_503_within_5_seconds(settings):
+    # The queue the app builds itself, with its own lock wait: SQLite's
+    # default wait of 10 s would leave Iconik hanging past its deadline.
+    with running(create_app(settings)) as url:
+        body = custom_action_body()
+        assert (
+            httpx2.post(url + "/iconik/custom-action", content=body, headers=signed(body))
+        ).status_code == 202
+        blocker = sqlite3.connect(settings.sqlite_path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            other = custom_action_body(asset_ids=["b"])
+            started = time.monotonic()
+            refused = httpx2.post(
+                url + "/iconik/custom-action", content=other, headers=signed(other), timeout=30
+            )
+            waited = time.monotonic() - started
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        again = httpx2.post(url + "/iconik/custom-action", content=other, headers=signed(other))
+    assert refused.status_code == 503 and refused.json()["error"] == "store_unavailable"
+    assert waited < 5
+    assert again.status_code == 202
+
+
+def test_readiness_names_the_cause_but_no_secret(settings):
+    async def leaky() -> None:
+        raise RuntimeError(f"cannot reach postgresql://bridge:hunter22@db:5432/q with {BEARER}")
+
+    with running(create_app(settings, readiness={"store": leaky})) as url:
+        ready = httpx2.get(url + "/readyz")
+    assert ready.status_code == 503
+    masked = "cannot reach postgresql://bridge:[redacted]@db:5432/q with [redacted]"
+    assert ready.json() == {"status": "unavailable", "failed": {"store": masked}}
 
 
 def test_request_status_needs_bearer(client):

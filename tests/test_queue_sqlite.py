@@ -1,9 +1,13 @@
+import errno
+import os
 import sqlite3
+import threading
 
 import anyio
 import pytest
 
-from service.queue import Delivery, NewTask, QueueFull, QueueUnavailable, backoff_delay
+from service import probe
+from service.queue import Delivery, Enqueued, NewTask, QueueFull, QueueUnavailable, backoff_delay
 from service.queue.sqlite import SQLiteQueue
 
 
@@ -254,6 +258,66 @@ async def test_locked_store_is_unavailable_not_hung(tmp_path):
         blocker.execute("ROLLBACK")
         blocker.close()
         await q.close()
+
+
+async def test_a_connection_that_refuses_writes_is_replaced_not_kept(queue):
+    await queue.enqueue(delivery("k1"), "req-1")
+    # What SQLite does, silently, when it cannot open the file read-write:
+    # the connection reads but refuses every write.
+    for connection in queue._connections:
+        connection.execute("PRAGMA query_only = ON")
+    with pytest.raises(QueueUnavailable, match="readonly"):
+        await queue.enqueue(delivery("k2"), "req-2")
+    # The failed call closed its connection, so this one opens a fresh one.
+    assert await queue.enqueue(delivery("k2"), "req-2") == Enqueued("req-2", duplicate=False)
+
+
+async def test_ping_is_a_committed_write(queue, clock, tmp_path):
+    await queue.ping()
+    beats = sqlite3.connect(tmp_path / "q.db").execute("SELECT beat_at FROM readiness_heartbeat")
+    assert beats.fetchall() == [(clock.now,)]
+
+
+async def test_full_disk_is_unready_and_refuses_writes_until_space_returns(
+    queue, tmp_path, monkeypatch
+):
+    # A real full disk is in test_readiness.py (a small tmpfs). A heartbeat
+    # commit alone can succeed on a full disk, because the WAL reuses its own
+    # space, so readiness also writes a file, and that write fails here as it
+    # would there.
+    def no_space(path, size=probe.PROBE_BYTES):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(probe, "write_file", no_space)
+        with pytest.raises(QueueUnavailable) as unready:
+            await queue.ping()
+        assert str(unready.value) == (
+            f"queue directory {tmp_path}: cannot write a 64 KiB file: "
+            "No space left on device (ENOSPC)"
+        )
+        # Deliveries are refused for the same reason while it lasts...
+        with pytest.raises(QueueUnavailable, match="ENOSPC"):
+            await queue.enqueue(delivery("k1"), "req-1")
+    # ...and stored again once there is room, with no ping in between.
+    assert await queue.enqueue(delivery("k1"), "req-1") == Enqueued("req-1", duplicate=False)
+    await queue.ping()
+    assert [p.name for p in tmp_path.iterdir() if ".ready-" in p.name] == []
+
+
+async def test_connections_of_ended_threads_are_closed(queue):
+    # anyio retires worker threads that sat idle; here a thread simply ends.
+    ended = threading.Thread(target=queue._connection)
+    ended.start()
+    ended.join()
+    orphan = queue._connections[-1]
+    newcomer = threading.Thread(target=queue._connection)  # opening one tidies up
+    newcomer.start()
+    newcomer.join()
+    assert orphan not in queue._connections
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        orphan.execute("SELECT 1")
+    assert await queue.backlog() == 0  # the queue's own threads still work
 
 
 def test_backoff_grows_and_is_capped():

@@ -1,7 +1,10 @@
+import errno
 import json
+import os
 
 import pytest
 
+from service import probe
 from service.storage import StorageError, check_relative, open_storage
 from service.storage.local import LocalStorage
 
@@ -93,6 +96,28 @@ async def test_unwritable_root_is_not_ready(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(StorageError, match="not writable"):
         await LocalStorage(tmp_path / "file").ping()
+
+
+async def test_ping_publishes_a_probe_and_leaves_nothing_behind(tmp_path):
+    await LocalStorage(tmp_path).ping()
+    assert [p.name for p in tmp_path.iterdir()] == [".staging"]
+    assert list((tmp_path / ".staging").iterdir()) == []
+
+
+async def test_full_disk_is_named_with_the_path_and_errno(tmp_path, monkeypatch):
+    # A real full disk is in test_readiness.py (a small tmpfs); here the write
+    # the probe makes fails as it would there.
+    def no_space(path, size=probe.PROBE_BYTES):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(probe, "write_file", no_space)
+    with pytest.raises(StorageError) as failed:
+        await LocalStorage(tmp_path).ping()
+    assert str(failed.value) == (
+        f"folder {tmp_path} is not writable: cannot write in {tmp_path}/.staging: "
+        "No space left on device (ENOSPC)"
+    )
+    assert list((tmp_path / ".staging").iterdir()) == []
 
 
 @pytest.mark.parametrize("bad", ["../x", "/abs", "a//b", "a/./b", "", "a/.."])

@@ -10,7 +10,9 @@ never waits on disk.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -22,6 +24,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
+from service import probe
 from service.queue import (
     Delivery,
     Enqueued,
@@ -112,37 +115,142 @@ class SQLiteQueue:
 
     # -- plumbing ---------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-            )
+    # Why the queue's files could not take a write when `ping` last looked,
+    # or None. While it is set, every write looks again first: deliveries are
+    # refused exactly while /readyz says the queue is not writable, even where
+    # SQLite's already-open files would still take them, and accepted again as
+    # soon as the cause is fixed, whether or not anyone polls /readyz.
+    _store_fault: str | None = None
+
+    def _open_connection(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=_ThreadConnection,
+        )
+        connection.owner = threading.current_thread()
+        try:
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._open_connection()
             self._local.connection = connection
+            # SQLite opens its files read-only, without a word, when it cannot
+            # open them read-write. Such a connection lives for one call only
+            # (`_run` drops it), so it never outlasts the cause.
+            self._local.read_only = bool(self._unwritable_files())
             with self._connections_lock:
+                # anyio retires worker threads that sat idle; the connections
+                # they opened would stay open (two descriptors each) until
+                # close(), so every burst of concurrent calls leaked some.
+                ended = [c for c in self._connections if not _owner_alive(c)]
+                for orphan in ended:
+                    self._connections.remove(orphan)
+                    with contextlib.suppress(sqlite3.Error):
+                        orphan.close()  # its thread is gone, so nothing else uses it
                 self._connections.append(connection)
         return connection
 
+    def _drop_connection(self) -> None:
+        """Close this thread's connection; its next call opens a fresh one."""
+        connection = self._local.__dict__.pop("connection", None)
+        self._local.__dict__.pop("read_only", None)
+        if connection is None:
+            return
+        with self._connections_lock, contextlib.suppress(ValueError):
+            self._connections.remove(connection)
+        # Closing also rolls back a transaction a failed COMMIT left open.
+        with contextlib.suppress(sqlite3.Error):
+            connection.close()
+
+    def _check_store(self) -> None:
+        """QueueUnavailable, saying why, unless the queue's files take writes now."""
+        self._store_fault = fault = self._store_problem()
+        if fault is not None:
+            raise QueueUnavailable(fault)
+
+    def _unwritable_files(self) -> list[Path]:
+        """Those of the database, its -wal and its -shm that this process cannot write.
+
+        SQLite writes all three, and they take the database's mode when
+        created: a read-only database leaves a read-only -wal or -shm behind,
+        which keeps SQLite read-only after the database itself is fixed.
+        os.access asks the kernel what SQLite's open() asks; opening the files
+        here would not do, as closing any descriptor of them drops SQLite's
+        POSIX locks.
+        """
+        paths = [self.path.with_name(self.path.name + suffix) for suffix in ("", "-wal", "-shm")]
+        return [p for p in paths if os.access(p, os.F_OK) and not os.access(p, os.W_OK)]
+
+    def _store_problem(self) -> str | None:
+        if not self.path.exists():
+            return f"queue database {self.path} is missing; restore it or restart the service"
+        unwritable = self._unwritable_files()
+        if unwritable:
+            return (
+                f"queue files not writable by this process: {', '.join(map(str, unwritable))} "
+                "(check their owner, mode and mount; SQLite opens the queue read-only)"
+            )
+        # SQLite creates its -wal and -shm files beside the database, and a
+        # commit can succeed on a full disk (the WAL reuses its own space), so
+        # only a fresh write in that directory shows both problems.
+        directory = self.path.parent
+        target = directory / f".{self.path.name}.ready-{uuid.uuid4().hex}"
+        try:
+            probe.write_file(target)
+            target.unlink()
+        except OSError as exc:
+            return (
+                f"queue directory {directory}: cannot write a {probe.PROBE_BYTES // 1024} KiB "
+                f"file: {probe.reason(exc)}"
+            )
+        return None
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self._store_fault is not None:
+            self._check_store()
         connection = self._connection()
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield connection
         except BaseException:
-            connection.execute("ROLLBACK")
+            # If the rollback fails too, the connection is dropped anyway;
+            # the error worth reporting is the first one.
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
             raise
         else:
             connection.execute("COMMIT")
 
     async def _run(self, fn: Callable[[], T]) -> T:
+        def call() -> T:
+            try:
+                return fn()
+            except (sqlite3.Error, OSError):
+                # Whatever failed may live on in the connection (opened
+                # read-only, a transaction left open): a fresh one sees the
+                # store as it is now, so the queue recovers without a restart.
+                self._drop_connection()
+                raise
+            finally:
+                if getattr(self._local, "read_only", False):
+                    self._drop_connection()
+
         try:
-            return await anyio.to_thread.run_sync(fn)
-        except sqlite3.Error as exc:
+            return await anyio.to_thread.run_sync(call)
+        except (sqlite3.Error, OSError) as exc:
             raise QueueUnavailable(f"SQLite queue at {self.path}: {exc}") from exc
 
     # -- lifecycle --------------------------------------------------------
@@ -331,11 +439,22 @@ class SQLiteQueue:
 
     async def ping(self) -> None:
         def check() -> None:
-            db = self._connection()
-            db.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
-            # Readiness means we can also write: take and drop the write lock.
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("ROLLBACK")
+            self._check_store()
+            # A committed write, not just a lock taken and dropped: only that
+            # fails on a connection SQLite opened read-only, or on a database
+            # it cannot write for any other reason.
+            with self._write() as db:
+                # One row, rewritten by every check; created here so the
+                # queue's own schema stays out of readiness.
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS readiness_heartbeat"
+                    " (id INTEGER PRIMARY KEY CHECK (id = 1), beat_at REAL NOT NULL)"
+                )
+                db.execute(
+                    "INSERT INTO readiness_heartbeat (id, beat_at) VALUES (1, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+                    (self.clock(),),
+                )
 
         await self._run(check)
 
@@ -379,6 +498,17 @@ class SQLiteQueue:
             return [dict(r) for r in rows]
 
         return await self._run(read)
+
+
+class _ThreadConnection(sqlite3.Connection):
+    """A connection that knows the thread it was opened for."""
+
+    owner: threading.Thread
+
+
+def _owner_alive(connection: sqlite3.Connection) -> bool:
+    owner = getattr(connection, "owner", None)
+    return owner is None or owner.is_alive()
 
 
 def _as_observed(task: dict[str, Any], now: float) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from service import probe
 from service.bundle import MANIFEST, MANIFEST_ASIDE
 from service.storage import StorageError, as_stream, check_relative, parse_manifest
 
@@ -169,17 +170,37 @@ class LocalStorage:
         self.description = f"folder {self.root}"
 
     async def ping(self) -> None:
-        def check() -> None:
-            try:
-                staging = self.root / STAGING_DIR
-                staging.mkdir(parents=True, exist_ok=True)
-                probe = staging / f".ready-{uuid.uuid4().hex}"
-                probe.write_bytes(b"ok")
-                probe.unlink()
-            except OSError as exc:
-                raise StorageError(f"{self.description} is not writable: {exc}") from exc
+        await anyio.to_thread.run_sync(self._check_publishing)
 
-        await anyio.to_thread.run_sync(check)
+    def _check_publishing(self) -> None:
+        """Publish a tiny bundle the way `stage` and `publish` do, then remove it.
+
+        Writing under `.staging` alone is not enough: with the root read-only
+        (or on another file system) staging works and every publish fails.
+        So the probe is built under `.staging`, renamed into the root and
+        removed; StorageError names the step, the path and the errno.
+        """
+        staging = self.root / STAGING_DIR
+        name = f".ready-{uuid.uuid4().hex}"
+        built, published = staging / name, self.root / name
+        step = f"create {staging}"
+        try:
+            staging.mkdir(parents=True, exist_ok=True)
+            step = f"write in {staging}"
+            built.mkdir()
+            probe.write_file(built / "probe")
+            step = f"publish into {self.root} (rename from {STAGING_DIR})"
+            os.rename(built, published)
+            step = f"remove {published}"
+            shutil.rmtree(published)
+        except OSError as exc:
+            raise StorageError(
+                f"{self.description} is not writable: cannot {step}: {probe.reason(exc)}"
+            ) from exc
+        finally:
+            # A probe that failed half-way leaves nothing for captioners to find.
+            for leftover in (built, published):
+                shutil.rmtree(leftover, ignore_errors=True)
 
     async def read_manifest(self, folder: str) -> dict[str, Any] | None:
         """The bundle's manifest; after a change that was cut off, the one set aside."""
