@@ -92,7 +92,7 @@ class Worker:
                 await anyio.sleep(self.poll_interval * 5)
                 continue
             if task is None:
-                await anyio.sleep(self.poll_interval)
+                await self.queue.wait_for_work(self.poll_interval)
                 continue
             try:
                 await self.run_task(task)

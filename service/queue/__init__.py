@@ -12,8 +12,9 @@ process sharing the queue: a claim skips a task whose asset has another task
 running under a live lease, so two clicks on one asset, overlapping
 selections, or a click and a webhook never build one bundle at once.
 
-Backends share this interface; `sqlite` is the embedded default. Which one
-runs is a matter of `QUEUE_URL` only.
+Backends share this interface and its rules: `sqlite` (the embedded
+default, one machine) and `postgresql` (several replicas). Which one runs is
+a matter of `QUEUE_URL` only.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class Queue(Protocol):
     async def fail(self, task: Task, error: str) -> None: ...
     async def extend_lease(self, task: Task) -> bool: ...
     async def set_job_id(self, request_id: str, job_id: str) -> None: ...
+    async def wait_for_work(self, at_most: float) -> None: ...
     async def backlog(self) -> int: ...
     async def ping(self) -> None: ...
     async def request_status(self, request_id: str) -> dict[str, Any] | None: ...
@@ -107,6 +109,19 @@ def backoff_delay(
     """
     ceiling = min(cap, base * 2 ** max(0, attempt - 1))
     return ceiling / 2 + rng() * ceiling / 2
+
+
+def as_observed(task: dict[str, Any], now: float) -> dict[str, Any]:
+    """A task as an operator should read it: a `running` task whose worker
+    stopped renewing its lease is not running; it waits to be taken again."""
+    lease_until = task.pop("lease_until", None)
+    if task["state"] == "running" and lease_until is not None and lease_until < now:
+        task["state"] = "queued"
+        task["last_error"] = (
+            "its worker stopped renewing the lease (stopped or lost); it runs again "
+            "on the next free worker"
+        )
+    return task
 
 
 def queue_for(settings: Any, **kwargs: Any) -> Queue:
@@ -131,4 +146,10 @@ def open_queue(queue_url: str, *, max_attempts: int, max_backlog: int, **kwargs:
             max_backlog=max_backlog,
             **kwargs,
         )
-    raise ValueError(f"QUEUE_URL: unsupported queue backend {queue_url!r}")
+    if queue_url.startswith(("postgresql://", "postgres://")):
+        from service.queue.postgres import PostgresQueue
+
+        return PostgresQueue(
+            queue_url, max_attempts=max_attempts, max_backlog=max_backlog, **kwargs
+        )
+    raise ValueError("QUEUE_URL: unsupported queue backend")

@@ -32,6 +32,7 @@ from service.queue import (
     QueueFull,
     QueueUnavailable,
     Task,
+    as_observed,
     backoff_delay,
 )
 
@@ -112,6 +113,7 @@ class SQLiteQueue:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self._work = anyio.Event()
 
     # -- plumbing ---------------------------------------------------------
 
@@ -301,7 +303,20 @@ class SQLiteQueue:
                 self._insert_tasks(db, request_id, [delivery.first_task], now)
             return Enqueued(request_id, duplicate=False)
 
-        return await self._run(insert)
+        enqueued = await self._run(insert)
+        if not enqueued.duplicate:
+            self._signal_work()
+        return enqueued
+
+    def _signal_work(self) -> None:
+        # Wakes this process's idle workers at once; workers in other
+        # processes find the task on their next poll.
+        self._work.set()
+        self._work = anyio.Event()
+
+    async def wait_for_work(self, at_most: float) -> None:
+        with anyio.move_on_after(at_most):
+            await self._work.wait()
 
     @staticmethod
     def _insert_tasks(
@@ -366,6 +381,8 @@ class SQLiteQueue:
                     self._insert_tasks(db, task.request_id, children, now)
 
         await self._run(done)
+        if children or task.asset_id is not None:
+            self._signal_work()  # new tasks, or an asset free again
 
     async def retry(
         self, task: Task, error: str, delay: float | None = None, count_attempt: bool = True
@@ -479,7 +496,7 @@ class SQLiteQueue:
                 "received_at": request["received_at"],
                 "job_id": request["job_id"],
                 "payload": json.loads(request["payload"]),
-                "tasks": [_as_observed(dict(t), self.clock()) for t in tasks],
+                "tasks": [as_observed(dict(t), self.clock()) for t in tasks],
             }
 
         return await self._run(read)
@@ -510,15 +527,3 @@ def _owner_alive(connection: sqlite3.Connection) -> bool:
     owner = getattr(connection, "owner", None)
     return owner is None or owner.is_alive()
 
-
-def _as_observed(task: dict[str, Any], now: float) -> dict[str, Any]:
-    """A task as an operator should read it: a `running` task whose worker
-    stopped renewing its lease is not running; it waits to be taken again."""
-    lease_until = task.pop("lease_until", None)
-    if task["state"] == "running" and lease_until is not None and lease_until < now:
-        task["state"] = "queued"
-        task["last_error"] = (
-            "its worker stopped renewing the lease (stopped or lost); it runs again "
-            "on the next free worker"
-        )
-    return task
