@@ -100,16 +100,16 @@ class Settings(BaseSettings):
         if parts.scheme == "sqlite":
             if not value.startswith("sqlite:///") or len(value) <= len("sqlite:///"):
                 raise ValueError("must look like sqlite:///relative/path.db or sqlite:////abs.db")
-        elif parts.scheme == "sqs":
-            # Several replicas need a shared store for deduplication and request
-            # status besides SQS itself; until that exists, say so at start-up
-            # rather than fail on the first delivery.
-            raise ValueError(
-                "sqs:// queues are not available in this version; use "
-                "sqlite:///<path> (one machine; put the file on local disk)"
-            )
+        elif parts.scheme in ("postgresql", "postgres"):
+            if not parts.hostname or parts.path in ("", "/"):
+                raise ValueError(
+                    "must look like postgresql://user:password@host:5432/database"
+                )
         else:
-            raise ValueError("must be sqlite:///<path> or sqs://<queue-name>")
+            raise ValueError(
+                "must be sqlite:///<path> (one machine) or "
+                "postgresql://user:password@host:5432/database (several replicas)"
+            )
         return value
 
     @model_validator(mode="after")

@@ -111,3 +111,19 @@ def aws(moto_endpoint, monkeypatch):
     }.items():
         monkeypatch.setenv(name, value)
     return moto_endpoint
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throw-away PostgreSQL cluster for the whole run (see tests/postgres.py)."""
+    from tests.postgres import remove_cluster, start_cluster
+
+    cluster = start_cluster()
+    yield cluster
+    remove_cluster(cluster)
+
+
+@pytest.fixture
+def pg_url(pg_cluster):
+    """A fresh, empty database on the cluster: its postgresql:// URL (with a password)."""
+    return pg_cluster.new_database()

@@ -48,8 +48,9 @@ def test_refuses_to_start_without_authentication(monkeypatch, tmp_path):
         ("PORT", "eighty"),
         ("PORT", "70000"),
         ("MAX_BODY_BYTES", "0"),
-        ("QUEUE_URL", "postgres://db/queue"),
-        ("QUEUE_URL", "sqs://"),
+        ("QUEUE_URL", "postgresql://db"),
+        ("QUEUE_URL", "postgresql:///queue"),
+        ("QUEUE_URL", "mysql://db/queue"),
         ("QUEUE_URL", "sqs://caption-bridge"),
         ("STORAGE_URL", "ftp://host/x"),
         ("STORAGE_URL", "s3://"),
@@ -77,6 +78,22 @@ def test_error_does_not_echo_a_secret(monkeypatch, tmp_path):
     with pytest.raises(SettingsError) as err:
         load_settings()
     assert "super-secret-token" not in str(err.value)
+
+
+def test_a_bad_queue_url_error_does_not_echo_its_password(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BEARER_TOKENS", "t0ken")
+    monkeypatch.setenv("QUEUE_URL", "postgresql://bridge:hunter2-db-pass@/")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "QUEUE_URL" in str(err.value) and "hunter2-db-pass" not in str(err.value)
+
+
+def test_postgresql_queue_url_is_accepted(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BEARER_TOKENS", "t0ken")
+    monkeypatch.setenv("QUEUE_URL", "postgresql://bridge:pw@db.internal:5432/captions")
+    assert load_settings().queue_url.endswith("/captions")
 
 
 def test_dotenv_file_is_read(monkeypatch, tmp_path):

@@ -1,0 +1,422 @@
+"""The queue on PostgreSQL, for several replicas: same rules as the SQLite queue.
+
+Every replica's receiver and worker share one database. A delivery is
+acknowledged only once its transaction committed; its key is UNIQUE, so
+concurrent duplicates on any replicas store one request (`ON CONFLICT DO
+NOTHING`). Workers claim through `claim_task()` (postgres.sql), which skips
+locked rows and keeps one task per asset running at a time; `LISTEN/NOTIFY`
+wakes idle workers on every replica as soon as there is work, with a slow
+poll as a safety net. The schema is created and migrated at start-up, one
+replica at a time (advisory lock), from the steps in postgres.sql.
+
+Errors never carry the connection string: its password must not reach a
+log line, an error body or `/readyz`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from service.logging import get_logger
+from service.queue import (
+    Delivery,
+    Enqueued,
+    NewTask,
+    QueueFull,
+    QueueUnavailable,
+    Task,
+    as_observed,
+    backoff_delay,
+)
+
+log = get_logger("service.queue.postgres")
+
+T = TypeVar("T")
+
+NOTIFY_CHANNEL = "caption_bridge_tasks"
+_MIGRATION_LOCK = 7_301_946_112  # any constant; one per application
+_STEP = re.compile(r"^-- version: (\d+)\s*$", re.MULTILINE)
+
+
+def migration_steps() -> list[tuple[int, str]]:
+    """(version, SQL) of every step in postgres.sql, in order."""
+    text = resources.files("service.queue").joinpath("postgres.sql").read_text()
+    marks = list(_STEP.finditer(text))
+    return [
+        (
+            int(mark.group(1)),
+            text[mark.end() : marks[i + 1].start() if i + 1 < len(marks) else None],
+        )
+        for i, mark in enumerate(marks)
+    ]
+
+
+def describe(url: str) -> str:
+    """The database, named for people: host, port and name, never the password."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"PostgreSQL queue at {host}{port}{parts.path or '/'}"
+
+
+class PostgresQueue:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_attempts: int = 8,
+        max_backlog: int = 10_000,
+        lease_seconds: float = 60.0,
+        retry_after_seconds: int = 30,
+        clock: Callable[[], float] = time.time,
+        backoff: Callable[[int], float] = backoff_delay,
+        pool_size: int = 10,
+        timeout: float = 4.0,
+    ) -> None:
+        self.url = url
+        self.description = describe(url)
+        self.max_attempts = max_attempts
+        self.max_backlog = max_backlog
+        self.lease_seconds = lease_seconds
+        self.retry_after_seconds = retry_after_seconds
+        self.clock = clock
+        self.backoff = backoff
+        self.timeout = timeout
+        self.pool_size = pool_size
+        self._pool: AsyncConnectionPool | None = None
+        self._work = anyio.Event()
+        self._listening = anyio.Lock()
+        self._listener: psycopg.AsyncConnection[Any] | None = None
+
+    # -- plumbing ---------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if self._pool is None:
+            raise QueueUnavailable(f"{self.description}: the queue is not open")
+        try:
+            async with self._pool.connection() as connection:
+                yield connection
+        except (psycopg.Error, OSError) as exc:
+            raise QueueUnavailable(f"{self.description}: {_reason(exc)}") from None
+        except TimeoutError:
+            raise QueueUnavailable(
+                f"{self.description}: no connection within {self.timeout:.0f}s"
+            ) from None
+
+    async def _in_transaction(
+        self, fn: Callable[[psycopg.AsyncCursor[dict[str, Any]]], Awaitable[T]]
+    ) -> T:
+        async with (
+            self._connection() as connection,
+            connection.transaction(),
+            connection.cursor(row_factory=dict_row) as cursor,
+        ):
+            return await fn(cursor)
+
+    # -- lifecycle --------------------------------------------------------
+
+    def _new_pool(self) -> AsyncConnectionPool:
+        # A statement that waits longer than `timeout` on a dead or stuck
+        # database fails, so a delivery gets its 503 well inside Iconik's
+        # deadline; the pool keeps reconnecting in the background meanwhile.
+        return AsyncConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.pool_size,
+            open=False,
+            timeout=self.timeout,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, int(self.timeout)),
+                "options": f"-c statement_timeout={int(self.timeout * 1000)}",
+            },
+            check=AsyncConnectionPool.check_connection,
+            reconnect_timeout=0,  # never give up on a database that went away
+        )
+
+    async def open(self) -> None:
+        self._pool = self._new_pool()
+        await self._pool.open(wait=False)
+        await self._migrate()
+
+    async def _migrate(self) -> None:
+        async def migrate(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
+            await cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            await cursor.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version"
+                " (version integer PRIMARY KEY, applied_at double precision NOT NULL)"
+            )
+            await cursor.execute("SELECT coalesce(max(version), 0) AS v FROM schema_version")
+            row = await cursor.fetchone()
+            current = int(row["v"]) if row else 0
+            for version, sql in migration_steps():
+                if version <= current:
+                    continue
+                await cursor.execute(sql)  # type: ignore[arg-type]
+                await cursor.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)",
+                    (version, self.clock()),
+                )
+                log.info("queue.migrated", version=version)
+
+        await self._in_transaction(migrate)
+
+    async def close(self) -> None:
+        await self._close_listener()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # -- intake -----------------------------------------------------------
+
+    async def enqueue(self, delivery: Delivery, request_id: str) -> Enqueued:
+        async def insert(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> Enqueued:
+            now = self.clock()
+            await cursor.execute(
+                "SELECT request_id FROM requests WHERE delivery_key = %s", (delivery.key,)
+            )
+            existing = await cursor.fetchone()
+            if existing is not None:
+                return Enqueued(existing["request_id"], duplicate=True)
+            await cursor.execute("SELECT count(*) AS n FROM tasks WHERE state = 'queued'")
+            waiting = await cursor.fetchone()
+            if waiting is not None and waiting["n"] >= self.max_backlog:
+                raise QueueFull(self.retry_after_seconds)
+            await cursor.execute(
+                "INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (delivery_key) DO NOTHING"
+                " RETURNING request_id",
+                (request_id, delivery.key, delivery.kind, json.dumps(delivery.payload), now),
+            )
+            if await cursor.fetchone() is None:  # a concurrent twin committed first
+                await cursor.execute(
+                    "SELECT request_id FROM requests WHERE delivery_key = %s", (delivery.key,)
+                )
+                twin = await cursor.fetchone()
+                assert twin is not None
+                return Enqueued(twin["request_id"], duplicate=True)
+            await self._insert_tasks(cursor, request_id, [delivery.first_task], now)
+            return Enqueued(request_id, duplicate=False)
+
+        return await self._in_transaction(insert)
+
+    @staticmethod
+    async def _insert_tasks(
+        cursor: psycopg.AsyncCursor[dict[str, Any]],
+        request_id: str,
+        tasks: list[NewTask],
+        now: float,
+    ) -> None:
+        await cursor.executemany(
+            "INSERT INTO tasks (task_id, request_id, kind, asset_id, state, not_before,"
+            " created_at, updated_at) VALUES (%s, %s, %s, %s, 'queued', %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            [(uuid.uuid4().hex, request_id, t.kind, t.asset_id, now, now, now) for t in tasks],
+        )
+        await cursor.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+
+    # -- worker side ------------------------------------------------------
+
+    async def claim(self, owner: str) -> Task | None:
+        async def take(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> Task | None:
+            await cursor.execute(
+                "SELECT * FROM claim_task(%s, %s, %s)", (owner, self.clock(), self.lease_seconds)
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            await cursor.execute(
+                "SELECT kind, payload FROM requests WHERE request_id = %s", (row["request_id"],)
+            )
+            request = await cursor.fetchone()
+            assert request is not None
+            return Task(
+                task_id=row["task_id"],
+                request_id=row["request_id"],
+                kind=row["kind"],
+                asset_id=row["asset_id"],
+                attempts=row["attempts"],
+                owner=owner,
+                request_kind=request["kind"],
+                payload=request["payload"],
+                first_claimed_at=row["first_claimed_at"],
+            )
+
+        return await self._in_transaction(take)
+
+    async def _owned_update(self, task: Task, sql: str, params: tuple[Any, ...]) -> bool:
+        """Update the task only while this worker still holds its lease."""
+
+        async def update(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> bool:
+            await cursor.execute(
+                sql + " WHERE task_id = %s AND lease_owner = %s AND state = 'running'",
+                (*params, task.task_id, task.owner),
+            )
+            return cursor.rowcount == 1
+
+        return await self._in_transaction(update)
+
+    async def complete(self, task: Task, children: list[NewTask] | None = None) -> None:
+        async def done(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
+            now = self.clock()
+            await cursor.execute(
+                "UPDATE tasks SET state = 'done', lease_owner = NULL, lease_until = NULL,"
+                " last_error = NULL, updated_at = %s"
+                " WHERE task_id = %s AND lease_owner = %s AND state = 'running'",
+                (now, task.task_id, task.owner),
+            )
+            if cursor.rowcount == 1:
+                if children:
+                    await self._insert_tasks(cursor, task.request_id, children, now)
+                elif task.asset_id is not None:
+                    # The asset is free again: a waiting task of it may run now.
+                    await cursor.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+
+        await self._in_transaction(done)
+
+    async def retry(
+        self, task: Task, error: str, delay: float | None = None, count_attempt: bool = True
+    ) -> bool:
+        """Put the task back for later; False when it has no attempts left and failed."""
+        if count_attempt and task.attempts >= self.max_attempts:
+            await self.fail(task, f"{error} (gave up after {task.attempts} attempts)")
+            return False
+        wait = self.backoff(task.attempts) if delay is None else delay
+        now = self.clock()
+        refund = 0 if count_attempt else 1
+        await self._owned_update(
+            task,
+            "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_until = NULL,"
+            " attempts = attempts - %s, not_before = %s, last_error = %s, updated_at = %s",
+            (refund, now + wait, error, now),
+        )
+        return True
+
+    async def fail(self, task: Task, error: str) -> None:
+        await self._owned_update(
+            task,
+            "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
+            " last_error = %s, updated_at = %s",
+            (error, self.clock()),
+        )
+
+    async def extend_lease(self, task: Task) -> bool:
+        now = self.clock()
+        return await self._owned_update(
+            task,
+            "UPDATE tasks SET lease_until = %s, updated_at = %s",
+            (now + self.lease_seconds, now),
+        )
+
+    async def set_job_id(self, request_id: str, job_id: str) -> None:
+        async def store(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
+            await cursor.execute(
+                "UPDATE requests SET job_id = %s WHERE request_id = %s", (job_id, request_id)
+            )
+
+        await self._in_transaction(store)
+
+    async def wait_for_work(self, at_most: float) -> None:
+        """Return when any replica signals new work (NOTIFY), or after `at_most` seconds.
+
+        One slot of the process listens on a dedicated connection; the other
+        idle slots wait for it to tell them.
+        """
+        woken = self._work
+        with anyio.move_on_after(at_most + 1):
+            if self._listening.locked():
+                await woken.wait()
+                return
+            async with self._listening:
+                try:
+                    if self._listener is None or self._listener.closed:
+                        self._listener = await psycopg.AsyncConnection.connect(
+                            self.url, autocommit=True, connect_timeout=max(1, int(self.timeout))
+                        )
+                        await self._listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    async for _ in self._listener.notifies(timeout=at_most, stop_after=1):
+                        pass
+                except (psycopg.Error, OSError):
+                    # The next claim reports the outage; listen again afresh then.
+                    await self._close_listener()
+                    await anyio.sleep(at_most)
+        self._work = anyio.Event()
+        woken.set()
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+
+    # -- observation ------------------------------------------------------
+
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        async def read(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> list[dict[str, Any]]:
+            await cursor.execute(sql, params)  # type: ignore[arg-type]
+            return await cursor.fetchall()
+
+        return await self._in_transaction(read)
+
+    async def backlog(self) -> int:
+        [row] = await self._read(
+            "SELECT count(*) AS n FROM tasks WHERE state IN ('queued', 'running')"
+        )
+        return int(row["n"])
+
+    async def ping(self) -> None:
+        """Readiness: the queue takes a write (a read-only or full database fails here)."""
+
+        async def write(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
+            await cursor.execute(
+                "INSERT INTO readiness_heartbeat (id, beat_at) VALUES (1, %s)"
+                " ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+                (self.clock(),),
+            )
+
+        await self._in_transaction(write)
+
+    async def request_status(self, request_id: str) -> dict[str, Any] | None:
+        requests = await self._read(
+            "SELECT request_id, kind, payload, received_at, job_id FROM requests"
+            " WHERE request_id = %s",
+            (request_id,),
+        )
+        if not requests:
+            return None
+        request = requests[0]
+        tasks = await self._read(
+            "SELECT kind, asset_id, state, attempts, last_error, not_before, updated_at,"
+            " lease_until FROM tasks WHERE request_id = %s"
+            " ORDER BY created_at, asset_id NULLS FIRST",
+            (request_id,),
+        )
+        now = self.clock()
+        return {**request, "tasks": [as_observed(t, now) for t in tasks]}
+
+    async def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
+        return await self._read(
+            "SELECT request_id, kind, asset_id, attempts, last_error, updated_at FROM tasks"
+            " WHERE state = 'failed' ORDER BY updated_at DESC LIMIT %s",
+            (limit,),
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in the server's or the driver's words, minus any conninfo."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # libpq quotes the connection target in some messages; never its password.
+    return re.sub(r"password=\S+", "password=…", text)

@@ -1,0 +1,86 @@
+-- The PostgreSQL queue's schema and rules, in migration steps.
+--
+-- Each step starts with a line `-- version: N` and runs once, in order, in
+-- one transaction, under an advisory lock, so several replicas starting at
+-- once apply it exactly once. Never edit a released step: add the next one.
+-- Times are seconds since the epoch from the service's own clock (the same
+-- clock the SQLite queue uses), so both backends keep one set of rules.
+
+-- version: 1
+CREATE TABLE requests (
+    request_id   text PRIMARY KEY,
+    delivery_key text NOT NULL UNIQUE,
+    kind         text NOT NULL,
+    payload      jsonb NOT NULL,
+    received_at  double precision NOT NULL,
+    job_id       text
+);
+
+CREATE TABLE tasks (
+    task_id          text PRIMARY KEY,
+    request_id       text NOT NULL REFERENCES requests (request_id),
+    kind             text NOT NULL,
+    asset_id         text,
+    state            text NOT NULL,
+    attempts         integer NOT NULL DEFAULT 0,
+    not_before       double precision NOT NULL,
+    lease_owner      text,
+    lease_until      double precision,
+    first_claimed_at double precision,
+    last_error       text,
+    created_at       double precision NOT NULL,
+    updated_at       double precision NOT NULL
+);
+
+CREATE INDEX tasks_ready ON tasks (state, not_before);
+CREATE INDEX tasks_by_request ON tasks (request_id);
+CREATE INDEX tasks_by_asset ON tasks (asset_id, state);
+-- An asset reached twice (two collections, a repeated id) is one task.
+CREATE UNIQUE INDEX tasks_once ON tasks (request_id, kind, asset_id);
+
+-- Claim the next task for `owner`: due (or left behind by a worker whose
+-- lease lapsed), oldest first, never one whose asset has another task
+-- running under a live lease. Rows are taken FOR UPDATE SKIP LOCKED so
+-- claimers never wait on each other; a transaction-scoped advisory lock per
+-- asset, with the "running?" check repeated once it is held, keeps two
+-- claimers that picked two tasks of one asset at the same moment from both
+-- starting one.
+CREATE FUNCTION claim_task(p_owner text, p_now double precision, p_lease double precision)
+RETURNS SETOF tasks
+LANGUAGE plpgsql AS $$
+DECLARE
+    candidate tasks;
+BEGIN
+    FOR candidate IN
+        SELECT * FROM tasks t
+        WHERE ((t.state = 'queued' AND t.not_before <= p_now)
+               OR (t.state = 'running' AND t.lease_until < p_now))
+          AND (t.asset_id IS NULL OR NOT EXISTS (
+                SELECT 1 FROM tasks busy
+                WHERE busy.asset_id = t.asset_id AND busy.state = 'running'
+                  AND busy.lease_until >= p_now AND busy.task_id <> t.task_id))
+        ORDER BY t.not_before, t.created_at
+        LIMIT 20
+        FOR UPDATE SKIP LOCKED
+    LOOP
+        IF candidate.asset_id IS NOT NULL THEN
+            CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtext('caption-bridge asset'),
+                                                        hashtext(candidate.asset_id));
+            CONTINUE WHEN EXISTS (
+                SELECT 1 FROM tasks busy
+                WHERE busy.asset_id = candidate.asset_id AND busy.state = 'running'
+                  AND busy.lease_until >= p_now AND busy.task_id <> candidate.task_id);
+        END IF;
+        RETURN QUERY
+            UPDATE tasks SET state = 'running', lease_owner = p_owner,
+                   lease_until = p_now + p_lease, attempts = attempts + 1,
+                   first_claimed_at = coalesce(first_claimed_at, p_now), updated_at = p_now
+            WHERE task_id = candidate.task_id
+            RETURNING *;
+        RETURN;
+    END LOOP;
+END;
+$$;
+
+-- A heartbeat row that readiness writes: proof that the queue takes writes.
+CREATE TABLE readiness_heartbeat (id integer PRIMARY KEY, beat_at double precision NOT NULL);

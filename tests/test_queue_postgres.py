@@ -1,0 +1,100 @@
+"""PostgreSQL-only behaviour of the queue: migrations, NOTIFY, a server that goes away."""
+
+import anyio
+import psycopg
+import pytest
+
+from service.queue import Enqueued, QueueUnavailable
+from service.queue.postgres import PostgresQueue, describe, migration_steps
+from tests.postgres import PASSWORD
+from tests.test_queue import FakeClock, delivery
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def test_migration_steps_are_numbered_in_order():
+    versions = [version for version, _ in migration_steps()]
+    assert versions == list(range(1, len(versions) + 1))
+    assert all(sql.strip() for _, sql in migration_steps())
+
+
+def test_the_description_never_carries_the_password():
+    url = "postgresql://bridge:hunter2@db.internal:5433/captions"
+    assert describe(url) == "PostgreSQL queue at db.internal:5433/captions"
+
+
+async def test_replicas_starting_at_once_migrate_once(pg_url):
+    replicas = [PostgresQueue(pg_url) for _ in range(4)]
+    async with anyio.create_task_group() as group:
+        for replica in replicas:
+            group.start_soon(replica.open)
+    try:
+        with psycopg.connect(pg_url) as connection:
+            versions = connection.execute("SELECT version FROM schema_version").fetchall()
+        assert versions == [(v,) for v, _ in migration_steps()]
+        # Reopening an up-to-date database changes nothing.
+        await replicas[0].close()
+        await replicas[0].open()
+        assert await replicas[0].backlog() == 0
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+
+async def test_an_idle_worker_on_another_replica_is_woken_by_a_new_task(pg_url):
+    receiver, worker = PostgresQueue(pg_url), PostgresQueue(pg_url)
+    await receiver.open()
+    await worker.open()
+    try:
+        woken = anyio.Event()
+
+        async def idle_worker() -> None:
+            await worker.wait_for_work(at_most=60)
+            woken.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(idle_worker)
+            await anyio.wait_all_tasks_blocked()
+            await receiver.enqueue(delivery("k1"), "req-1")
+            # Far less than the 60 s poll: NOTIFY woke it.
+            with anyio.fail_after(10):
+                await woken.wait()
+        assert (await worker.claim("w")).request_id == "req-1"
+    finally:
+        await receiver.close()
+        await worker.close()
+
+
+async def test_a_stopped_server_is_unavailable_quickly_then_recovers(pg_cluster, pg_url):
+    queue = PostgresQueue(pg_url, clock=FakeClock(), timeout=2.0)
+    await queue.open()
+    try:
+        await queue.enqueue(delivery("before"), "req-0")
+        pg_cluster.stop()
+        try:
+            with anyio.fail_after(5):  # Iconik's deadline is ~10 s; 503 well before
+                with pytest.raises(QueueUnavailable) as outage:
+                    await queue.enqueue(delivery("during"), "req-1")
+            with anyio.fail_after(5), pytest.raises(QueueUnavailable):
+                await queue.ping()
+        finally:
+            pg_cluster.start()
+        assert PASSWORD not in str(outage.value)
+        assert str(outage.value).startswith("PostgreSQL queue at 127.0.0.1:")
+        # Back without reopening the queue: the pool reconnects by itself.
+        with anyio.fail_after(15):
+            while True:
+                try:
+                    result = await queue.enqueue(delivery("during"), "req-1")
+                    break
+                except QueueUnavailable:
+                    await anyio.sleep(0.2)  # bounded by fail_after above
+        assert result == Enqueued("req-1", duplicate=False)
+        await queue.ping()
+    finally:
+        await queue.close()
