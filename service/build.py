@@ -235,9 +235,12 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
     snapshot = await gather(ctx, task, asset_id)
 
     if existing is None:
-        existing = await ctx.storage.find_bundles(asset_id)
+        existing = await ctx.registry.find(asset_id)
     folder = existing[0] if existing else bundle.folder_name(snapshot.asset.get("title"), asset_id)
-    previous = await ctx.storage.read_manifest(folder) if existing else None
+    # Read even for a folder the registry did not know: a bundle published
+    # by a worker that died before recording it must still be refreshed as
+    # one, never overwritten as if it were new.
+    previous = await ctx.storage.read_manifest(folder)
     revision = int(previous.get("revision", 0)) + 1 if previous else 1
     placement = await _placement(ctx, folder, snapshot.wanted_paths, previous, revision)
     where = placement.where
@@ -308,9 +311,13 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
         files.append(bundle.BundleFile(where[bundle.PREVIEW], size, digest, "preview"))
         manifest = manifest_for(files=files)
         await ctx.still_mine()
+        # Known before it is visible, so no crash can leave a bundle the
+        # registry does not know of.
+        await ctx.registry.record(asset_id, folder, "publishing")
         await staging.publish(
             bundle.manifest_bytes(manifest), placement.stale(f.path for f in files)
         )
+    await ctx.registry.record(asset_id, folder, manifest["status"])
     log.info("bundle.published", folder=folder, revision=revision, files=len(files))
 
 
@@ -333,7 +340,7 @@ def _request_facts(task: Task, previous: dict[str, Any] | None) -> bundle.Reques
 
 async def refresh(ctx: TaskContext, task: Task) -> None:
     """An asset changed in Iconik: rebuild its bundle in place, if it has one."""
-    existing = await ctx.storage.find_bundles(task.asset_id or "")
+    existing = await ctx.registry.find(task.asset_id or "")
     if not existing:
         log.info("refresh.no_bundle")
         return
@@ -343,7 +350,7 @@ async def refresh(ctx: TaskContext, task: Task) -> None:
 async def withdraw(ctx: TaskContext, task: Task) -> None:
     """The asset was deleted: mark every bundle of it withdrawn; delete nothing."""
     storage = ctx.storage
-    for folder in await storage.find_bundles(task.asset_id or ""):
+    for folder in await ctx.registry.find(task.asset_id or ""):
         manifest = await storage.read_manifest(folder)
         if manifest is None or manifest.get("status") == "withdrawn":
             continue
@@ -377,4 +384,5 @@ async def withdraw(ctx: TaskContext, task: Task) -> None:
             await staging.write_bytes(placement.where[bundle.PREVIEW], page)
             await ctx.still_mine()
             await staging.publish(bundle.manifest_bytes(withdrawn), [])
+        await ctx.registry.record(task.asset_id or "", folder, "withdrawn")
         log.info("bundle.withdrawn", folder=folder, revision=withdrawn["revision"])

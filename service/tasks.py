@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from service.iconik import IconikClient
     from service.jobs import JobReporter
+    from service.registry import BundleRegistry
     from service.settings import Settings
     from service.storage import Storage
 
@@ -37,6 +38,7 @@ class TaskContext:
     settings: Settings
     iconik: IconikClient
     storage: Storage
+    registry: BundleRegistry
     jobs: JobReporter
     clock: Callable[[], float]
     # Raises LeaseLost unless this worker still holds the task: called right

@@ -27,6 +27,7 @@ from service.jobs import JobReporter
 from service.logging import get_logger
 from service.metrics import Metrics
 from service.queue import NewTask, Queue, QueueUnavailable, Task
+from service.registry import BundleRegistry
 from service.settings import Settings
 from service.storage import Storage, StorageError
 from service.tasks import LeaseLost, ProxyNotReady, TaskContext, TaskFailed
@@ -73,6 +74,7 @@ class Worker:
         # Renewed three times per lease, so one slow renewal never loses it.
         self.lease_renewal = lease_renewal or settings.task_lease_seconds / 3
         self.jobs = jobs or JobReporter(iconik, queue, enabled=settings.iconik_jobs)
+        self.registry = BundleRegistry(queue, storage)
 
     # -- the loop --------------------------------------------------------------
 
@@ -163,7 +165,13 @@ class Worker:
                 raise LeaseLost(f"task {task.task_id} is no longer held by {self.owner}")
 
         return TaskContext(
-            self.settings, self.iconik, self.storage, self.jobs, self.clock, still_mine
+            self.settings,
+            self.iconik,
+            self.storage,
+            self.registry,
+            self.jobs,
+            self.clock,
+            still_mine,
         )
 
     async def _attempt(self, task: Task) -> tuple[str, Any]:

@@ -414,6 +414,46 @@ class PostgresQueue:
             (limit,),
         )
 
+    # -- the bundle registry ---------------------------------------------------
+
+    async def record_bundle(self, asset_id: str, folder: str, status: str) -> None:
+        async def record(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
+            await cursor.execute(
+                "INSERT INTO bundles (asset_id, folder, status, updated_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (asset_id, folder) DO UPDATE"
+                " SET status = excluded.status, updated_at = excluded.updated_at",
+                (asset_id, folder, status, self.clock()),
+            )
+
+        await self._in_transaction(record)
+
+    async def bundle_folders(self, asset_id: str) -> list[str]:
+        rows = await self._read(
+            "SELECT folder FROM bundles WHERE asset_id = %s ORDER BY folder", (asset_id,)
+        )
+        return [row["folder"] for row in rows]
+
+    async def registry_filled(self) -> bool:
+        return bool(await self._read("SELECT 1 FROM registry_filled"))
+
+    async def fill_registry(self, bundles: list[tuple[str, str, str]]) -> None:
+        """Record bundles found in storage (asset id, folder, status), once."""
+
+        async def fill(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
+            now = self.clock()
+            await cursor.executemany(
+                "INSERT INTO bundles (asset_id, folder, status, updated_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(*bundle, now) for bundle in bundles],
+            )
+            await cursor.execute(
+                "INSERT INTO registry_filled (id, filled_at) VALUES (1, %s)"
+                " ON CONFLICT DO NOTHING",
+                (now,),
+            )
+
+        await self._in_transaction(fill)
+
 
 def _reason(exc: BaseException) -> str:
     """What went wrong, in the server's or the driver's words, minus any conninfo."""

@@ -84,3 +84,16 @@ $$;
 
 -- A heartbeat row that readiness writes: proof that the queue takes writes.
 CREATE TABLE readiness_heartbeat (id integer PRIMARY KEY, beat_at double precision NOT NULL);
+
+-- version: 2
+-- The bundle registry: which folders hold a bundle of which asset, so that
+-- finding an asset's bundles never lists the storage.
+CREATE TABLE bundles (
+    asset_id   text NOT NULL,
+    folder     text NOT NULL,
+    status     text NOT NULL,
+    updated_at double precision NOT NULL,
+    PRIMARY KEY (asset_id, folder)
+);
+-- One row once the registry holds the bundles made before it existed.
+CREATE TABLE registry_filled (id integer PRIMARY KEY, filled_at double precision NOT NULL);

@@ -68,6 +68,16 @@ CREATE INDEX IF NOT EXISTS tasks_by_request ON tasks(request_id);
 CREATE INDEX IF NOT EXISTS tasks_by_asset ON tasks(asset_id, state);
 -- An asset reached twice (two collections, a repeated id) is one task.
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_once ON tasks(request_id, kind, asset_id);
+-- The bundle registry: which folders hold a bundle of which asset.
+CREATE TABLE IF NOT EXISTS bundles (
+    asset_id   TEXT NOT NULL,
+    folder     TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (asset_id, folder)
+);
+-- One row once the registry holds the bundles made before it existed.
+CREATE TABLE IF NOT EXISTS registry_filled (id INTEGER PRIMARY KEY, filled_at REAL NOT NULL);
 """
 
 
@@ -87,6 +97,13 @@ WHERE ((t.state = 'queued' AND t.not_before <= :now)
 ORDER BY t.not_before, t.created_at
 LIMIT 1
 """
+
+
+_RECORD_BUNDLE = (
+    "INSERT INTO bundles (asset_id, folder, status, updated_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (asset_id, folder) DO UPDATE SET status = excluded.status,"
+    " updated_at = excluded.updated_at"
+)
 
 
 class SQLiteQueue:
@@ -515,6 +532,48 @@ class SQLiteQueue:
             return [dict(r) for r in rows]
 
         return await self._run(read)
+
+    # -- the bundle registry ---------------------------------------------------
+
+    async def record_bundle(self, asset_id: str, folder: str, status: str) -> None:
+        def record() -> None:
+            with self._write() as db:
+                db.execute(_RECORD_BUNDLE, (asset_id, folder, status, self.clock()))
+
+        await self._run(record)
+
+    async def bundle_folders(self, asset_id: str) -> list[str]:
+        def read() -> list[str]:
+            rows = self._connection().execute(
+                "SELECT folder FROM bundles WHERE asset_id = ? ORDER BY folder", (asset_id,)
+            )
+            return [row["folder"] for row in rows]
+
+        return await self._run(read)
+
+    async def registry_filled(self) -> bool:
+        def read() -> bool:
+            row = self._connection().execute("SELECT 1 FROM registry_filled").fetchone()
+            return row is not None
+
+        return await self._run(read)
+
+    async def fill_registry(self, bundles: list[tuple[str, str, str]]) -> None:
+        """Record bundles found in storage (asset id, folder, status), once."""
+
+        def fill() -> None:
+            now = self.clock()
+            with self._write() as db:
+                db.executemany(
+                    "INSERT OR IGNORE INTO bundles (asset_id, folder, status, updated_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(*bundle, now) for bundle in bundles],
+                )
+                db.execute(
+                    "INSERT OR IGNORE INTO registry_filled (id, filled_at) VALUES (1, ?)", (now,)
+                )
+
+        await self._run(fill)
 
 
 class _ThreadConnection(sqlite3.Connection):

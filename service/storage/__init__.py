@@ -8,6 +8,7 @@ a bundle are relative and checked; nothing can be written outside its folder.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ class Storage(Protocol):
     async def read_file(self, folder: str, path: str) -> bytes | None: ...
     async def file_digest(self, folder: str, path: str) -> str | None: ...
     async def find_bundles(self, asset_id: str) -> list[str]: ...
+    async def list_bundles(self) -> list[tuple[str, str, str]]: ...  # (asset id, folder, status)
     def stage(self, folder: str) -> Any: ...  # async context manager yielding a Staging
 
 
@@ -49,6 +51,15 @@ def parse_manifest(data: bytes | None) -> dict[str, Any] | None:
 async def as_stream(data: bytes) -> AsyncIterator[bytes]:
     """Bytes already in memory, as the stream `write_stream` takes."""
     yield data
+
+
+_FOLDER_ASSET = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9_-]{0,127})\]$")
+
+
+def asset_of_folder(folder: str) -> str | None:
+    """The asset id a bundle folder's name ends with (`Title [<asset id>]`)."""
+    match = _FOLDER_ASSET.search(folder)
+    return match.group(1) if match else None
 
 
 def check_relative(path: str) -> str:

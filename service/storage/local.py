@@ -33,7 +33,13 @@ import anyio.to_thread
 
 from service import probe
 from service.bundle import MANIFEST, MANIFEST_ASIDE
-from service.storage import StorageError, as_stream, check_relative, parse_manifest
+from service.storage import (
+    StorageError,
+    as_stream,
+    asset_of_folder,
+    check_relative,
+    parse_manifest,
+)
 
 STAGING_DIR = ".staging"
 _LOCK_SUFFIX = ".lock"
@@ -240,6 +246,21 @@ class LocalStorage:
             )
 
         return await anyio.to_thread.run_sync(scan)
+
+    async def list_bundles(self) -> list[tuple[str, str, str]]:
+        """Every bundle in the folder, as (asset id, folder, status): one listing."""
+        found = []
+        for folder in await anyio.to_thread.run_sync(self._bundle_folders):
+            asset_id = asset_of_folder(folder)
+            manifest = await self.read_manifest(folder)
+            if asset_id is not None and manifest is not None:
+                found.append((asset_id, folder, str(manifest.get("status", "ready"))))
+        return found
+
+    def _bundle_folders(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name[0] != ".")
 
     @asynccontextmanager
     async def stage(self, folder: str) -> AsyncIterator[LocalStaging]:

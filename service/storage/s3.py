@@ -26,7 +26,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.bundle import MANIFEST, MANIFEST_ASIDE
-from service.storage import StorageError, as_stream, check_relative, parse_manifest
+from service.storage import (
+    StorageError,
+    as_stream,
+    asset_of_folder,
+    check_relative,
+    parse_manifest,
+)
 
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB for every part but the last
 T = TypeVar("T")
@@ -205,8 +211,7 @@ class S3Storage:
 
         return await self.call(digest)
 
-    async def find_bundles(self, asset_id: str) -> list[str]:
-        suffix = f"[{asset_id}]"
+    async def _folders(self) -> list[str]:
         base = f"{self.prefix}/" if self.prefix else ""
 
         def scan() -> list[str]:
@@ -214,13 +219,25 @@ class S3Storage:
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
                 for common in page.get("CommonPrefixes", []):
-                    name = common["Prefix"][len(base) :].rstrip("/")
-                    if name.endswith(suffix):
-                        folders.append(name)
+                    folders.append(common["Prefix"][len(base) :].rstrip("/"))
             return sorted(folders)
 
-        found = await self.call(scan)
+        return await self.call(scan)
+
+    async def find_bundles(self, asset_id: str) -> list[str]:
+        suffix = f"[{asset_id}]"
+        found = [f for f in await self._folders() if f.endswith(suffix)]
         return [f for f in found if await self.read_manifest(f) is not None]
+
+    async def list_bundles(self) -> list[tuple[str, str, str]]:
+        """Every bundle under the prefix, as (asset id, folder, status): one listing."""
+        found = []
+        for folder in await self._folders():
+            asset_id = asset_of_folder(folder)
+            manifest = await self.read_manifest(folder) if asset_id else None
+            if asset_id is not None and manifest is not None:
+                found.append((asset_id, folder, str(manifest.get("status", "ready"))))
+        return found
 
     @asynccontextmanager
     async def stage(self, folder: str) -> AsyncIterator[S3Staging]:
