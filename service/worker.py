@@ -85,15 +85,6 @@ def pick_original(files: list[dict[str, Any]], exclude_formats: set[str]) -> dic
     return max(candidates, key=lambda f: f.get("size") or 0, default=None)
 
 
-def _job_title(payload: dict[str, Any], count: int | None = None) -> str:
-    if count is None:
-        count = len(payload.get("asset_ids") or [])
-    what = {"COLLECTION": "collection", "SAVED_SEARCH": "saved search"}.get(
-        payload.get("context") or "", "selection"
-    )
-    return f"Send to Captioning: {what}" + (f" of {count} assets" if count else "")
-
-
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat()
 
@@ -133,7 +124,9 @@ class Worker:
     async def run(self) -> None:
         """Run tasks until cancelled, `WORKER_CONCURRENCY` at a time."""
         log.info("worker.started", owner=self.owner, concurrency=self.settings.worker_concurrency)
-        async with anyio.create_task_group() as group:
+        # The reporter's updaters send job progress beside the slots, so a
+        # slot never waits on a slow PATCH; stopping flushes them.
+        async with self.jobs.running(), anyio.create_task_group() as group:
             for slot in range(self.settings.worker_concurrency):
                 group.start_soon(self._slot, slot)
 
@@ -161,7 +154,8 @@ class Worker:
         task = await self.queue.claim(self.owner)
         if task is None:
             return False
-        await self.run_task(task)
+        async with self.jobs.running():  # its job report is sent before this returns
+            await self.run_task(task)
         return True
 
     async def run_task(self, task: Task) -> None:
@@ -248,10 +242,11 @@ class Worker:
         """Tell the request's Iconik job; only custom actions (a person clicked) have one."""
         if task.request_kind != "custom_action" or outcome not in ("done", "failed"):
             return
-        if task.kind == "expand" and outcome == "failed":
-            await self.jobs.fail_request(task.request_id, _job_title(task.payload), detail)
-        elif task.kind != "expand":
-            await self.jobs.progress(task.request_id)
+        if task.kind == "expand" and outcome == "done":
+            return  # expand reported its assets through jobs.start()
+        # Returns at once: the reporter reads the request's state from the
+        # queue and sends it in the background (a failed expand included).
+        await self.jobs.progress(task.request_id)
 
     # -- expand ----------------------------------------------------------------
 
@@ -275,17 +270,8 @@ class Worker:
                 f"the request covers {len(unique)} assets, more than MAX_ASSETS_PER_REQUEST "
                 f"({cap}); select fewer assets or raise the limit"
             )
-        await self.jobs.start(task.request_id, unique, await self._job_title(task, unique))
+        await self.jobs.start(task.request_id, unique)
         return [NewTask("build", asset_id) for asset_id in unique]
-
-    async def _job_title(self, task: Task, asset_ids: list[str]) -> str:
-        if len(asset_ids) != 1:
-            return _job_title(task.payload, len(asset_ids))
-        try:
-            title = (await self.iconik.get_asset(asset_ids[0])).get("title")
-        except IconikError:
-            title = None
-        return f"Send to Captioning: {title or asset_ids[0]}"
 
     async def _saved_search_assets(self, search_id: str) -> list[str]:
         path = f"/API/search/v1/search/saved/{search_id}/"

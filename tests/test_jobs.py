@@ -96,8 +96,8 @@ def test_an_expand_that_runs_twice_makes_one_job(tmp_path):
             await queue.open()
             async with iconik_client(s.settings) as iconik:
                 jobs = JobReporter(iconik, queue)
-                await jobs.start(answer["request_id"], [s.seeded.normal], "t")
-                await jobs.start(answer["request_id"], [s.seeded.normal], "t")
+                await jobs.start(answer["request_id"], [s.seeded.normal])
+                await jobs.start(answer["request_id"], [s.seeded.normal])
             await queue.close()
 
         anyio.run(start_twice)
