@@ -143,6 +143,8 @@ class _Job:
     dirty: bool = False  # the request moved since the updater last read it
     running: bool = False  # an updater is on it
     wake: anyio.Event = field(default_factory=anyio.Event)  # cuts a throttle pause short
+    left: int | None = None  # assets not yet processed at the last read
+    reported: int = 0  # progress() calls since the last read began
 
 
 class JobReporter:
@@ -195,7 +197,12 @@ class JobReporter:
             return
         job = self._entry(request_id)
         job.dirty = True
-        job.wake.set()
+        job.reported += 1
+        # Cut a throttle pause short only when this may have been the last
+        # asset: the final state must not wait, and a STARTED one can (this
+        # spares a queue read per finished asset while the job is paused).
+        if job.left is None or job.reported >= job.left:
+            job.wake.set()
         if job.running:  # its updater will read the queue again before it stops
             return
         job.running = True
@@ -269,10 +276,11 @@ class JobReporter:
         while job.dirty:
             job.dirty = False
             sent = await self._send_latest(job)
-            if sent is not None and not sent.final:
+            if sent is not None and not sent.final and not job.dirty:
                 # Another process may have finished the request while our
                 # PATCH travelled, and its final state may have landed first:
-                # look again, so that our last word is final too.
+                # look again, so that our last word is final too. (When dirty,
+                # the loop's next read does that anyway.)
                 await self._send_latest(job, final_only=True)
 
     async def _send_latest(self, job: _Job, *, final_only: bool = False) -> Outcome | None:
@@ -280,6 +288,7 @@ class JobReporter:
 
         Returns the state it tried to send, or None when it sent nothing.
         """
+        job.reported = 0
         try:
             status = await self.queue.request_status(job.request_id)
         except QueueUnavailable as exc:
@@ -291,6 +300,7 @@ class JobReporter:
         if outcome is None and job.asset_ids:  # expanded, asset tasks not committed yet
             n = len(job.asset_ids)
             outcome = Outcome("STARTED", 0, n, f"building {n} captioning bundle(s)")
+        job.left = outcome.total - outcome.processed if outcome and not outcome.final else None
         if outcome is None or (final_only and not outcome.final):
             return None
         if job.sent is not None and outcome.rank <= job.sent:
@@ -324,6 +334,8 @@ class JobReporter:
         if remaining <= 0:
             return False
         job.wake = wake = anyio.Event()
+        if job.left is not None and job.reported >= job.left:
+            return True  # a report during the read may have been the last asset: read again
         async with anyio.create_task_group() as group:
 
             async def ring() -> None:
