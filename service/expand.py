@@ -7,22 +7,11 @@ be assets or collections). Each distinct asset is built once.
 
 from __future__ import annotations
 
-from typing import Any
-
-from service.iconik import IconikClient, IconikError, NotFound
+from service.iconik import IconikClient, NotFound
 from service.queue import NewTask, Task
 from service.tasks import TaskContext, TaskFailed
 
 COLLECTION_DEPTH = 10
-
-
-def job_title(payload: dict[str, Any], count: int | None = None) -> str:
-    if count is None:
-        count = len(payload.get("asset_ids") or [])
-    what = {"COLLECTION": "collection", "SAVED_SEARCH": "saved search"}.get(
-        payload.get("context") or "", "selection"
-    )
-    return f"Send to Captioning: {what}" + (f" of {count} assets" if count else "")
 
 
 async def expand(ctx: TaskContext, task: Task) -> list[NewTask]:
@@ -47,18 +36,8 @@ async def expand(ctx: TaskContext, task: Task) -> list[NewTask]:
             f"the request covers {len(unique)} assets, more than MAX_ASSETS_PER_REQUEST "
             f"({cap}); select fewer assets or raise the limit"
         )
-    await ctx.jobs.start(task.request_id, unique, await _title(ctx.iconik, task, unique))
+    await ctx.jobs.start(task.request_id, unique)
     return [NewTask("build", asset_id) for asset_id in unique]
-
-
-async def _title(iconik: IconikClient, task: Task, asset_ids: list[str]) -> str:
-    if len(asset_ids) != 1:
-        return job_title(task.payload, len(asset_ids))
-    try:
-        title = (await iconik.get_asset(asset_ids[0])).get("title")
-    except IconikError:
-        title = None
-    return f"Send to Captioning: {title or asset_ids[0]}"
 
 
 async def _saved_search(iconik: IconikClient, search_id: str) -> tuple[list[str], list[str]]:

@@ -116,7 +116,7 @@ class Simulator:
         self.blobs: dict[str, Blob] = {}
         self.requests: list[tuple[str, str]] = []  # API calls, as (method, path)
         self.downloads: list[str] = []  # signed-URL fetches, by blob key
-        self.faults: dict[str, list[int]] = {}
+        self.faults: dict[str, list[int | None]] = {}
         self.storage_faults: dict[str, list[int]] = {}
         # Base URL (ending in "/") of a server running storage_app(); None: this one.
         self.storage_base: str | None = None
@@ -247,8 +247,11 @@ class Simulator:
     def delete_asset(self, asset_id: str) -> None:
         self.assets[asset_id].asset["status"] = "DELETED"
 
-    def fail_next(self, path_fragment: str, *statuses: int) -> None:
-        """The next calls whose path contains `path_fragment` answer these statuses."""
+    def fail_next(self, path_fragment: str, *statuses: int | None) -> None:
+        """The next calls whose path contains `path_fragment` answer these statuses.
+
+        None lets that call through, so faults can be spread among good answers.
+        """
         self.faults.setdefault(path_fragment, []).extend(statuses)
 
     def fail_storage_next(self, key: str, *statuses: int) -> None:
@@ -260,6 +263,16 @@ class Simulator:
         """The next download of `key` stops after `after_bytes`, short of its Content-Length."""
         with self._lock:
             self.cuts[key] = after_bytes
+
+    def add_tiny_assets(self, count: int, proxy_bytes: int = 4) -> list[str]:
+        """`count` assets with a proxy of a few bytes each: many bundles, little I/O."""
+        ids = []
+        for index in range(count):
+            sim = self.add_asset(f"tiny-{index}", f"Tiny clip {index}")
+            data = bytes(index % 256 for _ in range(proxy_bytes))
+            self.add_proxy(sim, name=f"tiny_{index}.mp4", blob=Blob(len(data), data))
+            ids.append(sim.asset["id"])
+        return ids
 
     def hold_download(self, key: str, after_bytes: int) -> DownloadGate:
         gate = DownloadGate(after_bytes)
@@ -418,6 +431,8 @@ class Simulator:
                 for fragment, statuses in self.faults.items():
                     if fragment in path and statuses:
                         status = statuses.pop(0)
+                        if status is None:
+                            break
                         headers = {"Retry-After": "0"} if status == 429 else None
                         return _errors(status, "injected fault", headers)
             if (
@@ -571,15 +586,14 @@ class Simulator:
         job = json.loads(await request.body())
         job.update(id=str(uuid.uuid4()), date_created=_now(), date_modified=_now())
         self.jobs[job["id"]] = job
-        return JSONResponse(job, status_code=201)
+        return JSONResponse(_record_job_state(job), status_code=201)
 
     async def _update_job(self, request: Request) -> Response:
         job = self.jobs.get(request.path_params["job_id"])
         if job is None:
             return _errors(404, "Job does not exist")
         job.update(json.loads(await request.body()), date_modified=_now())
-        job.setdefault("history", []).append(job["status"])
-        return JSONResponse({k: v for k, v in job.items() if k != "history"})
+        return JSONResponse(_record_job_state(job))
 
     async def _storage(self, request: Request) -> Response:
         key = request.path_params["key"]
@@ -611,6 +625,14 @@ class Simulator:
         return StreamingResponse(
             body(), media_type=blob.content_type, headers={"Content-Length": str(blob.size)}
         )
+
+
+def _record_job_state(job: dict[str, Any]) -> dict[str, Any]:
+    """Note the job's state in its history (for tests: in the order Iconik got the
+    writes); return the job as Iconik shows it, without that history."""
+    job.setdefault("history", []).append(job.get("status"))
+    job.setdefault("processed_history", []).append(job.get("progress_processed"))
+    return {k: v for k, v in job.items() if k not in ("history", "processed_history")}
 
 
 def _errors(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -81,7 +81,9 @@ class Worker:
     async def run(self) -> None:
         """Run tasks until cancelled, `WORKER_CONCURRENCY` at a time."""
         log.info("worker.started", owner=self.owner, concurrency=self.settings.worker_concurrency)
-        async with anyio.create_task_group() as group:
+        # The reporter's updaters send job progress beside the slots, so a
+        # slot never waits on a slow PATCH; stopping flushes them.
+        async with self.jobs.running(), anyio.create_task_group() as group:
             for slot in range(self.settings.worker_concurrency):
                 group.start_soon(self._slot, slot)
 
@@ -109,7 +111,8 @@ class Worker:
         task = await self.queue.claim(self.owner)
         if task is None:
             return False
-        await self.run_task(task)
+        async with self.jobs.running():  # its job report is sent before this returns
+            await self.run_task(task)
         return True
 
     async def run_task(self, task: Task) -> None:
@@ -226,10 +229,11 @@ class Worker:
         """Tell the request's Iconik job; only custom actions (a person clicked) have one."""
         if task.request_kind != "custom_action" or outcome not in ("done", "failed"):
             return
-        if task.kind == "expand" and outcome == "failed":
-            await self.jobs.fail_request(task.request_id, expand.job_title(task.payload), detail)
-        elif task.kind != "expand":
-            await self.jobs.progress(task.request_id)
+        if task.kind == "expand" and outcome == "done":
+            return  # expand reported its assets through jobs.start()
+        # Returns at once: the reporter reads the request's state from the
+        # queue and sends it in the background (a failed expand included).
+        await self.jobs.progress(task.request_id)
 
 
 def background(settings: Settings, storage: Storage, **worker_options: Any) -> Any:

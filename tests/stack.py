@@ -4,24 +4,29 @@ Real uvicorn servers for the simulator, its storage (signed URLs on an
 origin of their own, as in production) and the service, the real SQLite
 queue and a real bundle folder. The worker is driven step by step from the
 test with an injected clock, so waiting for a transcode or a backoff is a
-clock advance, not a sleep.
+clock advance, not a sleep; for load, `run_until_drained` runs its slots
+concurrently until no task is left.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx2
 
 from service.app import create_app
 from service.iconik import IconikClient
+from service.jobs import JobReporter
+from service.queue import NewTask, Task
 from service.queue.sqlite import SQLiteQueue
 from service.settings import Settings
 from service.simulator import Seeded, Simulator
@@ -39,6 +44,80 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class VirtualTime(FakeClock):
+    """A clock and a sleep that agree and never wait: sleeping moves the clock.
+
+    For the job reporter's throttle: its pauses cost no real time in tests,
+    and it stays a clock of its own, so it never expires the queue's leases.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(0.0)
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+        await anyio.lowlevel.checkpoint()
+
+
+class WorkClock:
+    """A clock that moves as tasks end: `per_second` of them make a second.
+
+    For the job reporter under load: its throttle coalesces as it would in
+    real time, deterministically, and no test waits for real seconds.
+    """
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self.ended = 0
+        self._alarms: list[tuple[float, anyio.Event]] = []
+
+    def __call__(self) -> float:
+        return self.ended / self.per_second
+
+    def tick(self) -> None:
+        self.ended += 1
+        for when, alarm in self._alarms:
+            if when <= self():
+                alarm.set()
+
+    async def sleep(self, seconds: float) -> None:
+        alarm = anyio.Event()
+        entry = (self() + seconds, alarm)
+        self._alarms.append(entry)
+        try:
+            if seconds > 0:
+                await alarm.wait()
+            else:
+                await anyio.lowlevel.checkpoint()
+        finally:
+            self._alarms.remove(entry)
+
+
+class WatchedQueue(SQLiteQueue):
+    """The real queue, which also says when no task is left, and moves `work`."""
+
+    def __init__(self, *args: Any, work: WorkClock, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.work = work
+
+    async def open(self) -> None:
+        self.drained = anyio.Event()
+        await super().open()
+
+    async def complete(self, task: Task, children: list[NewTask] | None = None) -> None:
+        await super().complete(task, children)
+        await self._ended()
+
+    async def fail(self, task: Task, error: str) -> None:
+        await super().fail(task, error)
+        await self._ended()
+
+    async def _ended(self) -> None:
+        self.work.tick()
+        if await self.backlog() == 0:
+            self.drained.set()
 
 
 @dataclass
@@ -72,6 +151,10 @@ class Stack:
     def run_once(self) -> bool:
         return anyio.run(self._run_once)
 
+    def run_until_drained(self) -> None:
+        """Worker.run(), all WORKER_CONCURRENCY slots, stopped once no task is left."""
+        anyio.run(run_until_drained, self.settings, self.clock)
+
     async def _run_once(self) -> bool:
         return await with_worker(self.settings, self.clock, lambda worker, queue: worker.run_once())
 
@@ -86,9 +169,20 @@ class Stack:
         return json.loads((self.bundle_dir(asset_id) / "project.json").read_text())
 
 
-async def with_worker(settings: Settings, clock: FakeClock, fn: Any) -> Any:
-    """Call `fn(worker, queue)` with a worker wired to `settings`, in this thread."""
-    queue = SQLiteQueue(
+async def with_worker(
+    settings: Settings,
+    clock: FakeClock,
+    fn: Any,
+    *,
+    queue_type: Callable[..., SQLiteQueue] = SQLiteQueue,
+    jobs_time: VirtualTime | WorkClock | None = None,
+    **worker_options: Any,
+) -> Any:
+    """Call `fn(worker, queue)` with a worker wired to `settings`, in this thread.
+
+    The job reporter's throttle runs on `jobs_time` (a VirtualTime by default).
+    """
+    queue = queue_type(
         settings.sqlite_path,
         clock=clock,
         backoff=lambda attempt: 1.0,
@@ -105,8 +199,22 @@ async def with_worker(settings: Settings, clock: FakeClock, fn: Any) -> Any:
             sleep=_no_sleep,
             timeout=settings.iconik_timeout_seconds,
         ) as iconik:
+            jobs_time = jobs_time or VirtualTime()
+            jobs = JobReporter(
+                iconik,
+                queue,
+                enabled=settings.iconik_jobs,
+                clock=jobs_time,
+                sleep=jobs_time.sleep,
+            )
             worker = Worker(
-                settings, queue, iconik, open_storage(settings.storage_url), clock=clock
+                settings,
+                queue,
+                iconik,
+                open_storage(settings.storage_url),
+                clock=clock,
+                jobs=jobs,
+                **worker_options,
             )
             return await fn(worker, queue)
     finally:
@@ -131,6 +239,27 @@ async def drain(
         raise AssertionError("the queue did not drain")
 
     await with_worker(settings, clock, loop)
+
+
+async def run_until_drained(settings: Settings, clock: FakeClock) -> None:
+    """Run the worker's slots until no task is left, then stop it as a shutdown does."""
+
+    async def run(worker: Worker, queue: WatchedQueue) -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.run)
+            await queue.drained.wait()
+            # Cancelled like a stopping worker: reports still pending are flushed.
+            group.cancel_scope.cancel()
+
+    work = WorkClock(per_second=25)
+    await with_worker(
+        settings,
+        clock,
+        run,
+        queue_type=functools.partial(WatchedQueue, work=work),
+        jobs_time=work,
+        poll_interval=0.01,  # how often an idle slot looks at the queue (the worker's own wait)
+    )
 
 
 async def _no_sleep(seconds: float) -> None:

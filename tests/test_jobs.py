@@ -1,6 +1,6 @@
 """Each request's progress as an Iconik job, best-effort."""
 
-from service.jobs import job_outcome
+from service.jobs import job_outcome, job_title
 from tests.conftest import custom_action_body
 from tests.stack import stack
 
@@ -20,6 +20,19 @@ def test_outcome_follows_the_asset_tasks():
     assert (status, processed, total) == ("FINISHED_WITH_WARNING", 2, 2)
     assert "asset b: no proxy" in message
     assert job_outcome([task("a", "failed", "x")])[0] == "FAILED"
+
+
+def test_a_request_that_could_not_expand_is_failed_with_the_reason():
+    expand = {"asset_id": None, "state": "failed", "last_error": "collection c not found"}
+    assert job_outcome([expand]) == ("FAILED", 0, 0, "collection c not found")
+    assert job_outcome([{**expand, "state": "queued"}]) is None  # still retrying
+
+
+def test_job_titles():
+    assert job_title({"context": "BULK"}, ["a"], "Clip") == "Send to Captioning: Clip"
+    assert job_title({"context": "BULK"}, ["a"]) == "Send to Captioning: a"
+    assert job_title({"context": "BULK"}, ["a", "b"]) == "Send to Captioning: selection of 2 assets"
+    assert job_title({"context": "COLLECTION"}, []) == "Send to Captioning: collection"
 
 
 def test_three_assets_one_failing_ends_finished_with_warning(tmp_path):
@@ -96,9 +109,45 @@ def test_an_expand_that_runs_twice_makes_one_job(tmp_path):
             await queue.open()
             async with iconik_client(s.settings) as iconik:
                 jobs = JobReporter(iconik, queue)
-                await jobs.start(answer["request_id"], [s.seeded.normal], "t")
-                await jobs.start(answer["request_id"], [s.seeded.normal], "t")
+                await jobs.start(answer["request_id"], [s.seeded.normal])
+                await jobs.start(answer["request_id"], [s.seeded.normal])
             await queue.close()
 
         anyio.run(start_twice)
         assert len(s.sim.jobs) == 1
+
+
+def test_a_job_iconik_could_not_create_at_expand_is_created_later(tmp_path):
+    with stack(tmp_path) as s:
+        s.sim.fail_next("/API/jobs/", *[500] * 5)  # every attempt of the expand's create
+        assets = [s.seeded.normal, s.seeded.traversal_title]
+        answer = s.send(custom_action_body(context="BULK", asset_ids=assets))
+        assert s.run_once()  # the expand
+        assert s.sim.jobs == {} and s.sim.faults["/API/jobs/"] == []
+        s.drain()
+        [job] = s.sim.jobs.values()
+        assert job["title"] == "Send to Captioning: selection of 2 assets"
+        assert {r["object_id"] for r in job["related_objects"]} == set(assets)
+        assert job["processed_history"][0] == 1  # created with the progress of that moment
+        assert job["status"] == "FINISHED"
+        assert (job["progress_processed"], job["progress_total"]) == (2, 2)
+        assert s.status(answer["request_id"])["iconik_job_id"] == job["id"]
+
+
+def test_a_thousand_assets_end_finished_though_progress_patches_are_retried(tmp_path):
+    with stack(tmp_path, worker_concurrency=8, metadata_view_ids="") as s:
+        assets = s.sim.add_tiny_assets(1000)
+        # Every third call to the jobs API is first answered 429, all through
+        # the run: the create and many progress PATCHes go out twice.
+        s.sim.fail_next("/API/jobs/", *[429, None, None] * 200)
+        answer = s.send(custom_action_body(context="BULK", asset_ids=assets))
+        s.run_until_drained()
+        assert s.status(answer["request_id"])["status"] == "done"
+        [job] = s.sim.jobs.values()
+        assert job["status"] == "FINISHED"
+        assert (job["progress_processed"], job["progress_total"]) == (1000, 1000)
+        assert set(job["history"][:-1]) == {"STARTED"} and job["history"][-1] == "FINISHED"
+        processed = job["processed_history"]
+        assert processed == sorted(processed), "progress went backwards"
+        patches = [path for method, path in s.sim.requests if method == "PATCH"]
+        assert len(patches) > len(processed) - 1, "no PATCH was retried"

@@ -44,6 +44,7 @@ def test_original_excludes_subtitle_files_and_unfinished_files():
 def test_a_queue_outage_while_settling_does_not_stop_the_worker(tmp_path):
     import anyio
 
+    from service.jobs import JobReporter
     from service.queue import QueueUnavailable
     from service.worker import Worker
     from tests.conftest import make_settings
@@ -84,7 +85,8 @@ def test_a_queue_outage_while_settling_does_not_stop_the_worker(tmp_path):
 
     settings = make_settings(tmp_path, worker_concurrency=1)
     queue = FlakyQueue()
-    worker = Worker(settings, queue, iconik=None, storage=None, poll_interval=0, jobs=_NoJobs())
+    jobs = JobReporter(iconik=None, queue=queue, enabled=False)
+    worker = Worker(settings, queue, iconik=None, storage=None, poll_interval=0, jobs=jobs)
 
     async def main():
         with anyio.move_on_after(5):
@@ -95,17 +97,6 @@ def test_a_queue_outage_while_settling_does_not_stop_the_worker(tmp_path):
 
     anyio.run(main)
     assert queue.completed == ["t2"]
-
-
-class _NoJobs:
-    async def start(self, *args):
-        pass
-
-    async def progress(self, *args):
-        pass
-
-    async def fail_request(self, *args):
-        pass
 
 
 def test_a_worker_that_lost_its_task_to_another_publishes_nothing(tmp_path):

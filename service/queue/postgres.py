@@ -447,8 +447,7 @@ class PostgresQueue:
                 [(*bundle, now) for bundle in bundles],
             )
             await cursor.execute(
-                "INSERT INTO registry_filled (id, filled_at) VALUES (1, %s)"
-                " ON CONFLICT DO NOTHING",
+                "INSERT INTO registry_filled (id, filled_at) VALUES (1, %s) ON CONFLICT DO NOTHING",
                 (now,),
             )
 
