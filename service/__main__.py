@@ -137,7 +137,7 @@ def status(settings: Settings, request_id: str | None) -> int:
     import json
 
     from service.app import summarize_request
-    from service.queue import queue_for
+    from service.queue import describe_queue_url, queue_for
 
     async def run() -> int:
         queue = queue_for(settings)
@@ -146,11 +146,13 @@ def status(settings: Settings, request_id: str | None) -> int:
             if request_id:
                 found = await queue.request_status(request_id)
                 if found is None:
-                    print(f"no request {request_id} in {settings.queue_url}", file=sys.stderr)
+                    where = describe_queue_url(settings.queue_url)
+                    print(f"no request {request_id} in {where}", file=sys.stderr)
                     return 1
                 print(json.dumps(summarize_request(found), indent=2))
                 return 0
-            print(f"queue {settings.queue_url}: {await queue.backlog()} task(s) waiting or running")
+            where = describe_queue_url(settings.queue_url)
+            print(f"queue {where}: {await queue.backlog()} task(s) waiting or running")
             failures = await queue.recent_failures()
             print(f"recent failures ({len(failures)}):" if failures else "no failed tasks")
             for f in failures:

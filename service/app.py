@@ -43,7 +43,8 @@ log = get_logger("service.app")
 # writer's lock. An enqueue waits at most about twice this (opening a
 # connection, then its write), which keeps a 503 well inside the 5 s that
 # DESIGN.md promises (Iconik gives up after ~10 s). SQLiteQueue's own default
-# (10 s) still serves the worker-only and `status` processes.
+# (10 s) still serves the worker-only and `status` processes; PostgreSQL's
+# statements time out after the same wait.
 STORE_WAIT_SECONDS = 2.0
 
 # `scheme://user:password@host`: the password part, should a store's URL
@@ -338,7 +339,7 @@ def create_app(
     `background` is entered for the app's lifetime once the queue is open
     (that is where the worker runs inside `serve`).
     """
-    queue = queue or queue_for(settings, busy_timeout=STORE_WAIT_SECONDS)
+    queue = queue or queue_for(settings, store_wait=STORE_WAIT_SECONDS)
     checks: dict[str, ReadinessCheck] = {"queue": queue.ping, **(readiness or {})}
     services = Services(settings, queue, metrics_registry or Metrics(), checks)
 

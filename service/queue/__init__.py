@@ -129,6 +129,15 @@ def as_observed(task: dict[str, Any], now: float) -> dict[str, Any]:
     return task
 
 
+def describe_queue_url(queue_url: str) -> str:
+    """QUEUE_URL as people may read it: a PostgreSQL URL without its password."""
+    if queue_url.startswith(("postgresql://", "postgres://")):
+        from service.queue.postgres import describe
+
+        return describe(queue_url)
+    return queue_url
+
+
 def queue_for(settings: Any, **kwargs: Any) -> Queue:
     """The queue backend `QUEUE_URL` names, with the settings' limits."""
     return open_queue(
@@ -140,21 +149,31 @@ def queue_for(settings: Any, **kwargs: Any) -> Queue:
     )
 
 
-def open_queue(queue_url: str, *, max_attempts: int, max_backlog: int, **kwargs: Any) -> Queue:
-    """The queue backend `queue_url` names."""
+def open_queue(
+    queue_url: str,
+    *,
+    max_attempts: int,
+    max_backlog: int,
+    store_wait: float | None = None,
+    **kwargs: Any,
+) -> Queue:
+    """The queue backend `queue_url` names.
+
+    `store_wait` bounds how long one call waits on a busy or absent store
+    before it fails (the receiver needs its 503 fast); None keeps each
+    backend's own default.
+    """
+    limits = {"max_attempts": max_attempts, "max_backlog": max_backlog, **kwargs}
     if queue_url.startswith("sqlite:///"):
         from service.queue.sqlite import SQLiteQueue
 
-        return SQLiteQueue(
-            queue_url.removeprefix("sqlite:///"),
-            max_attempts=max_attempts,
-            max_backlog=max_backlog,
-            **kwargs,
-        )
+        if store_wait is not None:
+            limits["busy_timeout"] = store_wait
+        return SQLiteQueue(queue_url.removeprefix("sqlite:///"), **limits)
     if queue_url.startswith(("postgresql://", "postgres://")):
         from service.queue.postgres import PostgresQueue
 
-        return PostgresQueue(
-            queue_url, max_attempts=max_attempts, max_backlog=max_backlog, **kwargs
-        )
+        if store_wait is not None:
+            limits["timeout"] = store_wait
+        return PostgresQueue(queue_url, **limits)
     raise ValueError("QUEUE_URL: unsupported queue backend")
