@@ -23,7 +23,7 @@ def _run_uvicorn(app: object, host: str, port: int) -> int:
     return Server(server_config(app), bind(host, port)).run_here()
 
 
-def serve(settings: Settings, with_worker: bool) -> int:
+def serve(settings: Settings, with_worker: bool, intake: bool = True) -> int:
     from service.storage import open_storage
     from service.worker import background
 
@@ -34,12 +34,20 @@ def serve(settings: Settings, with_worker: bool) -> int:
         settings,
         readiness={"storage": storage.ping},
         background=background(settings, storage) if with_worker else None,
+        intake=intake,
     )
     return _run_uvicorn(app, settings.host, settings.port)
 
 
-def worker(settings: Settings) -> int:
-    """The worker alone, for replicas that only build bundles."""
+def worker(settings: Settings, port: int | None) -> int:
+    """The worker alone, for replicas that only build bundles.
+
+    With `--port`, it also answers /healthz, /readyz and /metrics there (no
+    deliveries), for an orchestrator's probes and Prometheus.
+    """
+    if port is not None:
+        return serve(settings.model_copy(update={"port": port}), with_worker=True, intake=False)
+
     from service.metrics import Metrics
     from service.queue import queue_for
     from service.storage import open_storage
@@ -167,7 +175,8 @@ def status(settings: Settings, request_id: str | None) -> int:
     return anyio.run(run)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, also read by the tests of the deploy files."""
     parser = argparse.ArgumentParser(
         prog="caption-bridge",
         description="Iconik 'Send to Captioning' to ready-to-open captioning project folders.",
@@ -179,7 +188,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="only receive and store deliveries; run `caption-bridge worker` elsewhere",
     )
-    commands.add_parser("worker", help="build bundles from the queue, without the HTTP receiver")
+    worker_cmd = commands.add_parser(
+        "worker", help="build bundles from the queue, without the HTTP receiver"
+    )
+    worker_cmd.add_argument(
+        "--port",
+        type=int,
+        help="also answer /healthz, /readyz and /metrics on this port (no deliveries)",
+    )
     commands.add_parser("demo", help="simulator + service on loopback, one click, print bundles")
     sim_cmd = commands.add_parser("simulator", help="a local Iconik stand-in with seeded assets")
     sim_cmd.add_argument("--port", type=int, default=8090)
@@ -204,6 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status", help="a request's state, or the queue and recent failures"
     )
     status_cmd.add_argument("request_id", nargs="?")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     if args.command == "simulator":
@@ -230,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return serve(settings, with_worker=not args.no_worker)
         if args.command == "worker":
-            return worker(settings)
+            return worker(settings, args.port)
         if args.command in ("register", "unregister"):
             return register(settings, args, remove=args.command == "unregister")
         if args.command == "status":

@@ -333,11 +333,14 @@ def create_app(
     metrics_registry: Metrics | None = None,
     readiness: dict[str, ReadinessCheck] | None = None,
     background: Lifecycle | None = None,
+    intake: bool = True,
 ) -> Starlette:
     """Build the ASGI app.
 
     `background` is entered for the app's lifetime once the queue is open
-    (that is where the worker runs inside `serve`).
+    (that is where the worker runs inside `serve`). Without `intake`, the app
+    only answers health, readiness, metrics and status: what a worker-only
+    replica offers its orchestrator.
     """
     queue = queue or queue_for(settings, store_wait=STORE_WAIT_SECONDS)
     checks: dict[str, ReadinessCheck] = {"queue": queue.ping, **(readiness or {})}
@@ -355,16 +358,17 @@ def create_app(
         finally:
             await queue.close()
 
+    deliveries = [
+        Route(
+            "/iconik/custom-action",
+            _delivery_handler("custom_action", _accept_custom_action),
+            methods=["POST"],
+        ),
+        Route("/iconik/webhook", _delivery_handler("webhook", _accept_webhook), methods=["POST"]),
+    ]
     app = Starlette(
         routes=[
-            Route(
-                "/iconik/custom-action",
-                _delivery_handler("custom_action", _accept_custom_action),
-                methods=["POST"],
-            ),
-            Route(
-                "/iconik/webhook", _delivery_handler("webhook", _accept_webhook), methods=["POST"]
-            ),
+            *(deliveries if intake else []),
             Route("/requests/{request_id}", request_status, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

@@ -116,3 +116,21 @@ def _drain(proc):
         if line is None:
             return lines
         lines.append(line)
+
+
+def test_a_worker_with_a_port_answers_probes_but_takes_no_deliveries(tmp_path, env):
+    worker_env = {**env, "ICONIK_APP_ID": "app", "ICONIK_AUTH_TOKEN": "token"}
+    with service_process("worker", "--port", "0", env=worker_env, cwd=tmp_path) as worker:
+        port = worker.wait_for("service.listening")["port"]
+        base = f"http://127.0.0.1:{port}"
+        health = httpx2.get(f"{base}/healthz")
+        ready = httpx2.get(f"{base}/readyz")
+        body = custom_action_body()
+        delivery = httpx2.post(f"{base}/iconik/custom-action", content=body, headers=signed(body))
+        metrics = httpx2.get(f"{base}/metrics")
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(30) == 0
+    assert (health.status_code, ready.status_code) == (200, 200)
+    assert ready.json()["checks"] == ["queue", "storage"]
+    assert delivery.status_code == 404 and delivery.json()["error"] == "not_found"
+    assert "caption_bridge_tasks" in metrics.text

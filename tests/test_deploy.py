@@ -1,0 +1,77 @@
+"""The deploy files speak the service's language: settings, commands and routes that exist."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from service.__main__ import build_parser
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import make_settings
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+SETTINGS = {name.upper() for name in Settings.model_fields}
+# boto3's own configuration, which the contract leaves to it.
+AWS = {"AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+
+def _documents(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _routes(command: list[str], tmp_path) -> set[str]:
+    args = build_parser().parse_args(command)  # fails the test on an unknown command
+    intake = args.command == "serve"
+    app = create_app(make_settings(tmp_path), intake=intake)
+    return {route.path for route in app.routes}
+
+
+def _compose_services() -> dict[str, dict]:
+    return _documents(DEPLOY / "compose.yaml")[0]["services"]
+
+
+def _bridge_containers():
+    for name, service in _compose_services().items():
+        if "build" in service:
+            probe = service["healthcheck"]["test"][-1]
+            path = "/" + probe.split("/", 3)[3].split("'")[0]
+            yield name, service["command"], service["environment"], [path]
+    for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
+        for document in _documents(path):
+            if document["kind"] != "Deployment":
+                continue
+            for container in document["spec"]["template"]["spec"]["containers"]:
+                probes = [
+                    container[probe]["httpGet"]["path"]
+                    for probe in ("livenessProbe", "readinessProbe")
+                ]
+                yield container["name"], container["args"], {}, probes
+
+
+def test_every_variable_the_deploy_files_set_is_a_setting():
+    names = set()
+    for _, _, environment, _ in _bridge_containers():
+        names |= set(environment)
+    for path in (DEPLOY / "kubernetes").glob("*.yaml"):
+        for document in _documents(path):
+            if document["kind"] in ("ConfigMap", "Secret"):
+                names |= set(document.get("data") or document.get("stringData") or {})
+    assert names, "no settings found in deploy/"
+    assert names - SETTINGS - AWS == set()
+
+
+@pytest.mark.parametrize("container", list(_bridge_containers()), ids=lambda c: c[0])
+def test_every_command_exists_and_every_probe_is_a_route(container, tmp_path):
+    name, command, _, probes = container
+    routes = _routes(command, tmp_path)
+    assert set(probes) <= routes, (name, probes)
+    assert {"/healthz", "/readyz"} <= set(probes) or probes == ["/readyz"], name
+
+
+def test_receivers_take_deliveries_and_workers_do_not(tmp_path):
+    commands = {tuple(c[1]) for c in _bridge_containers()}
+    assert ("serve", "--no-worker") in commands
+    assert ("worker", "--port", "8080") in commands
+    assert "/iconik/webhook" in _routes(["serve", "--no-worker"], tmp_path)
+    assert "/iconik/webhook" not in _routes(["worker", "--port", "8080"], tmp_path)
