@@ -10,7 +10,7 @@ import pytest
 from service import probe
 from service.queue import Enqueued, QueueUnavailable
 from service.queue.sqlite import SQLiteQueue
-from tests.test_queue import FakeClock, delivery
+from tests.test_queue import LIMITS, FakeClock, delivery
 
 
 @pytest.fixture
@@ -21,12 +21,7 @@ def clock():
 @pytest.fixture
 async def queue(tmp_path, clock):
     q = SQLiteQueue(
-        tmp_path / "q.db",
-        max_attempts=3,
-        max_backlog=5,
-        clock=clock,
-        backoff=lambda attempt: 10.0 * attempt,
-        lease_seconds=60,
+        tmp_path / "q.db", **LIMITS, clock=clock, backoff=lambda attempt: 10.0 * attempt
     )
     await q.open()
     yield q

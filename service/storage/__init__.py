@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from service.bundle import MANIFEST, MANIFEST_ASIDE
+
 
 class StorageError(Exception):
     """The bundle storage could not be read or written (the message says where)."""
@@ -46,6 +48,15 @@ def parse_manifest(data: bytes | None) -> dict[str, Any] | None:
         return json.loads(data)
     except ValueError:
         return None
+
+
+async def read_manifest(storage: Storage, folder: str) -> dict[str, Any] | None:
+    """A bundle's manifest; after a change that was cut off, the one set aside."""
+    for name in (MANIFEST, MANIFEST_ASIDE):
+        manifest = parse_manifest(await storage.read_file(folder, name))
+        if manifest is not None:
+            return manifest
+    return None
 
 
 async def as_stream(data: bytes) -> AsyncIterator[bytes]:

@@ -38,7 +38,7 @@ from service.storage import (
     as_stream,
     asset_of_folder,
     check_relative,
-    parse_manifest,
+    read_manifest,
 )
 
 STAGING_DIR = ".staging"
@@ -209,12 +209,7 @@ class LocalStorage:
                 shutil.rmtree(leftover, ignore_errors=True)
 
     async def read_manifest(self, folder: str) -> dict[str, Any] | None:
-        """The bundle's manifest; after a change that was cut off, the one set aside."""
-        for name in (MANIFEST, MANIFEST_ASIDE):
-            manifest = parse_manifest(await self.read_file(folder, name))
-            if manifest is not None:
-                return manifest
-        return None
+        return await read_manifest(self, folder)
 
     async def read_file(self, folder: str, path: str) -> bytes | None:
         target = self.root / folder / check_relative(path)

@@ -31,7 +31,7 @@ from service.storage import (
     as_stream,
     asset_of_folder,
     check_relative,
-    parse_manifest,
+    read_manifest,
 )
 
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB for every part but the last
@@ -187,12 +187,7 @@ class S3Storage:
         return await self.call(get)
 
     async def read_manifest(self, folder: str) -> dict[str, Any] | None:
-        """The bundle's manifest; after a change that was cut off, the one set aside."""
-        for name in (MANIFEST, MANIFEST_ASIDE):
-            manifest = parse_manifest(await self.read_file(folder, name))
-            if manifest is not None:
-                return manifest
-        return None
+        return await read_manifest(self, folder)
 
     async def file_digest(self, folder: str, path: str) -> str | None:
         key = self.key(folder, check_relative(path))
