@@ -24,6 +24,7 @@ def _run_uvicorn(app: object, host: str, port: int) -> int:
 
 
 def serve(settings: Settings, with_worker: bool, intake: bool = True) -> int:
+    from service.registry import filled_in_background
     from service.storage import open_storage
     from service.worker import background
 
@@ -33,7 +34,7 @@ def serve(settings: Settings, with_worker: bool, intake: bool = True) -> int:
     app = create_app(
         settings,
         readiness={"storage": storage.ping},
-        background=background(settings, storage) if with_worker else None,
+        background=background(settings, storage) if with_worker else filled_in_background(storage),
         intake=intake,
     )
     return _run_uvicorn(app, settings.host, settings.port)

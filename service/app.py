@@ -27,6 +27,7 @@ from service import auth, payloads
 from service.logging import Redactor, get_logger
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
 from service.queue import (
+    EVENT,
     Delivery,
     Enqueued,
     NewTask,
@@ -134,11 +135,15 @@ async def _store(services: Services, delivery: Delivery, request_id: str) -> Enq
     try:
         enqueued = await services.queue.enqueue(delivery, request_id)
     except QueueFull as exc:
+        setting, limit = (
+            ("EVENTS_MAX_BACKLOG", services.settings.events_max_backlog)
+            if exc.lane == EVENT
+            else ("QUEUE_MAX_BACKLOG", services.settings.queue_max_backlog)
+        )
         raise _Refusal(
             429,
             "queue_full",
-            f"more than QUEUE_MAX_BACKLOG ({services.settings.queue_max_backlog}) tasks are "
-            "waiting; retry later",
+            f"more than {setting} ({limit}) tasks are waiting; retry later",
             headers={"Retry-After": str(exc.retry_after)},
         ) from None
     except QueueUnavailable as exc:
@@ -146,9 +151,17 @@ async def _store(services: Services, delivery: Delivery, request_id: str) -> Enq
         raise _Refusal(
             503, "store_unavailable", "the delivery could not be stored; retry later"
         ) from None
-    if enqueued.duplicate:
+    if enqueued.ignored:
+        log.info("delivery.ignored", reason="asset has no bundle and no task")
+        return enqueued
+    if enqueued.duplicate or enqueued.coalesced:
         structlog.contextvars.bind_contextvars(request_id=enqueued.request_id)
-    log.info("delivery.stored", duplicate=enqueued.duplicate, task=delivery.first_task.kind)
+    log.info(
+        "delivery.stored",
+        duplicate=enqueued.duplicate,
+        coalesced=enqueued.coalesced,
+        task=delivery.first_task.kind,
+    )
     return enqueued
 
 
@@ -177,10 +190,15 @@ def _delivery_handler(
                     log.info("delivery.ignored")
                     return JSONResponse({"ignored": True}, status_code=200)
                 enqueued = await _store(services, delivery, request_id)
+                if enqueued.ignored:  # an event about an asset the service does not hold
+                    outcome = "ignored"
+                    return JSONResponse({"ignored": True}, status_code=200)
                 answer: dict[str, Any] = {"request_id": enqueued.request_id, "status": "queued"}
-                if enqueued.duplicate:
-                    answer["duplicate"] = True
-                outcome = "duplicate" if enqueued.duplicate else "queued"
+                outcome = "queued"
+                for flag in ("duplicate", "coalesced"):
+                    if getattr(enqueued, flag):
+                        answer[flag] = True
+                        outcome = flag
                 return JSONResponse(answer, status_code=202)
             except _Refusal as refusal:
                 outcome = refusal.code
@@ -310,7 +328,8 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     services: Services = request.app.state.services
     with contextlib.suppress(QueueUnavailable):
-        services.metrics.queue_depth.set(await services.queue.backlog())
+        for lane, depth in (await services.queue.backlog_by_lane()).items():
+            services.metrics.queue_depth.labels(lane).set(depth)
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -13,7 +13,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.deliveries = Counter(
             "caption_bridge_deliveries",
-            "Deliveries received, by route and outcome (queued, duplicate, ignored, rejected...)",
+            "Deliveries received, by route and outcome (queued, duplicate, coalesced, ignored, "
+            "rejected...)",
             ["route", "outcome"],
             registry=self.registry,
         )
@@ -25,7 +26,9 @@ class Metrics:
         )
         self.queue_depth = Gauge(
             "caption_bridge_queue_depth",
-            "Tasks queued or running, read at scrape time",
+            "Tasks queued or running, by lane (click: custom actions, event: webhooks), "
+            "read at scrape time",
+            ["lane"],
             registry=self.registry,
         )
         self.request_latency = Histogram(

@@ -9,9 +9,15 @@ one listing of the storage, the first time a process needs the registry.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+
 from service.logging import get_logger
-from service.queue import Queue
-from service.storage import Storage
+from service.queue import Queue, QueueUnavailable
+from service.storage import Storage, StorageError
 
 log = get_logger("service.registry")
 
@@ -38,3 +44,30 @@ class BundleRegistry:
             await self.queue.fill_registry(found)
             log.info("registry.filled", bundles=len(found))
         self._filled = True
+        log.info("registry.ready")
+
+
+def filled_in_background(storage: Storage, retry_every: float = 30.0) -> Any:
+    """A lifespan companion for a receiver without a worker: fill the registry
+    once at start-up (never on a request's path), retrying while the queue or
+    the storage is away. Until it is filled, intake stores every event."""
+
+    @asynccontextmanager
+    async def run(services: Any) -> AsyncIterator[None]:
+        registry = BundleRegistry(services.queue, storage)
+
+        async def fill() -> None:
+            while True:
+                try:
+                    await registry.fill_once()
+                    return
+                except (QueueUnavailable, StorageError) as exc:
+                    log.warning("registry.not_filled", error=str(exc), retry_in=retry_every)
+                    await anyio.sleep(retry_every)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(fill)
+            yield
+            group.cancel_scope.cancel()
+
+    return run

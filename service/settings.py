@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     iconik_jobs: bool = True
     max_assets_per_request: int = Field(default=1000, gt=0)
     queue_max_backlog: int = Field(default=10_000, gt=0)
+    events_max_backlog: int = Field(default=10_000, gt=0)
     task_max_attempts: int = Field(default=8, ge=1)
     task_lease_seconds: float = Field(default=60, ge=5)
 

@@ -81,6 +81,10 @@ class Worker:
     async def run(self) -> None:
         """Run tasks until cancelled, `WORKER_CONCURRENCY` at a time."""
         log.info("worker.started", owner=self.owner, concurrency=self.settings.worker_concurrency)
+        with contextlib.suppress(QueueUnavailable, StorageError):
+            # Until it has the bundles made before it existed, intake stores
+            # every event; fill it now, not on the first event's path.
+            await self.registry.fill_once()
         # The reporter's updaters send job progress beside the slots, so a
         # slot never waits on a slow PATCH; stopping flushes them.
         async with self.jobs.running(), anyio.create_task_group() as group:

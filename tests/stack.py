@@ -26,7 +26,7 @@ import httpx2
 from service.app import create_app
 from service.iconik import IconikClient
 from service.jobs import JobReporter
-from service.queue import NewTask, Task
+from service.queue import NewTask, Queue, Task, queue_for
 from service.queue.sqlite import SQLiteQueue
 from service.settings import Settings
 from service.simulator import Seeded, Simulator
@@ -174,7 +174,7 @@ async def with_worker(
     clock: FakeClock,
     fn: Any,
     *,
-    queue_type: Callable[..., SQLiteQueue] = SQLiteQueue,
+    queue_type: Callable[..., SQLiteQueue] | None = None,
     jobs_time: VirtualTime | WorkClock | None = None,
     **worker_options: Any,
 ) -> Any:
@@ -182,11 +182,15 @@ async def with_worker(
 
     The job reporter's throttle runs on `jobs_time` (a VirtualTime by default).
     """
-    queue = queue_type(
-        settings.sqlite_path,
-        clock=clock,
-        backoff=lambda attempt: 1.0,
-        max_attempts=settings.task_max_attempts,
+    queue: Queue = (
+        queue_for(settings, clock=clock, backoff=lambda attempt: 1.0)
+        if queue_type is None
+        else queue_type(
+            settings.sqlite_path,
+            clock=clock,
+            backoff=lambda attempt: 1.0,
+            max_attempts=settings.task_max_attempts,
+        )
     )
     await queue.open()
     try:
@@ -229,7 +233,7 @@ async def drain(
 ) -> None:
     """Run tasks until none is left, advancing the fake clock when all are waiting."""
 
-    async def loop(worker: Worker, queue: SQLiteQueue) -> None:
+    async def loop(worker: Worker, queue: Queue) -> None:
         for _ in range(max_steps):
             if await worker.run_once():
                 continue
@@ -291,6 +295,5 @@ def stack(
         }
         settings = make_settings(tmp_path, **values)
         root = tmp_path / "bundles"
-        queue = SQLiteQueue(settings.sqlite_path, clock=clock)
-        with running(create_app(settings, queue=queue)) as app_url:
+        with running(create_app(settings, queue=queue_for(settings, clock=clock))) as app_url:
             yield Stack(sim, seeded, sim_url, app_url, settings, clock, root)

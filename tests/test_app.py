@@ -41,6 +41,17 @@ def client(server):
         yield c
 
 
+def bundles_exist(settings, *asset_ids):
+    """As the worker records them: events about these assets are then acted on."""
+    db = sqlite3.connect(settings.sqlite_path)
+    with db:
+        db.executemany(
+            "INSERT INTO bundles (asset_id, folder, status, updated_at) VALUES (?, ?, 'ready', 0)",
+            [(a, f"T [{a}]") for a in asset_ids],
+        )
+    db.close()
+
+
 def stored_requests(settings):
     db = sqlite3.connect(settings.sqlite_path)
     try:
@@ -185,6 +196,8 @@ def test_twenty_concurrent_identical_deliveries_store_one(server, settings):
 
 
 def test_webhook_is_deduplicated_on_its_raw_body_not_on_iconik_request_id(client, settings):
+    other_asset = "0a1b2c3d-0000-4000-8000-00000000a002"
+    bundles_exist(settings, "0a1b2c3d-0000-4000-8000-00000000a001", other_asset)
     body = webhook_body()
     first = client.post("/iconik/webhook", content=body, headers=signed(body))
     assert first.status_code == 202
@@ -193,7 +206,6 @@ def test_webhook_is_deduplicated_on_its_raw_body_not_on_iconik_request_id(client
     assert again.json() == {**first.json(), "duplicate": True}
     # One Iconik API call deleting two assets sends two events with one
     # request_id: both count.
-    other_asset = "0a1b2c3d-0000-4000-8000-00000000a002"
     second_event = webhook_body(object_id=other_asset, data={"id": other_asset})
     second = client.post("/iconik/webhook", content=second_event, headers=signed(second_event))
     assert second.status_code == 202 and "duplicate" not in second.json()
@@ -310,7 +322,7 @@ def test_health_ready_metrics(client):
     assert (
         'caption_bridge_auth_failures_total{reason="bearer_mismatch",route="custom_action"}' in text
     )
-    assert "caption_bridge_queue_depth 1.0" in text
+    assert 'caption_bridge_queue_depth{lane="click"} 1.0' in text
     assert "caption_bridge_http_request_duration_seconds_count" in text
 
 

@@ -31,7 +31,7 @@ def delivery(key: str = "k1", task: NewTask | None = None) -> Delivery:
     )
 
 
-LIMITS = {"max_attempts": 3, "max_backlog": 5, "lease_seconds": 60}
+LIMITS = {"max_attempts": 3, "max_backlog": 5, "max_event_backlog": 5, "lease_seconds": 60}
 
 
 @pytest.fixture
@@ -245,3 +245,80 @@ def test_backoff_grows_and_is_capped():
     assert low[:4] == [1.0, 2.0, 4.0, 8.0]
     assert high[:4] == [2.0, 4.0, 8.0, 16.0]
     assert max(high) == 300.0 and max(low) == 150.0
+
+
+# -- lanes: webhook events never take a click's room ----------------------------
+
+
+def event(key: str, kind: str, asset_id: str) -> Delivery:
+    return Delivery(key=key, kind="webhook", payload={}, first_task=NewTask(kind, asset_id))
+
+
+async def _registry_knows(queue, *asset_ids):
+    await queue.fill_registry([(a, f"T [{a}]", "ready") for a in asset_ids])
+
+
+async def test_an_event_about_an_unknown_asset_is_ignored_once_the_registry_is_filled(queue):
+    # Before the registry holds the bundles made before it, any asset may have one.
+    assert not (await queue.enqueue(event("e0", "refresh", "a0"), "req-0")).ignored
+    await _registry_knows(queue, "known")
+    ignored = await queue.enqueue(event("e1", "refresh", "unknown"), "req-1")
+    assert (ignored.ignored, ignored.request_id) == (True, None)
+    assert not (await queue.enqueue(event("e2", "refresh", "known"), "req-2")).ignored
+    # An asset with a task waiting (a build under way) is known too.
+    await queue.enqueue(delivery("click", NewTask("build", "building")), "req-3")
+    assert not (await queue.enqueue(event("e3", "withdraw", "building"), "req-4")).ignored
+    assert (await queue.backlog_by_lane())["event"] == 3
+
+
+async def test_updates_for_an_asset_with_a_pending_refresh_are_coalesced(queue):
+    await _registry_knows(queue, "a1", "a2")
+    first = await queue.enqueue(event("e1", "refresh", "a1"), "req-1")
+    again = await queue.enqueue(event("e2", "refresh", "a1"), "req-2")
+    assert (again.coalesced, again.request_id) == (True, "req-1")
+    other = await queue.enqueue(event("e3", "refresh", "a2"), "req-3")
+    assert not other.coalesced
+    # Once the refresh runs it may already have read Iconik: a new event waits anew.
+    running = await queue.claim("w")
+    assert (running.request_id, running.kind) == (first.request_id, "refresh")
+    later = await queue.enqueue(event("e4", "refresh", "a1"), "req-4")
+    assert not later.coalesced and later.request_id == "req-4"
+    assert (await queue.backlog_by_lane())["event"] == 3  # req-1 running, req-3, req-4
+
+
+async def test_a_delete_supersedes_a_pending_refresh(queue):
+    await _registry_knows(queue, "a1")
+    await queue.enqueue(event("e1", "refresh", "a1"), "req-1")
+    await queue.enqueue(event("e2", "withdraw", "a1"), "req-2")
+    [refresh] = (await queue.request_status("req-1"))["tasks"]
+    assert (refresh["state"], refresh["last_error"]) == ("done", "superseded by a delete event")
+    task = await queue.claim("w")
+    assert (task.kind, task.request_id) == ("withdraw", "req-2")
+
+
+async def test_events_over_their_limit_are_refused_while_clicks_still_get_in(queue):
+    assets = [f"a{i}" for i in range(6)]
+    await _registry_knows(queue, *assets)
+    for n, asset_id in enumerate(assets[:5]):
+        await queue.enqueue(event(f"e{n}", "refresh", asset_id), f"ev-{n}")
+    with pytest.raises(QueueFull) as full:
+        await queue.enqueue(event("e5", "refresh", assets[5]), "ev-5")
+    assert full.value.lane == "event"
+    click = await queue.enqueue(delivery("click"), "click-1")
+    assert not click.duplicate and click.request_id == "click-1"
+
+
+async def test_a_click_goes_before_events_that_waited_less_than_a_minute(queue, clock):
+    await _registry_knows(queue, "a1", "a2")
+    await queue.enqueue(event("e1", "refresh", "a1"), "event-early")
+    clock.now += 30
+    await queue.enqueue(delivery("click"), "click")
+    for expected in ("click", "event-early"):
+        task = await queue.claim("w")
+        assert task.request_id == expected
+        await queue.complete(task)
+    # An event that has waited over a minute longer goes first.
+    await queue.enqueue(event("e2", "refresh", "a2"), "event-old")
+    clock.now += 61
+    await queue.enqueue(delivery("click-2"), "click-2")
+    assert (await queue.claim("w")).request_id == "event-old"

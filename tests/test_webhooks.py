@@ -113,14 +113,14 @@ def test_subtitle_added_refreshes_in_place_keeping_the_captioners_file(tmp_path)
         assert m["request"]["form_values"] == {"notes": "keep me"}
 
 
-def test_update_for_an_asset_without_a_bundle_is_left_alone(tmp_path):
+def test_update_for_an_asset_without_a_bundle_is_ignored_at_intake(tmp_path):
     with stack(tmp_path) as s:
+        s.send(custom_action_body(asset_ids=[s.seeded.large]))
+        s.drain()  # a worker has run: the registry knows the bundles there are
         answer = s.webhook(webhook_body(object_id=s.seeded.normal, operation="update"))
-        s.drain()
-        assert s.status(answer.json()["request_id"])["status"] == "done"
-        assert not s.root.exists() or not [
-            p for p in s.root.iterdir() if not p.name.startswith(".")
-        ]
+        assert (answer.status_code, answer.json()) == (200, {"ignored": True})
+        assert _requests_stored(s.settings) == 1  # the click alone
+        assert not [p for p in s.root.iterdir() if p.name.endswith(f"[{s.seeded.normal}]")]
 
 
 def test_unrelated_event_is_ignored_and_not_queued(tmp_path):

@@ -80,6 +80,9 @@ def test_a_queue_outage_while_settling_does_not_stop_the_worker(tmp_path):
             self.completed.append(task.task_id)
             self.second_done.set()
 
+        async def registry_filled(self):
+            return True
+
         async def extend_lease(self, task):
             pass
 

@@ -27,12 +27,30 @@ from typing import Any, Protocol
 TASK_STATES = ("queued", "running", "done", "failed")
 
 
+# Clicks and webhook events wait in separate lanes, each with its own limit,
+# so a storm of events never takes a click's room; and a click's tasks are
+# claimed before event tasks that have waited less than this much longer.
+CLICK, EVENT = "click", "event"
+EVENT_LANE_DELAY = 60.0
+
+
+def lane_of(request_kind: str) -> str:
+    """Webhook events are the event lane; a person's click (and what it expands to) is not."""
+    return EVENT if request_kind == "webhook" else CLICK
+
+
+def rank_after(task: Task, not_before: float) -> float:
+    """A task's place in line once it is due again (see EVENT_LANE_DELAY)."""
+    return not_before + (EVENT_LANE_DELAY if lane_of(task.request_kind) == EVENT else 0.0)
+
+
 class QueueFull(Exception):
     """Too many tasks are waiting; the sender should come back later."""
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"queue backlog over its limit; retry after {retry_after}s")
+    def __init__(self, retry_after: int, lane: str = CLICK) -> None:
+        super().__init__(f"{lane} backlog over its limit; retry after {retry_after}s")
         self.retry_after = retry_after
+        self.lane = lane
 
 
 class QueueUnavailable(Exception):
@@ -57,8 +75,18 @@ class NewTask:
 
 @dataclass(frozen=True)
 class Enqueued:
-    request_id: str
+    """What became of a delivery: stored, or answered without a new task.
+
+    `duplicate`: the same delivery was stored before (same request id).
+    `coalesced`: an update for an asset whose refresh is already waiting;
+    that refresh (its request id) will see Iconik's latest state anyway.
+    `ignored`: an event about an asset with no bundle and no task (no id).
+    """
+
+    request_id: str | None
     duplicate: bool
+    coalesced: bool = False
+    ignored: bool = False
 
 
 @dataclass
@@ -90,6 +118,7 @@ class Queue(Protocol):
     async def set_job_id(self, request_id: str, job_id: str) -> None: ...
     async def wait_for_work(self, at_most: float) -> None: ...
     async def backlog(self) -> int: ...
+    async def backlog_by_lane(self) -> dict[str, int]: ...
     async def ping(self) -> None: ...
     async def request_status(self, request_id: str) -> dict[str, Any] | None: ...
     async def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]: ...
@@ -144,6 +173,7 @@ def queue_for(settings: Any, **kwargs: Any) -> Queue:
         settings.queue_url,
         max_attempts=settings.task_max_attempts,
         max_backlog=settings.queue_max_backlog,
+        max_event_backlog=settings.events_max_backlog,
         lease_seconds=settings.task_lease_seconds,
         **kwargs,
     )

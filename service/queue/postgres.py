@@ -32,6 +32,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from service.logging import get_logger
 from service.queue import (
+    CLICK,
+    EVENT,
+    EVENT_LANE_DELAY,
     Delivery,
     Enqueued,
     NewTask,
@@ -40,6 +43,8 @@ from service.queue import (
     Task,
     as_observed,
     backoff_delay,
+    lane_of,
+    rank_after,
 )
 
 log = get_logger("service.queue.postgres")
@@ -72,6 +77,25 @@ def describe(url: str) -> str:
     return f"PostgreSQL queue at {host}{port}{parts.path or '/'}"
 
 
+# An asset the service knows: it has a bundle, or a task waiting or running.
+# Until the registry holds the bundles made before it existed, every asset
+# may have one, and events are stored (the worker then looks).
+_KNOWN_ASSET = (
+    "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM registry_filled)"
+    " OR EXISTS (SELECT 1 FROM bundles WHERE asset_id = %s)"
+    " OR EXISTS (SELECT 1 FROM tasks WHERE asset_id = %s AND state IN ('queued', 'running'))"
+)
+_PENDING_REFRESH = (
+    "SELECT request_id FROM tasks WHERE asset_id = %s AND kind = 'refresh' AND state = 'queued'"
+    " LIMIT 1"
+)
+# A delete makes a waiting refresh of the same asset pointless.
+_SUPERSEDE_REFRESH = (
+    "UPDATE tasks SET state = 'done', last_error = 'superseded by a delete event',"
+    " updated_at = %s WHERE asset_id = %s AND kind = 'refresh' AND state = 'queued'"
+)
+
+
 class PostgresQueue:
     def __init__(
         self,
@@ -79,6 +103,7 @@ class PostgresQueue:
         *,
         max_attempts: int = 8,
         max_backlog: int = 10_000,
+        max_event_backlog: int = 10_000,
         lease_seconds: float = 60.0,
         retry_after_seconds: int = 30,
         clock: Callable[[], float] = time.time,
@@ -90,6 +115,7 @@ class PostgresQueue:
         self.description = describe(url)
         self.max_attempts = max_attempts
         self.max_backlog = max_backlog
+        self.max_event_backlog = max_event_backlog
         self.lease_seconds = lease_seconds
         self.retry_after_seconds = retry_after_seconds
         self.clock = clock
@@ -185,34 +211,65 @@ class PostgresQueue:
 
     async def enqueue(self, delivery: Delivery, request_id: str) -> Enqueued:
         async def insert(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> Enqueued:
-            now = self.clock()
+            return await self._admit(cursor, delivery, request_id, self.clock())
+
+        return await self._in_transaction(insert)
+
+    async def _admit(
+        self,
+        cursor: psycopg.AsyncCursor[dict[str, Any]],
+        delivery: Delivery,
+        request_id: str,
+        now: float,
+    ) -> Enqueued:
+        """Store one delivery in the caller's transaction, or say why not (same rules as SQLite)."""
+        lane, task = lane_of(delivery.kind), delivery.first_task
+        if lane == EVENT and task.asset_id is not None:
+            # Events about one asset are admitted one at a time, so two
+            # updates arriving together still leave one pending refresh.
+            await cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('caption-bridge intake'), hashtext(%s))",
+                (task.asset_id,),
+            )
+        await cursor.execute(
+            "SELECT request_id FROM requests WHERE delivery_key = %s", (delivery.key,)
+        )
+        existing = await cursor.fetchone()
+        if existing is not None:
+            return Enqueued(existing["request_id"], duplicate=True)
+        if lane == EVENT and task.asset_id is not None:
+            await cursor.execute(_KNOWN_ASSET, (task.asset_id, task.asset_id))
+            if await cursor.fetchone() is None:
+                return Enqueued(None, duplicate=False, ignored=True)
+            if task.kind == "refresh":
+                await cursor.execute(_PENDING_REFRESH, (task.asset_id,))
+                pending = await cursor.fetchone()
+                if pending is not None:
+                    return Enqueued(pending["request_id"], duplicate=False, coalesced=True)
+            elif task.kind == "withdraw":
+                await cursor.execute(_SUPERSEDE_REFRESH, (now, task.asset_id))
+        limit = self.max_event_backlog if lane == EVENT else self.max_backlog
+        await cursor.execute(
+            "SELECT count(*) AS n FROM tasks WHERE lane = %s AND state = 'queued'", (lane,)
+        )
+        waiting = await cursor.fetchone()
+        if waiting is not None and waiting["n"] >= limit:
+            raise QueueFull(self.retry_after_seconds, lane)
+        await cursor.execute(
+            "INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (delivery_key) DO NOTHING"
+            " RETURNING request_id",
+            (request_id, delivery.key, delivery.kind, json.dumps(delivery.payload), now),
+        )
+        if await cursor.fetchone() is None:  # a concurrent twin committed first
             await cursor.execute(
                 "SELECT request_id FROM requests WHERE delivery_key = %s", (delivery.key,)
             )
-            existing = await cursor.fetchone()
-            if existing is not None:
-                return Enqueued(existing["request_id"], duplicate=True)
-            await cursor.execute("SELECT count(*) AS n FROM tasks WHERE state = 'queued'")
-            waiting = await cursor.fetchone()
-            if waiting is not None and waiting["n"] >= self.max_backlog:
-                raise QueueFull(self.retry_after_seconds)
-            await cursor.execute(
-                "INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (delivery_key) DO NOTHING"
-                " RETURNING request_id",
-                (request_id, delivery.key, delivery.kind, json.dumps(delivery.payload), now),
-            )
-            if await cursor.fetchone() is None:  # a concurrent twin committed first
-                await cursor.execute(
-                    "SELECT request_id FROM requests WHERE delivery_key = %s", (delivery.key,)
-                )
-                twin = await cursor.fetchone()
-                assert twin is not None
-                return Enqueued(twin["request_id"], duplicate=True)
-            await self._insert_tasks(cursor, request_id, [delivery.first_task], now)
-            return Enqueued(request_id, duplicate=False)
-
-        return await self._in_transaction(insert)
+            twin = await cursor.fetchone()
+            assert twin is not None
+            return Enqueued(twin["request_id"], duplicate=True)
+        await self._insert_tasks(cursor, request_id, [task], now, lane)
+        return Enqueued(request_id, duplicate=False)
 
     @staticmethod
     async def _insert_tasks(
@@ -220,12 +277,17 @@ class PostgresQueue:
         request_id: str,
         tasks: list[NewTask],
         now: float,
+        lane: str,
     ) -> None:
+        rank = now + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
         await cursor.executemany(
             "INSERT INTO tasks (task_id, request_id, kind, asset_id, state, not_before,"
-            " created_at, updated_at) VALUES (%s, %s, %s, %s, 'queued', %s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
-            [(uuid.uuid4().hex, request_id, t.kind, t.asset_id, now, now, now) for t in tasks],
+            " created_at, updated_at, lane, rank_at)"
+            " VALUES (%s, %s, %s, %s, 'queued', %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [
+                (uuid.uuid4().hex, request_id, t.kind, t.asset_id, now, now, now, lane, rank)
+                for t in tasks
+            ],
         )
         await cursor.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
 
@@ -281,7 +343,8 @@ class PostgresQueue:
             )
             if cursor.rowcount == 1:
                 if children:
-                    await self._insert_tasks(cursor, task.request_id, children, now)
+                    lane = lane_of(task.request_kind)
+                    await self._insert_tasks(cursor, task.request_id, children, now, lane)
                 elif task.asset_id is not None:
                     # The asset is free again: a waiting task of it may run now.
                     await cursor.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
@@ -301,8 +364,9 @@ class PostgresQueue:
         await self._owned_update(
             task,
             "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_until = NULL,"
-            " attempts = attempts - %s, not_before = %s, last_error = %s, updated_at = %s",
-            (refund, now + wait, error, now),
+            " attempts = attempts - %s, not_before = %s, rank_at = %s, last_error = %s,"
+            " updated_at = %s",
+            (refund, now + wait, rank_after(task, now + wait), error, now),
         )
         return True
 
@@ -376,6 +440,13 @@ class PostgresQueue:
             "SELECT count(*) AS n FROM tasks WHERE state IN ('queued', 'running')"
         )
         return int(row["n"])
+
+    async def backlog_by_lane(self) -> dict[str, int]:
+        rows = await self._read(
+            "SELECT lane, count(*) AS n FROM tasks WHERE state IN ('queued', 'running')"
+            " GROUP BY lane"
+        )
+        return {CLICK: 0, EVENT: 0, **{row["lane"]: int(row["n"]) for row in rows}}
 
     async def ping(self) -> None:
         """Readiness: the queue takes a write (a read-only or full database fails here)."""

@@ -26,6 +26,9 @@ import anyio.to_thread
 
 from service import probe
 from service.queue import (
+    CLICK,
+    EVENT,
+    EVENT_LANE_DELAY,
     Delivery,
     Enqueued,
     NewTask,
@@ -34,6 +37,8 @@ from service.queue import (
     Task,
     as_observed,
     backoff_delay,
+    lane_of,
+    rank_after,
 )
 
 T = TypeVar("T")
@@ -60,7 +65,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     first_claimed_at REAL,
     last_error       TEXT,
     created_at       REAL NOT NULL,
-    updated_at       REAL NOT NULL
+    updated_at       REAL NOT NULL,
+    lane             TEXT NOT NULL DEFAULT 'click',
+    rank_at          REAL
 );
 CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, not_before);
 CREATE INDEX IF NOT EXISTS tasks_by_request ON tasks(request_id);
@@ -82,7 +89,8 @@ CREATE TABLE IF NOT EXISTS registry_filled (id INTEGER PRIMARY KEY, filled_at RE
 
 
 # The next task to run: due (or left behind by a worker whose lease lapsed),
-# oldest first, and never one whose asset already has a task running under a
+# first in line by rank (a click's tasks rank EVENT_LANE_DELAY ahead of
+# events), and never one whose asset already has a task running under a
 # live lease. The rule lives here, in the claim's own transaction, so it holds
 # for every worker of every process sharing the file, not just within one.
 _CLAIM = """
@@ -94,11 +102,33 @@ WHERE ((t.state = 'queued' AND t.not_before <= :now)
         SELECT 1 FROM tasks busy
         WHERE busy.asset_id = t.asset_id AND busy.state = 'running'
           AND busy.lease_until >= :now AND busy.task_id <> t.task_id))
-ORDER BY t.not_before, t.created_at
+ORDER BY t.rank_at, t.created_at
 LIMIT 1
 """
 
+_LANE_INDEXES = """
+CREATE INDEX IF NOT EXISTS tasks_waiting ON tasks(lane, state);
+CREATE INDEX IF NOT EXISTS tasks_pending_refresh ON tasks(asset_id, kind, state);
+"""
 
+
+# An asset the service knows: it has a bundle, or a task waiting or running.
+# Until the registry holds the bundles made before it existed, every asset
+# may have one, and events are stored (the worker then looks).
+_KNOWN_ASSET = (
+    "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM registry_filled)"
+    " OR EXISTS (SELECT 1 FROM bundles WHERE asset_id = ?)"
+    " OR EXISTS (SELECT 1 FROM tasks WHERE asset_id = ? AND state IN ('queued', 'running'))"
+)
+_PENDING_REFRESH = (
+    "SELECT request_id FROM tasks WHERE asset_id = ? AND kind = 'refresh' AND state = 'queued'"
+    " LIMIT 1"
+)
+# A delete makes a waiting refresh of the same asset pointless.
+_SUPERSEDE_REFRESH = (
+    "UPDATE tasks SET state = 'done', last_error = 'superseded by a delete event',"
+    " updated_at = ? WHERE asset_id = ? AND kind = 'refresh' AND state = 'queued'"
+)
 _RECORD_BUNDLE = (
     "INSERT INTO bundles (asset_id, folder, status, updated_at) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (asset_id, folder) DO UPDATE SET status = excluded.status,"
@@ -113,6 +143,7 @@ class SQLiteQueue:
         *,
         max_attempts: int = 8,
         max_backlog: int = 10_000,
+        max_event_backlog: int = 10_000,
         lease_seconds: float = 60.0,
         retry_after_seconds: int = 30,
         busy_timeout: float = 10.0,
@@ -122,6 +153,7 @@ class SQLiteQueue:
         self.path = Path(path)
         self.max_attempts = max_attempts
         self.max_backlog = max_backlog
+        self.max_event_backlog = max_event_backlog
         self.lease_seconds = lease_seconds
         self.retry_after_seconds = retry_after_seconds
         self.busy_timeout = busy_timeout
@@ -283,6 +315,13 @@ class SQLiteQueue:
             columns = {row["name"] for row in db.execute("PRAGMA table_info(requests)")}
             if "job_id" not in columns:
                 db.execute("ALTER TABLE requests ADD COLUMN job_id TEXT")
+            # ...and before clicks and events had lanes of their own.
+            task_columns = {row["name"] for row in db.execute("PRAGMA table_info(tasks)")}
+            if "lane" not in task_columns:
+                db.execute("ALTER TABLE tasks ADD COLUMN lane TEXT NOT NULL DEFAULT 'click'")
+                db.execute("ALTER TABLE tasks ADD COLUMN rank_at REAL")
+                db.execute("UPDATE tasks SET rank_at = not_before")
+            db.executescript(_LANE_INDEXES)
 
         try:
             await self._run(create)
@@ -300,30 +339,47 @@ class SQLiteQueue:
 
     async def enqueue(self, delivery: Delivery, request_id: str) -> Enqueued:
         def insert() -> Enqueued:
-            now = self.clock()
             with self._write() as db:
-                existing = db.execute(
-                    "SELECT request_id FROM requests WHERE delivery_key = ?", (delivery.key,)
-                ).fetchone()
-                if existing is not None:
-                    return Enqueued(existing["request_id"], duplicate=True)
-                waiting = db.execute(
-                    "SELECT COUNT(*) FROM tasks WHERE state = 'queued'"
-                ).fetchone()[0]
-                if waiting >= self.max_backlog:
-                    raise QueueFull(self.retry_after_seconds)
-                db.execute(
-                    "INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (request_id, delivery.key, delivery.kind, json.dumps(delivery.payload), now),
-                )
-                self._insert_tasks(db, request_id, [delivery.first_task], now)
-            return Enqueued(request_id, duplicate=False)
+                return self._admit(db, delivery, request_id, self.clock())
 
         enqueued = await self._run(insert)
-        if not enqueued.duplicate:
+        if not (enqueued.duplicate or enqueued.coalesced or enqueued.ignored):
             self._signal_work()
         return enqueued
+
+    def _admit(
+        self, db: sqlite3.Connection, delivery: Delivery, request_id: str, now: float
+    ) -> Enqueued:
+        """Store one delivery inside the caller's write transaction, or say why not."""
+        existing = db.execute(
+            "SELECT request_id FROM requests WHERE delivery_key = ?", (delivery.key,)
+        ).fetchone()
+        if existing is not None:
+            return Enqueued(existing["request_id"], duplicate=True)
+        lane, task = lane_of(delivery.kind), delivery.first_task
+        if lane == EVENT and task.asset_id is not None:
+            known = db.execute(_KNOWN_ASSET, (task.asset_id, task.asset_id)).fetchone()
+            if known is None:
+                return Enqueued(None, duplicate=False, ignored=True)
+            if task.kind == "refresh":
+                pending = db.execute(_PENDING_REFRESH, (task.asset_id,)).fetchone()
+                if pending is not None:
+                    return Enqueued(pending["request_id"], duplicate=False, coalesced=True)
+            elif task.kind == "withdraw":
+                db.execute(_SUPERSEDE_REFRESH, (now, task.asset_id))
+        limit = self.max_event_backlog if lane == EVENT else self.max_backlog
+        waiting = db.execute(
+            "SELECT COUNT(*) FROM tasks WHERE lane = ? AND state = 'queued'", (lane,)
+        ).fetchone()[0]
+        if waiting >= limit:
+            raise QueueFull(self.retry_after_seconds, lane)
+        db.execute(
+            "INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (request_id, delivery.key, delivery.kind, json.dumps(delivery.payload), now),
+        )
+        self._insert_tasks(db, request_id, [task], now, lane)
+        return Enqueued(request_id, duplicate=False)
 
     def _signal_work(self) -> None:
         # Wakes this process's idle workers at once; workers in other
@@ -337,12 +393,17 @@ class SQLiteQueue:
 
     @staticmethod
     def _insert_tasks(
-        db: sqlite3.Connection, request_id: str, tasks: list[NewTask], now: float
+        db: sqlite3.Connection, request_id: str, tasks: list[NewTask], now: float, lane: str
     ) -> None:
+        rank = now + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
         db.executemany(
             "INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state,"
-            " not_before, created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
-            [(uuid.uuid4().hex, request_id, t.kind, t.asset_id, now, now, now) for t in tasks],
+            " not_before, created_at, updated_at, lane, rank_at)"
+            " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            [
+                (uuid.uuid4().hex, request_id, t.kind, t.asset_id, now, now, now, lane, rank)
+                for t in tasks
+            ],
         )
 
     # -- worker side ------------------------------------------------------
@@ -395,7 +456,8 @@ class SQLiteQueue:
                     (now, task.task_id, task.owner),
                 )
                 if cursor.rowcount == 1 and children:
-                    self._insert_tasks(db, task.request_id, children, now)
+                    lane = lane_of(task.request_kind)
+                    self._insert_tasks(db, task.request_id, children, now, lane)
 
         await self._run(done)
         if children or task.asset_id is not None:
@@ -418,8 +480,9 @@ class SQLiteQueue:
             return self._owned_update(
                 task,
                 "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_until = NULL,"
-                " attempts = attempts - ?, not_before = ?, last_error = ?, updated_at = ?",
-                (refund, now + wait, error, now),
+                " attempts = attempts - ?, not_before = ?, rank_at = ?, last_error = ?,"
+                " updated_at = ?",
+                (refund, now + wait, rank_after(task, now + wait), error, now),
             )
 
         await self._run(again)
@@ -468,6 +531,16 @@ class SQLiteQueue:
                 .fetchone()
             )
             return int(row[0])
+
+        return await self._run(count)
+
+    async def backlog_by_lane(self) -> dict[str, int]:
+        def count() -> dict[str, int]:
+            rows = self._connection().execute(
+                "SELECT lane, COUNT(*) AS n FROM tasks WHERE state IN ('queued', 'running')"
+                " GROUP BY lane"
+            )
+            return {CLICK: 0, EVENT: 0, **{row["lane"]: row["n"] for row in rows}}
 
         return await self._run(count)
 
