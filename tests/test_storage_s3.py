@@ -99,6 +99,29 @@ async def test_ping_writes_and_cleans_up(bucket):
     assert keys(bucket) == []
 
 
+async def test_deliver_folders_are_listed_and_service_files_put_in_place(bucket):
+    storage = open_storage(f"s3://{bucket}/shared")
+    async with storage.stage("T [a1]") as staging:
+        await staging.write_bytes("deliver/README.txt", b"how to")
+        await staging.publish(b"{}", [])
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key="shared/T [a1]/deliver/en.vtt", Body=b"WEBVTT\n")
+    s3.put_object(Bucket=bucket, Key="shared/T [a1]/deliver/old/en.vtt", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="shared/.ready/probe", Body=b"x")
+    assert await storage.list_folders() == ["T [a1]"]
+    listed = {f.name: f for f in await storage.list_files("T [a1]", "deliver")}
+    assert sorted(listed) == ["README.txt", "en.vtt"]  # not what is in a subfolder
+    assert listed["en.vtt"].size == 7 and listed["en.vtt"].tag
+    s3.put_object(Bucket=bucket, Key="shared/T [a1]/deliver/en.vtt", Body=b"WEBVTT\n\n")
+    changed = {f.name: f for f in await storage.list_files("T [a1]", "deliver")}["en.vtt"]
+    assert changed.look != listed["en.vtt"].look
+
+    await storage.put_file("T [a1]", "deliver/ERRORS.txt", b"en.vtt, line 3: ...")
+    assert body(bucket, "shared/T [a1]/deliver/ERRORS.txt") == b"en.vtt, line 3: ..."
+    await storage.delete_file("T [a1]", "deliver/ERRORS.txt")
+    assert "shared/T [a1]/deliver/ERRORS.txt" not in keys(bucket)
+
+
 def test_end_to_end_into_s3(tmp_path, bucket):
     with stack(tmp_path, storage_url=f"s3://{bucket}/captioning") as s:
         answer = s.send(

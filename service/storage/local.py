@@ -32,7 +32,7 @@ import anyio
 import anyio.to_thread
 
 from service.bundle import MANIFEST, MANIFEST_ASIDE
-from service.storage import StorageError, as_stream, check_relative, parse_manifest
+from service.storage import StorageError, StoredFile, as_stream, check_relative, parse_manifest
 
 STAGING_DIR = ".staging"
 _LOCK_SUFFIX = ".lock"
@@ -219,6 +219,65 @@ class LocalStorage:
             )
 
         return await anyio.to_thread.run_sync(scan)
+
+    async def list_folders(self) -> list[str]:
+        def scan() -> list[str]:
+            if not self.root.is_dir():
+                return []
+            return sorted(
+                p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+            )
+
+        return await anyio.to_thread.run_sync(scan)
+
+    async def list_files(self, folder: str, under: str) -> list[StoredFile]:
+        where = self.root / check_relative(folder) / check_relative(under)
+
+        def scan() -> list[StoredFile]:
+            found = []
+            try:
+                entries = list(os.scandir(where))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+            for entry in entries:
+                # Symlinks are not followed: a link in a shared folder must not
+                # make the service read (and deliver) a file from elsewhere.
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed while listing
+                tag = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+                found.append(StoredFile(entry.name, st.st_size, st.st_mtime, tag))
+            return sorted(found, key=lambda f: f.name)
+
+        return await anyio.to_thread.run_sync(scan)
+
+    async def put_file(self, folder: str, path: str, data: bytes) -> None:
+        """One file, replaced atomically; its temporary copy waits in the staging
+        area, so nothing but the file itself ever appears beside it."""
+        target = self.root / check_relative(folder) / check_relative(path)
+
+        def write() -> None:
+            staging_root = self.root / STAGING_DIR
+            staging_root.mkdir(parents=True, exist_ok=True)
+            temporary = staging_root / f".put-{uuid.uuid4().hex}"
+            try:
+                with temporary.open("wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temporary, target)
+            finally:
+                temporary.unlink(missing_ok=True)
+
+        await anyio.to_thread.run_sync(write)
+
+    async def delete_file(self, folder: str, path: str) -> None:
+        target = self.root / check_relative(folder) / check_relative(path)
+        await anyio.to_thread.run_sync(lambda: target.unlink(missing_ok=True))
 
     @asynccontextmanager
     async def stage(self, folder: str) -> AsyncIterator[LocalStaging]:

@@ -26,7 +26,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.bundle import MANIFEST, MANIFEST_ASIDE
-from service.storage import StorageError, as_stream, check_relative, parse_manifest
+from service.storage import StorageError, StoredFile, as_stream, check_relative, parse_manifest
 
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB for every part but the last
 T = TypeVar("T")
@@ -221,6 +221,45 @@ class S3Storage:
 
         found = await self.call(scan)
         return [f for f in found if await self.read_manifest(f) is not None]
+
+    async def list_folders(self) -> list[str]:
+        base = f"{self.prefix}/" if self.prefix else ""
+
+        def scan() -> list[str]:
+            folders = []
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
+                for common in page.get("CommonPrefixes", []):
+                    name = common["Prefix"][len(base) :].rstrip("/")
+                    if name and not name.startswith("."):
+                        folders.append(name)
+            return sorted(folders)
+
+        return await self.call(scan)
+
+    async def list_files(self, folder: str, under: str) -> list[StoredFile]:
+        base = self.key(check_relative(folder), check_relative(under)) + "/"
+
+        def scan() -> list[StoredFile]:
+            found = []
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(base) :]
+                    if name:
+                        modified = item["LastModified"].timestamp()
+                        found.append(StoredFile(name, item["Size"], modified, item["ETag"]))
+            return sorted(found, key=lambda f: f.name)
+
+        return await self.call(scan)
+
+    async def put_file(self, folder: str, path: str, data: bytes) -> None:
+        key = self.key(check_relative(folder), check_relative(path))
+        await self.call(lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data))
+
+    async def delete_file(self, folder: str, path: str) -> None:
+        key = self.key(check_relative(folder), check_relative(path))
+        await self.call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
 
     @asynccontextmanager
     async def stage(self, folder: str) -> AsyncIterator[S3Staging]:
