@@ -34,7 +34,10 @@ _NAME = re.compile(
     re.IGNORECASE,
 )
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-NAMING_HINT = "name a finished track <language>.vtt or <language>.srt (en.vtt, fr.cc.srt)"
+NAMING_HINT = (
+    "name it <language>.vtt or <language>.srt, with .cc before the extension for "
+    "closed captions (en.vtt, fr.cc.srt)"
+)
 
 
 class Refused(ValueError):

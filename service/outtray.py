@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from service.captions import NAMING_HINT, TOLERANCE_SECONDS, timestamp
+from service.captions import TOLERANCE_SECONDS, timestamp
 
 FOLDER = "deliver"
 README = "README.txt"
@@ -163,8 +163,7 @@ def errors_text(problems: Iterable[Problem], withdrawn: str | None = None) -> st
             *lines,
             "",
             "Each line is a file that was not delivered to Iconik. Fix it and save it",
-            "again; this list is rewritten at each look. See README.txt for how files",
-            f"are named ({NAMING_HINT}).",
+            "again; this list is rewritten at each look. README.txt says how to deliver.",
             "",
         ]
     )
