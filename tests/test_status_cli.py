@@ -13,6 +13,7 @@ def test_status_prints_a_request_and_recent_failures(tmp_path, monkeypatch, caps
         s.drain()
         for name, value in {"QUEUE_URL": s.settings.queue_url, "BEARER_TOKENS": "t0ken"}.items():
             monkeypatch.setenv(name, value)
+        capsys.readouterr()  # the stack's own log lines, when nothing configured logging yet
         assert main(["status", answer["request_id"]]) == 0
         shown = json.loads(capsys.readouterr().out)
         assert shown["status"] == "done_with_errors"
