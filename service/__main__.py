@@ -136,7 +136,7 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
 def status(settings: Settings, request_id: str | None) -> int:
     import json
 
-    from service.app import summarize_request
+    from service.app import request_summary
     from service.queue import queue_for
 
     async def run() -> int:
@@ -144,11 +144,11 @@ def status(settings: Settings, request_id: str | None) -> int:
         await queue.open()
         try:
             if request_id:
-                found = await queue.request_status(request_id)
+                found = await request_summary(queue, request_id)
                 if found is None:
                     print(f"no request {request_id} in {settings.queue_url}", file=sys.stderr)
                     return 1
-                print(json.dumps(summarize_request(found), indent=2))
+                print(json.dumps(found, indent=2))
                 return 0
             print(f"queue {settings.queue_url}: {await queue.backlog()} task(s) waiting or running")
             failures = await queue.recent_failures()

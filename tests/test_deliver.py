@@ -13,6 +13,7 @@ import sqlite3
 import jsonschema
 import webvtt
 
+from service.__main__ import main
 from service.simulator import Blob, sample_video
 from tests.conftest import custom_action_body, webhook_body
 from tests.iconik_api import operation_for, operations, request_schema
@@ -197,10 +198,10 @@ def test_closed_captions_in_srt_arrive_as_a_new_webvtt_track_and_survive_a_refre
         assert take(s) == [0, 0]  # and nothing goes again
 
 
-def test_a_broken_file_is_refused_at_its_line_and_left_alone(tmp_path):
+def test_a_broken_file_is_refused_at_its_line_and_left_alone(tmp_path, monkeypatch, capsys):
     with stack(tmp_path) as s:
         asset = s.seeded.normal
-        s.send(custom_action_body(asset_ids=[asset]))
+        click = s.send(custom_action_body(asset_ids=[asset]))
         s.drain()
         deliver = s.bundle_dir(asset) / "deliver"
         (deliver / "de.vtt").write_text(BROKEN_DE)
@@ -220,6 +221,22 @@ def test_a_broken_file_is_refused_at_its_line_and_left_alone(tmp_path):
         assert not (deliver / "RECEIPT.json").exists()
         [job] = delivered_job(s.sim, "FAILED")
         assert "line 7" in job["error_message"] and "deliver/de.vtt" in job["error_message"]
+
+        # Operators see it with the request that made the bundle, and on its own.
+        [shown] = s.status(click["request_id"])["deliveries"]
+        assert (shown["file"], shown["language"], shown["state"]) == (
+            "deliver/de.vtt",
+            "de",
+            "failed",
+        )
+        assert "line 7: the cue ends" in shown["error"]
+        monkeypatch.setenv("QUEUE_URL", s.settings.queue_url)
+        monkeypatch.setenv("BEARER_TOKENS", "t0ken")
+        capsys.readouterr()  # the stack's own log lines, when nothing configured logging yet
+        assert main(["status", shown["request_id"]]) == 0
+        alone = json.loads(capsys.readouterr().out)
+        assert alone["kind"] == "deliver" and alone["status"] == "failed"
+        assert alone["deliveries"] == [shown]
 
         # The captioner fixes it; the error goes, the track comes.
         (deliver / "de.vtt").write_text(BROKEN_DE.replace("01.200", "01.900"))
