@@ -140,3 +140,43 @@ def test_end_to_end_into_s3(tmp_path, bucket):
         proxy = s.sim.assets[s.seeded.large].proxies[0]["id"]
         assert hashlib.sha256(media).hexdigest() == blob_sha256(s.sim, f"proxies/{proxy}")
         assert not (tmp_path / "bundles").exists()  # nothing went to local disk
+
+
+def test_deliveries_from_an_s3_bundle(tmp_path, bucket):
+    from tests.test_deliver import BROKEN_DE, EN_VTT, cues_of, track_writes
+
+    s3 = boto3.client("s3")
+    with stack(tmp_path, storage_url=f"s3://{bucket}/captioning") as s:
+        asset = s.seeded.normal
+        s.send(custom_action_body(asset_ids=[asset]))
+        s.drain()
+        deliver = f"captioning/Harbour Lights_ Episode 1 [{asset}]/deliver"
+        assert b"fr.cc.vtt" in body(bucket, f"{deliver}/README.txt")
+        s3.put_object(Bucket=bucket, Key=f"{deliver}/en.vtt", Body=EN_VTT.encode())
+        s3.put_object(Bucket=bucket, Key=f"{deliver}/de.vtt", Body=BROKEN_DE.encode())
+        assert [s.scan().queued for _ in range(2)] == [0, 2]
+        assert body(bucket, f"{deliver}/ERRORS.txt").decode().startswith(
+            "de.vtt, line 7: the cue ends"
+        )
+        s.drain()
+
+        [track] = s.sim.tracks(asset, "en", False)
+        assert cues_of(s.sim.assets[asset].webvtt[("en", False)]) == cues_of(EN_VTT)
+        assert [p for _, p in track_writes(s.sim)] == [
+            f"/API/files/v1/assets/{asset}/subtitles/{track['id']}/"
+        ]  # English replaced; nothing for the broken German file
+        receipt = json.loads(body(bucket, f"{deliver}/RECEIPT.json"))
+        [entry] = receipt["deliveries"]
+        assert (entry["path"], entry["subtitle_id"]) == ("deliver/en.vtt", track["id"])
+        manifest = json.loads(body(bucket, f"{deliver.rsplit('/', 1)[0]}/project.json"))
+        assert manifest["deliveries"] == receipt["deliveries"] and manifest["revision"] == 2
+        assert body(bucket, f"{deliver}/en.vtt") == EN_VTT.encode()  # untouched
+        assert body(bucket, f"{deliver}/de.vtt") == BROKEN_DE.encode()
+        assert [s.scan().queued for _ in range(2)] == [0, 0]  # nothing goes twice
+        assert sorted(k.rsplit("/", 1)[1] for k in keys(bucket, deliver + "/")) == [
+            "ERRORS.txt",
+            "README.txt",
+            "RECEIPT.json",
+            "de.vtt",
+            "en.vtt",
+        ]
