@@ -8,16 +8,19 @@ deliver/ scan driven one step at a time.
 import hashlib
 import io
 import json
+import signal
 import sqlite3
 
+import httpx2
 import jsonschema
 import webvtt
 
 from service.__main__ import main
-from service.simulator import Blob, sample_video
-from tests.conftest import custom_action_body, webhook_body
+from service.simulator import Blob, Simulator, sample_video
+from tests.conftest import ICONIK_TOKEN, custom_action_body, make_settings, signed, webhook_body
 from tests.iconik_api import operation_for, operations, request_schema
-from tests.stack import stack
+from tests.servers import running, service_env, service_process
+from tests.stack import APP_ID, stack
 
 EN_VTT = (
     "WEBVTT\n"
@@ -326,3 +329,28 @@ def test_a_delivery_iconik_keeps_refusing_fails_and_errors_say_so(tmp_path):
         errors = (deliver / "ERRORS.txt").read_text()
         assert errors.startswith("en.vtt: not delivered: GET /API/files/v1/assets/")
         assert "503" in errors and "request " in errors
+
+
+def test_serve_runs_the_scan_beside_the_worker(tmp_path):
+    """The real `caption-bridge serve`: no test drives the scan; its own clock does."""
+    sim = Simulator(APP_ID, ICONIK_TOKEN)
+    seeded = sim.seed(large_proxy_bytes=1024)
+    with running(sim.app()) as sim_url:
+        settings = make_settings(tmp_path, iconik_url=sim_url)
+        env = service_env(settings, tmp_path / "bundles", PORT="0", DELIVER_SCAN_SECONDS="0.2")
+        with service_process("serve", env=env, cwd=tmp_path) as serve:
+            port = serve.wait_for("service.listening")["port"]
+            body = custom_action_body(asset_ids=[seeded.normal])
+            url = f"http://127.0.0.1:{port}/iconik/custom-action"
+            assert httpx2.post(url, content=body, headers=signed(body)).status_code == 202
+            folder = serve.wait_for("bundle.published")["folder"]
+            (tmp_path / "bundles" / folder / "deliver" / "en.vtt").write_text(EN_VTT)
+            delivered = serve.wait_for("delivery.delivered")
+            serve.process.send_signal(signal.SIGTERM)
+            assert serve.process.wait(30) == 0
+    assert delivered["path"] == "deliver/en.vtt" and delivered["asset_id"] == seeded.normal
+    [started] = [
+        e for e in serve.seen if isinstance(e, dict) and e["event"] == "deliver_scan.started"
+    ]
+    assert started["every"] == 0.2
+    assert cues_of(sim.assets[seeded.normal].webvtt[("en", False)]) == cues_of(EN_VTT)
