@@ -329,6 +329,8 @@ def test_a_delivery_iconik_keeps_refusing_fails_and_errors_say_so(tmp_path):
         errors = (deliver / "ERRORS.txt").read_text()
         assert errors.startswith("en.vtt: not delivered: GET /API/files/v1/assets/")
         assert "503" in errors and "request " in errors
+        # Whatever failed, no credential reaches the captioners' folder or Iconik's job.
+        assert ICONIK_TOKEN not in errors and ICONIK_TOKEN not in json.dumps(job)
 
 
 def test_serve_runs_the_scan_beside_the_worker(tmp_path):
