@@ -90,11 +90,9 @@ class TrackWrites:
         sim = self._asset(request)
         if sim is None:
             return _errors(404, "Asset does not exist")
-        body = await _json_object(request)
-        problem = self._subtitle_problem(sim, body)
-        if problem:
-            return _errors(400, problem)
-        assert body is not None
+        body = await self._subtitle_body(sim, request)
+        if isinstance(body, Response):
+            return body
         record = {
             "id": str(uuid.uuid4()),
             "asset_id": sim.asset["id"],
@@ -114,17 +112,23 @@ class TrackWrites:
         record = next((s for s in (sim.subtitles if sim else []) if s["id"] == subtitle_id), None)
         if sim is None or record is None:
             return _errors(404, "Subtitle for this asset doesn't exist")
-        body = await _json_object(request)
-        problem = self._subtitle_problem(sim, body)
-        if problem:
-            return _errors(400, problem)
-        assert body is not None
+        body = await self._subtitle_body(sim, request)
+        if isinstance(body, Response):
+            return body
         old = (record["language"], record["closed_captions"])
         record.update({k: body[k] for k in ("language", "closed_captions", "format_id", "name")})
         if old != (record["language"], record["closed_captions"]):
             sim.webvtt.pop(old, None)
         sim.webvtt[(record["language"], record["closed_captions"])] = body["content"]
         return JSONResponse(record)
+
+    async def _subtitle_body(self, sim: SimAsset, request: Request) -> dict[str, Any] | Response:
+        """The request's subtitle, or the 400 Iconik would answer."""
+        body = await _json_object(request)
+        problem = self._subtitle_problem(sim, body)
+        if problem is not None or body is None:
+            return _errors(400, problem or "the body must be a JSON object")
+        return body
 
     def _subtitle_problem(self, sim: SimAsset, body: dict[str, Any] | None) -> str | None:
         if body is None:

@@ -207,19 +207,7 @@ class S3Storage:
 
     async def find_bundles(self, asset_id: str) -> list[str]:
         suffix = f"[{asset_id}]"
-        base = f"{self.prefix}/" if self.prefix else ""
-
-        def scan() -> list[str]:
-            folders = []
-            paginator = self.client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
-                for common in page.get("CommonPrefixes", []):
-                    name = common["Prefix"][len(base) :].rstrip("/")
-                    if name.endswith(suffix):
-                        folders.append(name)
-            return sorted(folders)
-
-        found = await self.call(scan)
+        found = [f for f in await self.list_folders() if f.endswith(suffix)]
         return [f for f in found if await self.read_manifest(f) is not None]
 
     async def list_folders(self) -> list[str]:
