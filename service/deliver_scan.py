@@ -83,6 +83,8 @@ class DeliverScan:
         self.clock = clock
         self._looks: dict[tuple[str, str], tuple[Any, ...]] = {}  # last look at each file
         self._checked: dict[tuple[str, str], tuple[tuple[Any, ...], Checked]] = {}
+        # The delivery key each file's content was stored under, and its request.
+        self._stored: dict[tuple[str, str], tuple[str, str]] = {}
 
     async def run(self, every: float) -> None:
         """Look every `every` seconds until cancelled; a failed look is logged and retried."""
@@ -112,6 +114,7 @@ class DeliverScan:
         # Forget files that are gone: a file put back is looked at afresh.
         self._looks = {k: v for k, v in self._looks.items() if k in looked}
         self._checked = {k: v for k, v in self._checked.items() if k in looked}
+        self._stored = {k: v for k, v in self._stored.items() if k in looked}
         self.metrics.deliver_scans.labels("complete").inc()
         self.metrics.deliver_scan_last.set(self.clock())
         if report.queued:
@@ -231,28 +234,32 @@ class DeliverScan:
             track=name,
             replaces=(latest or {}).get("sha256"),
         )
-        try:
-            enqueued = await self.queue.enqueue(delivery, uuid.uuid4().hex)
-        except QueueFull as exc:
-            log.warning("deliver_scan.queue_full", folder=folder, path=path, error=str(exc))
-            return problem
-        if not enqueued.duplicate:
-            report.queued += 1
-            log.info(
-                "deliver_scan.delivery_queued",
-                folder=folder,
-                path=path,
-                request_id=enqueued.request_id,
-                asset_id=asset_id,
-            )
-            return problem
-        if problem is None:  # queued before: say so if it failed for another reason
-            status = await self.queue.request_status(enqueued.request_id)
+        stored = self._stored.get((folder, found.name))
+        if stored is not None and stored[0] == delivery.key:
+            request_id = stored[1]  # stored on an earlier look: no write to repeat
+        else:
+            try:
+                enqueued = await self.queue.enqueue(delivery, uuid.uuid4().hex)
+            except QueueFull as exc:
+                log.warning("deliver_scan.queue_full", folder=folder, path=path, error=str(exc))
+                return problem
+            request_id = enqueued.request_id
+            self._stored[(folder, found.name)] = (delivery.key, request_id)
+            if not enqueued.duplicate:
+                report.queued += 1
+                log.info(
+                    "deliver_scan.delivery_queued",
+                    folder=folder,
+                    path=path,
+                    request_id=request_id,
+                    asset_id=asset_id,
+                )
+                return problem
+        if problem is None:  # stored before: say so if it failed for another reason
+            status = await self.queue.request_status(request_id)
             failed = [t for t in (status or {}).get("tasks", []) if t["state"] == "failed"]
             if failed:
-                reason = (
-                    f"not delivered: {failed[0].get('last_error')} (request {enqueued.request_id})"
-                )
+                reason = f"not delivered: {failed[0].get('last_error')} (request {request_id})"
                 problem = Problem(found.name, None, reason)
         return problem
 
