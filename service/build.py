@@ -295,13 +295,14 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
                 bundle.BundleFile(srt_path, size, digest, "caption", lang, cc, "srt", source)
             )
 
-        # The out-tray's instructions: the service's file, always its latest word.
         facts = bundle.asset_facts(
             snapshot.asset,
             proxy=media.record if media.source == "proxy" else None,
             metadata=snapshot.metadata,
             web_url=f"{ctx.settings.iconik_url}/asset/{asset_id}",
         )
+        # The out-tray's instructions go to their own path, never beside: the
+        # contract reserves deliver/README.txt for the service.
         readme = outtray.readme(
             facts.title, asset_id, facts.duration_seconds, ctx.settings.deliver_scan_seconds
         ).encode()
