@@ -145,7 +145,7 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
 def status(settings: Settings, request_id: str | None) -> int:
     import json
 
-    from service.app import summarize_request
+    from service.app import request_summary
     from service.queue import describe_queue_url, queue_for
 
     async def run() -> int:
@@ -153,12 +153,12 @@ def status(settings: Settings, request_id: str | None) -> int:
         await queue.open()
         try:
             if request_id:
-                found = await queue.request_status(request_id)
+                found = await request_summary(queue, request_id)
                 if found is None:
                     where = describe_queue_url(settings.queue_url)
                     print(f"no request {request_id} in {where}", file=sys.stderr)
                     return 1
-                print(json.dumps(summarize_request(found), indent=2))
+                print(json.dumps(found, indent=2))
                 return 0
             where = describe_queue_url(settings.queue_url)
             print(f"queue {where}: {await queue.backlog()} task(s) waiting or running")

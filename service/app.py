@@ -260,16 +260,41 @@ async def request_status(request: Request) -> Response:
         )
     request_id = request.path_params["request_id"]
     try:
-        status = await services.queue.request_status(request_id)
+        summary = await request_summary(services.queue, request_id)
     except QueueUnavailable:
         return error_response(503, "store_unavailable", "the queue could not be read")
-    if status is None:
+    if summary is None:
         return error_response(404, "not_found", f"no request with id {request_id}")
-    return JSONResponse(summarize_request(status))
+    return JSONResponse(summary)
 
 
-def summarize_request(status: dict[str, Any]) -> dict[str, Any]:
-    """The request as operators read it: one overall status, then each task."""
+async def request_summary(queue: Queue, request_id: str) -> dict[str, Any] | None:
+    """What `GET /requests/{id}` and `caption-bridge status ID` show, or None."""
+    status = await queue.request_status(request_id)
+    if status is None:
+        return None
+    deliveries: list[dict[str, Any]] = []
+    if status["kind"] == "custom_action":  # what came back to its assets from deliver/
+        asset_ids = sorted({t["asset_id"] for t in status["tasks"] if t["asset_id"]})
+        deliveries = await queue.caption_deliveries(asset_ids) if asset_ids else []
+    elif status["kind"] == "deliver":
+        deliveries = [
+            {
+                **t,
+                "request_id": status["request_id"],
+                "received_at": status["received_at"],
+                "payload": status["payload"],
+            }
+            for t in status["tasks"]
+        ]
+    return summarize_request(status, deliveries)
+
+
+def summarize_request(
+    status: dict[str, Any], deliveries: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The request as operators read it: one overall status, then each task,
+    then the caption files delivered back through the bundles' deliver/ folders."""
     tasks = status["tasks"]
     # Judge by the per-asset tasks once there are any; the expand task only
     # counts while it is pending or when it failed (then no asset ever ran).
@@ -300,6 +325,21 @@ def summarize_request(status: dict[str, Any]) -> dict[str, Any]:
                 "error": t["last_error"],
             }
             for t in tasks
+        ],
+        "deliveries": [
+            {
+                "request_id": d["request_id"],
+                "asset_id": d["asset_id"],
+                "file": d["payload"].get("path"),
+                "language": d["payload"].get("language"),
+                "closed_captions": d["payload"].get("closed_captions"),
+                "sha256": d["payload"].get("sha256"),
+                "received_at": d["received_at"],
+                "state": d["state"],
+                "attempts": d["attempts"],
+                "error": d["last_error"],
+            }
+            for d in deliveries or []
         ],
     }
 

@@ -15,7 +15,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from service import bundle, plan
+from service import bundle, captions, outtray, plan
 from service.iconik import IconikClient, NotFound
 from service.logging import get_logger
 from service.queue import Task
@@ -60,11 +60,10 @@ class AssetSnapshot:
 
     @property
     def wanted_paths(self) -> list[str]:
+        # Every track also as SRT: Iconik's own, or converted from its WebVTT.
         paths = [self.media.path, bundle.PREVIEW]
         for caption in self.captions:
-            paths.append(caption.path)
-            if caption.srt is not None:
-                paths.append(caption.srt_path)
+            paths += [caption.path, caption.srt_path]
         return paths
 
 
@@ -273,7 +272,7 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
         for caption in snapshot.captions:
             lang, cc = caption.language, caption.closed_captions
             response = await iconik.request("GET", iconik.subtitle_path(asset_id, lang, cc))
-            path = where[caption.path]
+            path, srt_path = where[caption.path], where[caption.srt_path]
             size, digest = await staging.write_bytes(path, response.content)
             files.append(
                 bundle.BundleFile(path, size, digest, "caption", lang, cc, "webvtt", "webvtt")
@@ -283,13 +282,21 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
                 srt_url = caption.srt.get("url") or await iconik.file_download_url(
                     asset_id, caption.srt["id"]
                 )
-                srt_path = where[caption.srt_path]
                 what = f"{srt_path} of asset {asset_id}"
                 async with iconik.download(srt_url, what=what) as download:
                     size, digest = await staging.write_stream(srt_path, download.chunks())
-                files.append(
-                    bundle.BundleFile(srt_path, size, digest, "caption", lang, cc, "srt", "srt")
-                )
+                source = "srt"
+            else:  # for captioning tools that take SubRip only
+                try:
+                    srt = captions.webvtt_to_srt(response.text).encode()
+                except captions.Refused as exc:
+                    log.warning("bundle.srt_not_converted", path=path, reason=str(exc))
+                    continue
+                size, digest = await staging.write_bytes(srt_path, srt)
+                source = "webvtt"
+            files.append(
+                bundle.BundleFile(srt_path, size, digest, "caption", lang, cc, "srt", source)
+            )
 
         facts = bundle.asset_facts(
             snapshot.asset,
@@ -297,6 +304,14 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
             metadata=snapshot.metadata,
             web_url=f"{ctx.settings.iconik_url}/asset/{asset_id}",
         )
+        # The out-tray's instructions go to their own path, never beside: the
+        # contract reserves deliver/README.txt for the service.
+        readme = outtray.readme(
+            facts.title, asset_id, facts.duration_seconds, ctx.settings.deliver_scan_seconds
+        ).encode()
+        size, digest = await staging.write_bytes(outtray.README_PATH, readme)
+        files.append(bundle.BundleFile(outtray.README_PATH, size, digest, "note"))
+
         manifest_for = functools.partial(
             bundle.build_manifest,
             asset=facts,
@@ -304,6 +319,8 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
             revision=revision,
             generated_at=ctx.iso_now(),
             captioner_edits=placement.captioner_edits,
+            # What came back from the captioners stays on record through refreshes.
+            deliveries=(previous or {}).get("deliveries", []),
         )
         # The page shows the manifest's files; the manifest lists the page.
         page = bundle.render_preview(manifest_for(files=files), caption_texts).encode()

@@ -6,7 +6,8 @@ A bundle is the folder a captioner opens:
       project.json          the manifest, written last: present means complete
       index.html            offline preview, the media with every caption track
       media/<proxy filename>
-      captions/<language>[.cc].vtt  (and the original .srt where Iconik has one)
+      captions/<language>[.cc].vtt and .srt (Iconik's .srt, or one made from its WebVTT)
+      deliver/              the captioners' out-tray (service/outtray.py)
 
 Nothing here does I/O; the worker gathers the facts, storage writes bytes.
 """
@@ -190,6 +191,7 @@ def build_manifest(
     generated_at: str,
     status: str = "ready",
     captioner_edits: list[str] | None = None,
+    deliveries: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     manifest = {
         "schema": SCHEMA,
@@ -199,6 +201,8 @@ def build_manifest(
         "asset": asdict(asset),
         "request": asdict(request),
         "files": [f.entry() for f in files],
+        # Finished tracks that went from deliver/ to Iconik (service/deliver.py).
+        "deliveries": list(deliveries or []),
     }
     if captioner_edits:
         # Files the service once wrote and a captioner changed since: theirs now.

@@ -364,6 +364,22 @@ class IconikClient:
         async for item in self.paginate(path):
             yield item
 
+    # Writing a caption track (service/deliver.py): its format, then the subtitle.
+
+    async def create_format(self, asset_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        path = f"/API/files/v1/assets/{asset_id}/formats/"
+        return _object_of(await self.request("POST", path, json=body), f"POST {path}")
+
+    async def create_subtitle(self, asset_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        path = f"/API/files/v1/assets/{asset_id}/subtitles/"
+        return _object_of(await self.request("POST", path, json=body), f"POST {path}")
+
+    async def update_subtitle(
+        self, asset_id: str, subtitle_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        path = f"/API/files/v1/assets/{asset_id}/subtitles/{subtitle_id}/"
+        return _object_of(await self.request("PUT", path, json=body), f"PUT {path}")
+
     async def create_job(self, job: dict[str, Any]) -> dict[str, Any]:
         response = await self.request("POST", "/API/jobs/v1/jobs/", json=job)
         return response.json()
@@ -371,6 +387,16 @@ class IconikClient:
     async def update_job(self, job_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         response = await self.request("PATCH", f"/API/jobs/v1/jobs/{job_id}/", json=changes)
         return response.json()
+
+
+def _object_of(response: httpx2.Response, what: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not body.get("id"):
+        raise BadResponse(f"{what}: Iconik's answer has no id")
+    return body
 
 
 def _url_of(body: Any, what: str) -> str:

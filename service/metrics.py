@@ -50,5 +50,24 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.caption_deliveries = Counter(
+            "caption_bridge_caption_deliveries",
+            "Caption files from deliver/ folders, by outcome (delivered, refused: the file "
+            "failed its checks, failed: anything else, retried)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.deliver_scans = Counter(
+            "caption_bridge_deliver_scans",
+            "Looks at the deliver/ folders, by outcome (complete, or failed: see the log)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.deliver_scan_last = Gauge(
+            "caption_bridge_deliver_scan_last_complete_timestamp_seconds",
+            "When the deliver/ folders were last looked at completely",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

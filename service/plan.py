@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.bundle import MANIFEST, beside
+from service.outtray import FOLDER as OUTTRAY
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,16 @@ class Placement:
 
     def stale(self, kept: Iterable[str]) -> list[str]:
         """Files of the previous manifest that the new one drops and that are
-        still exactly what the service wrote: safe to remove."""
+        still exactly what the service wrote: safe to remove. Never anything in
+        deliver/: that folder is the captioners' out-tray."""
         keep = set(kept) | set(self.captioner_edits)
         return sorted(
             path
             for path, entry in self._previous.items()
-            if path not in keep and path != MANIFEST and self._on_disk.get(path) == entry["sha256"]
+            if path not in keep
+            and path != MANIFEST
+            and not path.startswith(f"{OUTTRAY}/")
+            and self._on_disk.get(path) == entry["sha256"]
         )
 
     def reusable(self, path: str, **expected: Any) -> dict[str, Any] | None:

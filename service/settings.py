@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     events_max_backlog: int = Field(default=10_000, gt=0)
     task_max_attempts: int = Field(default=8, ge=1)
     task_lease_seconds: float = Field(default=60, ge=5)
+    # How often the deliver/ folders are looked at; 0 turns deliveries off.
+    deliver_scan_seconds: float = Field(default=60, ge=0)
 
     _split = field_validator(
         "webhook_secrets", "bearer_tokens", "metadata_view_ids", mode="before"

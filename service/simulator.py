@@ -30,6 +30,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from service.simulator_tracks import TrackWrites
+
 CHUNK = 64 * 1024
 SAMPLE_MP4 = "sample.mp4"
 
@@ -103,7 +105,7 @@ class Seeded:
         return [self.normal, self.transcoding, self.original_only, self.traversal_title, self.large]
 
 
-class Simulator:
+class Simulator(TrackWrites):
     def __init__(self, app_id: str, auth_token: str) -> None:
         self.app_id = app_id
         self.auth_token = auth_token
@@ -115,6 +117,8 @@ class Simulator:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.blobs: dict[str, Blob] = {}
         self.requests: list[tuple[str, str]] = []  # API calls, as (method, path)
+        self.bodies: list[tuple[str, str, Any]] = []  # writes, as (method, path, JSON body)
+        self.formats: dict[str, dict[str, Any]] = {}  # created through the API, by id
         self.downloads: list[str] = []  # signed-URL fetches, by blob key
         self.faults: dict[str, list[int | None]] = {}
         self.storage_faults: dict[str, list[int]] = {}
@@ -410,6 +414,7 @@ class Simulator:
                 methods=["PUT", "DELETE"],
             ),
             Route("/storage/{key:path}", self._storage, methods=["GET"]),
+            *self.track_routes(),
         ]
         return Starlette(routes=routes)
 
@@ -426,8 +431,16 @@ class Simulator:
     def _api(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def wrapped(request: Request) -> Response:
             path = request.url.path
+            body = None
+            if request.method in ("POST", "PUT", "PATCH"):
+                try:
+                    body = json.loads(await request.body())
+                except ValueError:
+                    body = "<not JSON>"
             with self._lock:
                 self.requests.append((request.method, path))
+                if request.method in ("POST", "PUT", "PATCH"):
+                    self.bodies.append((request.method, path, body))
                 for fragment, statuses in self.faults.items():
                     if fragment in path and statuses:
                         status = statuses.pop(0)

@@ -1,7 +1,7 @@
 """The runner: claims tasks, keeps their leases, settles how each one ended.
 
 What a task does lives in a module of its own (`service.expand`,
-`service.build`); this module decides only how a task ends, in `_settle`:
+`service.build`, `service.deliver`); this module decides only how a task ends, in `_settle`:
 done; retried later (Iconik or storage trouble, a proxy still transcoding);
 or failed with a reason a person can act on. A task is leased while it runs
 and the lease is renewed as long as the work goes on, so a worker killed
@@ -21,7 +21,8 @@ from typing import Any
 import anyio
 import structlog
 
-from service import build, expand
+from service import build, deliver, expand
+from service.deliver_scan import DeliverScan
 from service.iconik import IconikClient, IconikError, NotFound
 from service.jobs import JobReporter
 from service.logging import get_logger
@@ -41,6 +42,7 @@ TASK_KINDS: dict[str, TaskKind] = {
     "build": build.build,
     "refresh": build.refresh,
     "withdraw": build.withdraw,
+    deliver.KIND: deliver.deliver,
 }
 
 
@@ -90,6 +92,9 @@ class Worker:
         async with self.jobs.running(), anyio.create_task_group() as group:
             for slot in range(self.settings.worker_concurrency):
                 group.start_soon(self._slot, slot)
+            if self.settings.deliver_scan_seconds > 0:  # the deliver/ folders, beside the slots
+                scan = DeliverScan(self.queue, self.storage, metrics=self.metrics, clock=self.clock)
+                group.start_soon(scan.run, self.settings.deliver_scan_seconds)
 
     async def _slot(self, slot: int) -> None:
         while True:
@@ -231,6 +236,9 @@ class Worker:
 
     async def _report(self, task: Task, outcome: str, detail: Any) -> None:
         """Tell the request's Iconik job; only custom actions (a person clicked) have one."""
+        if task.kind == deliver.KIND:  # a delivery has a job of its own
+            await deliver.report(self.context(task), self.metrics, task, outcome, detail)
+            return
         if task.request_kind != "custom_action" or outcome not in ("done", "failed"):
             return
         if task.kind == "expand" and outcome == "done":

@@ -48,3 +48,24 @@ def strict_schema(schema: Any) -> Any:
     if "properties" in schema and "additionalProperties" not in schema:
         out["additionalProperties"] = False
     return out
+
+
+def request_schema(schema: Any) -> Any:
+    """A request body's schema, strict: what the server fills in (`readOnly`) is
+    neither required nor accepted."""
+    return strict_schema(_without_read_only(schema))
+
+
+def _without_read_only(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_without_read_only(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _without_read_only(v) for k, v in schema.items()}
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        read_only = {k for k, v in properties.items() if isinstance(v, dict) and v.get("readOnly")}
+        out["properties"] = {k: v for k, v in out["properties"].items() if k not in read_only}
+        if "required" in schema:
+            out["required"] = [k for k in schema["required"] if k not in read_only]
+    return out

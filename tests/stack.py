@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import anyio.lowlevel
 import httpx2
 
 from service.app import create_app
+from service.deliver_scan import DeliverScan, ScanReport
 from service.iconik import IconikClient
 from service.jobs import JobReporter
 from service.queue import NewTask, Queue, Task, queue_for
@@ -129,6 +130,12 @@ class Stack:
     settings: Settings
     clock: FakeClock
     root: Path
+    # One scanner for the whole test: it remembers its last look at each file.
+    scanner: DeliverScan = field(init=False)
+
+    def __post_init__(self) -> None:
+        queue = SQLiteQueue(self.settings.sqlite_path, clock=self.clock)
+        self.scanner = DeliverScan(queue, open_storage(self.settings.storage_url), clock=self.clock)
 
     def send(self, body: bytes) -> dict[str, Any]:
         answer = httpx2.post(
@@ -160,6 +167,17 @@ class Stack:
 
     async def _drain(self, max_steps: int, step_seconds: float) -> None:
         await drain(self.settings, self.clock, max_steps, step_seconds)
+
+    def scan(self) -> ScanReport:
+        """One look at every deliver/ folder, as DELIVER_SCAN_SECONDS would make."""
+        return anyio.run(self._scan)
+
+    async def _scan(self) -> ScanReport:
+        await self.scanner.queue.open()
+        try:
+            return await self.scanner.step()
+        finally:
+            await self.scanner.queue.close()
 
     def bundle_dir(self, asset_id: str) -> Path:
         [folder] = [p for p in self.root.iterdir() if p.name.endswith(f"[{asset_id}]")]

@@ -62,6 +62,8 @@ def test_bulk_action_builds_a_complete_bundle_per_asset(tmp_path):
             "captions/en.vtt",
             "captions/en.srt",
             "captions/fr.cc.vtt",
+            "captions/fr.cc.srt",  # made from Iconik's WebVTT, for SRT-only tools
+            "deliver/README.txt",
             "index.html",
         }
         for entry in m["files"]:  # every recorded size and hash is the file's
@@ -83,6 +85,15 @@ def test_bulk_action_builds_a_complete_bundle_per_asset(tmp_path):
             s.sim.assets[s.seeded.normal].webvtt[("fr", True)]
         )
         assert (normal / "captions/en.srt").read_text().startswith("1\n00:00:00,000 -->")
+        assert paths["captions/en.srt"]["source"] == "srt"  # Iconik's own, fetched
+        assert paths["captions/fr.cc.srt"]["source"] == "webvtt"
+        assert (normal / "captions/fr.cc.srt").read_text() == (
+            "1\n00:00:00,000 --> 00:00:00,900\n[Musique]\n\n"
+            "2\n00:00:01,000 --> 00:00:01,900\nBienvenue à bord.\n"
+        )
+        readme = (normal / "deliver/README.txt").read_text()
+        assert "fr.cc.vtt" in readme and "RECEIPT.json" in readme and "ERRORS.txt" in readme
+        assert m["deliveries"] == []
         assert PAYLOAD_AUTH_TOKEN not in (normal / "index.html").read_text()
 
         # The large proxy streamed through intact; the 2160p one was over the cap.

@@ -23,6 +23,7 @@ def test_defaults_match_the_contract(monkeypatch, tmp_path):
     assert s.max_assets_per_request == 1000
     assert s.queue_max_backlog == 10_000
     assert s.task_max_attempts == 8
+    assert s.deliver_scan_seconds == 60
 
 
 def test_comma_separated_lists(monkeypatch, tmp_path):
@@ -60,6 +61,8 @@ def test_refuses_to_start_without_authentication(monkeypatch, tmp_path):
         ("ICONIK_TIMEOUT_SECONDS", "0"),
         ("ICONIK_TIMEOUT_SECONDS", "soon"),
         ("ALLOW_ORIGINAL_MEDIA", "perhaps"),
+        ("DELIVER_SCAN_SECONDS", "-1"),
+        ("DELIVER_SCAN_SECONDS", "hourly"),
     ],
 )
 def test_malformed_value_names_the_variable(monkeypatch, tmp_path, name, value):

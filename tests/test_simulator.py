@@ -7,7 +7,7 @@ import pytest
 from service.simulator import Simulator
 from tests.conftest import custom_action_body
 from tests.extract_openapi import USED
-from tests.iconik_api import operation_for, operations, strict_schema
+from tests.iconik_api import operation_for, operations, request_schema, strict_schema
 from tests.servers import running
 from tests.stack import APP_ID, stack
 
@@ -88,6 +88,50 @@ def test_simulator_responses_validate_against_iconiks_schemas(sim_server):
     created = _validate("POST", "/API/jobs/v1/jobs/", client.post("/API/jobs/v1/jobs/", json=job))
     job_path = f"/API/jobs/v1/jobs/{created.json()['id']}/"
     _validate("PATCH", job_path, client.patch(job_path, json={"status": "FINISHED"}))
+
+
+def _valid_request(method, template, body):
+    jsonschema.validate(body, request_schema(operations()[f"{method} {template}"]["request"]))
+
+
+def test_caption_track_writes_validate_and_replace_in_place(sim_server):
+    sim, seeded, client = sim_server
+    asset = seeded.traversal_title
+    base = "/API/files/v1/assets/{asset_id}"
+    fmt = {
+        "name": "SUBTITLES",
+        "metadata": [{"subtitle_language": "es", "subtitle_closed_captions": "false"}],
+    }
+    _valid_request("POST", f"{base}/formats/", fmt)
+    formats = f"/API/files/v1/assets/{asset}/formats/"
+    created = _validate("POST", formats, client.post(formats, json=fmt)).json()
+    subtitle = {
+        "format_id": created["id"],
+        "language": "es",
+        "closed_captions": False,
+        "name": "es",
+        "content": "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHola\n",
+    }
+    _valid_request("POST", f"{base}/subtitles/", subtitle)
+    subtitles = f"/API/files/v1/assets/{asset}/subtitles/"
+    track = _validate("POST", subtitles, client.post(subtitles, json=subtitle)).json()
+    assert client.get(subtitles + "es/webvtt/").text.endswith("Hola\n")
+
+    replaced = {**subtitle, "content": subtitle["content"].replace("Hola", "Buenas")}
+    _valid_request("PUT", f"{base}/subtitles/{{subtitle_id}}/", replaced)
+    one = f"{subtitles}{track['id']}/"
+    _validate("PUT", one, client.put(one, json=replaced))
+    assert client.get(subtitles + "es/webvtt/").text.endswith("Buenas\n")
+    assert [t["id"] for t in sim.tracks(asset, "es", False)] == [track["id"]]
+    _validate("GET", subtitles, client.get(subtitles))  # the list still fits its schema
+    assert ("PUT", one, replaced) in sim.bodies
+
+    # What Iconik would refuse, the simulator refuses too.
+    assert client.post(subtitles, json={**subtitle, "content": "not webvtt"}).status_code == 400
+    assert client.post(subtitles, json={**subtitle, "format_id": "nope"}).status_code == 400
+    assert client.post(subtitles, json={**subtitle, "colour": "red"}).status_code == 400
+    assert client.post(formats, json={"metadata": []}).status_code == 400
+    assert client.put(f"{subtitles}no-such-id/", json=replaced).status_code == 404
 
 
 def test_strict_validation_would_catch_an_undeclared_field(sim_server):

@@ -129,3 +129,41 @@ def test_paths_outside_the_bundle_are_refused(bad):
 def test_storage_url_forms(tmp_path):
     assert open_storage(str(tmp_path)).root == tmp_path
     assert open_storage(f"file://{tmp_path}").root == tmp_path
+
+
+async def test_deliver_folders_are_listed_and_service_files_put_in_place(tmp_path):
+    storage = LocalStorage(tmp_path)
+    async with storage.stage("T [a1]") as staging:
+        await staging.write_bytes("deliver/README.txt", b"how to")
+        await staging.publish(manifest(["deliver/README.txt"]), [])
+    (tmp_path / "Half [a2]").mkdir()
+    deliver = tmp_path / "T [a1]" / "deliver"
+    (deliver / "en.vtt").write_bytes(b"WEBVTT\n")
+    (deliver / "sub").mkdir()
+    (deliver / "link.vtt").symlink_to(tmp_path / "T [a1]" / "project.json")
+    assert await storage.list_folders() == ["Half [a2]", "T [a1]"]  # .staging is not one
+    listed = {f.name: f for f in await storage.list_files("T [a1]", "deliver")}
+    assert sorted(listed) == ["README.txt", "en.vtt"]  # no folders, no symlinks
+    assert listed["en.vtt"].size == 7
+    assert await storage.list_files("Half [a2]", "deliver") == []
+
+    before = listed["en.vtt"].look
+    (deliver / "en.vtt").write_bytes(b"WEBVTT\n\n")
+    after = {f.name: f for f in await storage.list_files("T [a1]", "deliver")}["en.vtt"].look
+    assert after != before  # a change shows in the look
+
+    await storage.put_file("T [a1]", "deliver/ERRORS.txt", b"en.vtt, line 3: ...")
+    assert (deliver / "ERRORS.txt").read_bytes() == b"en.vtt, line 3: ..."
+    assert sorted(p.name for p in deliver.iterdir()) == [
+        "ERRORS.txt",
+        "README.txt",
+        "en.vtt",
+        "link.vtt",
+        "sub",
+    ]  # no temporary file beside it, ever
+    assert list((tmp_path / ".staging").iterdir()) == []
+    await storage.delete_file("T [a1]", "deliver/ERRORS.txt")
+    await storage.delete_file("T [a1]", "deliver/ERRORS.txt")  # already gone: fine
+    assert not (deliver / "ERRORS.txt").exists()
+    with pytest.raises(ValueError, match="unsafe"):
+        await storage.put_file("T [a1]", "../escape.txt", b"x")

@@ -99,6 +99,29 @@ async def test_ping_writes_and_cleans_up(bucket):
     assert keys(bucket) == []
 
 
+async def test_deliver_folders_are_listed_and_service_files_put_in_place(bucket):
+    storage = open_storage(f"s3://{bucket}/shared")
+    async with storage.stage("T [a1]") as staging:
+        await staging.write_bytes("deliver/README.txt", b"how to")
+        await staging.publish(b"{}", [])
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key="shared/T [a1]/deliver/en.vtt", Body=b"WEBVTT\n")
+    s3.put_object(Bucket=bucket, Key="shared/T [a1]/deliver/old/en.vtt", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="shared/.ready/probe", Body=b"x")
+    assert await storage.list_folders() == ["T [a1]"]
+    listed = {f.name: f for f in await storage.list_files("T [a1]", "deliver")}
+    assert sorted(listed) == ["README.txt", "en.vtt"]  # not what is in a subfolder
+    assert listed["en.vtt"].size == 7 and listed["en.vtt"].tag
+    s3.put_object(Bucket=bucket, Key="shared/T [a1]/deliver/en.vtt", Body=b"WEBVTT\n\n")
+    changed = {f.name: f for f in await storage.list_files("T [a1]", "deliver")}["en.vtt"]
+    assert changed.look != listed["en.vtt"].look
+
+    await storage.put_file("T [a1]", "deliver/ERRORS.txt", b"en.vtt, line 3: ...")
+    assert body(bucket, "shared/T [a1]/deliver/ERRORS.txt") == b"en.vtt, line 3: ..."
+    await storage.delete_file("T [a1]", "deliver/ERRORS.txt")
+    assert "shared/T [a1]/deliver/ERRORS.txt" not in keys(bucket)
+
+
 def test_end_to_end_into_s3(tmp_path, bucket):
     with stack(tmp_path, storage_url=f"s3://{bucket}/captioning") as s:
         answer = s.send(
@@ -117,3 +140,43 @@ def test_end_to_end_into_s3(tmp_path, bucket):
         proxy = s.sim.assets[s.seeded.large].proxies[0]["id"]
         assert hashlib.sha256(media).hexdigest() == blob_sha256(s.sim, f"proxies/{proxy}")
         assert not (tmp_path / "bundles").exists()  # nothing went to local disk
+
+
+def test_deliveries_from_an_s3_bundle(tmp_path, bucket):
+    from tests.test_deliver import BROKEN_DE, EN_VTT, cues_of, track_writes
+
+    s3 = boto3.client("s3")
+    with stack(tmp_path, storage_url=f"s3://{bucket}/captioning") as s:
+        asset = s.seeded.normal
+        s.send(custom_action_body(asset_ids=[asset]))
+        s.drain()
+        deliver = f"captioning/Harbour Lights_ Episode 1 [{asset}]/deliver"
+        assert b"fr.cc.vtt" in body(bucket, f"{deliver}/README.txt")
+        s3.put_object(Bucket=bucket, Key=f"{deliver}/en.vtt", Body=EN_VTT.encode())
+        s3.put_object(Bucket=bucket, Key=f"{deliver}/de.vtt", Body=BROKEN_DE.encode())
+        assert [s.scan().queued for _ in range(2)] == [0, 2]
+        assert body(bucket, f"{deliver}/ERRORS.txt").decode().startswith(
+            "de.vtt, line 7: the cue ends"
+        )
+        s.drain()
+
+        [track] = s.sim.tracks(asset, "en", False)
+        assert cues_of(s.sim.assets[asset].webvtt[("en", False)]) == cues_of(EN_VTT)
+        assert [p for _, p in track_writes(s.sim)] == [
+            f"/API/files/v1/assets/{asset}/subtitles/{track['id']}/"
+        ]  # English replaced; nothing for the broken German file
+        receipt = json.loads(body(bucket, f"{deliver}/RECEIPT.json"))
+        [entry] = receipt["deliveries"]
+        assert (entry["path"], entry["subtitle_id"]) == ("deliver/en.vtt", track["id"])
+        manifest = json.loads(body(bucket, f"{deliver.rsplit('/', 1)[0]}/project.json"))
+        assert manifest["deliveries"] == receipt["deliveries"] and manifest["revision"] == 2
+        assert body(bucket, f"{deliver}/en.vtt") == EN_VTT.encode()  # untouched
+        assert body(bucket, f"{deliver}/de.vtt") == BROKEN_DE.encode()
+        assert [s.scan().queued for _ in range(2)] == [0, 0]  # nothing goes twice
+        assert sorted(k.rsplit("/", 1)[1] for k in keys(bucket, deliver + "/")) == [
+            "ERRORS.txt",
+            "README.txt",
+            "RECEIPT.json",
+            "de.vtt",
+            "en.vtt",
+        ]

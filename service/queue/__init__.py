@@ -2,7 +2,9 @@
 
 A *request* is one stored delivery (unique by its delivery key). A request
 owns *tasks*, the units the worker runs: `expand` (turn a custom action into
-one task per asset), `build`, `refresh` and `withdraw` (one asset each).
+one task per asset), `build`, `refresh` and `withdraw` (one asset each), and
+`deliver` (a caption file from a bundle's deliver/ folder; the scan stores
+those, service/deliver_scan.py).
 Tasks are leased, so a task held by a crashed worker runs again once its
 lease expires; each claim counts as an attempt, and a task that has used
 `TASK_MAX_ATTEMPTS` ends `failed` with its last error.
@@ -62,14 +64,14 @@ class Delivery:
     """An authenticated, parsed delivery about to be stored."""
 
     key: str
-    kind: str  # "custom_action" | "webhook"
+    kind: str  # "custom_action" | "webhook" | "deliver"
     payload: dict[str, Any]
     first_task: NewTask
 
 
 @dataclass(frozen=True)
 class NewTask:
-    kind: str  # "expand" | "build" | "refresh" | "withdraw"
+    kind: str  # "expand" | "build" | "refresh" | "withdraw" | "deliver"
     asset_id: str | None = None
 
 
@@ -127,6 +129,9 @@ class Queue(Protocol):
     async def bundle_folders(self, asset_id: str) -> list[str]: ...
     async def registry_filled(self) -> bool: ...
     async def fill_registry(self, bundles: list[tuple[str, str, str]]) -> None: ...
+    async def caption_deliveries(
+        self, asset_ids: list[str], limit: int = 100
+    ) -> list[dict[str, Any]]: ...
 
 
 def backoff_delay(

@@ -478,6 +478,21 @@ class PostgresQueue:
         now = self.clock()
         return {**request, "tasks": [as_observed(t, now) for t in tasks]}
 
+    async def caption_deliveries(
+        self, asset_ids: list[str], limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Caption files delivered back to these assets (service/deliver.py), latest last."""
+        rows = await self._read(
+            "SELECT * FROM (SELECT r.request_id, r.received_at, r.payload, t.asset_id,"
+            " t.state, t.attempts, t.last_error, t.lease_until FROM tasks t"
+            " JOIN requests r USING (request_id)"
+            " WHERE t.asset_id = ANY(%s) AND r.kind = 'deliver'"
+            " ORDER BY r.received_at DESC LIMIT %s) latest ORDER BY received_at",
+            (asset_ids, limit),
+        )
+        now = self.clock()
+        return [as_observed(row, now) for row in rows]
+
     async def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
         return await self._read(
             "SELECT request_id, kind, asset_id, attempts, last_error, updated_at FROM tasks"

@@ -591,6 +591,33 @@ class SQLiteQueue:
 
         return await self._run(read)
 
+    async def caption_deliveries(
+        self, asset_ids: list[str], limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Caption files delivered back to these assets (service/deliver.py), latest last."""
+
+        def read() -> list[dict[str, Any]]:
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT * FROM (SELECT r.request_id, r.received_at, r.payload, t.asset_id,"
+                    " t.state, t.attempts, t.last_error, t.lease_until FROM tasks t"
+                    " JOIN requests r USING (request_id)"
+                    " WHERE t.asset_id IN (SELECT value FROM json_each(?)) AND r.kind = 'deliver'"
+                    " ORDER BY r.received_at DESC LIMIT ?) ORDER BY received_at",
+                    (json.dumps(asset_ids), limit),
+                )
+                .fetchall()
+            )
+            found = []
+            for row in rows:
+                delivery = as_observed(dict(row), self.clock())
+                delivery["payload"] = json.loads(delivery["payload"])
+                found.append(delivery)
+            return found
+
+        return await self._run(read)
+
     async def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
         def read() -> list[dict[str, Any]]:
             rows = (

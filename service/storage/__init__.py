@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -18,6 +19,20 @@ from service.bundle import MANIFEST, MANIFEST_ASIDE
 
 class StorageError(Exception):
     """The bundle storage could not be read or written (the message says where)."""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file as a listing shows it: enough to tell whether it is still changing."""
+
+    name: str  # relative to the folder listed
+    size: int
+    modified: float  # seconds since the epoch
+    tag: str = ""  # what else the backend knows changes with the content (inode, ETag)
+
+    @property
+    def look(self) -> tuple[int, float, str]:
+        return (self.size, self.modified, self.tag)
 
 
 class Staging(Protocol):
@@ -38,6 +53,13 @@ class Storage(Protocol):
     async def find_bundles(self, asset_id: str) -> list[str]: ...
     async def list_bundles(self) -> list[tuple[str, str, str]]: ...  # (asset id, folder, status)
     def stage(self, folder: str) -> Any: ...  # async context manager yielding a Staging
+    # For the deliver/ folders (service/deliver_scan.py): every folder under
+    # the root that may be a bundle, the files directly in one of its
+    # subfolders, and single service files written or removed in place.
+    async def list_folders(self) -> list[str]: ...
+    async def list_files(self, folder: str, under: str) -> list[StoredFile]: ...
+    async def put_file(self, folder: str, path: str, data: bytes) -> None: ...
+    async def delete_file(self, folder: str, path: str) -> None: ...
 
 
 def parse_manifest(data: bytes | None) -> dict[str, Any] | None:

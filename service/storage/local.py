@@ -35,6 +35,7 @@ from service import probe
 from service.bundle import MANIFEST, MANIFEST_ASIDE
 from service.storage import (
     StorageError,
+    StoredFile,
     as_stream,
     asset_of_folder,
     check_relative,
@@ -245,17 +246,71 @@ class LocalStorage:
     async def list_bundles(self) -> list[tuple[str, str, str]]:
         """Every bundle in the folder, as (asset id, folder, status): one listing."""
         found = []
-        for folder in await anyio.to_thread.run_sync(self._bundle_folders):
+        for folder in await self.list_folders():
             asset_id = asset_of_folder(folder)
             manifest = await self.read_manifest(folder)
             if asset_id is not None and manifest is not None:
                 found.append((asset_id, folder, str(manifest.get("status", "ready"))))
         return found
 
-    def _bundle_folders(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name[0] != ".")
+    async def list_folders(self) -> list[str]:
+        def scan() -> list[str]:
+            if not self.root.is_dir():
+                return []
+            return sorted(
+                p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+            )
+
+        return await anyio.to_thread.run_sync(scan)
+
+    async def list_files(self, folder: str, under: str) -> list[StoredFile]:
+        where = self.root / check_relative(folder) / check_relative(under)
+
+        def scan() -> list[StoredFile]:
+            found = []
+            try:
+                entries = list(os.scandir(where))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+            for entry in entries:
+                # Symlinks are not followed: a link in a shared folder must not
+                # make the service read (and deliver) a file from elsewhere.
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed while listing
+                tag = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+                found.append(StoredFile(entry.name, st.st_size, st.st_mtime, tag))
+            return sorted(found, key=lambda f: f.name)
+
+        return await anyio.to_thread.run_sync(scan)
+
+    async def put_file(self, folder: str, path: str, data: bytes) -> None:
+        """One file, replaced atomically; its temporary copy waits in the staging
+        area, so nothing but the file itself ever appears beside it."""
+        target = self.root / check_relative(folder) / check_relative(path)
+
+        def write() -> None:
+            staging_root = self.root / STAGING_DIR
+            staging_root.mkdir(parents=True, exist_ok=True)
+            temporary = staging_root / f".put-{uuid.uuid4().hex}"
+            try:
+                with temporary.open("wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temporary, target)
+            finally:
+                temporary.unlink(missing_ok=True)
+
+        await anyio.to_thread.run_sync(write)
+
+    async def delete_file(self, folder: str, path: str) -> None:
+        target = self.root / check_relative(folder) / check_relative(path)
+        await anyio.to_thread.run_sync(lambda: target.unlink(missing_ok=True))
 
     @asynccontextmanager
     async def stage(self, folder: str) -> AsyncIterator[LocalStaging]:

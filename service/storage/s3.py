@@ -28,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from service.bundle import MANIFEST, MANIFEST_ASIDE
 from service.storage import (
     StorageError,
+    StoredFile,
     as_stream,
     asset_of_folder,
     check_relative,
@@ -206,7 +207,12 @@ class S3Storage:
 
         return await self.call(digest)
 
-    async def _folders(self) -> list[str]:
+    async def find_bundles(self, asset_id: str) -> list[str]:
+        suffix = f"[{asset_id}]"
+        found = [f for f in await self.list_folders() if f.endswith(suffix)]
+        return [f for f in found if await self.read_manifest(f) is not None]
+
+    async def list_folders(self) -> list[str]:
         base = f"{self.prefix}/" if self.prefix else ""
 
         def scan() -> list[str]:
@@ -214,20 +220,41 @@ class S3Storage:
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
                 for common in page.get("CommonPrefixes", []):
-                    folders.append(common["Prefix"][len(base) :].rstrip("/"))
+                    name = common["Prefix"][len(base) :].rstrip("/")
+                    if name and not name.startswith("."):
+                        folders.append(name)
             return sorted(folders)
 
         return await self.call(scan)
 
-    async def find_bundles(self, asset_id: str) -> list[str]:
-        suffix = f"[{asset_id}]"
-        found = [f for f in await self._folders() if f.endswith(suffix)]
-        return [f for f in found if await self.read_manifest(f) is not None]
+    async def list_files(self, folder: str, under: str) -> list[StoredFile]:
+        base = self.key(check_relative(folder), check_relative(under)) + "/"
+
+        def scan() -> list[StoredFile]:
+            found = []
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(base) :]
+                    if name:
+                        modified = item["LastModified"].timestamp()
+                        found.append(StoredFile(name, item["Size"], modified, item["ETag"]))
+            return sorted(found, key=lambda f: f.name)
+
+        return await self.call(scan)
+
+    async def put_file(self, folder: str, path: str, data: bytes) -> None:
+        key = self.key(check_relative(folder), check_relative(path))
+        await self.call(lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data))
+
+    async def delete_file(self, folder: str, path: str) -> None:
+        key = self.key(check_relative(folder), check_relative(path))
+        await self.call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
 
     async def list_bundles(self) -> list[tuple[str, str, str]]:
         """Every bundle under the prefix, as (asset id, folder, status): one listing."""
         found = []
-        for folder in await self._folders():
+        for folder in await self.list_folders():
             asset_id = asset_of_folder(folder)
             manifest = await self.read_manifest(folder) if asset_id else None
             if asset_id is not None and manifest is not None:

@@ -1,0 +1,217 @@
+"""The `deliver` task: a finished caption file from a bundle's deliver/ folder
+becomes the asset's caption track in Iconik.
+
+A delivery reads as three steps:
+1. read: exactly the content the scan found (same SHA-256), from a bundle
+   that is still `ready`;
+2. check and convert (service.captions, pure): refused with a line number,
+   or WebVTT for Iconik;
+3. write to Iconik: the track of that language and kind is replaced when
+   the asset has one (exactly one remains), else its format is created and
+   the subtitle added; RECEIPT.json and project.json's `deliveries` then
+   record it, published together (readers never see one without the other).
+
+The scan (service/deliver_scan.py) enqueues one task per new content; the
+queue runs it under the asset's one-task-at-a-time rule, so a delivery never
+races a build of the same bundle. `report` tells Iconik (a job) and the
+metrics how it ended, once the runner has settled it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+
+from service import bundle, captions, outtray
+from service.iconik import CredentialsRejected, IconikClient, IconikError, NotFound
+from service.logging import get_logger
+from service.metrics import Metrics
+from service.queue import Delivery, NewTask, Task
+from service.tasks import TaskContext, TaskFailed
+
+log = get_logger("service.deliver")
+
+KIND = "deliver"
+_REFUSED = " was refused: "  # how a refusal's reason reads; `report` counts them apart
+_ROLES = "writing caption tracks needs the roles can_write_formats and can_write_asset_subtitles"
+
+
+def delivery_key(asset_id: str, path: str, sha256: str, replaces: str | None) -> str:
+    """One delivery, whichever process found it: this content of this file, over
+    what the track was (so content that comes back after a change goes again)."""
+    return f"deliver:{asset_id}:{path}:{sha256}:over:{replaces or 'none'}"
+
+
+def new_delivery(
+    *,
+    folder: str,
+    asset_id: str,
+    title: str,
+    path: str,
+    sha256: str,
+    track: captions.TrackName,
+    replaces: str | None,
+) -> Delivery:
+    """What the scan stores in the queue for one new content of a file."""
+    return Delivery(
+        key=delivery_key(asset_id, path, sha256, replaces),
+        kind=KIND,
+        payload={
+            "folder": folder,
+            "asset_id": asset_id,
+            "title": title,
+            "path": path,
+            "sha256": sha256,
+            "language": track.language,
+            "closed_captions": track.closed_captions,
+            "replaces": replaces,
+        },
+        first_task=NewTask(KIND, asset_id),
+    )
+
+
+async def deliver(ctx: TaskContext, task: Task) -> None:
+    wanted = task.payload
+    folder, path, asset_id = wanted["folder"], wanted["path"], task.asset_id or ""
+
+    # 1. read
+    manifest = await ctx.storage.read_manifest(folder)
+    if manifest is None:
+        raise TaskFailed(f"{path} was not delivered: the bundle {folder!r} is gone")
+    if manifest.get("status") != "ready":
+        raise TaskFailed(
+            f"{path} was not delivered: the bundle is withdrawn (the asset was deleted in Iconik)"
+        )
+    data = await ctx.storage.read_file(folder, path)
+    if data is None:
+        raise TaskFailed(f"{path} was not delivered: it was removed before it could be")
+    if hashlib.sha256(data).hexdigest() != wanted["sha256"]:
+        raise TaskFailed(
+            f"{path} was not delivered: it changed after it was found; "
+            "its newer content is delivered instead"
+        )
+
+    # 2. check and convert (a long file takes a moment: off the event loop)
+    duration = (manifest.get("asset") or {}).get("duration_seconds")
+    filename = path.rsplit("/", 1)[-1]
+    try:
+        track = await anyio.to_thread.run_sync(captions.read, filename, data, duration)
+    except captions.Refused as refused:
+        raise TaskFailed(f"{path}{_REFUSED}{refused}; fix the file and save it again") from None
+
+    # 3. write to Iconik, then record it in the bundle
+    subtitle_id = await write_track(ctx.iconik, asset_id, track)
+    entry = outtray.delivery_entry(
+        path=path,
+        sha256=wanted["sha256"],
+        language=track.name.language,
+        closed_captions=track.name.closed_captions,
+        subtitle_id=subtitle_id,
+        delivered_at=ctx.iso_now(),
+    )
+    deliveries = [*manifest.get("deliveries", []), entry]
+    updated = {**manifest, "revision": int(manifest.get("revision", 0)) + 1}
+    updated["deliveries"] = deliveries
+    async with ctx.storage.stage(folder) as staging:
+        await staging.write_bytes(outtray.RECEIPT_PATH, outtray.receipt_bytes(deliveries))
+        await ctx.still_mine()
+        await staging.publish(bundle.manifest_bytes(updated), [])
+    log.info(
+        "delivery.delivered",
+        path=path,
+        language=track.name.language,
+        closed_captions=track.name.closed_captions,
+        subtitle_id=subtitle_id,
+        cues=len(track.cues),
+        revision=updated["revision"],
+    )
+
+
+async def write_track(iconik: IconikClient, asset_id: str, track: captions.Track) -> str:
+    """Make `track` the asset's one track of its language and kind; its subtitle id."""
+    language, cc = track.name.language, track.name.closed_captions
+    try:
+        same = [
+            s
+            for s in await iconik.list_subtitles(asset_id)
+            if str(s.get("language", "")).lower() == language.lower()
+            and bool(s.get("closed_captions")) == cc
+        ]
+    except NotFound:
+        raise TaskFailed(
+            f"asset {asset_id} is not in Iconik any more (deleted, or not visible to the "
+            "application token's user); nothing was delivered"
+        ) from None
+    body = {
+        "language": language,
+        "closed_captions": cc,
+        "name": bundle.caption_label(language, cc),
+        "content": track.webvtt,
+    }
+    try:
+        if same and same[0].get("format_id"):
+            current = same[0]
+            replaced = await iconik.update_subtitle(
+                asset_id,
+                current["id"],
+                {
+                    **body,
+                    "language": current["language"],  # Iconik's spelling of it
+                    "name": current.get("name") or body["name"],
+                    "format_id": current["format_id"],
+                },
+            )
+            return str(replaced.get("id") or current["id"])
+        fmt = await iconik.create_format(
+            asset_id,
+            {
+                "name": "SUBTITLES",
+                "metadata": [
+                    {
+                        "subtitle_language": language,
+                        "subtitle_closed_captions": "true" if cc else "false",
+                    }
+                ],
+            },
+        )
+        created = await iconik.create_subtitle(asset_id, {**body, "format_id": fmt["id"]})
+        return str(created["id"])
+    except CredentialsRejected as exc:
+        raise CredentialsRejected(f"{exc}; {_ROLES}") from None
+
+
+async def report(ctx: TaskContext, metrics: Metrics, task: Task, outcome: str, detail: Any) -> None:
+    """How a delivery ended, for the metrics and as an Iconik job (best-effort)."""
+    if outcome not in ("done", "failed", "retried"):
+        return
+    if outcome == "failed":
+        label = "refused" if _REFUSED in str(detail) else "failed"
+    else:
+        label = {"done": "delivered", "retried": "retried"}[outcome]
+    metrics.caption_deliveries.labels(label).inc()
+    if outcome == "retried" or not ctx.settings.iconik_jobs:
+        return
+    wanted = task.payload
+    kind = " CC" if wanted.get("closed_captions") else ""
+    path = wanted.get("path", "")
+    now = datetime.fromtimestamp(ctx.clock(), UTC).isoformat()
+    job: dict[str, Any] = {
+        "title": f"Captions delivered: {wanted.get('title', '')} ({wanted.get('language')}{kind})",
+        "type": "CUSTOM",
+        "custom_type": "caption-bridge",
+        "metadata": {"caption_bridge_request_id": task.request_id},
+        "object_type": "assets",
+        "object_id": task.asset_id,
+        "status": "FINISHED" if outcome == "done" else "FAILED",
+        "message": f"{path} is the asset's track now" if outcome == "done" else str(detail),
+        "completed_at": now,
+    }
+    if outcome == "failed":
+        job["error_message"] = str(detail)
+    try:
+        await ctx.iconik.create_job(job)
+    except IconikError as exc:
+        log.warning("job.not_created", error=str(exc))
