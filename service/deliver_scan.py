@@ -38,18 +38,13 @@ from service.logging import get_logger
 from service.metrics import Metrics
 from service.outtray import Problem
 from service.queue import Queue, QueueFull
+from service.registry import BundleRegistry
 from service.storage import Storage, StorageError, StoredFile
 
 log = get_logger("service.deliver_scan")
 
 # Larger than any caption file; such a file is not read into memory.
 MAX_CAPTION_BYTES = 20 * 1024 * 1024
-
-
-async def bundle_folders(storage: Storage) -> list[str]:
-    """Every bundle folder whose out-tray to look at. The one place that finds
-    them: today the storage listing, later perhaps a bundle registry."""
-    return await storage.list_folders()
 
 
 @dataclass(frozen=True)
@@ -79,6 +74,9 @@ class DeliverScan:
     ) -> None:
         self.queue = queue
         self.storage = storage
+        # Bundles are found in the registry (the queue's store), never by
+        # listing the storage root on every look.
+        self.registry = BundleRegistry(queue, storage)
         self.metrics = metrics or Metrics()
         self.clock = clock
         self._looks: dict[tuple[str, str], tuple[Any, ...]] = {}  # last look at each file
@@ -101,7 +99,7 @@ class DeliverScan:
         """One look at every out-tray."""
         report = ScanReport()
         looked: set[tuple[str, str]] = set()
-        for folder in await bundle_folders(self.storage):
+        for folder in await self.registry.every_folder():
             report.folders += 1
             try:
                 await self._look_at(folder, looked, report)

@@ -33,6 +33,11 @@ class BundleRegistry:
         await self.fill_once()
         return await self.queue.bundle_folders(asset_id)
 
+    async def every_folder(self) -> list[str]:
+        """Every bundle folder there is (for the deliver/ scan)."""
+        await self.fill_once()
+        return await self.queue.bundle_folders()
+
     async def record(self, asset_id: str, folder: str, status: str) -> None:
         await self.queue.record_bundle(asset_id, folder, status)
 

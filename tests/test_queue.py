@@ -322,3 +322,16 @@ async def test_a_click_goes_before_events_that_waited_less_than_a_minute(queue, 
     clock.now += 61
     await queue.enqueue(delivery("click-2"), "click-2")
     assert (await queue.claim("w")).request_id == "event-old"
+
+
+async def test_the_bundle_registry_records_and_finds_folders(queue):
+    assert not await queue.registry_filled()
+    await queue.fill_registry([("a1", "One [a1]", "ready")])
+    assert await queue.registry_filled()
+    await queue.record_bundle("a2", "Two [a2]", "publishing")
+    await queue.record_bundle("a2", "Two [a2]", "ready")
+    await queue.record_bundle("a1", "One [a1]", "withdrawn")
+    await queue.fill_registry([("a1", "One [a1]", "ready")])  # a second fill changes nothing
+    assert await queue.bundle_folders("a1") == ["One [a1]"]
+    assert await queue.bundle_folders("missing") == []
+    assert await queue.bundle_folders() == ["One [a1]", "Two [a2]"]

@@ -513,9 +513,11 @@ class PostgresQueue:
 
         await self._in_transaction(record)
 
-    async def bundle_folders(self, asset_id: str) -> list[str]:
+    async def bundle_folders(self, asset_id: str | None = None) -> list[str]:
         rows = await self._read(
-            "SELECT folder FROM bundles WHERE asset_id = %s ORDER BY folder", (asset_id,)
+            "SELECT DISTINCT folder FROM bundles WHERE %s::text IS NULL OR asset_id = %s"
+            " ORDER BY folder",
+            (asset_id, asset_id),
         )
         return [row["folder"] for row in rows]
 

@@ -642,10 +642,12 @@ class SQLiteQueue:
 
         await self._run(record)
 
-    async def bundle_folders(self, asset_id: str) -> list[str]:
+    async def bundle_folders(self, asset_id: str | None = None) -> list[str]:
         def read() -> list[str]:
             rows = self._connection().execute(
-                "SELECT folder FROM bundles WHERE asset_id = ? ORDER BY folder", (asset_id,)
+                "SELECT DISTINCT folder FROM bundles WHERE ? IS NULL OR asset_id = ?"
+                " ORDER BY folder",
+                (asset_id, asset_id),
             )
             return [row["folder"] for row in rows]
 
