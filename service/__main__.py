@@ -145,8 +145,8 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
 def status(settings: Settings, request_id: str | None) -> int:
     import json
 
-    from service.app import request_summary
     from service.queue import describe_queue_url, queue_for
+    from service.status import request_summary
 
     async def run() -> int:
         queue = queue_for(settings)
