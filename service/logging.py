@@ -73,7 +73,6 @@ def configure(
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         redactor,
@@ -83,21 +82,23 @@ def configure(
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # The service's own lines skip the standard library's logging machinery
+    # (LogRecord, findCaller, handler locks, a formatter): one line per
+    # delivery costs ~90 us through it and ~15 us straight to the stream,
+    # which at thousands of deliveries a second is most of the budget.
+    # Libraries' lines (uvicorn, boto) still come through the handler below,
+    # rendered by the same processors.
     structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[_logger_name, *shared, renderer],
+        logger_factory=_stderr_logger,
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         # Not cached: tests swap processors with capture_logs at any time.
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
@@ -112,5 +113,33 @@ def configure(
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+class _StderrLogger:
+    """Writes each rendered line to whatever sys.stderr is now (tests swap it)."""
+
+    def msg(self, message: str) -> None:
+        try:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+        except (ValueError, OSError):
+            pass  # a closed or broken stream must never fail a request; logging never did
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+_STDERR_LOGGER = _StderrLogger()
+
+
+def _stderr_logger(*args: Any) -> _StderrLogger:
+    return _STDERR_LOGGER
+
+
+def _logger_name(logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
+    """`logger`: the name given to get_logger (structlog reserves that keyword)."""
+    name = event.pop("logger_name", None)
+    if name is not None:
+        event.setdefault("logger", name)
+    return event
+
+
 def get_logger(name: str) -> Any:
-    return structlog.stdlib.get_logger(name)
+    return structlog.get_logger(logger_name=name)
