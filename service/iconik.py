@@ -18,7 +18,6 @@ simulator instead.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,45 +35,14 @@ from service.iconik_errors import IconikUnavailable as IconikUnavailable
 from service.iconik_errors import NotFound as NotFound
 from service.iconik_errors import SignedUrlRefused as SignedUrlRefused
 from service.logging import get_logger
+from service.ratelimit import RateLimiter as RateLimiter
+from service.ratelimit import pause_for
 from service.transfer import REDIRECT_STATUSES, Download, Hop, origin
 
 log = get_logger("service.iconik")
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
-
-
-class RateLimiter:
-    """A token bucket: at most `rate` acquisitions per second, bursts of up to `rate`.
-
-    Shared by every task of a process, so the process as a whole stays under
-    Iconik's per-token limit however many workers run.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
-    ) -> None:
-        self.rate = rate
-        self.capacity = max(1.0, rate)
-        self._tokens = self.capacity
-        self._clock = clock
-        self._sleep = sleep
-        self._updated = clock()
-        self._lock = anyio.Lock()
-
-    async def acquire(self) -> None:
-        # Take the token now, even into debt, and wait off the debt: no loop,
-        # so no float residue can keep a caller spinning.
-        async with self._lock:  # first come, first served
-            now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
-            self._tokens -= 1
-            if self._tokens < 0:
-                await self._sleep(-self._tokens / self.rate)
 
 
 def _retry_after(response: httpx2.Response) -> float | None:
@@ -93,6 +61,7 @@ class IconikClient:
         auth_token: str | None,
         *,
         rate_limit: float = 45,
+        limiter: RateLimiter | None = None,
         max_attempts: int = 5,
         transport: httpx2.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
@@ -102,7 +71,10 @@ class IconikClient:
         self.base_url = base_url.rstrip("/")
         self._origin = origin(httpx2.URL(self.base_url))
         self._auth = {"App-ID": app_id or "", "Auth-Token": auth_token or ""}
-        self.limiter = RateLimiter(rate_limit, sleep=sleep)
+        # One limiter per process, shared by every worker (and, through its
+        # budget, by every replica once that budget lives in the database).
+        # `sleep` is for retry waits; the limiter keeps real time of its own.
+        self.limiter = limiter or RateLimiter(rate_limit)
         self.max_attempts = max_attempts
         self._sleep = sleep
         self._rng = rng
@@ -185,11 +157,15 @@ class IconikClient:
                         f"for {what or first.target}; retrying with a fresh one"
                     )
                 problem = f"HTTP {response.status_code}"
-                wait = self._backoff(attempt, _retry_after(response))
+                if response.status_code == 429 and hop.iconik and limited:
+                    wait = 0.0  # _follow paused the shared limiter: the retry waits there
+                else:
+                    wait = self._backoff(attempt, _retry_after(response))
             if attempt == self.max_attempts:
                 raise self._unavailable(hop, problem, attempt, what)
             log.info("iconik.retry", target=hop.target, problem=problem, wait=wait)
-            await self._sleep(wait)
+            if wait > 0:
+                await self._sleep(wait)
         raise AssertionError("unreachable")
 
     async def _follow(
@@ -222,6 +198,12 @@ class IconikClient:
                 response = await self._http.send(request, stream=stream)
             except httpx2.TransportError as exc:
                 return exc, hop
+            if limited and hop.iconik:
+                pause = pause_for(response.status_code, response.headers)
+                if pause is not None:
+                    # Iconik's limit is per token: every worker stops, not just this one.
+                    log.warning("iconik.rate_limited", status=response.status_code, pause=pause)
+                    await self.limiter.pause(pause)
             if response.status_code not in REDIRECT_STATUSES:
                 return response, hop
             await response.aclose()

@@ -15,9 +15,12 @@ a download half-way until released.
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -105,8 +108,19 @@ class Seeded:
         return [self.normal, self.transcoding, self.original_only, self.traversal_title, self.large]
 
 
+# Iconik's limits per token: 50 calls in any 1 s, 1000 in any 20 s.
+ICONIK_LIMITS = ((50, 1.0), (1000, 20.0))
+
+
 class Simulator(TrackWrites):
-    def __init__(self, app_id: str, auth_token: str) -> None:
+    def __init__(
+        self,
+        app_id: str,
+        auth_token: str,
+        *,
+        limits: tuple[tuple[int, float], ...] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.app_id = app_id
         self.auth_token = auth_token
         self.assets: dict[str, SimAsset] = {}
@@ -126,6 +140,13 @@ class Simulator(TrackWrites):
         self.storage_base: str | None = None
         self.gates: dict[str, DownloadGate] = {}
         self.cuts: dict[str, int] = {}
+        # Rate limits as Iconik enforces them (`ICONIK_LIMITS`): API calls
+        # over any window get 429 with a Retry-After. Off unless asked for.
+        self.limits = limits
+        self._clock = clock
+        self._calls: deque[float] = deque()  # accepted API calls, oldest first
+        self.throttled = 0  # how many calls got a 429 from the limits
+        self.retry_after = "0"  # the Retry-After of 429s injected by fail_next
         self._lock = threading.Lock()
 
     # -- state changes (for tests and the demo) ----------------------------
@@ -446,8 +467,12 @@ class Simulator(TrackWrites):
                         status = statuses.pop(0)
                         if status is None:
                             break
-                        headers = {"Retry-After": "0"} if status == 429 else None
+                        headers = {"Retry-After": self.retry_after} if status == 429 else None
                         return _errors(status, "injected fault", headers)
+                wait = self._over_limit()
+                if wait is not None:
+                    self.throttled += 1
+                    return _errors(429, "Rate limit exceeded", {"Retry-After": str(wait)})
             if (
                 request.headers.get("app-id") != self.app_id
                 or request.headers.get("auth-token") != self.auth_token
@@ -456,6 +481,32 @@ class Simulator(TrackWrites):
             return await handler(request)
 
         return wrapped
+
+    def _over_limit(self) -> int | None:
+        """Whole seconds until a call fits every window again, or None (and counted)."""
+        if not self.limits:
+            return None
+        now = self._clock()
+        longest = max(window for _, window in self.limits)
+        while self._calls and self._calls[0] <= now - longest:
+            self._calls.popleft()
+        waits = []
+        for count, window in self.limits:
+            recent = [t for t in self._calls if t > now - window]
+            if len(recent) >= count:
+                waits.append(recent[-count] + window - now)
+        if waits:
+            return max(1, math.ceil(max(waits)))
+        self._calls.append(now)
+        return None
+
+    def _with_urls(self, request: Request, kind: str, items: list[dict[str, Any]]) -> Any:
+        """Listing records as Iconik gives them with generate_signed_url=true (each has `url`)."""
+        if request.query_params.get("generate_signed_url") != "true":
+            return items
+        return [
+            {**item, "url": self._signed_url(request, f"{kind}/{item['id']}")} for item in items
+        ]
 
     def _asset(self, request: Request) -> SimAsset | None:
         sim = self.assets.get(request.path_params["asset_id"])
@@ -476,7 +527,7 @@ class Simulator(TrackWrites):
             if sim.transcode_polls_left < 0:
                 self.finish_transcode(sim.asset["id"])
                 sim.transcode_polls_left = None
-        return _cursor_page(request, sim.proxies)
+        return _cursor_page(request, self._with_urls(request, "proxies", sim.proxies))
 
     async def _proxy_url(self, request: Request) -> Response:
         sim = self._asset(request)
@@ -489,7 +540,7 @@ class Simulator(TrackWrites):
         sim = self._asset(request)
         if sim is None:
             return _errors(404, "Files for this asset don't exist")
-        return _cursor_page(request, sim.files)
+        return _cursor_page(request, self._with_urls(request, "files", sim.files))
 
     async def _file_url(self, request: Request) -> Response:
         sim = self._asset(request)

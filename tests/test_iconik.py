@@ -58,7 +58,14 @@ def client(handler, waits=None, **kw):
 
 
 async def test_429_is_retried_honouring_retry_after():
-    waits = []
+    waits, paused = [], []
+    now = [0.0]
+
+    async def limiter_sleep(seconds):
+        paused.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(1000, clock=lambda: now[0], sleep=limiter_sleep)
     rec = Recorder(
         [
             httpx2.Response(429, headers={"Retry-After": "7"}),
@@ -66,9 +73,12 @@ async def test_429_is_retried_honouring_retry_after():
             httpx2.Response(200, json={"id": "a"}),
         ]
     )
-    async with client(rec, waits) as c:
+    async with client(rec, waits, limiter=limiter) as c:
         assert await c.get_asset("a") == {"id": "a"}
-    assert waits == [7.0, 0.5]  # Retry-After, then backoff (attempt 2, no jitter)
+    # The 429 paused the shared limiter for Retry-After (the retry waited
+    # there, not in a sleep of its own); the 503 got the usual backoff.
+    assert paused[0] == pytest.approx(7.0)
+    assert waits == [0.5]  # backoff (attempt 2, no jitter)
     assert len(rec.requests) == 3
 
 
@@ -149,7 +159,7 @@ async def test_credentials_never_go_to_a_signed_storage_url():
     assert rec.requests[1].headers["app-id"] == "app"
 
 
-async def test_rate_limiter_spaces_requests_beyond_the_burst():
+async def test_rate_limiter_spaces_requests_beyond_a_small_burst():
     now = [0.0]
     waits = []
 
@@ -158,21 +168,22 @@ async def test_rate_limiter_spaces_requests_beyond_the_burst():
         now[0] += seconds
 
     limiter = RateLimiter(10, clock=lambda: now[0], sleep=sleep)
+    assert limiter.burst == 3
     for _ in range(25):
         await limiter.acquire()
-    # 10 at once, then one every 0.1 s: 15 more take 1.5 s of (fake) time.
-    assert now[0] == pytest.approx(1.5)
-    assert len(waits) == 15
+    # 3 at once, then one every 0.1 s: 22 more take 2.2 s of (fake) time.
+    assert now[0] == pytest.approx(2.2)
+    assert len(waits) == 22
 
 
 async def test_download_retries_opening_but_takes_no_rate_limit_token():
     waits = []
     rec = Recorder([httpx2.Response(503), httpx2.Response(200, content=b"media-bytes")])
     async with client(rec, waits) as c:
-        tokens_before = c.limiter._tokens
+        tokens_before = c.limiter.budget._tokens
         async with c.download("https://bucket.storage.test/p?sig=secret-signature") as d:
             assert await body(d) == b"media-bytes"
-        assert c.limiter._tokens == tokens_before  # storage traffic is not Iconik's API
+        assert c.limiter.budget._tokens == tokens_before  # storage traffic is not Iconik's API
     assert len(rec.requests) == 2 and waits == [0.25]
 
 
