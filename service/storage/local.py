@@ -45,6 +45,8 @@ from service.storage import (
 STAGING_DIR = ".staging"
 _LOCK_SUFFIX = ".lock"
 _READ_CHUNK = 1024 * 1024
+# Chunks received ahead of the one being written: memory stays at a few MiB.
+_WRITE_AHEAD = 4
 
 
 def _fsync_dir(path: Path) -> None:
@@ -122,15 +124,52 @@ class LocalStaging:
         return target
 
     async def write_stream(self, path: str, chunks: AsyncIterator[bytes]) -> tuple[int, str]:
+        """Stream `chunks` into `path`: hashed and written in a thread, fsynced once.
+
+        The event loop only receives; hashing and writing happen in a worker
+        thread (one hop per chunk, and chunks are about a MiB), overlapped
+        with the next receive through a small buffer, so several copies at
+        once do not queue up on the loop and memory stays at a few chunks.
+        """
         target = await anyio.to_thread.run_sync(self._target, path)
         digest, size = hashlib.sha256(), 0
-        async with await anyio.open_file(target, "wb") as out:
-            async for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                await out.write(chunk)
-            await out.flush()
-            await anyio.to_thread.run_sync(os.fsync, out.wrapped.fileno())
+        sender, receiver = anyio.create_memory_object_stream[bytes](_WRITE_AHEAD)
+        with open(target, "wb", buffering=0) as out:  # noqa: ASYNC230 (opening is instant)
+
+            def write(chunk: bytes) -> None:
+                digest.update(chunk)  # releases the GIL for large chunks
+                view = memoryview(chunk)
+                while view:
+                    view = view[out.write(view) :]
+
+            # Either side's error (a download cut off, a full disk) stops the
+            # other and is raised as it is, not wrapped in an ExceptionGroup:
+            # the worker decides what to do by its type.
+            failed: list[Exception] = []
+
+            async def writer() -> None:
+                nonlocal size
+                async with receiver:
+                    try:
+                        async for chunk in receiver:
+                            await anyio.to_thread.run_sync(write, chunk)
+                            size += len(chunk)
+                    except Exception as exc:
+                        failed.append(exc)
+                        group.cancel_scope.cancel()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(writer)
+                async with sender:
+                    try:
+                        async for chunk in chunks:
+                            await sender.send(chunk)
+                    except Exception as exc:
+                        failed.append(exc)
+                        group.cancel_scope.cancel()
+            if failed:
+                raise failed[0]
+            await anyio.to_thread.run_sync(os.fsync, out.fileno())
         self.written.append(path)
         return size, digest.hexdigest()
 
