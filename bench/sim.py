@@ -1,0 +1,72 @@
+"""The Iconik stand-in for the benchmarks, in a process of its own: `python -m bench.sim`.
+
+Seeds `--assets` assets, each with one proxy of `--proxy-bytes` (generated
+as it streams) and optionally an `en` caption track with its SRT original,
+writes their ids (and proxy ids) to `--ids`, and serves the simulator with
+Iconik's rate limits when `--limits` is given. `GET /bench/stats` tells the
+benchmark what Iconik saw: each API call with its time, the 429s, the
+downloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from service import logging as service_logging
+from service.server import Server, bind, config
+from service.simulator import ICONIK_LIMITS, Blob, Simulator, _srt, _vtt
+
+APP_ID, TOKEN = "bench-app", "bench-iconik-token"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--assets", type=int, default=1)
+    parser.add_argument("--proxy-bytes", type=int, default=2048)
+    parser.add_argument("--captions", action="store_true")
+    parser.add_argument("--limits", action="store_true")
+    parser.add_argument("--ids", type=Path, required=True)
+    args = parser.parse_args()
+    service_logging.configure("json")
+    sim = Simulator(APP_ID, TOKEN, limits=ICONIK_LIMITS if args.limits else ())
+    assets = []
+    for n in range(args.assets):
+        asset = sim.add_asset(f"bench-{n}", f"Bench asset {n}")
+        proxy = sim.add_proxy(
+            asset, name=f"bench_{n}.mp4", blob=Blob(args.proxy_bytes, seed=f"bench-{n}")
+        )
+        if args.captions:
+            sim.add_subtitle(asset, "en", _vtt("Hello.", "Bye."), srt=_srt("Hello.", "Bye."))
+        assets.append({"asset_id": asset.asset["id"], "proxy_id": proxy["id"]})
+    args.ids.write_text(json.dumps(assets))
+    times: list[float] = []
+    inner = sim.app()
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http" and scope["path"].startswith("/API/"):
+            times.append(time.monotonic())
+        await inner(scope, receive, send)
+
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "calls": [[t, m, p] for t, (m, p) in zip(times, sim.requests, strict=False)],
+                "throttled": sim.throttled,
+                "downloads": len(sim.downloads),
+            }
+        )
+
+    inner.router.routes.append(Route("/bench/stats", stats))
+    return Server(config(app), bind("127.0.0.1", 0)).run_here()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
