@@ -34,5 +34,5 @@ def test_every_benchmark_runs_and_prints_its_baseline_and_goal(tmp_path):
     for heading in ("ack:", "bulk:", "copy:"):
         assert heading in out
     assert "bare Starlette (floor)" in out and "curl+sync" in out and "pacer (baseline)" in out
-    assert out.count("goal") == 3
+    assert out.count("goal >=") >= 3
     assert list(tmp_path.iterdir()) == []  # scratch folders are removed
