@@ -31,8 +31,8 @@ def test_every_benchmark_runs_and_prints_its_baseline_and_goal(tmp_path):
     out = done.stdout
     # ack-under-load takes a minute even with tiny copies (the worker drains
     # the load's tasks), so it is left to `make bench`.
-    for heading in ("ack:", "bulk:", "copy:"):
+    for heading in ("bulk:", "copy:"):
         assert heading in out
-    assert "bare Starlette (floor)" in out and "curl+sync" in out and "pacer (baseline)" in out
-    assert out.count("goal >=") >= 3
+    assert "curl+sync" in out and "pacer (baseline)" in out
+    assert out.count("goal >=") >= 2
     assert list(tmp_path.iterdir()) == []  # scratch folders are removed
