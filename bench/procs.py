@@ -88,8 +88,16 @@ def child(args: Sequence[str], env: Mapping[str, str], workdir: Path, name: str)
 
 def _reap(process: subprocess.Popen[bytes]) -> float | None:
     """The child's peak RSS in MB, from wait4 (Linux reports kilobytes)."""
+    deadline = time.monotonic() + 30
     try:
-        _, status, usage = os.wait4(process.pid, 0)
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:  # a child that ignores SIGTERM
+                process.kill()
+                deadline = float("inf")
+            time.sleep(0.05)
         process.returncode = os.waitstatus_to_exitcode(status)
     except ChildProcessError:  # already reaped by Popen
         return None
