@@ -102,27 +102,32 @@ class Download:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body in chunks of about a MiB; never more than one is held."""
+        yielded = 0
         try:
             # About a MiB per chunk: every chunk costs the event loop a trip
             # through the storage writer, and 64 KiB ones made 16,000 per GiB.
             async for chunk in self.response.aiter_bytes(CHUNK_BYTES):
+                yielded += len(chunk)
                 yield chunk
         except httpx2.TransportError as exc:  # reset, short body, ReadTimeout, ...
             detail = f": {exc}" if self._quote_errors else ""
             raise self._interrupted(
-                f"after {self._received()} bytes ({type(exc).__name__}{detail})"
+                f"after {self._received(yielded)} bytes ({type(exc).__name__}{detail})"
             ) from None
         # The transport usually notices a short body itself; not every one does.
-        expected, received = self.size, self._received()
+        expected, received = self.size, self._received(yielded)
         if expected is not None and received < expected:
             raise self._interrupted(
                 f"after {received} of {expected} bytes (the connection ended early)"
             )
 
-    def _received(self) -> int:
-        # Bytes off the wire, as Content-Length counts them (before any
-        # content decoding, and including those still in the last chunk).
-        return self.response.num_bytes_downloaded
+    def _received(self, yielded: int) -> int:
+        # Content-Length counts the bytes on the wire, including those still
+        # gathering into the next chunk; without a content encoding they are
+        # at least the bytes already handed on (some transports count none).
+        wire = self.response.num_bytes_downloaded
+        encoding = self.response.headers.get("content-encoding", "identity").lower()
+        return max(yielded, wire) if encoding == "identity" else wire
 
     def _interrupted(self, how: str) -> DownloadInterrupted:
         return DownloadInterrupted(
