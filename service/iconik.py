@@ -88,6 +88,9 @@ class IconikClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        close_budget = getattr(self.limiter.budget, "aclose", None)
+        if close_budget is not None:  # a shared budget holds a database connection
+            await close_budget()
 
     async def __aenter__(self) -> IconikClient:
         return self

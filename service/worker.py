@@ -28,6 +28,7 @@ from service.jobs import JobReporter
 from service.logging import get_logger
 from service.metrics import Metrics
 from service.queue import NewTask, Queue, QueueUnavailable, Task
+from service.ratelimit import RateLimiter, default_burst
 from service.registry import BundleRegistry
 from service.settings import Settings
 from service.storage import Storage, StorageError
@@ -271,11 +272,23 @@ def background(settings: Settings, storage: Storage, **worker_options: Any) -> A
 
 
 def iconik_client(settings: Settings) -> IconikClient:
+    """The process's Iconik client. On PostgreSQL its rate limiter draws from
+    the budget every replica shares (ICONIK_RATE_LIMIT is the deployment's)."""
     token = settings.iconik_auth_token
+    limiter = None
+    if settings.queue_url.startswith(("postgresql://", "postgres://")):
+        from service.queue.postgres_budget import PostgresBudget
+
+        rate = settings.iconik_rate_limit
+        burst = default_burst(rate)
+        limiter = RateLimiter(
+            rate, burst=burst, budget=PostgresBudget(settings.queue_url, rate, burst)
+        )
     return IconikClient(
         settings.iconik_url,
         settings.iconik_app_id,
         token.get_secret_value() if token else None,
         rate_limit=settings.iconik_rate_limit,
         timeout=settings.iconik_timeout_seconds,
+        limiter=limiter,
     )

@@ -98,3 +98,37 @@ async def test_a_stopped_server_is_unavailable_quickly_then_recovers(pg_cluster,
         await queue.ping()
     finally:
         await queue.close()
+
+
+async def test_replicas_share_one_rate_budget_and_one_pause(pg_url):
+    from service.queue.postgres_budget import PostgresBudget
+
+    queue = PostgresQueue(pg_url)
+    await queue.open()  # creates the budget's table and functions
+    await queue.close()
+    rate, burst = 20.0, 3
+    replicas = [PostgresBudget(pg_url, rate, burst) for _ in range(3)]
+    granted: list[float] = []
+
+    async def draw(budget: PostgresBudget) -> None:
+        while len(granted) < 40:
+            grant = await budget.take(burst)
+            if grant.tokens:
+                granted.extend([anyio.current_time()] * grant.tokens)
+            else:
+                await anyio.sleep(grant.wait)
+
+    try:
+        async with anyio.create_task_group() as group:
+            for budget in replicas:
+                group.start_soon(draw, budget)
+        # However many replicas draw, any 1-second window sees at most rate + burst.
+        assert max(sum(1 for t in granted if start <= t < start + 1) for start in granted) <= (
+            rate + burst + 1  # stamped on return, a moment after the database granted them
+        )
+        await replicas[0].pause(30)
+        paused = await replicas[1].take(1)
+        assert paused.tokens == 0 and 25 < paused.wait <= 30
+    finally:
+        for budget in replicas:
+            await budget.aclose()

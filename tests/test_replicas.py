@@ -20,6 +20,7 @@ import httpx2
 import psycopg
 import pytest
 
+from service.app import create_app
 from service.simulator import Simulator
 from tests.conftest import bearer, custom_action_body, make_settings, signed
 from tests.postgres import PASSWORD
@@ -176,3 +177,38 @@ def test_a_stopped_database_means_503_then_202_again_without_a_restart(
         )
         assert again.json()["status"] == "queued"
         assert httpx2.get(f"{url}/readyz").status_code == 200
+
+
+def test_three_replicas_share_one_iconik_rate_budget(tmp_path, pg_url):
+    from service.ratelimit import default_burst
+
+    rate = 20
+    # Iconik's window as the simulator enforces it: anything over rate + burst
+    # in one second would be answered 429 and counted.
+    sim = Simulator(APP_ID, ICONIK_TOKEN, limits=((rate + default_burst(rate), 1.0),))
+    assets = sim.add_tiny_assets(24)
+    with running(sim.app()) as sim_url, ExitStack() as stack:
+        settings = make_settings(tmp_path, iconik_url=sim_url, queue_url=pg_url)
+        env = service_env(
+            settings, tmp_path / "bundles", WORKER_CONCURRENCY="4", ICONIK_RATE_LIMIT=str(rate)
+        )
+        workers = [
+            stack.enter_context(service_process("worker", env=env, cwd=tmp_path))
+            for _ in range(3)
+        ]
+        for worker in workers:
+            worker.wait_for("worker.started")
+        with running(create_app(settings)) as receiver:
+            body = custom_action_body(context="BULK", asset_ids=assets)
+            answer = httpx2.post(
+                f"{receiver}/iconik/custom-action", content=body, headers=signed(body)
+            )
+            request_id = answer.json()["request_id"]
+            final = _until(
+                lambda: (s := _status(receiver, request_id))["status"] == "done" and s,
+                90,
+                "the bulk did not finish",
+            )
+    assert final["status"] == "done"
+    assert len(sim.requests) > 3 * (rate + default_burst(rate))  # enough calls to tell
+    assert sim.throttled == 0

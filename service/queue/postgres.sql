@@ -144,3 +144,60 @@ BEGIN
     END LOOP;
 END;
 $$;
+
+-- version: 4
+-- One Iconik rate budget for the whole deployment: a token bucket in one
+-- row, so every replica's limiter draws from it, on the database's clock.
+CREATE TABLE rate_budget (
+    id           integer PRIMARY KEY,
+    tokens       double precision NOT NULL,
+    updated_at   double precision NOT NULL,
+    paused_until double precision NOT NULL
+);
+
+-- Up to p_wanted tokens now, from a bucket of at most p_burst refilled at
+-- p_rate per second; none while paused. Returns what was granted and, when
+-- nothing was, how long to wait before asking again.
+CREATE FUNCTION take_rate_tokens(p_wanted integer, p_rate double precision, p_burst integer)
+RETURNS TABLE (granted integer, wait double precision)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now double precision := extract(epoch FROM clock_timestamp());
+    v_row rate_budget;
+    v_tokens double precision;
+    v_available integer;
+BEGIN
+    INSERT INTO rate_budget VALUES (1, p_burst, v_now, 0) ON CONFLICT (id) DO NOTHING;
+    SELECT * INTO v_row FROM rate_budget WHERE id = 1 FOR UPDATE;
+    IF v_now < v_row.paused_until THEN
+        RETURN QUERY SELECT 0, v_row.paused_until - v_now;
+        RETURN;
+    END IF;
+    v_tokens := least(p_burst::double precision,
+                      v_row.tokens + greatest(0, v_now - v_row.updated_at) * p_rate);
+    v_available := floor(v_tokens + 1e-9);
+    IF v_available >= 1 THEN
+        UPDATE rate_budget SET tokens = v_tokens - least(p_wanted, v_available),
+               updated_at = v_now WHERE id = 1;
+        RETURN QUERY SELECT least(p_wanted, v_available), 0.0::double precision;
+    ELSE
+        UPDATE rate_budget SET tokens = v_tokens, updated_at = v_now WHERE id = 1;
+        RETURN QUERY SELECT 0, (1.0 - v_tokens) / p_rate;
+    END IF;
+END;
+$$;
+
+-- A 429 seen by any replica: nobody gets a token until it has passed, then
+-- the rate resumes from an empty bucket, not a burst.
+CREATE FUNCTION pause_rate_budget(p_seconds double precision)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_until double precision := extract(epoch FROM clock_timestamp()) + p_seconds;
+BEGIN
+    INSERT INTO rate_budget VALUES (1, 0, v_until, v_until) ON CONFLICT (id) DO UPDATE
+        SET paused_until = greatest(rate_budget.paused_until, excluded.paused_until),
+            tokens = 0,
+            updated_at = greatest(rate_budget.paused_until, excluded.paused_until);
+END;
+$$;
