@@ -9,6 +9,9 @@ runs with tiny parameters.
 - ack-under-load: ack latency while large proxies are copied vs idle
 - bulk: a BULK click against an Iconik stand-in enforcing Iconik's limits
 - copy: a proxy into a bundle vs curl + sync (`--sizes 256M,1G`)
+- ack-pg: durable 202s on the PostgreSQL queue beside SQLite and the floor
+- wakeup: a click reaching a worker on another replica vs one in-process
+- storm: a click's time to bundle during a webhook storm vs idle
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 from bench.ack import ack, ack_under_load
 from bench.bulk import bulk
 from bench.copy import GIB, copy
+from bench.replicas import ack_pg, wakeup
+from bench.storm import storm
 
 
 def _size(text: str) -> int:
@@ -33,7 +38,11 @@ def _size(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("names", nargs="*", default=["ack", "ack-under-load", "bulk", "copy"])
+    parser.add_argument(
+        "names",
+        nargs="*",
+        default=["ack", "ack-under-load", "bulk", "copy", "ack-pg", "wakeup", "storm"],
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="load per ack measurement")
     parser.add_argument("--assets", type=int, default=1000, help="assets in the bulk click")
     parser.add_argument("--sizes", default="1G,4G", help="copy sizes, e.g. 256M,1G")
@@ -46,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "bulk": lambda d: bulk(d, assets=args.assets),
         "copy": lambda d: copy(d, sizes=tuple(_size(s) for s in args.sizes.split(","))),
+        "ack-pg": lambda d: ack_pg(d, seconds=args.seconds),
+        "wakeup": lambda d: wakeup(d),
+        "storm": lambda d: storm(d),
     }
     unknown = [n for n in args.names if n not in runs]
     if unknown:
