@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -24,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service import auth, payloads
+from service.ids import new_id
 from service.logging import Redactor, get_logger
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
 from service.queue import (
@@ -174,7 +174,7 @@ def _delivery_handler(
     async def handle(request: Request) -> Response:
         services: Services = request.app.state.services
         started = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        request_id = new_id()
         outcome = "error"
         services.metrics.in_flight.inc()
         with structlog.contextvars.bound_contextvars(request_id=request_id, route=route):

@@ -335,3 +335,23 @@ async def test_the_bundle_registry_records_and_finds_folders(queue):
     assert await queue.bundle_folders("a1") == ["One [a1]"]
     assert await queue.bundle_folders("missing") == []
     assert await queue.bundle_folders() == ["One [a1]", "Two [a2]"]
+
+
+async def test_the_backlog_count_follows_every_change_of_state(queue, clock):
+    # The 429 decision and backlog() read a counter the transactions keep,
+    # not a COUNT(*): it must follow claims, children, retries and failures.
+    for i in range(4):
+        await queue.enqueue(delivery(f"k{i}"), f"req-{i}")
+    done, retried, failed = [await queue.claim(f"w{n}") for n in range(3)]
+    assert await queue.backlog() == 4  # 1 queued + 3 running
+    await queue.complete(done, [NewTask("build", "a1"), NewTask("build", "a2")])
+    await queue.retry(retried, "boom")
+    await queue.fail(failed, "no")
+    assert await queue.backlog() == 4  # 4 queued, none running
+    await queue.enqueue(delivery("k4"), "req-4")  # the fifth queued task fits...
+    with pytest.raises(QueueFull):
+        await queue.enqueue(delivery("k5"), "req-5")  # ...the sixth does not
+    clock.now += 100
+    while (task := await queue.claim("w")) is not None:
+        await queue.complete(task)
+    assert await queue.backlog() == 0

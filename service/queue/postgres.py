@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -30,6 +29,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from service.ids import new_id
 from service.logging import get_logger
 from service.queue import (
     CLICK,
@@ -284,10 +284,7 @@ class PostgresQueue:
             "INSERT INTO tasks (task_id, request_id, kind, asset_id, state, not_before,"
             " created_at, updated_at, lane, rank_at)"
             " VALUES (%s, %s, %s, %s, 'queued', %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [
-                (uuid.uuid4().hex, request_id, t.kind, t.asset_id, now, now, now, lane, rank)
-                for t in tasks
-            ],
+            [(new_id(), request_id, t.kind, t.asset_id, now, now, now, lane, rank) for t in tasks],
         )
         await cursor.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
 
