@@ -134,3 +134,70 @@ def test_a_worker_with_a_port_answers_probes_but_takes_no_deliveries(tmp_path, e
     assert ready.json()["checks"] == ["queue", "storage"]
     assert delivery.status_code == 404 and delivery.json()["error"] == "not_found"
     assert "caption_bridge_tasks" in metrics.text
+
+
+def test_under_32_concurrent_senders_every_acknowledged_delivery_survives_kill_9(tmp_path, env):
+    import concurrent.futures
+
+    acknowledged: dict[bytes, str] = {}
+    enough = threading.Event()
+    with service_process("serve", "--no-worker", env=env, cwd=tmp_path) as first:
+        url = f"http://127.0.0.1:{first.wait_for('service.listening')['port']}"
+
+        def sender(n: int) -> None:
+            with httpx2.Client(base_url=url, timeout=10) as client:
+                for i in range(10_000):
+                    body = custom_action_body(some_future_field=f"{n}-{i}")
+                    try:
+                        answer = client.post(
+                            "/iconik/custom-action", content=body, headers=signed(body)
+                        )
+                    except httpx2.TransportError:
+                        return  # the server is gone: that delivery was never acknowledged
+                    if answer.status_code == 202:
+                        acknowledged[body] = answer.json()["request_id"]
+                        if len(acknowledged) >= 400:
+                            enough.set()
+
+        with concurrent.futures.ThreadPoolExecutor(32) as pool:
+            for n in range(32):
+                pool.submit(sender, n)
+            assert enough.wait(60), "the senders never got 400 acknowledgements"
+            first.process.send_signal(signal.SIGKILL)  # while 32 deliveries are in flight
+            first.process.wait(30)
+
+    with service_process("serve", "--no-worker", env=env, cwd=tmp_path) as second:
+        url = f"http://127.0.0.1:{second.wait_for('service.listening')['port']}"
+        with httpx2.Client(base_url=url, headers=bearer()) as client:
+            missing = [
+                request_id
+                for request_id in acknowledged.values()
+                if client.get(f"/requests/{request_id}").status_code != 200
+            ]
+    assert len(acknowledged) >= 400 and missing == []
+
+
+def test_twenty_concurrent_copies_of_one_delivery_make_one_request(tmp_path, env):
+    import concurrent.futures
+
+    body = custom_action_body()
+    with service_process("serve", "--no-worker", env=env, cwd=tmp_path) as server:
+        url = f"http://127.0.0.1:{server.wait_for('service.listening')['port']}"
+        with (
+            httpx2.Client(base_url=url) as client,
+            concurrent.futures.ThreadPoolExecutor(20) as pool,
+        ):
+            answers = list(
+                pool.map(
+                    lambda _: client.post(
+                        "/iconik/custom-action", content=body, headers=signed(body)
+                    ),
+                    range(20),
+                )
+            )
+    assert {a.status_code for a in answers} == {202}
+    assert len({a.json()["request_id"] for a in answers}) == 1
+    assert sum("duplicate" not in a.json() for a in answers) == 1
+    db = sqlite3.connect(tmp_path / "queue.db")
+    assert db.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 1
+    db.close()
