@@ -16,70 +16,40 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
-import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.simulator_seed import SeedData, Seeded, _srt, _uuid, _vtt, sample_video
+from service.simulator_storage import Blob, DownloadGate, SignedStorage
 from service.simulator_tracks import TrackWrites
 
-CHUNK = 64 * 1024
-SAMPLE_MP4 = "sample.mp4"
+# Re-exported: tests and the benches build simulators from these.
+__all__ = [
+    "ICONIK_LIMITS",
+    "Blob",
+    "DownloadGate",
+    "Seeded",
+    "SimAsset",
+    "Simulator",
+    "_srt",
+    "_vtt",
+    "sample_video",
+]
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def _uuid(name: str) -> str:
-    """A stable UUID per seeded name, so ids are the same in every run."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"caption-bridge-simulator/{name}"))
-
-
-def sample_video() -> bytes:
-    """A real 2-second H.264 MP4, so browsers can play the demo bundle."""
-    return resources.files("service").joinpath("media", SAMPLE_MP4).read_bytes()
-
-
-@dataclass
-class Blob:
-    """Bytes behind a signed URL: literal, or generated while streaming."""
-
-    size: int
-    data: bytes | None = None
-    seed: str = ""
-    content_type: str = "application/octet-stream"
-
-    def chunks(self) -> Iterator[bytes]:
-        if self.data is not None:
-            for start in range(0, len(self.data), CHUNK):
-                yield self.data[start : start + CHUNK]
-            return
-        # Deterministic per (seed, chunk): the same bytes on every request,
-        # and never more than one chunk in memory.
-        for index, start in enumerate(range(0, self.size, CHUNK)):
-            yield random.Random(f"{self.seed}:{index}").randbytes(min(CHUNK, self.size - start))
-
-
-@dataclass
-class DownloadGate:
-    """Holds a download after `after_bytes` until released (for crash tests)."""
-
-    after_bytes: int
-    reached: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -94,25 +64,11 @@ class SimAsset:
     transcode_polls_left: int | None = None
 
 
-@dataclass(frozen=True)
-class Seeded:
-    normal: str
-    transcoding: str
-    original_only: str
-    traversal_title: str
-    large: str
-    view_id: str
-
-    @property
-    def all(self) -> list[str]:
-        return [self.normal, self.transcoding, self.original_only, self.traversal_title, self.large]
-
-
 # Iconik's limits per token: 50 calls in any 1 s, 1000 in any 20 s.
 ICONIK_LIMITS = ((50, 1.0), (1000, 20.0))
 
 
-class Simulator(TrackWrites):
+class Simulator(TrackWrites, SignedStorage, SeedData):
     def __init__(
         self,
         app_id: str,
@@ -279,123 +235,6 @@ class Simulator(TrackWrites):
         """
         self.faults.setdefault(path_fragment, []).extend(statuses)
 
-    def fail_storage_next(self, key: str, *statuses: int) -> None:
-        """The next downloads of the blob `key` (e.g. "proxies/<id>") answer these statuses."""
-        with self._lock:
-            self.storage_faults.setdefault(key, []).extend(statuses)
-
-    def cut_next_download(self, key: str, after_bytes: int) -> None:
-        """The next download of `key` stops after `after_bytes`, short of its Content-Length."""
-        with self._lock:
-            self.cuts[key] = after_bytes
-
-    def add_tiny_assets(self, count: int, proxy_bytes: int = 4) -> list[str]:
-        """`count` assets with a proxy of a few bytes each: many bundles, little I/O."""
-        ids = []
-        for index in range(count):
-            sim = self.add_asset(f"tiny-{index}", f"Tiny clip {index}")
-            data = bytes(index % 256 for _ in range(proxy_bytes))
-            self.add_proxy(sim, name=f"tiny_{index}.mp4", blob=Blob(len(data), data))
-            ids.append(sim.asset["id"])
-        return ids
-
-    def hold_download(self, key: str, after_bytes: int) -> DownloadGate:
-        gate = DownloadGate(after_bytes)
-        self.gates[key] = gate
-        return gate
-
-    def seed(self, *, large_proxy_bytes: int = 8 * 1024 * 1024) -> Seeded:
-        """The assets the demo and the end-to-end tests work on."""
-        view_id = _uuid("view/captioning")
-        video = sample_video()
-
-        normal = self.add_asset("normal", "Harbour Lights: Episode 1")
-        self.add_proxy(
-            normal,
-            name="harbour_lights_ep1_720p.mp4",
-            blob=Blob(len(video), video, content_type="video/mp4"),
-        )
-        # A smaller, worse proxy the picker must pass over.
-        small = b"\x00" * 2048
-        self.add_proxy(
-            normal,
-            name="harbour_lights_ep1_240p.webm",
-            blob=Blob(len(small), small),
-            width=426,
-            height=240,
-            codec="vp9",
-            fmt="WEBM",
-        )
-        self.add_subtitle(
-            normal,
-            "en",
-            _vtt("Welcome aboard.", "The harbour never sleeps."),
-            srt=_srt("Welcome aboard.", "The harbour never sleeps."),
-        )
-        self.add_subtitle(
-            normal, "fr", _vtt("[Musique]", "Bienvenue à bord."), closed_captions=True
-        )
-        normal.metadata[view_id] = {
-            "Description": {"field_values": [{"value": "Pilot episode, final cut"}]},
-            "Genre": {"field_values": [{"value": "Drama"}, {"value": "Coastal"}]},
-        }
-
-        transcoding = self.add_asset("transcoding", "Harbour Lights: Episode 2")
-        self.add_proxy(
-            transcoding,
-            name="harbour_lights_ep2_720p.mp4",
-            blob=Blob(len(video), video, content_type="video/mp4"),
-            status="OPEN",
-        )
-        transcoding.transcode_polls_left = 2
-
-        original_only = self.add_asset("original-only", "Interview B-roll (no proxy)")
-        original = b"ORIGINAL-MOV" * 1000
-        self.add_file(
-            original_only,
-            name="interview_broll.mov",
-            blob=Blob(len(original), original, content_type="video/quicktime"),
-            format_id=_uuid("original-only/format/ORIGINAL"),
-        )
-
-        traversal = self.add_asset(
-            "traversal",
-            "../../etc/passwd \\ Ölüm/Смерть: 死亡\x07 ..\\..",
-        )
-        self.add_proxy(
-            traversal,
-            name="../../../escape.mp4",
-            blob=Blob(len(video), video, content_type="video/mp4"),
-        )
-        self.add_subtitle(traversal, "de", _vtt("Achtung.", "Ende."))
-
-        large = self.add_asset("large", "Feature Cut (large proxy)", duration_ms=5_400_000)
-        self.add_proxy(
-            large,
-            name="feature_1080p.mp4",
-            blob=Blob(large_proxy_bytes, seed="large-proxy", content_type="video/mp4"),
-            width=1920,
-            height=1080,
-        )
-        self.add_proxy(
-            large,
-            name="feature_2160p.mp4",
-            blob=Blob(4096, seed="uhd", content_type="video/mp4"),
-            width=3840,
-            height=2160,
-        )
-
-        return Seeded(
-            normal=normal.asset["id"],
-            transcoding=transcoding.asset["id"],
-            original_only=original_only.asset["id"],
-            traversal_title=traversal.asset["id"],
-            large=large.asset["id"],
-            view_id=view_id,
-        )
-
-    # -- HTTP ---------------------------------------------------------------
-
     def app(self) -> Starlette:
         api = [
             ("/API/assets/v1/assets/{asset_id}/", self._get_asset),
@@ -438,16 +277,6 @@ class Simulator(TrackWrites):
             *self.track_routes(),
         ]
         return Starlette(routes=routes)
-
-    def storage_app(self) -> Starlette:
-        """Only the signed download URLs, to serve on an origin of their own."""
-        return Starlette(routes=[Route("/storage/{key:path}", self._storage, methods=["GET"])])
-
-    def _signed_url(self, request: Request, key: str) -> str:
-        # A signature-like query, as real signed URLs carry (and nothing may
-        # quote); the simulator does not check it.
-        base = self.storage_base or str(request.base_url)
-        return f"{base}storage/{key}?Expires=4102444800&Signature={uuid.uuid4().hex}"
 
     def _api(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def wrapped(request: Request) -> Response:
@@ -659,37 +488,6 @@ class Simulator(TrackWrites):
         job.update(json.loads(await request.body()), date_modified=_now())
         return JSONResponse(_record_job_state(job))
 
-    async def _storage(self, request: Request) -> Response:
-        key = request.path_params["key"]
-        with self._lock:
-            self.downloads.append(key)
-        blob = self.blobs.get(key)
-        if blob is None:
-            return Response(b"NoSuchKey", status_code=404)
-        with self._lock:
-            statuses = self.storage_faults.get(key)
-            status = statuses.pop(0) if statuses else None
-        if status is not None:  # an injected refusal, S3-shaped (expired signature: 403)
-            return Response(b"<Error><Code>AccessDenied</Code></Error>", status_code=status)
-        gate = self.gates.pop(key, None)
-        with self._lock:
-            cut = self.cuts.pop(key, None)
-
-        async def body() -> AsyncIterator[bytes]:
-            sent = 0
-            for chunk in blob.chunks():
-                if cut is not None and sent >= cut:
-                    return  # the connection ends early, as a reset would leave it
-                if gate and sent >= gate.after_bytes and not gate.reached.is_set():
-                    gate.reached.set()
-                    await anyio.to_thread.run_sync(gate.release.wait)
-                yield chunk
-                sent += len(chunk)
-
-        return StreamingResponse(
-            body(), media_type=blob.content_type, headers={"Content-Length": str(blob.size)}
-        )
-
 
 def _record_job_state(job: dict[str, Any]) -> dict[str, Any]:
     """Note the job's state in its history (for tests: in the order Iconik got the
@@ -738,25 +536,3 @@ def _cursor_page(request: Request, items: list[dict[str, Any]]) -> JSONResponse:
         start = ids.index(last_id) + 1 if last_id in ids else len(items)
     page = items[start : start + per_page]
     return JSONResponse({"objects": page, "per_page": per_page, "total": len(items)})
-
-
-def _cue_time(seconds: float, separator: str) -> str:
-    whole = int(seconds)
-    millis = round((seconds - whole) * 1000)
-    return f"00:00:{whole:02d}{separator}{millis:03d}"
-
-
-def _vtt(*lines: str) -> str:
-    cues = [
-        f"{_cue_time(i * 1.0, '.')} --> {_cue_time(i * 1.0 + 0.9, '.')}\n{text}"
-        for i, text in enumerate(lines)
-    ]
-    return "WEBVTT\n\n" + "\n\n".join(cues) + "\n"
-
-
-def _srt(*lines: str) -> str:
-    cues = [
-        f"{i + 1}\n{_cue_time(i * 1.0, ',')} --> {_cue_time(i * 1.0 + 0.9, ',')}\n{text}"
-        for i, text in enumerate(lines)
-    ]
-    return "\n\n".join(cues) + "\n"

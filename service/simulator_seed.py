@@ -1,0 +1,178 @@
+"""What the simulator holds for the demo and the end-to-end tests: seeded assets.
+
+A normal episode with English subtitles (and their SRT original) and French
+closed captions, one whose proxy is still transcoding, one with only an
+original file, one with a hostile title, and a large generated proxy; or
+many tiny assets for load.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from service.simulator_storage import Blob
+
+if TYPE_CHECKING:
+    pass
+
+SAMPLE_MP4 = "sample.mp4"
+
+
+def _uuid(name: str) -> str:
+    """A stable UUID per seeded name, so ids are the same in every run."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"caption-bridge-simulator/{name}"))
+
+
+def sample_video() -> bytes:
+    """A real 2-second H.264 MP4, so browsers can play the demo bundle."""
+    return resources.files("service").joinpath("media", SAMPLE_MP4).read_bytes()
+
+
+@dataclass(frozen=True)
+class Seeded:
+    normal: str
+    transcoding: str
+    original_only: str
+    traversal_title: str
+    large: str
+    view_id: str
+
+    @property
+    def all(self) -> list[str]:
+        return [self.normal, self.transcoding, self.original_only, self.traversal_title, self.large]
+
+
+class SeedData:
+    """Mixed into the Simulator: the assets the demo and the tests work on."""
+
+    add_asset: Any
+    add_proxy: Any
+    add_file: Any
+    add_subtitle: Any
+
+    def add_tiny_assets(self, count: int, proxy_bytes: int = 4) -> list[str]:
+        """`count` assets with a proxy of a few bytes each: many bundles, little I/O."""
+        ids = []
+        for index in range(count):
+            sim = self.add_asset(f"tiny-{index}", f"Tiny clip {index}")
+            data = bytes(index % 256 for _ in range(proxy_bytes))
+            self.add_proxy(sim, name=f"tiny_{index}.mp4", blob=Blob(len(data), data))
+            ids.append(sim.asset["id"])
+        return ids
+
+    def seed(self, *, large_proxy_bytes: int = 8 * 1024 * 1024) -> Seeded:
+        """The assets the demo and the end-to-end tests work on."""
+        view_id = _uuid("view/captioning")
+        video = sample_video()
+
+        normal = self.add_asset("normal", "Harbour Lights: Episode 1")
+        self.add_proxy(
+            normal,
+            name="harbour_lights_ep1_720p.mp4",
+            blob=Blob(len(video), video, content_type="video/mp4"),
+        )
+        # A smaller, worse proxy the picker must pass over.
+        small = b"\x00" * 2048
+        self.add_proxy(
+            normal,
+            name="harbour_lights_ep1_240p.webm",
+            blob=Blob(len(small), small),
+            width=426,
+            height=240,
+            codec="vp9",
+            fmt="WEBM",
+        )
+        self.add_subtitle(
+            normal,
+            "en",
+            _vtt("Welcome aboard.", "The harbour never sleeps."),
+            srt=_srt("Welcome aboard.", "The harbour never sleeps."),
+        )
+        self.add_subtitle(
+            normal, "fr", _vtt("[Musique]", "Bienvenue à bord."), closed_captions=True
+        )
+        normal.metadata[view_id] = {
+            "Description": {"field_values": [{"value": "Pilot episode, final cut"}]},
+            "Genre": {"field_values": [{"value": "Drama"}, {"value": "Coastal"}]},
+        }
+
+        transcoding = self.add_asset("transcoding", "Harbour Lights: Episode 2")
+        self.add_proxy(
+            transcoding,
+            name="harbour_lights_ep2_720p.mp4",
+            blob=Blob(len(video), video, content_type="video/mp4"),
+            status="OPEN",
+        )
+        transcoding.transcode_polls_left = 2
+
+        original_only = self.add_asset("original-only", "Interview B-roll (no proxy)")
+        original = b"ORIGINAL-MOV" * 1000
+        self.add_file(
+            original_only,
+            name="interview_broll.mov",
+            blob=Blob(len(original), original, content_type="video/quicktime"),
+            format_id=_uuid("original-only/format/ORIGINAL"),
+        )
+
+        traversal = self.add_asset(
+            "traversal",
+            "../../etc/passwd \\ Ölüm/Смерть: 死亡\x07 ..\\..",
+        )
+        self.add_proxy(
+            traversal,
+            name="../../../escape.mp4",
+            blob=Blob(len(video), video, content_type="video/mp4"),
+        )
+        self.add_subtitle(traversal, "de", _vtt("Achtung.", "Ende."))
+
+        large = self.add_asset("large", "Feature Cut (large proxy)", duration_ms=5_400_000)
+        self.add_proxy(
+            large,
+            name="feature_1080p.mp4",
+            blob=Blob(large_proxy_bytes, seed="large-proxy", content_type="video/mp4"),
+            width=1920,
+            height=1080,
+        )
+        self.add_proxy(
+            large,
+            name="feature_2160p.mp4",
+            blob=Blob(4096, seed="uhd", content_type="video/mp4"),
+            width=3840,
+            height=2160,
+        )
+
+        return Seeded(
+            normal=normal.asset["id"],
+            transcoding=transcoding.asset["id"],
+            original_only=original_only.asset["id"],
+            traversal_title=traversal.asset["id"],
+            large=large.asset["id"],
+            view_id=view_id,
+        )
+
+    # -- HTTP ---------------------------------------------------------------
+
+
+def _cue_time(seconds: float, separator: str) -> str:
+    whole = int(seconds)
+    millis = round((seconds - whole) * 1000)
+    return f"00:00:{whole:02d}{separator}{millis:03d}"
+
+
+def _vtt(*lines: str) -> str:
+    cues = [
+        f"{_cue_time(i * 1.0, '.')} --> {_cue_time(i * 1.0 + 0.9, '.')}\n{text}"
+        for i, text in enumerate(lines)
+    ]
+    return "WEBVTT\n\n" + "\n\n".join(cues) + "\n"
+
+
+def _srt(*lines: str) -> str:
+    cues = [
+        f"{i + 1}\n{_cue_time(i * 1.0, ',')} --> {_cue_time(i * 1.0 + 0.9, ',')}\n{text}"
+        for i, text in enumerate(lines)
+    ]
+    return "\n\n".join(cues) + "\n"
