@@ -29,7 +29,12 @@ CREATE TABLE tasks (
     first_claimed_at double precision,
     last_error       text,
     created_at       double precision NOT NULL,
-    updated_at       double precision NOT NULL
+    updated_at       double precision NOT NULL,
+    -- Clicks and webhook events wait in lanes of their own, each with its
+    -- own limit; a click's tasks rank ahead of events that have waited less
+    -- than a minute longer (rank_at = not_before, plus 60 s for events).
+    lane             text NOT NULL DEFAULT 'click',
+    rank_at          double precision
 );
 
 CREATE INDEX tasks_ready ON tasks (state, not_before);
@@ -37,9 +42,11 @@ CREATE INDEX tasks_by_request ON tasks (request_id);
 CREATE INDEX tasks_by_asset ON tasks (asset_id, state);
 -- An asset reached twice (two collections, a repeated id) is one task.
 CREATE UNIQUE INDEX tasks_once ON tasks (request_id, kind, asset_id);
+CREATE INDEX tasks_waiting ON tasks (lane, state);
+CREATE INDEX tasks_pending_refresh ON tasks (asset_id, kind, state);
 
 -- Claim the next task for `owner`: due (or left behind by a worker whose
--- lease lapsed), oldest first, never one whose asset has another task
+-- lease lapsed), first in line by rank, never one whose asset has another task
 -- running under a live lease. Rows are taken FOR UPDATE SKIP LOCKED so
 -- claimers never wait on each other; a transaction-scoped advisory lock per
 -- asset, with the "running?" check repeated once it is held, keeps two
@@ -59,7 +66,7 @@ BEGIN
                 SELECT 1 FROM tasks busy
                 WHERE busy.asset_id = t.asset_id AND busy.state = 'running'
                   AND busy.lease_until >= p_now AND busy.task_id <> t.task_id))
-        ORDER BY t.not_before, t.created_at
+        ORDER BY t.rank_at, t.created_at
         LIMIT 20
         FOR UPDATE SKIP LOCKED
     LOOP
@@ -99,53 +106,6 @@ CREATE TABLE bundles (
 CREATE TABLE registry_filled (id integer PRIMARY KEY, filled_at double precision NOT NULL);
 
 -- version: 3
--- Clicks and webhook events wait in lanes of their own, each with its own
--- limit, and a click's tasks rank ahead of events that have waited less
--- than a minute longer (rank_at = not_before, plus 60 s for events).
-ALTER TABLE tasks ADD COLUMN lane text NOT NULL DEFAULT 'click';
-ALTER TABLE tasks ADD COLUMN rank_at double precision;
-UPDATE tasks SET rank_at = not_before;
-CREATE INDEX tasks_waiting ON tasks (lane, state);
-CREATE INDEX tasks_pending_refresh ON tasks (asset_id, kind, state);
-
-CREATE OR REPLACE FUNCTION claim_task(p_owner text, p_now double precision, p_lease double precision)
-RETURNS SETOF tasks
-LANGUAGE plpgsql AS $$
-DECLARE
-    candidate tasks;
-BEGIN
-    FOR candidate IN
-        SELECT * FROM tasks t
-        WHERE ((t.state = 'queued' AND t.not_before <= p_now)
-               OR (t.state = 'running' AND t.lease_until < p_now))
-          AND (t.asset_id IS NULL OR NOT EXISTS (
-                SELECT 1 FROM tasks busy
-                WHERE busy.asset_id = t.asset_id AND busy.state = 'running'
-                  AND busy.lease_until >= p_now AND busy.task_id <> t.task_id))
-        ORDER BY t.rank_at, t.created_at
-        LIMIT 20
-        FOR UPDATE SKIP LOCKED
-    LOOP
-        IF candidate.asset_id IS NOT NULL THEN
-            CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtext('caption-bridge asset'),
-                                                        hashtext(candidate.asset_id));
-            CONTINUE WHEN EXISTS (
-                SELECT 1 FROM tasks busy
-                WHERE busy.asset_id = candidate.asset_id AND busy.state = 'running'
-                  AND busy.lease_until >= p_now AND busy.task_id <> candidate.task_id);
-        END IF;
-        RETURN QUERY
-            UPDATE tasks SET state = 'running', lease_owner = p_owner,
-                   lease_until = p_now + p_lease, attempts = attempts + 1,
-                   first_claimed_at = coalesce(first_claimed_at, p_now), updated_at = p_now
-            WHERE task_id = candidate.task_id
-            RETURNING *;
-        RETURN;
-    END LOOP;
-END;
-$$;
-
--- version: 4
 -- One Iconik rate budget for the whole deployment: a token bucket in one
 -- row, so every replica's limiter draws from it, on the database's clock.
 CREATE TABLE rate_budget (
