@@ -167,7 +167,11 @@ def test_a_stopped_database_means_503_then_202_again_without_a_restart(
         assert during.json()["error"] == "store_unavailable"
         assert answered_in < 5  # well inside Iconik's ~10 s
         assert ready.status_code == 503 and "queue" in ready.json()["failed"]
-        shown = during.text + ready.text + json.dumps(replica.seen, default=str)
+        logged = [*replica.seen]
+        while not replica.lines.empty():  # every line the replica wrote so far
+            logged.append(replica.lines.get_nowait())
+        assert any("delivery.not_stored" in json.dumps(line) for line in logged)
+        shown = during.text + ready.text + json.dumps(logged, default=str)
         assert PASSWORD not in shown
 
         again = _until(
