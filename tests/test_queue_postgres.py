@@ -5,7 +5,8 @@ import psycopg
 import pytest
 
 from service.queue import Enqueued, QueueUnavailable
-from service.queue.postgres import PostgresQueue, describe, migration_steps
+from service.queue.postgres import PostgresQueue
+from service.queue.postgres_store import describe, migration_steps
 from tests.postgres import PASSWORD
 from tests.test_queue import FakeClock, delivery
 

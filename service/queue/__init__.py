@@ -166,7 +166,7 @@ def as_observed(task: dict[str, Any], now: float) -> dict[str, Any]:
 def describe_queue_url(queue_url: str) -> str:
     """QUEUE_URL as people may read it: a PostgreSQL URL without its password."""
     if queue_url.startswith(("postgresql://", "postgres://")):
-        from service.queue.postgres import describe
+        from service.queue.postgres_store import describe
 
         return describe(queue_url)
     return queue_url

@@ -17,7 +17,7 @@ import anyio
 import psycopg
 
 from service.logging import get_logger
-from service.queue.postgres import describe
+from service.queue.postgres_store import describe
 from service.ratelimit import Grant
 
 log = get_logger("service.queue.postgres_budget")

@@ -33,141 +33,8 @@ from service.queue import (
     lane_of,
     rank_after,
 )
+from service.queue import sqlite_sql as sql
 from service.queue.sqlite_store import SQLiteStore
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    request_id   TEXT PRIMARY KEY,
-    delivery_key TEXT NOT NULL UNIQUE,
-    kind         TEXT NOT NULL,
-    payload      TEXT NOT NULL,
-    received_at  REAL NOT NULL,
-    job_id       TEXT
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id          TEXT PRIMARY KEY,
-    request_id       TEXT NOT NULL REFERENCES requests(request_id),
-    kind             TEXT NOT NULL,
-    asset_id         TEXT,
-    state            TEXT NOT NULL,
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    not_before       REAL NOT NULL,
-    lease_owner      TEXT,
-    lease_until      REAL,
-    first_claimed_at REAL,
-    last_error       TEXT,
-    created_at       REAL NOT NULL,
-    updated_at       REAL NOT NULL,
-    lane             TEXT NOT NULL DEFAULT 'click',
-    rank_at          REAL
-);
-CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, not_before);
-CREATE INDEX IF NOT EXISTS tasks_by_request ON tasks(request_id);
--- The claim asks "does this asset have a task under a live lease?" on every call.
-CREATE INDEX IF NOT EXISTS tasks_by_asset ON tasks(asset_id, state);
--- An asset reached twice (two collections, a repeated id) is one task.
-CREATE UNIQUE INDEX IF NOT EXISTS tasks_once ON tasks(request_id, kind, asset_id);
--- The bundle registry: which folders hold a bundle of which asset.
-CREATE TABLE IF NOT EXISTS bundles (
-    asset_id   TEXT NOT NULL,
-    folder     TEXT NOT NULL,
-    status     TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (asset_id, folder)
-);
--- One row once the registry holds the bundles made before it existed.
-CREATE TABLE IF NOT EXISTS registry_filled (id INTEGER PRIMARY KEY, filled_at REAL NOT NULL);
-"""
-
-_LANE_INDEXES = """
-CREATE INDEX IF NOT EXISTS tasks_waiting ON tasks(lane, state);
-CREATE INDEX IF NOT EXISTS tasks_pending_refresh ON tasks(asset_id, kind, state);
-"""
-
-# How many tasks are queued and running in each lane, kept by the
-# transactions that change them: a 429 decision and `backlog()` read one row each, however long the
-# queue. Triggers keep it right whatever statement changes a task's state.
-_COUNTS = """
-CREATE TABLE IF NOT EXISTS task_counts (
-    lane TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (lane, state)
-);
-CREATE TRIGGER IF NOT EXISTS task_counts_insert AFTER INSERT ON tasks BEGIN
-    UPDATE task_counts SET n = n + 1 WHERE lane = NEW.lane AND state = NEW.state;
-END;
-CREATE TRIGGER IF NOT EXISTS task_counts_update AFTER UPDATE OF state ON tasks
-WHEN OLD.state <> NEW.state BEGIN
-    UPDATE task_counts SET n = n - 1 WHERE lane = OLD.lane AND state = OLD.state;
-    UPDATE task_counts SET n = n + 1 WHERE lane = NEW.lane AND state = NEW.state;
-END;
-CREATE TRIGGER IF NOT EXISTS task_counts_delete AFTER DELETE ON tasks BEGIN
-    UPDATE task_counts SET n = n - 1 WHERE lane = OLD.lane AND state = OLD.state;
-END;
--- A database made before the counter: count once, in the same transaction.
-INSERT OR IGNORE INTO task_counts (lane, state, n)
-    SELECT lanes.lane, states.state,
-           (SELECT COUNT(*) FROM tasks WHERE lane = lanes.lane AND state = states.state)
-    FROM (SELECT 'click' AS lane UNION ALL SELECT 'event') lanes,
-         (SELECT 'queued' AS state UNION ALL SELECT 'running') states;
-"""
-
-
-# The next task to run: due (or left behind by a worker whose lease lapsed),
-# first in line by rank (a click's tasks rank EVENT_LANE_DELAY ahead of
-# events), and never one whose asset already has a task running under a
-# live lease. The rule lives here, in the claim's own transaction, so it holds
-# for every worker of every process sharing the file, not just within one.
-_CLAIM = """
-SELECT t.*, r.kind AS request_kind, r.payload FROM tasks t
-JOIN requests r USING (request_id)
-WHERE ((t.state = 'queued' AND t.not_before <= :now)
-       OR (t.state = 'running' AND t.lease_until < :now))
-  AND (t.asset_id IS NULL OR NOT EXISTS (
-        SELECT 1 FROM tasks busy
-        WHERE busy.asset_id = t.asset_id AND busy.state = 'running'
-          AND busy.lease_until >= :now AND busy.task_id <> t.task_id))
-ORDER BY t.rank_at, t.created_at
-LIMIT 1
-"""
-
-
-# An asset the service knows: it has a bundle, or a task waiting or running.
-# Until the registry holds the bundles made before it existed, every asset
-# may have one, and events are stored (the worker then looks).
-_KNOWN_ASSET = (
-    "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM registry_filled)"
-    " OR EXISTS (SELECT 1 FROM bundles WHERE asset_id = ?)"
-    " OR EXISTS (SELECT 1 FROM tasks WHERE asset_id = ? AND state IN ('queued', 'running'))"
-)
-_PENDING_REFRESH = (
-    "SELECT request_id FROM tasks WHERE asset_id = ? AND kind = 'refresh' AND state = 'queued'"
-    " LIMIT 1"
-)
-# A delete makes a waiting refresh of the same asset pointless.
-_SUPERSEDE_REFRESH = (
-    "UPDATE tasks SET state = 'done', last_error = 'superseded by a delete event',"
-    " updated_at = ? WHERE asset_id = ? AND kind = 'refresh' AND state = 'queued'"
-)
-_RECORD_BUNDLE = (
-    "INSERT INTO bundles (asset_id, folder, status, updated_at) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (asset_id, folder) DO UPDATE SET status = excluded.status,"
-    " updated_at = excluded.updated_at"
-)
-
-
-# Rows per multi-row INSERT: under SQLite's oldest limit of 999 parameters.
-_ROWS_PER_STATEMENT = 100
-
-
-def _parts(values: list[Any]) -> list[list[Any]]:
-    return [values[i : i + _ROWS_PER_STATEMENT] for i in range(0, len(values), _ROWS_PER_STATEMENT)]
-
-
-def _insert_rows(
-    db: sqlite3.Connection, insert: str, row: str, rows: list[tuple[Any, ...]]
-) -> None:
-    """Many rows in one statement per hundred: one step (one GIL release) each."""
-    for part in _parts(rows):
-        db.execute(f"{insert} {', '.join([row] * len(part))}", [v for r in part for v in r])
 
 
 class SQLiteQueue(SQLiteStore):
@@ -194,7 +61,7 @@ class SQLiteQueue(SQLiteStore):
         self._work = anyio.Event()
 
     def create_schema(self, db: sqlite3.Connection) -> None:
-        db.executescript(_SCHEMA)
+        db.executescript(sql.SCHEMA)
         # Databases made before Iconik jobs were reported lack the column.
         columns = {row["name"] for row in db.execute("PRAGMA table_info(requests)")}
         if "job_id" not in columns:
@@ -205,7 +72,7 @@ class SQLiteQueue(SQLiteStore):
             db.execute("ALTER TABLE tasks ADD COLUMN lane TEXT NOT NULL DEFAULT 'click'")
             db.execute("ALTER TABLE tasks ADD COLUMN rank_at REAL")
             db.execute("UPDATE tasks SET rank_at = not_before")
-        db.executescript(_LANE_INDEXES)
+        db.executescript(sql.LANE_INDEXES)
         # Only when missing: a database opened read-only must still open (it
         # is reported unready, and recovers once its files are fixed).
         present = db.execute(
@@ -215,7 +82,7 @@ class SQLiteQueue(SQLiteStore):
         if present < 4:
             # One transaction, under the write lock: no task changes state
             # between the first count and the triggers that keep it.
-            db.executescript(f"BEGIN IMMEDIATE; {_COUNTS} COMMIT;")
+            db.executescript(f"BEGIN IMMEDIATE; {sql.COUNTS} COMMIT;")
 
     # -- intake -----------------------------------------------------------
 
@@ -255,14 +122,14 @@ class SQLiteQueue(SQLiteStore):
             return Enqueued(existing["request_id"], duplicate=True)
         lane, task = lane_of(delivery.kind), delivery.first_task
         if lane == EVENT and task.asset_id is not None:
-            if db.execute(_KNOWN_ASSET, (task.asset_id, task.asset_id)).fetchone() is None:
+            if db.execute(sql.KNOWN_ASSET, (task.asset_id, task.asset_id)).fetchone() is None:
                 return Enqueued(None, duplicate=False, ignored=True)
             if task.kind == "refresh":
-                pending = db.execute(_PENDING_REFRESH, (task.asset_id,)).fetchone()
+                pending = db.execute(sql.PENDING_REFRESH, (task.asset_id,)).fetchone()
                 if pending is not None:
                     return Enqueued(pending["request_id"], duplicate=False, coalesced=True)
             elif task.kind == "withdraw":
-                db.execute(_SUPERSEDE_REFRESH, (now, task.asset_id))
+                db.execute(sql.SUPERSEDE_REFRESH, (now, task.asset_id))
         limit = self.max_event_backlog if lane == EVENT else self.max_backlog
         if self._waiting(db, lane) >= limit:
             raise QueueFull(self.retry_after_seconds, lane)
@@ -308,7 +175,7 @@ class SQLiteQueue(SQLiteStore):
     async def claim(self, owner: str) -> Task | None:
         def take(db: sqlite3.Connection) -> Task | None:
             now = self.clock()
-            row = db.execute(_CLAIM, {"now": now}).fetchone()
+            row = db.execute(sql.CLAIM, {"now": now}).fetchone()
             if row is None:
                 return None
             first_claimed = row["first_claimed_at"] or now
@@ -533,7 +400,7 @@ class SQLiteQueue(SQLiteStore):
 
     async def record_bundle(self, asset_id: str, folder: str, status: str) -> None:
         def record(db: sqlite3.Connection) -> None:
-            db.execute(_RECORD_BUNDLE, (asset_id, folder, status, self.clock()))
+            db.execute(sql.RECORD_BUNDLE, (asset_id, folder, status, self.clock()))
 
         await self._submit(record)
 

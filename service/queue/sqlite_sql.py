@@ -1,0 +1,122 @@
+"""The SQLite queue's rules, in SQL: its schema, the counters the same
+transactions keep, and the statements that decide a claim and an intake.
+(service/queue/postgres.sql holds the same rules for PostgreSQL.)
+"""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    request_id   TEXT PRIMARY KEY,
+    delivery_key TEXT NOT NULL UNIQUE,
+    kind         TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    received_at  REAL NOT NULL,
+    job_id       TEXT
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id          TEXT PRIMARY KEY,
+    request_id       TEXT NOT NULL REFERENCES requests(request_id),
+    kind             TEXT NOT NULL,
+    asset_id         TEXT,
+    state            TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    not_before       REAL NOT NULL,
+    lease_owner      TEXT,
+    lease_until      REAL,
+    first_claimed_at REAL,
+    last_error       TEXT,
+    created_at       REAL NOT NULL,
+    updated_at       REAL NOT NULL,
+    lane             TEXT NOT NULL DEFAULT 'click',
+    rank_at          REAL
+);
+CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, not_before);
+CREATE INDEX IF NOT EXISTS tasks_by_request ON tasks(request_id);
+-- The claim asks "does this asset have a task under a live lease?" on every call.
+CREATE INDEX IF NOT EXISTS tasks_by_asset ON tasks(asset_id, state);
+-- An asset reached twice (two collections, a repeated id) is one task.
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_once ON tasks(request_id, kind, asset_id);
+-- The bundle registry: which folders hold a bundle of which asset.
+CREATE TABLE IF NOT EXISTS bundles (
+    asset_id   TEXT NOT NULL,
+    folder     TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (asset_id, folder)
+);
+-- One row once the registry holds the bundles made before it existed.
+CREATE TABLE IF NOT EXISTS registry_filled (id INTEGER PRIMARY KEY, filled_at REAL NOT NULL);
+"""
+
+LANE_INDEXES = """
+CREATE INDEX IF NOT EXISTS tasks_waiting ON tasks(lane, state);
+CREATE INDEX IF NOT EXISTS tasks_pending_refresh ON tasks(asset_id, kind, state);
+"""
+
+# How many tasks are queued and running in each lane, kept by the
+# transactions that change them: a 429 decision and `backlog()` read one row each, however long the
+# queue. Triggers keep it right whatever statement changes a task's state.
+COUNTS = """
+CREATE TABLE IF NOT EXISTS task_counts (
+    lane TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (lane, state)
+);
+CREATE TRIGGER IF NOT EXISTS task_counts_insert AFTER INSERT ON tasks BEGIN
+    UPDATE task_counts SET n = n + 1 WHERE lane = NEW.lane AND state = NEW.state;
+END;
+CREATE TRIGGER IF NOT EXISTS task_counts_update AFTER UPDATE OF state ON tasks
+WHEN OLD.state <> NEW.state BEGIN
+    UPDATE task_counts SET n = n - 1 WHERE lane = OLD.lane AND state = OLD.state;
+    UPDATE task_counts SET n = n + 1 WHERE lane = NEW.lane AND state = NEW.state;
+END;
+CREATE TRIGGER IF NOT EXISTS task_counts_delete AFTER DELETE ON tasks BEGIN
+    UPDATE task_counts SET n = n - 1 WHERE lane = OLD.lane AND state = OLD.state;
+END;
+-- A database made before the counter: count once, in the same transaction.
+INSERT OR IGNORE INTO task_counts (lane, state, n)
+    SELECT lanes.lane, states.state,
+           (SELECT COUNT(*) FROM tasks WHERE lane = lanes.lane AND state = states.state)
+    FROM (SELECT 'click' AS lane UNION ALL SELECT 'event') lanes,
+         (SELECT 'queued' AS state UNION ALL SELECT 'running') states;
+"""
+
+
+# The next task to run: due (or left behind by a worker whose lease lapsed),
+# first in line by rank (a click's tasks rank EVENT_LANE_DELAY ahead of
+# events), and never one whose asset already has a task running under a
+# live lease. The rule lives here, in the claim's own transaction, so it holds
+# for every worker of every process sharing the file, not just within one.
+CLAIM = """
+SELECT t.*, r.kind AS request_kind, r.payload FROM tasks t
+JOIN requests r USING (request_id)
+WHERE ((t.state = 'queued' AND t.not_before <= :now)
+       OR (t.state = 'running' AND t.lease_until < :now))
+  AND (t.asset_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM tasks busy
+        WHERE busy.asset_id = t.asset_id AND busy.state = 'running'
+          AND busy.lease_until >= :now AND busy.task_id <> t.task_id))
+ORDER BY t.rank_at, t.created_at
+LIMIT 1
+"""
+
+
+# An asset the service knows: it has a bundle, or a task waiting or running.
+# Until the registry holds the bundles made before it existed, every asset
+# may have one, and events are stored (the worker then looks).
+KNOWN_ASSET = (
+    "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM registry_filled)"
+    " OR EXISTS (SELECT 1 FROM bundles WHERE asset_id = ?)"
+    " OR EXISTS (SELECT 1 FROM tasks WHERE asset_id = ? AND state IN ('queued', 'running'))"
+)
+PENDING_REFRESH = (
+    "SELECT request_id FROM tasks WHERE asset_id = ? AND kind = 'refresh' AND state = 'queued'"
+    " LIMIT 1"
+)
+# A delete makes a waiting refresh of the same asset pointless.
+SUPERSEDE_REFRESH = (
+    "UPDATE tasks SET state = 'done', last_error = 'superseded by a delete event',"
+    " updated_at = ? WHERE asset_id = ? AND kind = 'refresh' AND state = 'queued'"
+)
+RECORD_BUNDLE = (
+    "INSERT INTO bundles (asset_id, folder, status, updated_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (asset_id, folder) DO UPDATE SET status = excluded.status,"
+    " updated_at = excluded.updated_at"
+)
