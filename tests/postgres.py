@@ -44,6 +44,19 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _as_user(user: pwd.struct_passwd | None, command: list[str]) -> list[str]:
+    """`command`, run as `user` when there is one (initdb and postgres refuse root)."""
+    if user is None:
+        return command
+    return [
+        "setpriv",
+        f"--reuid={user.pw_uid}",
+        f"--regid={user.pw_gid}",
+        "--clear-groups",
+        *command,
+    ]
+
+
 @dataclass
 class Cluster:
     data: Path
@@ -52,15 +65,7 @@ class Cluster:
     user: pwd.struct_passwd | None
 
     def _run(self, *args: str) -> None:
-        command = [self.pg_ctl, *args]
-        if self.user is not None:
-            command = [
-                "setpriv",
-                f"--reuid={self.user.pw_uid}",
-                f"--regid={self.user.pw_gid}",
-                "--clear-groups",
-                *command,
-            ]
+        command = _as_user(self.user, [self.pg_ctl, *args])
         subprocess.run(command, check=True, capture_output=True, timeout=60)
 
     def start(self) -> None:
@@ -125,15 +130,7 @@ def start_cluster() -> Cluster:
         f"--pwfile={password_file}",
         "--no-sync",
     ]
-    if user is not None:
-        command = [
-            "setpriv",
-            f"--reuid={user.pw_uid}",
-            f"--regid={user.pw_gid}",
-            "--clear-groups",
-            *command,
-        ]
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    subprocess.run(_as_user(user, command), check=True, capture_output=True, timeout=120)
     cluster = Cluster(data, _free_port(), pg_ctl, user)
     cluster.start()
     return cluster
