@@ -84,18 +84,22 @@ class Worker:
     async def run(self) -> None:
         """Run tasks until cancelled, `WORKER_CONCURRENCY` at a time."""
         log.info("worker.started", owner=self.owner, concurrency=self.settings.worker_concurrency)
-        with contextlib.suppress(QueueUnavailable, StorageError):
-            # Until it has the bundles made before it existed, intake stores
-            # every event; fill it now, not on the first event's path.
-            await self.registry.fill_once()
         # The reporter's updaters send job progress beside the slots, so a
         # slot never waits on a slow PATCH; stopping flushes them.
         async with self.jobs.running(), anyio.create_task_group() as group:
+            group.start_soon(self._fill_registry)
             for slot in range(self.settings.worker_concurrency):
                 group.start_soon(self._slot, slot)
             if self.settings.deliver_scan_seconds > 0:  # the deliver/ folders, beside the slots
                 scan = DeliverScan(self.queue, self.storage, metrics=self.metrics, clock=self.clock)
                 group.start_soon(scan.run, self.settings.deliver_scan_seconds)
+
+    async def _fill_registry(self) -> None:
+        # Until the registry has the bundles made before it existed, intake
+        # stores every event: fill it at start-up, beside the slots (a large
+        # bucket's listing must not hold them up), not on an event's path.
+        with contextlib.suppress(QueueUnavailable, StorageError):
+            await self.registry.fill_once()
 
     async def _slot(self, slot: int) -> None:
         while True:
