@@ -123,10 +123,10 @@ async def test_replicas_share_one_rate_budget_and_one_pause(pg_url):
         async with anyio.create_task_group() as group:
             for budget in replicas:
                 group.start_soon(draw, budget)
-        # However many replicas draw, any 1-second window sees at most rate + burst.
-        assert max(sum(1 for t in granted if start <= t < start + 1) for start in granted) <= (
-            rate + burst + 1  # stamped on return, a moment after the database granted them
-        )
+        # However many replicas draw, tokens beyond the first burst come at
+        # the one shared rate: three private buckets would take a third of this.
+        span = max(granted) - min(granted)
+        assert span >= (len(granted) - burst - 1) / rate
         await replicas[0].pause(30)
         paused = await replicas[1].take(1)
         assert paused.tokens == 0 and 25 < paused.wait <= 30
