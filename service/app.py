@@ -209,10 +209,7 @@ def _delivery_handler(
                 return error_response(400, "client_disconnected", "the body was not received")
             finally:
                 services.metrics.in_flight.dec()
-                services.metrics.deliveries.labels(route, outcome).inc()
-                services.metrics.request_latency.labels(route).observe(
-                    time.perf_counter() - started
-                )
+                services.metrics.delivered(route, outcome, time.perf_counter() - started)
 
     return handle
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -11,6 +13,8 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # prometheus_client's labels() takes a lock and builds a key on every call.
+        self._delivery_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.deliveries = Counter(
             "caption_bridge_deliveries",
             "Deliveries received, by route and outcome (queued, duplicate, coalesced, ignored, "
@@ -68,6 +72,17 @@ class Metrics:
             "When the deliver/ folders were last looked at completely",
             registry=self.registry,
         )
+
+    def delivered(self, route: str, outcome: str, seconds: float) -> None:
+        """Count one delivery and its latency (the labelled children, looked up once)."""
+        children = self._delivery_children.get((route, outcome))
+        if children is None:
+            children = self._delivery_children[(route, outcome)] = (
+                self.deliveries.labels(route, outcome),
+                self.request_latency.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

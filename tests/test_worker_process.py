@@ -4,6 +4,7 @@ import hashlib
 import json
 import signal
 import sqlite3
+import time
 
 import anyio
 import httpx2
@@ -52,8 +53,15 @@ def test_sigkill_mid_download_then_restart_gives_the_same_bundle(tmp_path):
                 "worker", env=service_env(crash, crash_root), cwd=tmp_path
             ) as first:
                 assert gate.reached.wait(60), "the worker never got half-way through the proxy"
-                # Half the proxy has been sent; whatever reached the disk is
-                # only in the hidden staging area, never under the final name.
+                # Half the proxy has been sent (into the socket buffers, maybe
+                # before the worker opened its file: the simulator sends
+                # faster than it used to); wait for the partial file.
+                deadline = time.monotonic() + 30
+                while not list(crash_root.glob(".staging/*/media/feature_1080p.mp4")):
+                    assert time.monotonic() < deadline, "the worker never started the file"
+                    time.sleep(0.01)
+                # Whatever reached the disk is only in the hidden staging
+                # area, never under the final name.
                 visible = [p.name for p in crash_root.iterdir() if not p.name.startswith(".")]
                 [staged] = [p for p in (crash_root / ".staging").iterdir() if p.is_dir()]
                 # The live build holds the lock beside its staging folder.
