@@ -102,7 +102,8 @@ class Connection(asyncio.Protocol):
                 end = self.buffer.find(b"\r\n\r\n")
                 if end < 0:
                     return
-                head = bytes(self.buffer[:end]).lower()
+                # With its line end: Content-Length may be the last header.
+                head = bytes(self.buffer[: end + 2]).lower()
                 self.status = int(head[9:12])
                 at = head.find(b"content-length:")
                 length = int(head[at + 15 : head.find(b"\r\n", at)]) if at >= 0 else 0

@@ -1,41 +1,29 @@
 """The HTTP face of the service: routes, lifespan, error handling.
 
-The request path does four things and nothing else: read the body (bounded),
-verify it, parse it, store it. It never talks to Iconik or to the bundle
-storage, so a 202 goes out in milliseconds and Iconik's ~10 s deadline is
-never at risk. Every answer, errors included, is JSON.
+The delivery endpoints (service.intake) do four things and nothing else:
+read the body (bounded), verify it, parse it, store it. They never talk to
+Iconik or to the bundle storage, so a 202 goes out in milliseconds and
+Iconik's ~10 s deadline is never at risk. Every answer, errors included, is
+JSON.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
-import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service import auth, payloads
-from service.ids import new_id
+from service import auth
+from service.intake import DeliveryEndpoint, accept_custom_action, accept_webhook
 from service.logging import Redactor, get_logger
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
-from service.queue import (
-    EVENT,
-    Delivery,
-    Enqueued,
-    NewTask,
-    Queue,
-    QueueFull,
-    QueueUnavailable,
-    queue_for,
-)
+from service.queue import Queue, QueueUnavailable, queue_for
 from service.settings import Settings
 from service.status import request_summary
 
@@ -78,173 +66,10 @@ class Services:
         )
 
 
-class _Refusal(Exception):
-    """An answer other than success, raised from inside a handler."""
-
-    def __init__(
-        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.headers = status, code, detail, headers
-
-
 def error_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused with 413 as soon as it is known to exceed `limit`."""
-    declared = request.headers.get("content-length")
-    too_large = _Refusal(
-        413,
-        "body_too_large",
-        f"request body is larger than MAX_BODY_BYTES ({limit} bytes)",
-        # The rest of the body stays unread, so this connection cannot be reused.
-        headers={"Connection": "close"},
-    )
-    if declared is not None:
-        if not declared.isdigit():
-            raise _Refusal(400, "bad_request", "Content-Length is not a number")
-        if int(declared) > limit:
-            raise too_large
-    received = bytearray()
-    async for chunk in request.stream():
-        received += chunk
-        if len(received) > limit:
-            raise too_large
-    return bytes(received)
-
-
-def _authenticate(services: Services, route: str, body: bytes, request: Request) -> None:
-    try:
-        verified = auth.verify(body, request.scope["headers"], services.credentials)
-    except auth.AuthError as exc:
-        services.metrics.auth_failures.labels(route, exc.reason).inc()
-        log.warning("delivery.unauthenticated", reason=exc.reason)
-        raise _Refusal(
-            401,
-            "unauthenticated",
-            "send X-Iconik-Signature (HMAC-SHA256 of the body with a WEBHOOK_SECRETS key) "
-            "or Authorization: Bearer <one of BEARER_TOKENS>",
-        ) from None
-    structlog.contextvars.bind_contextvars(auth=verified.method)
-
-
-async def _store(services: Services, delivery: Delivery, request_id: str) -> Enqueued:
-    try:
-        enqueued = await services.queue.enqueue(delivery, request_id)
-    except QueueFull as exc:
-        setting, limit = (
-            ("EVENTS_MAX_BACKLOG", services.settings.events_max_backlog)
-            if exc.lane == EVENT
-            else ("QUEUE_MAX_BACKLOG", services.settings.queue_max_backlog)
-        )
-        raise _Refusal(
-            429,
-            "queue_full",
-            f"more than {setting} ({limit}) tasks are waiting; retry later",
-            headers={"Retry-After": str(exc.retry_after)},
-        ) from None
-    except QueueUnavailable as exc:
-        log.error("delivery.not_stored", error=str(exc))
-        raise _Refusal(
-            503, "store_unavailable", "the delivery could not be stored; retry later"
-        ) from None
-    if enqueued.ignored:
-        log.info("delivery.ignored", reason="asset has no bundle and no task")
-        return enqueued
-    if enqueued.duplicate or enqueued.coalesced:
-        structlog.contextvars.bind_contextvars(request_id=enqueued.request_id)
-    log.info(
-        "delivery.stored",
-        duplicate=enqueued.duplicate,
-        coalesced=enqueued.coalesced,
-        task=delivery.first_task.kind,
-    )
-    return enqueued
-
-
-def _delivery_handler(
-    route: str, accept: Callable[[Services, bytes], Delivery | None]
-) -> Callable[[Request], Awaitable[Response]]:
-    """The shared shape of both POST endpoints: read, verify, parse, store."""
-
-    async def handle(request: Request) -> Response:
-        services: Services = request.app.state.services
-        started = time.perf_counter()
-        request_id = new_id()
-        outcome = "error"
-        services.metrics.in_flight.inc()
-        with structlog.contextvars.bound_contextvars(request_id=request_id, route=route):
-            try:
-                body = await _read_body(request, services.settings.max_body_bytes)
-                _authenticate(services, route, body, request)
-                try:
-                    delivery = accept(services, body)
-                except payloads.PayloadError as exc:
-                    log.warning("delivery.bad_payload", detail=str(exc))
-                    raise _Refusal(400, "bad_payload", str(exc)) from None
-                if delivery is None:
-                    outcome = "ignored"
-                    log.info("delivery.ignored")
-                    return JSONResponse({"ignored": True}, status_code=200)
-                enqueued = await _store(services, delivery, request_id)
-                if enqueued.ignored:  # an event about an asset the service does not hold
-                    outcome = "ignored"
-                    return JSONResponse({"ignored": True}, status_code=200)
-                answer: dict[str, Any] = {"request_id": enqueued.request_id, "status": "queued"}
-                outcome = "queued"
-                for flag in ("duplicate", "coalesced"):
-                    if getattr(enqueued, flag):
-                        answer[flag] = True
-                        outcome = flag
-                return JSONResponse(answer, status_code=202)
-            except _Refusal as refusal:
-                outcome = refusal.code
-                return error_response(refusal.status, refusal.code, refusal.detail, refusal.headers)
-            except ClientDisconnect:
-                outcome = "client_disconnected"
-                return error_response(400, "client_disconnected", "the body was not received")
-            finally:
-                services.metrics.in_flight.dec()
-                services.metrics.delivered(route, outcome, time.perf_counter() - started)
-
-    return handle
-
-
-def _accept_custom_action(services: Services, body: bytes) -> Delivery:
-    action = payloads.parse_custom_action(body)
-    structlog.contextvars.bind_contextvars(context=action.context, action_id=action.action_id)
-    # Iconik resends the identical body, so the body's hash identifies the delivery.
-    return Delivery(
-        key="custom_action:" + hashlib.sha256(body).hexdigest(),
-        kind="custom_action",
-        payload=payloads.storable(action),
-        first_task=NewTask("expand"),
-    )
-
-
-def _accept_webhook(services: Services, body: bytes) -> Delivery | None:
-    webhook = payloads.parse_webhook(body)
-    structlog.contextvars.bind_contextvars(
-        iconik_request_id=webhook.request_id,
-        event_type=webhook.event_type,
-        operation=webhook.operation,
-        realm=webhook.realm,
-    )
-    action = webhook.action()
-    if action is None:
-        return None
-    # Iconik's request_id names the API call that caused the event, and one
-    # call can change many assets: only the raw body identifies a delivery.
-    return Delivery(
-        key="webhook:" + hashlib.sha256(body).hexdigest(),
-        kind="webhook",
-        payload=payloads.storable(webhook),
-        first_task=NewTask(action.value, webhook.asset_id),
-    )
 
 
 async def request_status(request: Request) -> Response:
@@ -342,10 +167,10 @@ def create_app(
     deliveries = [
         Route(
             "/iconik/custom-action",
-            _delivery_handler("custom_action", _accept_custom_action),
+            DeliveryEndpoint("custom_action", accept_custom_action),
             methods=["POST"],
         ),
-        Route("/iconik/webhook", _delivery_handler("webhook", _accept_webhook), methods=["POST"]),
+        Route("/iconik/webhook", DeliveryEndpoint("webhook", accept_webhook), methods=["POST"]),
     ]
     app = Starlette(
         routes=[

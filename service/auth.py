@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SIGNATURE_HEADER = b"x-iconik-signature"
 AUTHORIZATION_HEADER = b"authorization"
@@ -49,6 +49,12 @@ class Credentials:
 
     webhook_secrets: tuple[bytes, ...] = ()
     bearer_tokens: tuple[bytes, ...] = ()
+    # The tokens' SHA-256 digests, made once: every delivery compares against them.
+    bearer_digests: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        digests = tuple(hashlib.sha256(t).digest() for t in self.bearer_tokens)
+        object.__setattr__(self, "bearer_digests", digests)
 
     @classmethod
     def from_strings(cls, secrets: Iterable[str], tokens: Iterable[str]) -> Credentials:
@@ -79,7 +85,7 @@ def verify(
         _check_signature(body, signatures, credentials.webhook_secrets)
         methods.append("signature")
     if authorizations:
-        _check_bearer(authorizations, credentials.bearer_tokens)
+        _check_bearer(authorizations, credentials.bearer_digests)
         methods.append("bearer")
     return Verified(method="+".join(methods))
 
@@ -89,7 +95,7 @@ def verify_bearer(headers: Sequence[tuple[bytes, bytes]], credentials: Credentia
     authorizations = _header_values(headers, AUTHORIZATION_HEADER)
     if not authorizations:
         raise AuthError("missing_credentials")
-    _check_bearer(authorizations, credentials.bearer_tokens)
+    _check_bearer(authorizations, credentials.bearer_digests)
 
 
 def _header_values(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
@@ -105,25 +111,26 @@ def _check_signature(body: bytes, values: list[bytes], secrets: tuple[bytes, ...
     if not secrets:
         raise AuthError("signature_not_configured")
     expected_digest = bytes.fromhex(presented.decode("ascii"))
+    # Every secret is tried, so the time taken does not say which one matched.
     matches = [
-        hmac.compare_digest(hmac.new(secret, body, hashlib.sha256).digest(), expected_digest)
+        hmac.compare_digest(hmac.digest(secret, body, "sha256"), expected_digest)
         for secret in secrets
     ]
     if not any(matches):
         raise AuthError("signature_mismatch")
 
 
-def _check_bearer(values: list[bytes], tokens: tuple[bytes, ...]) -> None:
+def _check_bearer(values: list[bytes], token_digests: tuple[bytes, ...]) -> None:
     if len(values) != 1:
         raise AuthError("authorization_repeated")
     scheme, _, token = values[0].strip().partition(b" ")
     token = token.strip()
     if scheme.lower() != b"bearer" or not token or not token.isascii() or b" " in token:
         raise AuthError("authorization_malformed")
-    if not tokens:
+    if not token_digests:
         raise AuthError("bearer_not_configured")
-    # Digests first, so the comparison time does not depend on token lengths.
+    # Digests, so the comparison time does not depend on token lengths.
     presented = hashlib.sha256(token).digest()
-    matches = [hmac.compare_digest(hashlib.sha256(t).digest(), presented) for t in tokens]
+    matches = [hmac.compare_digest(digest, presented) for digest in token_digests]
     if not any(matches):
         raise AuthError("bearer_mismatch")

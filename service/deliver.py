@@ -20,6 +20,7 @@ metrics how it ended, once the runner has settled it.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,16 +60,18 @@ def new_delivery(
     return Delivery(
         key=delivery_key(asset_id, path, sha256, replaces),
         kind=KIND,
-        payload={
-            "folder": folder,
-            "asset_id": asset_id,
-            "title": title,
-            "path": path,
-            "sha256": sha256,
-            "language": track.language,
-            "closed_captions": track.closed_captions,
-            "replaces": replaces,
-        },
+        payload=json.dumps(
+            {
+                "folder": folder,
+                "asset_id": asset_id,
+                "title": title,
+                "path": path,
+                "sha256": sha256,
+                "language": track.language,
+                "closed_captions": track.closed_captions,
+                "replaces": replaces,
+            }
+        ),
         first_task=NewTask(KIND, asset_id),
     )
 

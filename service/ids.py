@@ -10,8 +10,16 @@ a commit writes a few pages, not a few per delivery.
 from __future__ import annotations
 
 import os
+import random
 import time
+
+# Not os.urandom: that is a system call, which hands the GIL over, and on the
+# request path every hand-over waits for the queue's writer thread. Ids need
+# to be unique, not secret; each process seeds its own generator (a forked
+# child reseeds, or parent and child would make the same ids).
+_random = random.Random()
+os.register_at_fork(after_in_child=_random.seed)
 
 
 def new_id() -> str:
-    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    return f"{time.time_ns() // 1_000_000:012x}{_random.getrandbits(80):020x}"

@@ -115,7 +115,7 @@ class ManualTime:
 
 async def expanded_request(queue: SQLiteQueue, assets: list[str]) -> list[Task]:
     """A custom action expanded into `assets`; their build tasks, claimed."""
-    payload = {"context": "BULK", "asset_ids": assets}
+    payload = json.dumps({"context": "BULK", "asset_ids": assets})
     await queue.enqueue(Delivery("key-1", "custom_action", payload, NewTask("expand")), REQUEST)
     expand = await queue.claim("worker")
     assert expand is not None

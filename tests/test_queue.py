@@ -26,7 +26,7 @@ def delivery(key: str = "k1", task: NewTask | None = None) -> Delivery:
     return Delivery(
         key=key,
         kind="custom_action",
-        payload={"context": "ASSET"},
+        payload='{"context": "ASSET"}',
         first_task=task or NewTask("expand"),
     )
 
@@ -251,7 +251,7 @@ def test_backoff_grows_and_is_capped():
 
 
 def event(key: str, kind: str, asset_id: str) -> Delivery:
-    return Delivery(key=key, kind="webhook", payload={}, first_task=NewTask(kind, asset_id))
+    return Delivery(key=key, kind="webhook", payload="{}", first_task=NewTask(kind, asset_id))
 
 
 async def _registry_knows(queue, *asset_ids):

@@ -65,7 +65,7 @@ class Delivery:
 
     key: str
     kind: str  # "custom_action" | "webhook" | "deliver"
-    payload: dict[str, Any]
+    payload: str  # a JSON object, as stored (made once, off the writer's thread)
     first_task: NewTask
 
 

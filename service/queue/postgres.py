@@ -12,7 +12,6 @@ postgres_store.py.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -130,7 +129,7 @@ class PostgresQueue(PostgresStore):
             "INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (delivery_key) DO NOTHING"
             " RETURNING request_id",
-            (request_id, delivery.key, delivery.kind, json.dumps(delivery.payload), now),
+            (request_id, delivery.key, delivery.kind, delivery.payload, now),
         )
         if await cursor.fetchone() is None:  # a concurrent twin committed first
             await cursor.execute(

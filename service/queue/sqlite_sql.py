@@ -120,3 +120,22 @@ RECORD_BUNDLE = (
     " ON CONFLICT (asset_id, folder) DO UPDATE SET status = excluded.status,"
     " updated_at = excluded.updated_at"
 )
+
+# A batch's deliveries go in as one JSON array, one statement for all of
+# them: Python's sqlite3 hands the GIL back and forth around every row of an
+# executemany, and each hand-over waits on the event loop's thread.
+INSERT_REQUESTS = """
+INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)
+SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each(?)
+"""
+INSERT_TASKS = """
+INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state,
+                             not_before, created_at, updated_at, lane, rank_at)
+SELECT value->>0, value->>1, value->>2, value->>3, 'queued',
+       value->>4, value->>4, value->>4, value->>5, value->>6 FROM json_each(?)
+"""
+INSERT_TASK = (
+    "INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state,"
+    " not_before, created_at, updated_at, lane, rank_at)"
+    " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)"
+)
