@@ -10,9 +10,11 @@ every event, including those that come from the standard library's loggers
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
@@ -145,16 +147,53 @@ def configure(
 
 
 class _StderrLogger:
-    """Writes each rendered line to whatever sys.stderr is now (tests swap it)."""
+    """Writes each rendered line to whatever sys.stderr is now (tests swap it).
+
+    Lines logged on an event loop's thread are written together once per
+    turn of that loop, not one write(2) each: under a burst of deliveries a
+    turn completes dozens of them, and every system call hands the GIL over
+    (to the queue's writer thread, say) and waits to get it back. A line
+    waits at most until the loop's next turn; lines from other threads, and
+    from code outside a loop, are written at once.
+    """
+
+    def __init__(self) -> None:
+        self._pending = threading.local()
 
     def msg(self, message: str) -> None:
         try:
-            sys.stderr.write(message + "\n")
-            sys.stderr.flush()
-        except (ValueError, OSError):
-            pass  # a closed or broken stream must never fail a request; logging never did
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            _write(message + "\n")
+            return
+        lines: list[str] | None = getattr(self._pending, "lines", None)
+        if lines is None:
+            lines = self._pending.lines = []
+        lines.append(message)
+        if len(lines) == 1:
+            loop.call_soon(self._flush, lines)
+        elif len(lines) >= _MAX_PENDING_LINES:
+            self._flush(lines)
+
+    def _flush(self, lines: list[str]) -> None:
+        if lines:
+            text = "\n".join(lines) + "\n"
+            lines.clear()
+            _write(text)
 
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+# A turn of the loop that logs more than this writes them out part-way.
+_MAX_PENDING_LINES = 256
+
+
+def _write(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (ValueError, OSError):
+        pass  # a closed or broken stream must never fail a request; logging never did
 
 
 _STDERR_LOGGER = _StderrLogger()

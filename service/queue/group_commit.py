@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -71,10 +72,12 @@ class GroupCommit:
     def __init__(self, transact: Transact, *, name: str = "queue-writer") -> None:
         self._transact = transact
         self._name = name
-        self._pending: list[_Job[Any]] = []
-        self._wake = threading.Condition()
+        # A C queue, not a list under a Condition: handing a write over costs
+        # the event loop's thread no Python-level lock, and the writer sleeps
+        # in C, without the GIL, until there is something to write.
+        self._inbox: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._stopping = False
+        self._threads = threading.Lock()  # who starts and ends the writer
 
     async def submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(db)` in the next transaction; its result once committed.
@@ -93,39 +96,54 @@ class GroupCommit:
         )
 
     async def _enter(self, job: _Job[T]) -> T:
-        with self._wake:
-            if self._thread is None or not self._thread.is_alive():
-                self._start()
-            self._pending.append(job)
-            if len(self._pending) == 1:
-                self._wake.notify()
+        self._inbox.put(job)
+        # Read after the put: a writer that is ending clears `_thread` before
+        # its last look at the inbox, so either it sees this job or we see None.
+        if self._thread is None:
+            with self._threads:
+                if self._thread is None:
+                    self._start()
         with anyio.CancelScope(shield=True):
             return await job.future
 
     def _start(self) -> None:
-        self._stopping = False
         self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         """Commit what is pending, then end the thread."""
-        with self._wake:
-            thread, self._stopping = self._thread, True
-            self._wake.notify()
-        if thread is not None and thread is not threading.current_thread():
+        with self._threads:
+            thread = self._thread
+            if thread is None:
+                return
+            self._inbox.put(None)
+        if thread is not threading.current_thread():
             thread.join()
-        self._thread = None
 
     def _serve(self) -> None:
+        inbox = self._inbox
+        stopping = False
         while True:
-            with self._wake:
-                while not self._pending and not self._stopping:
-                    self._wake.wait()
-                if not self._pending:
-                    return
-                batch = self._pending[:MAX_BATCH]
-                del self._pending[:MAX_BATCH]
-            self._commit(batch)
+            if stopping and inbox.empty():
+                with self._threads:
+                    self._thread = None
+                    if inbox.empty():
+                        return
+                    self._thread = threading.current_thread()  # a write came in meanwhile
+            # Sleeps without the GIL until the first write comes; then takes
+            # every write already waiting, up to MAX_BATCH.
+            job = inbox.get_nowait() if stopping else inbox.get()
+            batch: list[_Job[Any]] = []
+            while True:
+                if job is None:
+                    stopping = True  # commit what was sent before stop(), then end
+                else:
+                    batch.append(job)
+                if len(batch) >= MAX_BATCH or inbox.empty():
+                    break
+                job = inbox.get_nowait()
+            if batch:
+                self._commit(batch)
 
     def _commit(self, batch: list[_Job[Any]]) -> None:
         groups: dict[GroupWrite, list[_Job[Any]]] = {}
