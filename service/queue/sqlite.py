@@ -9,6 +9,7 @@ triggers), not a COUNT(*) that grows with the queue.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -72,7 +73,17 @@ class SQLiteQueue(SQLiteStore):
             db.execute("ALTER TABLE tasks ADD COLUMN lane TEXT NOT NULL DEFAULT 'click'")
             db.execute("ALTER TABLE tasks ADD COLUMN rank_at REAL")
             db.execute("UPDATE tasks SET rank_at = not_before")
-        db.executescript(sql.LANE_INDEXES)
+        unused = [
+            row["name"]
+            for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index'"
+                " AND name IN (SELECT value FROM json_each(?))",
+                (json.dumps(sql.UNUSED_INDEXES),),
+            )
+        ]
+        with contextlib.suppress(sqlite3.OperationalError):  # read-only: dropped next time
+            for name in unused:
+                db.execute(f"DROP INDEX IF EXISTS {name}")
         # Only when missing: a database opened read-only must still open (it
         # is reported unready, and recovers once its files are fixed).
         present = db.execute(
@@ -450,13 +461,16 @@ class _Batch:
         self.waiting = {CLICK: 0, EVENT: 0}
         for row in db.execute("SELECT lane, n FROM task_counts WHERE state = 'queued'"):
             self.waiting[row[0]] = int(row[1])
-        self._requests: list[tuple[str, str, str, str, float]] = []
+        self._requests: list[str] = []
         self._tasks: list[tuple[Any, ...]] = []
 
     def add(self, delivery: Delivery, request_id: str, payload: str, lane: str) -> None:
         now, task = self.now, delivery.first_task
         rank = now + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
-        self._requests.append((request_id, delivery.key, delivery.kind, payload, now))
+        # The payload is already a JSON object: it goes into the batch's array
+        # as it is, not escaped into a string (that was most of the encoding).
+        head = json.dumps([request_id, delivery.key, delivery.kind])
+        self._requests.append(f"{head[:-1]},{payload},{now!r}]")
         self._tasks.append((new_id(), request_id, task.kind, task.asset_id, now, lane, rank))
         self.stored[delivery.key] = request_id
         self.waiting[lane] += 1
@@ -464,7 +478,7 @@ class _Batch:
     def flush(self) -> sqlite3.Connection:
         """Write what was admitted so far; the connection, for rules that read."""
         if self._requests:
-            self.db.execute(sql.INSERT_REQUESTS, (json.dumps(self._requests),))
+            self.db.execute(sql.INSERT_REQUESTS, ("[" + ",".join(self._requests) + "]",))
             self.db.execute(sql.INSERT_TASKS, (json.dumps(self._tasks),))
             self._requests, self._tasks = [], []
         return self.db

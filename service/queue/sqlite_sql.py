@@ -30,7 +30,6 @@ CREATE TABLE IF NOT EXISTS tasks (
     rank_at          REAL
 );
 CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, not_before);
-CREATE INDEX IF NOT EXISTS tasks_by_request ON tasks(request_id);
 -- The claim asks "does this asset have a task under a live lease?" on every call.
 CREATE INDEX IF NOT EXISTS tasks_by_asset ON tasks(asset_id, state);
 -- An asset reached twice (two collections, a repeated id) is one task.
@@ -47,10 +46,11 @@ CREATE TABLE IF NOT EXISTS bundles (
 CREATE TABLE IF NOT EXISTS registry_filled (id INTEGER PRIMARY KEY, filled_at REAL NOT NULL);
 """
 
-LANE_INDEXES = """
-CREATE INDEX IF NOT EXISTS tasks_waiting ON tasks(lane, state);
-CREATE INDEX IF NOT EXISTS tasks_pending_refresh ON tasks(asset_id, kind, state);
-"""
+# Indexes that earlier versions made and that no statement needs: a task's
+# request is found by tasks_once's first column, its asset's waiting tasks
+# by tasks_by_asset, and the lanes' sizes are kept in task_counts. Every
+# index is one more B-tree that each of a burst's inserts has to update.
+UNUSED_INDEXES = ("tasks_by_request", "tasks_waiting", "tasks_pending_refresh")
 
 # How many tasks are queued and running in each lane, kept by the
 # transactions that change them: a 429 decision and `backlog()` read one row each, however long the
