@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import PydanticSerializationError
 
 
 class PayloadError(ValueError):
@@ -171,4 +172,9 @@ def parse_webhook(body: bytes) -> Webhook:
 
 def storable(model: BaseModel) -> str:
     """The JSON text that goes into the queue (auth_token excluded)."""
-    return model.model_dump_json()
+    try:
+        return model.model_dump_json()
+    except PydanticSerializationError:
+        # Text that is not UTF-8 (half a surrogate pair, which Python's json
+        # module reads): escaped the way json.dumps escapes it.
+        return json.dumps(model.model_dump(mode="json"))

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import socket
 import sqlite3
 import time
 
@@ -381,3 +382,55 @@ def test_every_delivery_log_line_carries_the_request_id(settings, capsys):
     assert all(len(x.get("request_id", "")) == 32 for x in deliveries)
     stored = next(x for x in deliveries if x["event"] == "delivery.stored")
     assert stored["request_id"] == answer.json()["request_id"]
+
+
+def test_a_body_in_several_pieces_under_the_limit_is_stored(client, settings):
+    body = custom_action_body()
+
+    def pieces():
+        for start in range(0, len(body), 50):
+            yield body[start : start + 50]
+
+    r = client.post("/iconik/custom-action", content=pieces(), headers=bearer())
+    assert r.status_code == 202
+    [(request_id, _, payload)] = stored_requests(settings)
+    assert r.json()["request_id"] == request_id
+    assert json.loads(payload)["asset_ids"] == ["0a1b2c3d-0000-4000-8000-00000000a001"]
+
+
+def test_text_that_is_not_utf8_is_stored_not_500(client, settings):
+    # Half a surrogate pair: Python's json module reads it, UTF-8 cannot hold it.
+    body = custom_action_body(metadata_values={"note": "\ud800"})
+    r = client.post("/iconik/custom-action", content=body, headers=signed(body))
+    assert r.status_code == 202
+    [(_, _, payload)] = stored_requests(settings)
+    assert json.loads(payload)["metadata_values"] == {"note": "\ud800"}
+
+
+def test_a_client_gone_before_its_body_is_counted_and_nothing_is_stored(server, settings):
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /iconik/custom-action HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {BEARER}\r\nContent-Length: 1000\r\n\r\n".encode()
+            + b'{"context": '
+        )
+    # The server noticed: a later delivery on a new connection is answered,
+    # and the one cut short is counted, not stored.
+    body = custom_action_body()
+    assert (
+        httpx2.post(
+            server + "/iconik/custom-action", content=body, headers=signed(body)
+        ).status_code
+        == 202
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        metrics = httpx2.get(server + "/metrics").text
+        if 'outcome="client_disconnected"' in metrics:
+            break
+    assert (
+        'caption_bridge_deliveries_total{outcome="client_disconnected",route="custom_action"} 1.0'
+        in metrics
+    )
+    assert len(stored_requests(settings)) == 1

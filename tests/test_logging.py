@@ -1,3 +1,4 @@
+import asyncio
 import json
 import logging
 
@@ -57,3 +58,43 @@ def test_stdlib_and_structlog_lines_are_json_and_redacted(capsys):
     assert lines[0]["auth_token"] == REDACTED and lines[0]["asset_id"] == "a1"
     assert lines[1]["event"] == f"leaked {REDACTED} by a library"
     assert lines[1]["logger"] == "uvicorn.error"
+
+
+def test_lines_logged_on_a_loop_go_out_together_at_the_end_of_its_turn(capsys):
+    service_logging.configure("json")
+    log = structlog.get_logger("t")
+    try:
+
+        async def burst():
+            for n in range(3):
+                log.info("line", n=n)
+            held = capsys.readouterr().err  # still this turn of the loop
+            await asyncio.sleep(0)
+            return held, capsys.readouterr().err
+
+        held, written = asyncio.run(burst())
+        log.info("outside a loop")
+        outside = capsys.readouterr().err
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    assert held == ""
+    assert [json.loads(x)["n"] for x in written.splitlines()] == [0, 1, 2]
+    assert json.loads(outside)["event"] == "outside a loop"
+
+
+def test_a_long_turn_writes_its_lines_part_way(capsys):
+    service_logging.configure("json")
+    log = structlog.get_logger("t")
+    try:
+
+        async def flood():
+            for n in range(1000):
+                log.info("line", n=n)
+            return capsys.readouterr().err
+
+        before_turn_ended = asyncio.run(flood())
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    assert len(before_turn_ended.splitlines()) >= 1000 - 256

@@ -109,3 +109,29 @@ def test_webhook_on_a_proxy_names_the_asset_from_its_data():
 def test_not_a_webhook(body):
     with pytest.raises(PayloadError):
         parse_webhook(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # What Python's json module reads and pydantic's JSON parser refuses:
+        # the body still parses, the slow way, to the same model.
+        custom_action_body(metadata_values={"score": float("nan")}),
+        custom_action_body(metadata_values={"note": "half a pair: \ud800"}),
+        custom_action_body(),
+    ],
+)
+def test_bodies_parse_alike_by_either_parser(body):
+    action = parse_custom_action(body)
+    assert action.context == "ASSET"
+    assert action.asset_ids == ["0a1b2c3d-0000-4000-8000-00000000a001"]
+    assert json.loads(storable(action))["asset_ids"] == action.asset_ids
+
+
+def test_a_refused_body_is_described_the_same_whichever_parser_saw_it():
+    with pytest.raises(PayloadError, match=r"not an Iconik custom action: context"):
+        parse_custom_action(custom_action_body(context=""))
+    with pytest.raises(PayloadError, match="body is not valid JSON"):
+        parse_custom_action(b'{"context": "ASSET",')
+    with pytest.raises(PayloadError, match="must be a JSON object"):
+        parse_custom_action(b'["ASSET"]')

@@ -9,6 +9,7 @@ import pytest
 
 from service import probe
 from service.queue import Enqueued, QueueUnavailable
+from service.queue import sqlite_sql as sql
 from service.queue.sqlite import SQLiteQueue
 from tests.test_queue import LIMITS, FakeClock, delivery
 
@@ -119,3 +120,27 @@ async def test_connections_of_ended_threads_are_closed(queue):
     assert await queue.backlog() == 0  # the queue's own threads still work
 
 
+
+
+async def test_indexes_no_statement_uses_are_dropped_from_older_databases(tmp_path, clock):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(sql.SCHEMA)
+    db.executescript(
+        "CREATE INDEX tasks_by_request ON tasks(request_id);"
+        "CREATE INDEX tasks_waiting ON tasks(lane, state);"
+        "CREATE INDEX tasks_pending_refresh ON tasks(asset_id, kind, state);"
+    )
+    db.close()
+    q = SQLiteQueue(path, **LIMITS, clock=clock)
+    await q.open()
+    try:
+        await q.enqueue(delivery("k1"), "r1")
+        assert (await q.claim("w")).request_id == "r1"
+    finally:
+        await q.close()
+    db = sqlite3.connect(path)
+    names = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    db.close()
+    assert not names & set(sql.UNUSED_INDEXES)
+    assert {"tasks_ready", "tasks_by_asset", "tasks_once"} <= names

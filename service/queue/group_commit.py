@@ -34,8 +34,6 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-import anyio
-
 T = TypeVar("T")
 
 # A transaction holds at most this many writes, so one batch never keeps the
@@ -103,8 +101,7 @@ class GroupCommit:
             with self._threads:
                 if self._thread is None:
                     self._start()
-        with anyio.CancelScope(shield=True):
-            return await job.future
+        return await _outcome(job.future)
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
@@ -188,6 +185,25 @@ class GroupCommit:
             # One wake-up per loop and batch, not one per job.
             with contextlib.suppress(RuntimeError):  # that loop has closed
                 loop.call_soon_threadsafe(_settle, jobs)
+
+
+async def _outcome(future: asyncio.Future[T]) -> T:
+    """The write's outcome, even for a caller cancelled meanwhile.
+
+    anyio's shielded scope did not hold against a plain `Task.cancel()`
+    (uvicorn's, on a forced shutdown): the caller walked away from a write
+    that then committed. Here a cancellation, however delivered and however
+    often, waits for the outcome first and then goes on.
+    """
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return future.result()
 
 
 def _undo(db: sqlite3.Connection) -> None:
