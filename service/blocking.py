@@ -61,7 +61,8 @@ async def run_stoppable(
             with contextlib.suppress(RuntimeError):  # the event loop has already ended
                 anyio.from_thread.run_sync(finished.set, token=token)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
     try:
         await finished.wait()
     except BaseException:
@@ -69,6 +70,10 @@ async def run_stoppable(
         with anyio.CancelScope(shield=True):
             await finished.wait()
         raise
+    finally:
+        # `finished` is set by the thread's last statement: this waits for
+        # microseconds, and then the thread is gone.
+        thread.join()
     if outcome.error is not None:
         raise outcome.error
     return outcome.value  # type: ignore[return-value]
