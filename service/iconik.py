@@ -27,7 +27,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import anyio.to_thread
 import httpx2
 
 # The errors have their own module (service.transfer raises some too);
