@@ -50,13 +50,15 @@ def click(service_url: str, asset_ids: list[str]) -> str:
     return answer.json()["request_id"]
 
 
-def wait_done(service_url: str, request_id: str, timeout: float) -> dict[str, Any]:
+def wait_done(
+    service_url: str, request_id: str, timeout: float, poll: float = 0.5
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = httpx2.get(f"{service_url}/requests/{request_id}", headers=bearer()).json()
         if status["status"] not in ("queued", "running"):
             return status
-        time.sleep(0.5)
+        time.sleep(poll)
     raise RuntimeError(f"request {request_id} not finished within {timeout:.0f}s")
 
 

@@ -255,7 +255,7 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
             url = await _signed_url(iconik, asset_id, media)
             what = f"the {media.source} of asset {asset_id}"
             async with iconik.download(url, what=what) as download:
-                size, digest = await staging.write_stream(where[media.path], download.chunks())
+                size, digest = await staging.write_body(where[media.path], download)
             files.append(
                 bundle.BundleFile(
                     where[media.path],
@@ -284,7 +284,7 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
                 )
                 what = f"{srt_path} of asset {asset_id}"
                 async with iconik.download(srt_url, what=what) as download:
-                    size, digest = await staging.write_stream(srt_path, download.chunks())
+                    size, digest = await staging.write_body(srt_path, download)
                 source = "srt"
             else:  # for captioning tools that take SubRip only
                 try:

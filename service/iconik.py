@@ -10,9 +10,13 @@ Redirects are followed here, hop by hop, not by httpx: the `App-ID` and
 storage URL nor along a redirect that left Iconik (the rules are in
 service/transfer.py).
 
-`transport` is the seam for tests: pass `httpx2.MockTransport` for unit
-tests of one function; the end-to-end tests point `base_url` at the
-simulator instead.
+Downloads go through a second, blocking client (`httpx2.Client`): their
+bodies are read by a thread of their own (service/transfer.py), opening
+them (hop by hop, as above) costs a worker thread per request.
+
+`transport` is the seam for tests: pass `httpx2.MockTransport` (both kinds
+of client use it) for unit tests of one function; the end-to-end tests
+point `base_url` at the simulator instead.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from service.iconik_errors import SignedUrlRefused as SignedUrlRefused
 from service.logging import get_logger
 from service.ratelimit import RateLimiter as RateLimiter
 from service.ratelimit import pause_for
-from service.transfer import REDIRECT_STATUSES, Download, Hop, origin
+from service.transfer import REDIRECT_STATUSES, Download, Hop, close, origin, send_download
 
 log = get_logger("service.iconik")
 
@@ -63,7 +67,7 @@ class IconikClient:
         rate_limit: float = 45,
         limiter: RateLimiter | None = None,
         max_attempts: int = 5,
-        transport: httpx2.AsyncBaseTransport | None = None,
+        transport: httpx2.MockTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         rng: Callable[[], float] = random.random,
         timeout: float = 30.0,
@@ -78,16 +82,19 @@ class IconikClient:
         self.max_attempts = max_attempts
         self._sleep = sleep
         self._rng = rng
-        self._http = httpx2.AsyncClient(
-            transport=transport,
+        options: dict[str, Any] = {
+            "transport": transport,
             # One Iconik call or one download chunk: ICONIK_TIMEOUT_SECONDS.
-            timeout=httpx2.Timeout(timeout, connect=10.0),
-            limits=httpx2.Limits(max_connections=50, max_keepalive_connections=20),
-            follow_redirects=False,  # _follow does it, to keep credentials on Iconik's origin
-        )
+            "timeout": httpx2.Timeout(timeout, connect=10.0),
+            "limits": httpx2.Limits(max_connections=50, max_keepalive_connections=20),
+            "follow_redirects": False,  # _follow does it, to keep credentials on Iconik's origin
+        }
+        self._http = httpx2.AsyncClient(**options)
+        self._downloads = httpx2.Client(**options)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        self._downloads.close()
         close_budget = getattr(self.limiter.budget, "aclose", None)
         if close_budget is not None:  # a shared budget holds a database connection
             await close_budget()
@@ -150,8 +157,7 @@ class IconikClient:
                 response = outcome
                 if response.status_code < 400:
                     return response, hop
-                if stream:
-                    await response.aclose()
+                await close(response)
                 if hop.iconik:
                     self._raise_for_final(hop.target, response)
                 elif response.status_code not in _RETRY_STATUSES:
@@ -198,7 +204,10 @@ class IconikClient:
                 headers=self._auth if hop.iconik else None,
             )
             try:
-                response = await self._http.send(request, stream=stream)
+                if stream:
+                    response = await send_download(self._downloads, request)
+                else:
+                    response = await self._http.send(request)
             except httpx2.TransportError as exc:
                 return exc, hop
             if limited and hop.iconik:
@@ -209,7 +218,7 @@ class IconikClient:
                     await self.limiter.pause(pause)
             if response.status_code not in REDIRECT_STATUSES:
                 return response, hop
-            await response.aclose()
+            await close(response)
             next_hop = hop.redirected(request.url, response, self._origin)
             if next_hop.method != hop.method:
                 json = None  # 303 (or 301/302 after a POST): a GET has no body
@@ -290,12 +299,14 @@ class IconikClient:
 
     @asynccontextmanager
     async def download(self, url: str, *, what: str = "a file") -> AsyncIterator[Download]:
-        """Open `url` for streaming; the caller iterates `download.chunks()`.
+        """Open `url` for streaming; the caller hands the download to storage's
+        `write_body` (or iterates `download.chunks()`).
 
         `what` names the file in errors ("the proxy of asset X"). Opening is
         retried and follows redirects; nothing is buffered. An error half-way
         through the body is a `DownloadInterrupted` for the caller, whose task
-        is retried as a whole (with a fresh signed URL).
+        is retried as a whole (with a fresh signed URL). The body's reader has
+        ended before this closes the response (`write_body` waits for it).
         """
         response, hop = await self._send("GET", self._url(url), stream=True, what=what)
         try:
@@ -306,7 +317,7 @@ class IconikClient:
                 quote_errors=hop.iconik,
             )
         finally:
-            await response.aclose()
+            await close(response)
 
     # -- the API, by what the worker needs ------------------------------------
 

@@ -18,9 +18,13 @@ The rules the Iconik client's retry loop (service/iconik.py) applies:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+import anyio.to_thread
 import httpcore2
 import httpx2
 
@@ -31,12 +35,13 @@ Origin = tuple[str, str, int | None]
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHUNK_BYTES = 1024 * 1024
 
-# httpcore asks its socket for at most 64 KiB at a time, and every read is a
-# trip through anyio, h11 and httpx's chunker on the event loop: 16,000 per
-# GiB, about a third of a copy's CPU. A read returns whatever has arrived,
-# never waits for more, so a larger ceiling only means fewer, fuller reads
-# (the kernel hands over up to ~256 KiB at once on a busy download).
-httpcore2.AsyncHTTP11Connection.READ_NUM_BYTES = CHUNK_BYTES
+# Bodies are read by blocking calls in a thread (`Download.blocking_chunks`).
+# httpcore asks its socket for at most 64 KiB at a time, and each read is a
+# pass through h11 and httpx in Python: 16,000 per GiB. A read returns
+# whatever has arrived, never waits for more, so a larger ceiling only means
+# fewer, fuller reads; a MiB is not better, as each read allocates its
+# ceiling afresh (fresh pages, faulted in) before it is trimmed.
+httpcore2.HTTP11Connection.READ_NUM_BYTES = 256 * 1024
 
 
 def origin(url: httpx2.URL) -> Origin:
@@ -84,9 +89,39 @@ class Hop:
         return Hop(method, target, self.iconik and origin(target) == home)
 
 
-class Download:
-    """An opened download: status and headers are in; `chunks()` streams the body.
+async def send_download(client: httpx2.Client, request: httpx2.Request) -> httpx2.Response:
+    """Send a download's request with a blocking client, in a worker thread."""
+    opened: list[httpx2.Response] = []
 
+    def send() -> httpx2.Response:
+        opened.append(client.send(request, stream=True))
+        return opened[0]
+
+    try:
+        return await anyio.to_thread.run_sync(send)
+    except BaseException:
+        # Cancelled while it was sent: the thread's answer is dropped, but
+        # its connection must go back to the pool.
+        for response in opened:
+            response.close()
+        raise
+
+
+async def close(response: httpx2.Response) -> None:
+    """Close a response of either client (a download's is blocking, and instant)."""
+    if isinstance(response.stream, httpx2.SyncByteStream):
+        response.close()
+    else:
+        await response.aclose()
+
+
+class Download:
+    """An opened download: status and headers are in; the body is still to read.
+
+    The response is a blocking one (httpx2.Client): its body is meant for
+    one thread of its own that receives, hashes and writes it with nothing
+    per chunk for the event loop (`blocking_chunks`, run by the storage's
+    `write_body`); `chunks()` hands it to async code a MiB at a time.
     `source` names where it comes from in messages ("Iconik", or "the signed
     storage URL on <host>"); `quote_errors` is False for storage, whose
     transport errors may quote the signed URL.
@@ -99,6 +134,7 @@ class Download:
         self.what = what
         self.source = source
         self._quote_errors = quote_errors
+        self._stopped = threading.Event()
 
     @property
     def size(self) -> int | None:
@@ -108,13 +144,31 @@ class Download:
         except (KeyError, ValueError):
             return None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The body in chunks of about a MiB; never more than one is held."""
+    def stop(self) -> None:
+        """Make `blocking_chunks` end soon, from any thread: a reader is being cancelled.
+
+        A thread blocked in the socket's receive wakes up when the socket is
+        shut down (and reports the body cut short, which nobody hears: the
+        caller is cancelled); without a socket, it stops at the next chunk.
+        """
+        self._stopped.set()
+        stream = self.response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def blocking_chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        """The body as it arrives (or in chunks of `chunk_size`), by blocking reads.
+
+        Never more than a chunk is held. Raises `DownloadInterrupted` for a
+        body cut short, and stops early once `stop()` was called.
+        """
         yielded = 0
         try:
-            # About a MiB per chunk: every chunk costs the event loop a trip
-            # through the storage writer, and 64 KiB ones made 16,000 per GiB.
-            async for chunk in self.response.aiter_bytes(CHUNK_BYTES):
+            for chunk in self.response.iter_bytes(chunk_size):
+                if self._stopped.is_set():
+                    break
                 yielded += len(chunk)
                 yield chunk
         except httpx2.TransportError as exc:  # reset, short body, ReadTimeout, ...
@@ -122,12 +176,27 @@ class Download:
             raise self._interrupted(
                 f"after {self._received(yielded)} bytes ({type(exc).__name__}{detail})"
             ) from None
+        if self._stopped.is_set():
+            raise self._interrupted(f"after {self._received(yielded)} bytes (stopped)")
         # The transport usually notices a short body itself; not every one does.
         expected, received = self.size, self._received(yielded)
         if expected is not None and received < expected:
             raise self._interrupted(
                 f"after {received} of {expected} bytes (the connection ended early)"
             )
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body in chunks of about a MiB, each received in a worker thread.
+
+        One thread hop per chunk: for small files and for storage that
+        takes async chunks (S3); large local copies use `blocking_chunks`.
+        """
+        blocking = self.blocking_chunks(CHUNK_BYTES)
+        try:
+            while (chunk := await anyio.to_thread.run_sync(next, blocking, None)) is not None:
+                yield chunk
+        finally:
+            blocking.close()
 
     def _received(self, yielded: int) -> int:
         # Content-Length counts the bytes on the wire, including those still

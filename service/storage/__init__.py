@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -35,10 +35,19 @@ class StoredFile:
         return (self.size, self.modified, self.tag)
 
 
+class Body(Protocol):
+    """A body to store, read by blocking calls (service/transfer.py's `Download`)."""
+
+    def blocking_chunks(self, chunk_size: int | None = None) -> Iterator[bytes]: ...
+    def chunks(self) -> AsyncIterator[bytes]: ...
+    def stop(self) -> None: ...  # from any thread: blocking_chunks ends soon
+
+
 class Staging(Protocol):
     """A bundle being built; nothing is visible until `publish`."""
 
-    async def write_stream(self, path: str, chunks: AsyncIterator[bytes]) -> tuple[int, str]: ...
+    # Both return (size, SHA-256 hex digest) of what they wrote.
+    async def write_body(self, path: str, body: Body) -> tuple[int, str]: ...
     async def write_bytes(self, path: str, data: bytes) -> tuple[int, str]: ...
     async def publish(self, manifest: bytes, remove: list[str]) -> None: ...
 

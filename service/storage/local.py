@@ -19,11 +19,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,12 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from service import probe
+from service import blocking, probe
 from service.bundle import MANIFEST, MANIFEST_ASIDE
 from service.storage import (
+    Body,
     StorageError,
     StoredFile,
-    as_stream,
     asset_of_folder,
     check_relative,
     read_manifest,
@@ -45,8 +46,6 @@ from service.storage import (
 STAGING_DIR = ".staging"
 _LOCK_SUFFIX = ".lock"
 _READ_CHUNK = 1024 * 1024
-# Chunks received ahead of the one being written: memory stays at a few MiB.
-_WRITE_AHEAD = 4
 
 
 def _fsync_dir(path: Path) -> None:
@@ -55,6 +54,20 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_chunks(target: Path, chunks: Iterable[bytes]) -> tuple[int, str]:
+    """Write and hash `chunks` into `target`, then fsync it: (size, SHA-256 hex)."""
+    digest, size = hashlib.sha256(), 0
+    with open(target, "wb", buffering=0) as out:
+        for chunk in chunks:
+            digest.update(chunk)  # releases the GIL for large chunks, as the write does
+            view = memoryview(chunk)
+            while view:
+                view = view[out.write(view) :]
+            size += len(chunk)
+        os.fsync(out.fileno())
+    return size, digest.hexdigest()
 
 
 def _sha256_of(path: Path) -> str | None:
@@ -123,58 +136,30 @@ class LocalStaging:
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
 
-    async def write_stream(self, path: str, chunks: AsyncIterator[bytes]) -> tuple[int, str]:
-        """Stream `chunks` into `path`: hashed and written in a thread, fsynced once.
+    async def write_body(self, path: str, body: Body) -> tuple[int, str]:
+        """Receive, hash and write `body` into `path` in one thread of its own; fsync once.
 
-        The event loop only receives; hashing and writing happen in a worker
-        thread (one hop per chunk, and chunks are about a MiB), overlapped
-        with the next receive through a small buffer, so several copies at
-        once do not queue up on the loop and memory stays at a few chunks.
+        One thread does it all with blocking calls, chunk after chunk as the
+        socket hands them over: the event loop is handed nothing per chunk
+        (it answers requests meanwhile), no chunk is copied between threads,
+        and memory stays at a chunk. Cancelled, the thread is stopped and
+        waited for: nothing writes into the staging folder once it is removed.
         """
         target = await anyio.to_thread.run_sync(self._target, path)
-        digest, size = hashlib.sha256(), 0
-        sender, receiver = anyio.create_memory_object_stream[bytes](_WRITE_AHEAD)
-        with open(target, "wb", buffering=0) as out:  # noqa: ASYNC230 (opening is instant)
-
-            def write(chunk: bytes) -> None:
-                digest.update(chunk)  # releases the GIL for large chunks
-                view = memoryview(chunk)
-                while view:
-                    view = view[out.write(view) :]
-
-            # Either side's error (a download cut off, a full disk) stops the
-            # other and is raised as it is, not wrapped in an ExceptionGroup:
-            # the worker decides what to do by its type.
-            failed: list[Exception] = []
-
-            async def writer() -> None:
-                nonlocal size
-                async with receiver:
-                    try:
-                        async for chunk in receiver:
-                            await anyio.to_thread.run_sync(write, chunk)
-                            size += len(chunk)
-                    except Exception as exc:
-                        failed.append(exc)
-                        group.cancel_scope.cancel()
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(writer)
-                async with sender:
-                    try:
-                        async for chunk in chunks:
-                            await sender.send(chunk)
-                    except Exception as exc:
-                        failed.append(exc)
-                        group.cancel_scope.cancel()
-            if failed:
-                raise failed[0]
-            await anyio.to_thread.run_sync(os.fsync, out.fileno())
+        size, digest = await blocking.run_stoppable(
+            functools.partial(_write_chunks, target, body.blocking_chunks()),
+            body.stop,
+            name=f"copy {path}",
+            niceness=blocking.COPY_NICENESS,
+        )
         self.written.append(path)
-        return size, digest.hexdigest()
+        return size, digest
 
     async def write_bytes(self, path: str, data: bytes) -> tuple[int, str]:
-        return await self.write_stream(path, as_stream(data))
+        target = await anyio.to_thread.run_sync(self._target, path)
+        size, digest = await anyio.to_thread.run_sync(_write_chunks, target, [data])
+        self.written.append(path)
+        return size, digest
 
     async def publish(self, manifest: bytes, remove: list[str]) -> None:
         await anyio.to_thread.run_sync(self._publish, manifest, remove)

@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from service.bundle import MANIFEST, MANIFEST_ASIDE
 from service.storage import (
+    Body,
     StorageError,
     StoredFile,
     as_stream,
@@ -117,6 +118,10 @@ class S3Staging:
             raise
         self.written.append(path)
         return size, digest.hexdigest()
+
+    async def write_body(self, path: str, body: Body) -> tuple[int, str]:
+        # boto3's calls block; each part goes to a worker thread, as do the chunks.
+        return await self.write_stream(path, body.chunks())
 
     async def write_bytes(self, path: str, data: bytes) -> tuple[int, str]:
         return await self.write_stream(path, as_stream(data))
