@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="load per ack measurement")
     parser.add_argument("--assets", type=int, default=1000, help="assets in the bulk click")
     parser.add_argument("--sizes", default="1G,4G", help="copy sizes, e.g. 256M,1G")
+    parser.add_argument("--repeats", type=int, default=3, help="copy runs per side (medians)")
     parser.add_argument("--proxy-mib", type=int, default=512, help="ack-under-load proxy size")
     args = parser.parse_args(argv)
     runs: dict[str, Callable[[Path], list[str]]] = {
@@ -54,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             d, proxy_mib=args.proxy_mib, seconds=min(args.seconds, 4.0)
         ),
         "bulk": lambda d: bulk(d, assets=args.assets),
-        "copy": lambda d: copy(d, sizes=tuple(_size(s) for s in args.sizes.split(","))),
+        "copy": lambda d: copy(
+            d, sizes=tuple(_size(s) for s in args.sizes.split(",")), repeats=args.repeats
+        ),
         "ack-pg": lambda d: ack_pg(d, seconds=args.seconds),
         "wakeup": lambda d: wakeup(d),
         "storm": lambda d: storm(d),
