@@ -2,6 +2,7 @@ import asyncio
 import json
 import logging
 
+import pytest
 import structlog
 
 from service import logging as service_logging
@@ -60,41 +61,35 @@ def test_stdlib_and_structlog_lines_are_json_and_redacted(capsys):
     assert lines[1]["logger"] == "uvicorn.error"
 
 
-def test_lines_logged_on_a_loop_go_out_together_at_the_end_of_its_turn(capsys):
+@pytest.fixture
+def json_log():
+    """The service's logging, JSON to stderr; reset afterwards."""
     service_logging.configure("json")
-    log = structlog.get_logger("t")
-    try:
+    yield structlog.get_logger("t")
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
 
-        async def burst():
-            for n in range(3):
-                log.info("line", n=n)
-            held = capsys.readouterr().err  # still this turn of the loop
-            await asyncio.sleep(0)
-            return held, capsys.readouterr().err
 
-        held, written = asyncio.run(burst())
-        log.info("outside a loop")
-        outside = capsys.readouterr().err
-    finally:
-        structlog.reset_defaults()
-        logging.getLogger().handlers.clear()
+def test_lines_logged_on_a_loop_go_out_together_at_the_end_of_its_turn(json_log, capsys):
+    async def burst():
+        for n in range(3):
+            json_log.info("line", n=n)
+        held = capsys.readouterr().err  # still this turn of the loop
+        await asyncio.sleep(0)
+        return held, capsys.readouterr().err
+
+    held, written = asyncio.run(burst())
+    json_log.info("outside a loop")
+    outside = capsys.readouterr().err
     assert held == ""
     assert [json.loads(x)["n"] for x in written.splitlines()] == [0, 1, 2]
     assert json.loads(outside)["event"] == "outside a loop"
 
 
-def test_a_long_turn_writes_its_lines_part_way(capsys):
-    service_logging.configure("json")
-    log = structlog.get_logger("t")
-    try:
+def test_a_long_turn_writes_its_lines_part_way(json_log, capsys):
+    async def flood():
+        for n in range(1000):
+            json_log.info("line", n=n)
+        return capsys.readouterr().err
 
-        async def flood():
-            for n in range(1000):
-                log.info("line", n=n)
-            return capsys.readouterr().err
-
-        before_turn_ended = asyncio.run(flood())
-    finally:
-        structlog.reset_defaults()
-        logging.getLogger().handlers.clear()
-    assert len(before_turn_ended.splitlines()) >= 1000 - 256
+    assert len(asyncio.run(flood()).splitlines()) >= 1000 - 256
