@@ -36,6 +36,13 @@ def floor_figures(workdir: Path, connections: int, seconds: float) -> dict[str, 
         return run_load(floor.port, connections=connections, seconds=seconds)
 
 
+def null_store_figures(workdir: Path, connections: int, seconds: float) -> dict[str, Any]:
+    with listening(
+        ["-m", "bench.null_store"], service_env(workdir), workdir, "null-store"
+    ) as null_store:
+        return run_load(null_store.port, connections=connections, seconds=seconds)
+
+
 def service_figures(workdir: Path, connections: int, seconds: float) -> dict[str, Any]:
     with listening(
         ["-m", "service", "serve", "--no-worker"], service_env(workdir), workdir, "service"
@@ -45,11 +52,14 @@ def service_figures(workdir: Path, connections: int, seconds: float) -> dict[str
 
 def ack(workdir: Path, *, seconds: float = 5.0, connections: int = CONNECTIONS) -> list[str]:
     floor = floor_figures(workdir, connections, seconds)
+    null_store = null_store_figures(workdir, connections, seconds)
     service = service_figures(workdir, connections, seconds)
     ratio = service["rps"] / floor["rps"]
     return [
         f"ack: {connections} connections, unique signed custom actions, {seconds:.0f} s each",
         row("bare Starlette (floor)", floor),
+        row("service, storing nothing", null_store)
+        + f"   {null_store['rps'] / floor['rps']:.2f}x (the request path alone)",
         row("service, durable 202", service),
         f"  {'ratio to the floor':<28}{ratio:9.2f}x   goal >= 0.50x, p99 <= 20 ms "
         f"({'met' if ratio >= 0.5 and service['p99_ms'] <= 20 else 'NOT met'})",
