@@ -35,6 +35,7 @@ from service.queue import (
     rank_after,
 )
 from service.queue import sqlite_sql as sql
+from service.queue.sqlite_intake import Limits, admit_all
 from service.queue.sqlite_store import SQLiteStore
 
 
@@ -107,49 +108,9 @@ class SQLiteQueue(SQLiteStore):
     def _store_deliveries(
         self, db: sqlite3.Connection, items: list[tuple[Delivery, str, str]]
     ) -> list[Enqueued | QueueFull]:
-        """Every delivery of a batch, in the writer's one transaction (GroupCommit).
-
-        In order, each sees the ones before it: a repeat in the same batch is
-        a duplicate, a second update of one asset is coalesced. The rows go in
-        a few statements per batch, not several per delivery: each statement
-        hands the GIL back and forth with the event loop's thread, and under a
-        burst that hand-over, not SQLite, was most of a delivery's cost.
-        """
-        now = self.clock()
-        batch = _Batch(db, self, now, [delivery.key for delivery, _, _ in items])
-        outcomes: list[Enqueued | QueueFull] = []
-        for delivery, request_id, payload in items:
-            try:
-                outcomes.append(self._admit(batch, delivery, request_id, payload))
-            except QueueFull as full:
-                outcomes.append(full)
-        batch.flush()
-        return outcomes
-
-    def _admit(self, batch: _Batch, delivery: Delivery, request_id: str, payload: str) -> Enqueued:
-        """Store one delivery, or say why not: the queue's intake rules."""
-        existing = batch.stored.get(delivery.key)
-        if existing is not None:
-            return Enqueued(existing, duplicate=True)
-        lane, task = lane_of(delivery.kind), delivery.first_task
-        if lane == EVENT and task.asset_id is not None:
-            # These rules read the tasks table: what this batch holds so far
-            # must be in it first.
-            db = batch.flush()
-            if db.execute(sql.KNOWN_ASSET, (task.asset_id, task.asset_id)).fetchone() is None:
-                return Enqueued(None, duplicate=False, ignored=True)
-            if task.kind == "refresh":
-                pending = db.execute(sql.PENDING_REFRESH, (task.asset_id,)).fetchone()
-                if pending is not None:
-                    return Enqueued(pending["request_id"], duplicate=False, coalesced=True)
-            elif task.kind == "withdraw":
-                superseded = db.execute(sql.SUPERSEDE_REFRESH, (batch.now, task.asset_id))
-                batch.waiting[EVENT] -= superseded.rowcount
-        limit = self.max_event_backlog if lane == EVENT else self.max_backlog
-        if batch.waiting[lane] >= limit:
-            raise QueueFull(self.retry_after_seconds, lane)
-        batch.add(delivery, request_id, payload, lane)
-        return Enqueued(request_id, duplicate=False)
+        """Every delivery of a batch, in the writer's one transaction (GroupCommit)."""
+        limits = Limits(self.max_backlog, self.max_event_backlog, self.retry_after_seconds)
+        return admit_all(db, items, self.clock(), limits)
 
     def _signal_work(self) -> None:
         # Wakes this process's idle workers at once; workers in other
@@ -439,46 +400,3 @@ class SQLiteQueue(SQLiteStore):
 
         await self._submit(fill)
 
-
-class _Batch:
-    """The deliveries of one group commit, written together once admitted.
-
-    It knows, from one read each, which of the batch's keys are already
-    stored and how many tasks wait in each lane; it keeps both current as
-    deliveries are admitted, so the rules need no statement per delivery.
-    """
-
-    def __init__(
-        self, db: sqlite3.Connection, queue: SQLiteQueue, now: float, keys: list[str]
-    ) -> None:
-        self.db, self.queue, self.now = db, queue, now
-        rows = db.execute(
-            "SELECT delivery_key, request_id FROM requests"
-            " WHERE delivery_key IN (SELECT value FROM json_each(?))",
-            (json.dumps(keys),),
-        )
-        self.stored: dict[str, str] = {row[0]: row[1] for row in rows}
-        self.waiting = {CLICK: 0, EVENT: 0}
-        for row in db.execute("SELECT lane, n FROM task_counts WHERE state = 'queued'"):
-            self.waiting[row[0]] = int(row[1])
-        self._requests: list[str] = []
-        self._tasks: list[tuple[Any, ...]] = []
-
-    def add(self, delivery: Delivery, request_id: str, payload: str, lane: str) -> None:
-        now, task = self.now, delivery.first_task
-        rank = now + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
-        # The payload is already a JSON object: it goes into the batch's array
-        # as it is, not escaped into a string (that was most of the encoding).
-        head = json.dumps([request_id, delivery.key, delivery.kind])
-        self._requests.append(f"{head[:-1]},{payload},{now!r}]")
-        self._tasks.append((new_id(), request_id, task.kind, task.asset_id, now, lane, rank))
-        self.stored[delivery.key] = request_id
-        self.waiting[lane] += 1
-
-    def flush(self) -> sqlite3.Connection:
-        """Write what was admitted so far; the connection, for rules that read."""
-        if self._requests:
-            self.db.execute(sql.INSERT_REQUESTS, ("[" + ",".join(self._requests) + "]",))
-            self.db.execute(sql.INSERT_TASKS, (json.dumps(self._tasks),))
-            self._requests, self._tasks = [], []
-        return self.db
