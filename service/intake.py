@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from service import auth, payloads
 from service.ids import new_id
 from service.logging import get_logger
@@ -132,22 +134,18 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     if message["type"] != "http.request":
         raise _Disconnected
     body: bytes = message.get("body", b"")
+    if len(body) > limit:
+        raise _too_large(limit)
     if not message.get("more_body", False):  # the whole body in one message: the usual case
-        if len(body) > limit:
-            raise _too_large(limit)
         return body
     received = bytearray(body)
-    while True:
-        if len(received) > limit:
-            raise _too_large(limit)
+    while message.get("more_body", False):
         message = await receive()
         if message["type"] != "http.request":
             raise _Disconnected
         received += message.get("body", b"")
-        if not message.get("more_body", False):
-            break
-    if len(received) > limit:
-        raise _too_large(limit)
+        if len(received) > limit:
+            raise _too_large(limit)
     return bytes(received)
 
 
@@ -210,13 +208,7 @@ async def _answer(
 def accept_custom_action(body: bytes, fields: dict[str, Any]) -> Delivery:
     action = payloads.parse_custom_action(body)
     fields["context"], fields["action_id"] = action.context, action.action_id
-    # Iconik resends the identical body, so the body's hash identifies the delivery.
-    return Delivery(
-        key="custom_action:" + hashlib.sha256(body).hexdigest(),
-        kind="custom_action",
-        payload=payloads.storable(action),
-        first_task=NewTask("expand"),
-    )
+    return _delivery("custom_action", body, action, NewTask("expand"))
 
 
 def accept_webhook(body: bytes, fields: dict[str, Any]) -> Delivery | None:
@@ -230,11 +222,15 @@ def accept_webhook(body: bytes, fields: dict[str, Any]) -> Delivery | None:
     action = webhook.action()
     if action is None:
         return None
-    # Iconik's request_id names the API call that caused the event, and one
-    # call can change many assets: only the raw body identifies a delivery.
+    return _delivery("webhook", body, webhook, NewTask(action.value, webhook.asset_id))
+
+
+def _delivery(kind: str, body: bytes, parsed: BaseModel, first_task: NewTask) -> Delivery:
+    # Iconik resends the identical body, and one webhook's request_id can name
+    # a call that changed many assets: only the raw body identifies a delivery.
     return Delivery(
-        key="webhook:" + hashlib.sha256(body).hexdigest(),
-        kind="webhook",
-        payload=payloads.storable(webhook),
-        first_task=NewTask(action.value, webhook.asset_id),
+        key=f"{kind}:{hashlib.sha256(body).hexdigest()}",
+        kind=kind,
+        payload=payloads.storable(parsed),
+        first_task=first_task,
     )
