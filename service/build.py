@@ -381,7 +381,10 @@ async def withdraw(ctx: TaskContext, task: Task) -> None:
         wanted = [bundle.PREVIEW, bundle.WITHDRAWN_NOTE]
         placement = await _placement(ctx, folder, wanted, manifest, withdrawn["revision"])
         captions = {
-            f["path"]: (await storage.read_file(folder, f["path"]) or b"").decode(
+            f["path"]: (
+                await storage.read_file(folder, f["path"], limit=ctx.settings.max_caption_bytes)
+                or b""
+            ).decode(
                 "utf-8", "replace"
             )
             for f in withdrawn["files"]

@@ -88,7 +88,7 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
         raise TaskFailed(
             f"{path} was not delivered: the bundle is withdrawn (the asset was deleted in Iconik)"
         )
-    data = await ctx.storage.read_file(folder, path)
+    data = await ctx.storage.read_file(folder, path, limit=ctx.settings.max_caption_bytes)
     if data is None:
         raise TaskFailed(f"{path} was not delivered: it was removed before it could be")
     if hashlib.sha256(data).hexdigest() != wanted["sha256"]:

@@ -188,7 +188,9 @@ class DeliverScan:
         cached = self._checked.get(key)
         if cached is not None and cached[0] == (found.look, duration):
             return cached[1]
-        data = await self.storage.read_file(folder, f"{outtray.FOLDER}/{found.name}")
+        data = await self.storage.read_file(
+            folder, f"{outtray.FOLDER}/{found.name}", limit=MAX_CAPTION_BYTES
+        )
         if data is None:
             return None  # removed since the listing
         refusal = None
@@ -269,7 +271,11 @@ class DeliverScan:
             if exists:
                 await self.storage.delete_file(folder, outtray.ERRORS_PATH)
             return
-        current = await self.storage.read_file(folder, outtray.ERRORS_PATH) if exists else None
+        current = (
+            await self.storage.read_file(folder, outtray.ERRORS_PATH, limit=len(text) * 4 + 1)
+            if exists
+            else None
+        )
         if current != text.encode():
             await self.storage.put_file(folder, outtray.ERRORS_PATH, text.encode())
 

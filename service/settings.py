@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     task_lease_seconds: float = Field(default=60, ge=5)
     # How often the deliver/ folders are looked at; 0 turns deliveries off.
     deliver_scan_seconds: float = Field(default=60, ge=0)
+    # The largest caption file read: a track from Iconik, or one in deliver/.
+    max_caption_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
 
     _split = field_validator(
         "webhook_secrets", "bearer_tokens", "metadata_view_ids", mode="before"

@@ -3,6 +3,19 @@
 Every backend publishes atomically: the bundle's files first, `project.json`
 last, so a reader that sees the manifest sees a complete bundle. Paths inside
 a bundle are relative and checked; nothing can be written outside its folder.
+
+Everything in the storage may have been written by a captioner, so every
+backend holds to the same rules (tests/test_storage_hostile.py):
+
+- a read is of a regular file only, never through a symlink, never blocking
+  on a FIFO, and bounded before it starts (`limit`): `NotRegularFile` or
+  `TooLarge` say why not, naming the path relative to the bundle;
+- a listing shows every entry as it is (`StoredFile.kind`), follows none;
+- a write or removal never follows a symlink (at the path or at any folder
+  on the way to it) and never opens an existing file for writing: the new
+  content is written aside and renamed into place. A path that cannot be
+  written that way (a directory or a symlinked folder in the way) is
+  `Blocked`; a publish places everything else and says which were blocked.
 """
 
 from __future__ import annotations
@@ -21,6 +34,34 @@ class StorageError(Exception):
     """The bundle storage could not be read or written (the message says where)."""
 
 
+class NotRegularFile(StorageError):
+    """The path holds something other than a regular file (`kind` says what)."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(f"{path} is not a regular file (it is a {kind})")
+        self.path, self.kind = path, kind
+
+
+class TooLarge(StorageError):
+    """The file is larger than the reader's limit; nothing of it was read."""
+
+    def __init__(self, path: str, size: int, limit: int) -> None:
+        super().__init__(f"{path} is too large ({size:,} bytes; the limit is {limit:,})")
+        self.path, self.size, self.limit = path, size, limit
+
+
+class Blocked(StorageError):
+    """A path the service writes is taken by something it will not replace or follow."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path} cannot be written: {why}")
+        self.path, self.why = path, why
+
+
+# project.json is rewritten by the service only, but read back as untrusted.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class StoredFile:
     """A file as a listing shows it: enough to tell whether it is still changing."""
@@ -29,6 +70,9 @@ class StoredFile:
     size: int
     modified: float  # seconds since the epoch
     tag: str = ""  # what else the backend knows changes with the content (inode, ETag)
+    # "file" (regular), or what else is there: "symlink", "directory", "fifo",
+    # "device", "socket", "other". Only a "file" is ever read.
+    kind: str = "file"
 
     @property
     def look(self) -> tuple[int, float, str]:
@@ -49,7 +93,9 @@ class Staging(Protocol):
     # Both return (size, SHA-256 hex digest) of what they wrote.
     async def write_body(self, path: str, body: Body) -> tuple[int, str]: ...
     async def write_bytes(self, path: str, data: bytes) -> tuple[int, str]: ...
-    async def publish(self, manifest: bytes, remove: list[str]) -> None: ...
+    # Places what was written, removes `remove`, then writes the manifest
+    # (always); returns the paths it could not place or remove (`Blocked`).
+    async def publish(self, manifest: bytes, remove: list[str]) -> list[str]: ...
 
 
 class Storage(Protocol):
@@ -57,14 +103,18 @@ class Storage(Protocol):
 
     async def ping(self) -> None: ...
     async def read_manifest(self, folder: str) -> dict[str, Any] | None: ...
-    async def read_file(self, folder: str, path: str) -> bytes | None: ...
+    # None when nothing is there; NotRegularFile, TooLarge (read nothing).
+    async def read_file(self, folder: str, path: str, *, limit: int) -> bytes | None: ...
+    # None when nothing is there or it is not a regular file (never opened then).
     async def file_digest(self, folder: str, path: str) -> str | None: ...
     async def find_bundles(self, asset_id: str) -> list[str]: ...
     async def list_bundles(self) -> list[tuple[str, str, str]]: ...  # (asset id, folder, status)
     def stage(self, folder: str) -> Any: ...  # async context manager yielding a Staging
     # For the deliver/ folders (service/deliver_scan.py): every folder under
-    # the root that may be a bundle, the files directly in one of its
-    # subfolders, and single service files written or removed in place.
+    # the root that may be a bundle, every entry directly in one of its
+    # subfolders ([] when absent; NotRegularFile when `under` is not a real
+    # folder), and single service files replaced (Blocked) or removed in place
+    # (a removal leaves anything but a regular file alone).
     async def list_folders(self) -> list[str]: ...
     async def list_files(self, folder: str, under: str) -> list[StoredFile]: ...
     async def put_file(self, folder: str, path: str, data: bytes) -> None: ...
@@ -76,16 +126,21 @@ def parse_manifest(data: bytes | None) -> dict[str, Any] | None:
     if data is None:
         return None
     try:
-        return json.loads(data)
-    except ValueError:
+        manifest = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: nesting a captioner made deep
         return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 async def read_manifest(storage: Storage, folder: str) -> dict[str, Any] | None:
     """A bundle's manifest; after a change that was cut off, the one set aside."""
     for name in (MANIFEST, MANIFEST_ASIDE):
-        manifest = parse_manifest(await storage.read_file(folder, name))
-        if manifest is not None:
+        try:
+            data = await storage.read_file(folder, name, limit=MAX_MANIFEST_BYTES)
+        except (NotRegularFile, TooLarge):
+            continue  # a captioner's doing: as good as no manifest
+        manifest = parse_manifest(data)
+        if isinstance(manifest, dict):
             return manifest
     return None
 

@@ -236,12 +236,12 @@ class LocalStorage:
     async def read_manifest(self, folder: str) -> dict[str, Any] | None:
         return await read_manifest(self, folder)
 
-    async def read_file(self, folder: str, path: str) -> bytes | None:
+    async def read_file(self, folder: str, path: str, *, limit: int) -> bytes | None:
         target = self.root / folder / check_relative(path)
 
         def read() -> bytes | None:
             try:
-                return target.read_bytes()
+                return target.read_bytes()[: limit + 1]
             except FileNotFoundError:
                 return None
 

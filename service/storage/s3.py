@@ -54,7 +54,7 @@ class S3Staging:
         s3, bucket, call = self.storage.client, self.storage.bucket, self.storage.call
         current = self.storage.key(self.folder, MANIFEST)
         aside = self.storage.key(self.folder, MANIFEST_ASIDE)
-        if await self.storage.read_file(self.folder, MANIFEST) is not None:
+        if await self.storage.file_digest(self.folder, MANIFEST) is not None:
             await call(
                 lambda: s3.copy_object(
                     Bucket=bucket, Key=aside, CopySource={"Bucket": bucket, "Key": current}
@@ -179,7 +179,7 @@ class S3Storage:
         await self.call(lambda: self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"ok"))
         await self.call(lambda: self.client.delete_object(Bucket=self.bucket, Key=probe))
 
-    async def read_file(self, folder: str, path: str) -> bytes | None:
+    async def read_file(self, folder: str, path: str, *, limit: int) -> bytes | None:
         key = self.key(folder, check_relative(path))
 
         def get() -> bytes | None:
