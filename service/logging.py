@@ -98,6 +98,19 @@ def _is_sensitive(key: str) -> bool:
 redactor = Redactor()
 
 
+def redact(text: str) -> str:
+    """`text` with every configured secret masked, as a log line would have it.
+
+    For every text the service writes where someone else reads it (ERRORS.txt,
+    RECEIPT.json, project.json, Iconik job messages, status answers): an
+    error from Iconik or a gateway may echo a credential back.
+    """
+    for secret in redactor.secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
 def configure(
     log_format: str = "json", secrets: Iterable[str] = (), level: int = logging.INFO
 ) -> None:
