@@ -2,8 +2,10 @@
 becomes the asset's caption track in Iconik.
 
 A delivery reads as three steps:
-1. read: exactly the content the scan found (same SHA-256), from a bundle
-   that is still `ready`;
+1. read: exactly the content the scan found (same SHA-256), read once and
+   bounded (a regular file, under MAX_CAPTION_BYTES), from a folder the
+   bundle registry holds as this asset's and still `ready` (never what the
+   folder's own project.json says: a captioner can write that);
 2. check and convert (service.captions, pure): refused with a line number,
    or WebVTT for Iconik;
 3. write to Iconik: the track of that language and kind is replaced when
@@ -31,6 +33,7 @@ from service.iconik import CredentialsRejected, IconikClient, IconikError, NotFo
 from service.logging import get_logger
 from service.metrics import Metrics
 from service.queue import Delivery, NewTask, Task
+from service.storage import NotRegularFile, TooLarge
 from service.tasks import TaskContext, TaskFailed
 
 log = get_logger("service.deliver")
@@ -81,14 +84,25 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
     folder, path, asset_id = wanted["folder"], wanted["path"], task.asset_id or ""
 
     # 1. read
-    manifest = await ctx.storage.read_manifest(folder)
-    if manifest is None:
-        raise TaskFailed(f"{path} was not delivered: the bundle {folder!r} is gone")
-    if manifest.get("status") != "ready":
+    owner = await ctx.registry.owner_of(folder)
+    if owner is None or owner[0] != asset_id:
+        raise TaskFailed(
+            f"{path} was not delivered: the folder is not on record as a bundle of asset {asset_id}"
+        )
+    if owner[1] == "withdrawn":
         raise TaskFailed(
             f"{path} was not delivered: the bundle is withdrawn (the asset was deleted in Iconik)"
         )
-    data = await ctx.storage.read_file(folder, path, limit=ctx.settings.max_caption_bytes)
+    manifest = await ctx.storage.read_manifest(folder)
+    if manifest is None:
+        raise TaskFailed(
+            f"{path} was not delivered: the bundle's project.json is missing or unreadable; "
+            "it is written anew when the asset next changes in Iconik"
+        )
+    try:
+        data = await ctx.storage.read_file(folder, path, limit=ctx.settings.max_caption_bytes)
+    except (NotRegularFile, TooLarge) as exc:
+        raise TaskFailed(f"{path} was not delivered: {exc}") from None
     if data is None:
         raise TaskFailed(f"{path} was not delivered: it was removed before it could be")
     if hashlib.sha256(data).hexdigest() != wanted["sha256"]:
@@ -98,12 +112,20 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
         )
 
     # 2. check and convert (a long file takes a moment: off the event loop)
-    duration = (manifest.get("asset") or {}).get("duration_seconds")
+    asset = manifest.get("asset")
+    duration = asset.get("duration_seconds") if isinstance(asset, dict) else None
+    if isinstance(duration, bool) or not isinstance(duration, int | float):
+        duration = None
     filename = path.rsplit("/", 1)[-1]
     try:
         track = await anyio.to_thread.run_sync(captions.read, filename, data, duration)
     except captions.Refused as refused:
         raise TaskFailed(f"{path}{_REFUSED}{refused}; fix the file and save it again") from None
+    except (MemoryError, RecursionError):  # failed, not retried: no crash loop
+        raise TaskFailed(
+            f"{path}{_REFUSED}the file could not be checked: it is too large or too complex "
+            "to read; fix the file and save it again"
+        ) from None
 
     # 3. write to Iconik, then record it in the bundle
     subtitle_id = await write_track(ctx.iconik, asset_id, track)
@@ -115,13 +137,18 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
         subtitle_id=subtitle_id,
         delivered_at=ctx.iso_now(),
     )
-    deliveries = [*manifest.get("deliveries", []), entry]
-    updated = {**manifest, "revision": int(manifest.get("revision", 0)) + 1}
-    updated["deliveries"] = deliveries
+    deliveries = [*outtray.trusted_deliveries(manifest.get("deliveries")), entry]
+    revision = manifest.get("revision")
+    revision = revision if isinstance(revision, int) and not isinstance(revision, bool) else 0
+    updated = {**manifest, "revision": revision + 1, "deliveries": deliveries}
     async with ctx.storage.stage(folder) as staging:
         await staging.write_bytes(outtray.RECEIPT_PATH, outtray.receipt_bytes(deliveries))
         await ctx.still_mine()
-        await staging.publish(bundle.manifest_bytes(updated), [])
+        # The track is in Iconik now: whatever a captioner put in the way of
+        # RECEIPT.json, the manifest records it (and the scan says what is blocked).
+        blocked = await staging.publish(bundle.manifest_bytes(updated), [])
+    if blocked:
+        log.warning("delivery.files_blocked", paths=blocked)
     log.info(
         "delivery.delivered",
         path=path,

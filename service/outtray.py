@@ -13,6 +13,7 @@ never writes, renames or deletes it.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,12 +30,59 @@ RECEIPT_PATH = f"{FOLDER}/{RECEIPT}"
 ERRORS_PATH = f"{FOLDER}/{ERRORS}"
 
 
+# What operating systems and editors leave in any folder they open: never
+# the captioner's work, never worth a line in ERRORS.txt.
+_LITTER = frozenset({"thumbs.db", "desktop.ini", "ehthumbs.db", "icon\r"})
+
+# How many entries of one deliver/ folder a look takes in (name order); the
+# rest get one line in ERRORS.txt. A folder of a million files must not make
+# every scan a million reads.
+MAX_ENTRIES = 200
+
+
+def is_litter(name: str) -> bool:
+    """Hidden files (.DS_Store, ._en.vtt, the service's own temporary files,
+    an editor's swap file), Office lock files and Windows' thumbnails."""
+    return name.startswith((".", "~$")) or name.lower() in _LITTER
+
+
 def is_captioners(name: str) -> bool:
-    """A file the scan should look at: not the service's own, not hidden
-    (.DS_Store, ._en.vtt, an editor's swap file), not a beside-copy of README."""
-    if name in SERVICE_FILES or name.startswith((".", "~$")):
+    """An entry the scan should say something about: not the service's own,
+    not litter, not a beside-copy of README."""
+    if name in SERVICE_FILES or is_litter(name):
         return False
     return not (name.startswith("README.iconik-r") and name.endswith(".txt"))
+
+
+def shown(name: str) -> str:
+    """A file name as ERRORS.txt prints it: every control or format character
+    (newline, escape, bidi override...) written as an escape, so a name can
+    never start a line of its own, colour a terminal or reorder the text."""
+    out = []
+    for ch in name:
+        if ch == "\\" or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+# What each kind of entry that is not a regular file gets in ERRORS.txt.
+NOT_A_FILE = {
+    "directory": "sub-folders are not delivered: put the caption file directly in deliver/",
+    "symlink": "not a regular file (a link): put the caption file itself here, not a link to it",
+}
+
+
+def not_a_file(kind: str) -> str:
+    return NOT_A_FILE.get(kind, f"not a regular file (a {kind}): put the caption file itself here")
+
+
+def blocked(name: str, kind: str) -> str:
+    """The line for something a captioner put where the service writes its own file."""
+    what = "a folder" if kind == "directory" else f"a {kind}"
+    return f"{what} named {name} is in the way of the service's own {name}: remove it"
 
 
 def readme(title: str, asset_id: str, duration_seconds: float | None, scan_seconds: float) -> str:
@@ -127,13 +175,26 @@ def latest_delivery(
 ) -> dict[str, Any] | None:
     """The delivery that made Iconik's track of this language and kind what it is."""
     found = None
-    for entry in deliveries:
-        if (entry.get("language", "").lower(), bool(entry.get("closed_captions"))) == (
+    for entry in trusted_deliveries(deliveries):
+        if (entry["language"].lower(), bool(entry.get("closed_captions"))) == (
             language.lower(),
             closed_captions,
         ):
             found = entry
     return found
+
+
+def trusted_deliveries(deliveries: Any) -> list[dict[str, Any]]:
+    """The entries of a `deliveries` list read back from project.json that
+    have the shape the service writes (anyone may have edited the file)."""
+    if not isinstance(deliveries, list):
+        return []
+    return [
+        entry
+        for entry in deliveries
+        if isinstance(entry, dict)
+        and all(isinstance(entry.get(k), str) for k in ("path", "sha256", "language"))
+    ]
 
 
 @dataclass(frozen=True, order=True)
@@ -146,17 +207,26 @@ class Problem:
 
     def __str__(self) -> str:
         where = f", line {self.line}" if self.line else ""
-        return f"{self.file}{where}: {self.reason}"
+        return f"{shown(self.file)}{where}: {shown(self.reason)}"
 
 
-def errors_text(problems: Iterable[Problem], withdrawn: str | None = None) -> str:
-    """deliver/ERRORS.txt; empty when there is nothing to say (the file is removed then)."""
+def errors_text(
+    problems: Iterable[Problem], withdrawn: str | None = None, notes: Iterable[str] = ()
+) -> str:
+    """deliver/ERRORS.txt; empty when there is nothing to say (the file is removed then).
+
+    `notes` are about the folder as a whole (said first, one paragraph each).
+    """
     lines = [str(p) for p in sorted(problems)]
-    if not lines:
-        return ""
-    head = []
+    head = [shown(note) for note in notes]
     if withdrawn:
-        head = [f"Nothing in this folder is delivered: {withdrawn}", ""]
+        head.insert(0, shown(f"Nothing in this folder is delivered: {withdrawn}"))
+    if not lines and not head:
+        return ""
+    if head:
+        head = [line for note in head for line in (note, "")]
+    if not lines:
+        return "\n".join([*head[:-1], ""])
     return "\n".join(
         [
             *head,

@@ -34,9 +34,19 @@ class BundleRegistry:
         return await self.queue.bundle_folders(asset_id)
 
     async def every_folder(self) -> list[str]:
-        """Every bundle folder there is (for the deliver/ scan)."""
+        """Every bundle folder there is."""
         await self.fill_once()
         return await self.queue.bundle_folders()
+
+    async def every_bundle(self) -> list[tuple[str, str, str]]:
+        """Every (asset id, folder, status) on record (for the deliver/ scan)."""
+        await self.fill_once()
+        return await self.queue.bundle_records()
+
+    async def owner_of(self, folder: str) -> tuple[str, str] | None:
+        """(asset id, status) of the one asset `folder` was published for, or None."""
+        found = [(a, s) for a, f, s in await self.queue.bundle_records() if f == folder]
+        return found[0] if len(found) == 1 else None
 
     async def record(self, asset_id: str, folder: str, status: str) -> None:
         await self.queue.record_bundle(asset_id, folder, status)

@@ -25,7 +25,7 @@ from service import build, deliver, expand
 from service.deliver_scan import DeliverScan
 from service.iconik import IconikClient, IconikError, NotFound
 from service.jobs import JobReporter
-from service.logging import get_logger
+from service.logging import get_logger, redact
 from service.metrics import Metrics
 from service.queue import NewTask, Queue, QueueUnavailable, Task
 from service.ratelimit import RateLimiter, default_burst
@@ -91,7 +91,13 @@ class Worker:
             for slot in range(self.settings.worker_concurrency):
                 group.start_soon(self._slot, slot)
             if self.settings.deliver_scan_seconds > 0:  # the deliver/ folders, beside the slots
-                scan = DeliverScan(self.queue, self.storage, metrics=self.metrics, clock=self.clock)
+                scan = DeliverScan(
+                    self.queue,
+                    self.storage,
+                    metrics=self.metrics,
+                    clock=self.clock,
+                    max_caption_bytes=self.settings.max_caption_bytes,
+                )
                 group.start_soon(scan.run, self.settings.deliver_scan_seconds)
 
     async def _fill_registry(self) -> None:
@@ -209,12 +215,25 @@ class Worker:
         except IconikError as exc:  # credentials, 429/5xx after retries, odd answers
             return "retry", str(exc)
         except (StorageError, OSError) as exc:
-            return "retry", f"bundle storage ({self.storage.description}): {exc}"
+            # The log names the storage for the operator; the task's reason is
+            # read by Iconik users (and captioners, in ERRORS.txt): no server path.
+            log.warning("task.storage_failed", storage=self.storage.description, error=str(exc))
+            return "retry", f"the bundle storage: {self._without_root(str(exc))}"
         except Exception as exc:  # a bug: keep the task, log the traceback
             log.exception("task.crashed")
             return "retry", f"internal error ({type(exc).__name__}); see the service log"
 
+    def _without_root(self, text: str) -> str:
+        root = getattr(self.storage, "root", None)
+        if root is None:
+            return text
+        return text.replace(f"{root}/", "").replace(str(root), "the storage root")
+
     async def _settle(self, task: Task, outcome: str, detail: Any) -> None:
+        # Whatever the reason quotes (an answer from Iconik or a gateway may
+        # echo a credential), it is stored, shown and sent to Iconik redacted.
+        if isinstance(detail, str):
+            detail = redact(detail)
         if outcome == "lost":
             # Another worker runs it now; its outcome is theirs to record.
             log.warning("task.lease_lost", reason=detail)

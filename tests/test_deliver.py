@@ -128,7 +128,9 @@ def test_a_webvtt_file_becomes_the_assets_english_track(tmp_path):
             assert hashlib.sha256(data).hexdigest() == listed["sha256"]
         assert not (folder / "deliver" / "ERRORS.txt").exists()
         [job] = delivered_job(s.sim, "FINISHED")
-        assert job["title"] == "Captions delivered: Harbour Lights: Episode 1 (en)"
+        # The title as the service wrote it into the folder's name: nothing a
+        # captioner can edit (project.json) reaches Iconik's job list.
+        assert job["title"] == "Captions delivered: Harbour Lights_ Episode 1 (en)"
         assert job["object_id"] == asset
 
         # The same bytes again, even saved anew, are not sent again.

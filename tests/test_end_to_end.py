@@ -310,4 +310,6 @@ def test_unwritable_bundle_storage_is_named_in_the_reason(tmp_path):
         assert s.run_once() and s.run_once()
         [build] = [t for t in s.status(answer["request_id"])["tasks"] if t["kind"] == "build"]
         assert build["state"] == "queued"
-        assert build["error"].startswith(f"bundle storage (folder {s.root})")
+        # Named as the bundle storage, without the server's path (Iconik users read it).
+        assert build["error"].startswith("the bundle storage: ")
+        assert str(s.root) not in build["error"]

@@ -335,6 +335,10 @@ async def test_the_bundle_registry_records_and_finds_folders(queue):
     assert await queue.bundle_folders("a1") == ["One [a1]"]
     assert await queue.bundle_folders("missing") == []
     assert await queue.bundle_folders() == ["One [a1]", "Two [a2]"]
+    assert await queue.bundle_records() == [
+        ("a1", "One [a1]", "withdrawn"),
+        ("a2", "Two [a2]", "ready"),
+    ]
 
 
 async def test_the_backlog_count_follows_every_change_of_state(queue, clock):

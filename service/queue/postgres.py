@@ -349,6 +349,12 @@ class PostgresQueue(PostgresStore):
         )
         return [row["folder"] for row in rows]
 
+    async def bundle_records(self) -> list[tuple[str, str, str]]:
+        rows = await self._read(
+            "SELECT asset_id, folder, status FROM bundles ORDER BY folder, asset_id", ()
+        )
+        return [(row["asset_id"], row["folder"], row["status"]) for row in rows]
+
     async def registry_filled(self) -> bool:
         return bool(await self._read("SELECT 1 FROM registry_filled"))
 

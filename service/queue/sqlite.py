@@ -377,6 +377,15 @@ class SQLiteQueue(SQLiteStore):
 
         return await self._run(read)
 
+    async def bundle_records(self) -> list[tuple[str, str, str]]:
+        def read() -> list[tuple[str, str, str]]:
+            rows = self._connection().execute(
+                "SELECT asset_id, folder, status FROM bundles ORDER BY folder, asset_id"
+            )
+            return [(row["asset_id"], row["folder"], row["status"]) for row in rows]
+
+        return await self._run(read)
+
     async def registry_filled(self) -> bool:
         def read() -> bool:
             row = self._connection().execute("SELECT 1 FROM registry_filled").fetchone()
