@@ -385,6 +385,7 @@ class DeliverScan:
             log.warning("deliver_scan.errors_blocked", folder=folder, reason=str(exc))
             return
         self._errors[folder] = (digest, None)
+        log.info("deliver_scan.errors_written", folder=folder, problems=len(problems))
 
 
 def _plain(refusal: captions.Refused) -> str:

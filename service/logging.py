@@ -111,6 +111,17 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_all(value: Any) -> Any:
+    """`value` (JSON-like: dicts, lists, strings) with `redact` applied to every string."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_all(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_all(v) for v in value]
+    return value
+
+
 def configure(
     log_format: str = "json", secrets: Iterable[str] = (), level: int = logging.INFO
 ) -> None:

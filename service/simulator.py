@@ -103,6 +103,7 @@ class Simulator(TrackWrites, SignedStorage, SeedData):
         self._calls: deque[float] = deque()  # accepted API calls, oldest first
         self.throttled = 0  # how many calls got a 429 from the limits
         self.retry_after = "0"  # the Retry-After of 429s injected by fail_next
+        self.echo_credentials = False  # injected faults quote the request's Auth-Token
         self._lock = threading.Lock()
 
     # -- state changes (for tests and the demo) ----------------------------
@@ -297,7 +298,10 @@ class Simulator(TrackWrites, SignedStorage, SeedData):
                         if status is None:
                             break
                         headers = {"Retry-After": self.retry_after} if status == 429 else None
-                        return _errors(status, "injected fault", headers)
+                        message = "injected fault"
+                        if self.echo_credentials:  # as a careless gateway does
+                            message += f" for Auth-Token {request.headers.get('auth-token')}"
+                        return _errors(status, message, headers)
                 wait = self._over_limit()
                 if wait is not None:
                     self.throttled += 1

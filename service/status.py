@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.logging import redact_all
 from service.queue import Queue
 
 
@@ -30,7 +31,8 @@ async def request_summary(queue: Queue, request_id: str) -> dict[str, Any] | Non
             }
             for t in status["tasks"]
         ]
-    return summarize_request(status, deliveries)
+    # Errors are stored redacted; this also covers what was stored before that.
+    return redact_all(summarize_request(status, deliveries))
 
 
 def summarize_request(

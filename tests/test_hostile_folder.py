@@ -195,7 +195,6 @@ def test_a_fifo_in_the_outtray_holds_no_worker_and_no_shutdown(tmp_path):
     seeded = sim.seed(large_proxy_bytes=1024)
     hostile, other = seeded.normal, seeded.traversal_title
     with running(sim.app()) as sim_url:
-        sim.storage_base = sim_url + "/storage/"
         settings = make_settings(tmp_path, iconik_url=sim_url)
         root = tmp_path / "bundles"
         env = service_env(
@@ -231,3 +230,41 @@ def test_a_fifo_in_the_outtray_holds_no_worker_and_no_shutdown(tmp_path):
             assert serve.process.wait(10) == 0
             assert time.monotonic() - started < 10
     assert readme.exists() and not readme.is_fifo()  # the service's own file, replaced
+
+
+def test_a_credential_echoed_by_iconik_reaches_no_text_anyone_reads(tmp_path):
+    """The real `serve`: Iconik (or a gateway) quotes the Auth-Token in an
+    error; ERRORS.txt, the request's status and the Iconik job say the error
+    without it."""
+    sim = Simulator(APP_ID, ICONIK_TOKEN)
+    seeded = sim.seed(large_proxy_bytes=1024)
+    asset = seeded.normal
+    with running(sim.app()) as sim_url:
+        settings = make_settings(tmp_path, iconik_url=sim_url)
+        root = tmp_path / "bundles"
+        env = service_env(
+            settings, root, PORT="0", DELIVER_SCAN_SECONDS="0.2", TASK_MAX_ATTEMPTS="1"
+        )
+        with service_process("serve", env=env, cwd=tmp_path) as serve:
+            port = serve.wait_for("service.listening")["port"]
+            base = f"http://127.0.0.1:{port}"
+            body = custom_action_body(asset_ids=[asset])
+            httpx2.post(base + "/iconik/custom-action", content=body, headers=signed(body))
+            folder = root / serve.wait_for("bundle.published")["folder"]
+            sim.echo_credentials = True
+            sim.fail_next(f"/assets/{asset}/subtitles/", 400)
+            (folder / "deliver" / "en.vtt").write_text(EN_VTT)
+            request_id = serve.wait_for("deliver_scan.delivery_queued")["request_id"]
+            serve.wait_for("task.failed")
+            errors = folder / "deliver" / "ERRORS.txt"
+            while "not delivered" not in (errors.read_text() if errors.exists() else ""):
+                serve.wait_for("deliver_scan.errors_written")
+            status = httpx2.get(f"{base}/requests/{request_id}", headers=bearer()).text
+            serve.process.send_signal(signal.SIGTERM)
+            assert serve.process.wait(30) == 0
+    text = errors.read_text()
+    jobs = json.dumps(list(sim.jobs.values()))
+    assert "injected fault for Auth-Token [redacted]" in text
+    assert "[redacted]" in status and "[redacted]" in jobs
+    for where in (text, status, jobs, "\n".join(map(str, serve.seen))):
+        assert ICONIK_TOKEN not in where
