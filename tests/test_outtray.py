@@ -11,6 +11,35 @@ def test_the_service_looks_only_at_the_captioners_files():
     for name in ("README.txt", "RECEIPT.json", "ERRORS.txt", ".DS_Store", "._en.vtt", "~$en.srt"):
         assert not outtray.is_captioners(name), name
     assert not outtray.is_captioners("README.iconik-r3.txt")
+    for litter in ("Thumbs.db", "desktop.ini", "Desktop.ini", "Icon\r"):
+        assert outtray.is_litter(litter) and not outtray.is_captioners(litter), litter
+
+
+def test_a_name_is_shown_on_one_line_with_its_controls_escaped():
+    assert outtray.shown("en.vtt") == "en.vtt"
+    assert outtray.shown("été.vtt") == "été.vtt"  # letters stay as they are
+    assert outtray.shown("a\nb") == "a\\x0ab"
+    assert outtray.shown("\x1b[2Jx") == "\\x1b[2Jx"
+    assert outtray.shown("evil\u202etxt.vtt") == "evil\\u202etxt.vtt"  # no bidi reordering
+    assert outtray.shown("a\\x0ab") == "a\\x5cx0ab"  # a backslash cannot fake an escape
+    forged = str(Problem("x.vtt\nde.vtt", 1, "bad\rok"))
+    assert "\n" not in forged and "\r" not in forged
+
+
+def test_notes_about_the_folder_come_first_and_alone_make_a_file():
+    text = outtray.errors_text([], None, ["a folder named RECEIPT.json is in the way"])
+    assert text == "a folder named RECEIPT.json is in the way\n"
+    text = outtray.errors_text([Problem("x.txt", None, "no")], "withdrawn.", ["note"])
+    assert text.startswith("Nothing in this folder is delivered: withdrawn.\n\nnote\n\nx.txt: no\n")
+
+
+def test_deliveries_read_back_keep_only_entries_of_the_written_shape():
+    good = {"path": "deliver/en.vtt", "sha256": "ab", "language": "en"}
+    assert outtray.trusted_deliveries("not a list") == []
+    assert outtray.trusted_deliveries([good, 3, None, {"path": 1}, {**good, "language": 5}]) == [
+        good
+    ]
+    assert outtray.latest_delivery([{"language": None}, good], "EN", False) == good
 
 
 def test_readme_says_how_to_name_what_happens_and_where_to_look():
