@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -28,8 +29,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from service.bundle import MANIFEST, MANIFEST_ASIDE
 from service.storage import (
     Body,
+    NotRegularFile,
     StorageError,
     StoredFile,
+    TooLarge,
     as_stream,
     asset_of_folder,
     check_relative,
@@ -37,6 +40,10 @@ from service.storage import (
 )
 
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB for every part but the last
+# What tools that make "folders" in S3 (s3fs, some consoles) mark them with.
+_FOLDER_TYPES = ("application/x-directory",)
+_MISSING = ("NoSuchKey", "404", "NotFound")
+_CONTENT_RANGE = re.compile(r"bytes\s+\d+-\d+/(\d+)")
 T = TypeVar("T")
 
 
@@ -148,6 +155,27 @@ def _quietly(fn: Callable[..., Any], **kwargs: Any) -> None:
         fn(**kwargs)
 
 
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _is_folder_marker(key: str, response: dict[str, Any]) -> bool:
+    """A "folder" some tool made: a key ending in "/" or an x-directory object."""
+    content_type = str(response.get("ContentType") or "").split(";")[0].strip().lower()
+    return key.endswith("/") or content_type in _FOLDER_TYPES
+
+
+def _full_size(response: dict[str, Any]) -> int | None:
+    """The whole object's size from a (ranged) GET: `bytes 0-N/TOTAL`, or the
+    length of the body when the server sent it all; None when it does not say."""
+    content_range = response.get("ContentRange")
+    if content_range:
+        match = _CONTENT_RANGE.fullmatch(content_range.strip())
+        return int(match.group(1)) if match else None
+    length = response.get("ContentLength")
+    return int(length) if length is not None else None
+
+
 class S3Storage:
     def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
         self.bucket = bucket
@@ -173,6 +201,19 @@ class S3Storage:
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"{self.description}: {exc}") from exc
 
+    def head(self, key: str) -> dict[str, Any] | None:
+        """HEAD of `key` (blocking), or None when there is no such object."""
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                return None
+            raise
+
+    def _is_folder(self, key: str) -> bool:
+        listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key + "/", MaxKeys=1)
+        return bool(listing.get("KeyCount") or listing.get("Contents"))
+
     async def ping(self) -> None:
         probe = self.key(".ready", uuid.uuid4().hex)
         await self.call(lambda: self.client.head_bucket(Bucket=self.bucket))
@@ -180,17 +221,55 @@ class S3Storage:
         await self.call(lambda: self.client.delete_object(Bucket=self.bucket, Key=probe))
 
     async def read_file(self, folder: str, path: str, *, limit: int) -> bytes | None:
+        """At most `limit` bytes, asked for as such: a ranged GET, whose answer
+        says the object's full size before any of its body is read."""
+        if limit < 0:
+            raise ValueError(f"a negative limit ({limit})")
         key = self.key(folder, check_relative(path))
+        return await self.call(lambda: self._read(key, path, limit))
 
-        def get() -> bytes | None:
+    def _read(self, key: str, path: str, limit: int) -> bytes | None:
+        # `path` (relative to the bundle) is what NotRegularFile and TooLarge
+        # name: their messages may reach a captioner; the bucket is not theirs.
+        for _ in range(3):
             try:
-                return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                got = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{limit}")
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                if _code(exc) in _MISSING:
+                    if self._is_folder(key):  # objects under `key/`: a "folder"
+                        raise NotRegularFile(path, "directory") from None
                     return None
-                raise
-
-        return await self.call(get)
+                if _code(exc) != "InvalidRange":
+                    raise
+                # No byte 0 to send: S3's answer to a range on an empty object.
+                head = self.head(key)
+                if head is None:
+                    return None
+                if _is_folder_marker(key, head):
+                    raise NotRegularFile(path, "directory") from None
+                size = int(head.get("ContentLength", 0))
+                if size == 0:
+                    return b""
+                if size > limit:
+                    raise TooLarge(path, size, limit) from None
+                continue  # replaced since the GET: read the new one
+            stream = got["Body"]
+            try:
+                if _is_folder_marker(key, got):
+                    raise NotRegularFile(path, "directory")
+                total = _full_size(got)
+                if total is not None and total > limit:
+                    raise TooLarge(path, total, limit)  # none of the body read
+                # Bounded even if the server sent more than it was asked for.
+                data = stream.read(limit + 1)
+            finally:
+                stream.close()  # drops the connection if the body was not read
+            if len(data) > limit:  # the server did not say how large: at least this
+                raise TooLarge(path, len(data), limit)
+            if total is not None and len(data) != total:
+                raise StorageError(f"{path}: {len(data):,} of {total:,} bytes arrived")
+            return data
+        raise StorageError(f"{path} kept changing while it was read")
 
     async def read_manifest(self, folder: str) -> dict[str, Any] | None:
         return await read_manifest(self, folder)
@@ -200,15 +279,21 @@ class S3Storage:
 
         def digest() -> str | None:
             try:
-                stream = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+                got = self.client.get_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                if _code(exc) in _MISSING:
                     return None
                 raise
-            sha = hashlib.sha256()
-            for chunk in stream.iter_chunks(1024 * 1024):
-                sha.update(chunk)
-            return sha.hexdigest()
+            stream = got["Body"]
+            try:
+                if _is_folder_marker(key, got):
+                    return None  # not a regular file: none of it read
+                sha = hashlib.sha256()
+                for chunk in stream.iter_chunks(1024 * 1024):
+                    sha.update(chunk)
+                return sha.hexdigest()
+            finally:
+                stream.close()
 
         return await self.call(digest)
 

@@ -1,0 +1,159 @@
+"""S3 bundles under a captioner's hand: objects too large, "folders", a manifest
+of theirs, a change that fails part-way (moto's server over HTTP)."""
+
+import json
+import uuid
+
+import boto3
+import pytest
+
+from service.storage import (
+    MAX_MANIFEST_BYTES,
+    NotRegularFile,
+    TooLarge,
+    open_storage,
+)
+
+pytestmark = pytest.mark.anyio
+
+MiB = 1024 * 1024
+FOLDER = "T [a1]"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def bucket(aws):
+    name = f"hostile-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def storage(bucket):
+    return open_storage(f"s3://{bucket}/shared")
+
+
+def put(bucket, path, data, **extra):
+    boto3.client("s3").put_object(Bucket=bucket, Key=f"shared/{FOLDER}/{path}", Body=data, **extra)
+
+
+def body(bucket, path):
+    key = f"shared/{FOLDER}/{path}"
+    return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+class Counted:
+    """A GET's body that counts what is read of it."""
+
+    def __init__(self, stream, record):
+        self.stream, self.record = stream, record
+
+    def read(self, amt=None):
+        data = self.stream.read(amt)
+        self.record["read"] += len(data)
+        return data
+
+    def iter_chunks(self, chunk_size=1024):
+        for chunk in self.stream.iter_chunks(chunk_size):
+            self.record["read"] += len(chunk)
+            yield chunk
+
+    def close(self):
+        self.record["closed"] = True
+        self.stream.close()
+
+
+@pytest.fixture
+def gets(storage, monkeypatch):
+    """Every GET the storage makes: its key, Range, the length the server
+    answered with (what it sends) and how much of the body was read."""
+    made = []
+    original = storage.client.get_object
+
+    def get_object(**kwargs):
+        record = {"key": kwargs["Key"].split(f"{FOLDER}/", 1)[-1], "range": kwargs.get("Range")}
+        record.update(read=0, closed=False, sent=None)
+        made.append(record)
+        answer = original(**kwargs)
+        record["sent"] = answer["ContentLength"]
+        answer["Body"] = Counted(answer["Body"], record)
+        return answer
+
+    monkeypatch.setattr(storage.client, "get_object", get_object)
+    return made
+
+
+async def test_an_object_over_the_limit_is_refused_before_its_body_is_read(storage, bucket, gets):
+    huge = bytes(range(256)) * (64 * MiB // 256)
+    put(bucket, "deliver/huge.vtt", huge)
+    with pytest.raises(TooLarge) as refused:
+        await storage.read_file(FOLDER, "deliver/huge.vtt", limit=MiB)
+    assert (refused.value.path, refused.value.size, refused.value.limit) == (
+        "deliver/huge.vtt",
+        64 * MiB,
+        MiB,
+    )
+    assert bucket not in str(refused.value) and "shared" not in str(refused.value)
+    [get] = gets
+    # Asked for no more than the limit and a byte; read none of it; let it go.
+    assert get["range"] == f"bytes=0-{MiB}"
+    assert get["sent"] <= MiB + 1 and get["read"] == 0 and get["closed"]
+
+    gets.clear()
+    assert await storage.read_file(FOLDER, "deliver/huge.vtt", limit=64 * MiB) == huge
+    assert gets[0]["read"] == len(huge)
+
+
+async def test_reads_are_exact_up_to_the_limit(storage, bucket):
+    data = b"WEBVTT\n\n00:00.000 --> 00:01.000\nHello\n"
+    put(bucket, "deliver/en.vtt", data)
+    put(bucket, "deliver/empty.vtt", b"")
+    put(bucket, "deliver/one.vtt", b"x")
+    assert await storage.read_file(FOLDER, "deliver/en.vtt", limit=len(data)) == data
+    assert await storage.read_file(FOLDER, "deliver/en.vtt", limit=10 * MiB) == data
+    with pytest.raises(TooLarge, match=r"^deliver/en\.vtt is too large"):
+        await storage.read_file(FOLDER, "deliver/en.vtt", limit=len(data) - 1)
+    # S3 answers a range on an empty object with 416 InvalidRange.
+    assert await storage.read_file(FOLDER, "deliver/empty.vtt", limit=MiB) == b""
+    assert await storage.read_file(FOLDER, "deliver/empty.vtt", limit=0) == b""
+    assert await storage.read_file(FOLDER, "deliver/one.vtt", limit=1) == b"x"
+    with pytest.raises(TooLarge):
+        await storage.read_file(FOLDER, "deliver/one.vtt", limit=0)
+    assert await storage.read_file(FOLDER, "deliver/missing.vtt", limit=MiB) is None
+    assert await storage.read_file("No such [a9]", "project.json", limit=MiB) is None
+
+
+async def test_a_folder_is_not_read_as_a_file(storage, bucket):
+    put(bucket, "deliver/sub/en.vtt", b"WEBVTT\n")
+    put(bucket, "deliver/marked", b"", ContentType="application/x-directory")
+    with pytest.raises(NotRegularFile) as refused:
+        await storage.read_file(FOLDER, "deliver/sub", limit=MiB)
+    assert (refused.value.path, refused.value.kind) == ("deliver/sub", "directory")
+    with pytest.raises(NotRegularFile, match=r"^deliver/marked is not a regular file"):
+        await storage.read_file(FOLDER, "deliver/marked", limit=MiB)
+    assert await storage.file_digest(FOLDER, "deliver/marked") is None
+    assert await storage.file_digest(FOLDER, "deliver/sub") is None
+    assert await storage.file_digest(FOLDER, "deliver/sub/en.vtt") is not None
+
+
+async def publish_first(storage, revision=1):
+    async with storage.stage(FOLDER) as staging:
+        await staging.write_bytes("captions/en.vtt", b"WEBVTT first")
+        await staging.publish(json.dumps({"revision": revision}).encode(), [])
+
+
+async def test_a_manifest_of_20_mib_is_no_manifest_and_is_not_read(storage, bucket, gets):
+    await publish_first(storage)
+    padding = "x" * (20 * MiB)
+    put(bucket, "project.json", json.dumps({"status": "ready", "pad": padding}).encode())
+    gets.clear()
+    assert await storage.read_manifest(FOLDER) is None
+    assert await storage.find_bundles("a1") == []
+    assert await storage.list_bundles() == []
+    assert [g["key"] for g in gets if g["key"] == "project.json"]
+    for get in gets:  # (the one set aside is not there: NoSuchKey, nothing sent)
+        assert (get["sent"] or 0) <= MAX_MANIFEST_BYTES + 1 and get["read"] == 0
