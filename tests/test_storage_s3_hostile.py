@@ -13,6 +13,7 @@ from service.storage import (
     TooLarge,
     open_storage,
 )
+from service.storage import s3 as s3_backend
 
 pytestmark = pytest.mark.anyio
 
@@ -138,6 +139,37 @@ async def test_a_folder_is_not_read_as_a_file(storage, bucket):
     assert await storage.file_digest(FOLDER, "deliver/marked") is None
     assert await storage.file_digest(FOLDER, "deliver/sub") is None
     assert await storage.file_digest(FOLDER, "deliver/sub/en.vtt") is not None
+
+
+async def test_subfolders_are_listed_as_directories(storage, bucket):
+    put(bucket, "deliver/", b"")  # a console's marker for the folder itself
+    put(bucket, "deliver/en.vtt", b"WEBVTT\n")
+    put(bucket, "deliver/README.txt", b"how to")
+    put(bucket, "deliver/sub/x.vtt", b"WEBVTT\n")
+    put(bucket, "deliver/sub/deeper/y.vtt", b"WEBVTT\n")
+    put(bucket, "deliver/empty/", b"")  # a marker alone is a folder too
+    put(bucket, "deliver/both.vtt", b"WEBVTT\n")  # an object and a "folder" of one name
+    put(bucket, "deliver/both.vtt/z.vtt", b"WEBVTT\n")
+    listed = await storage.list_files(FOLDER, "deliver")
+    assert [(f.name, f.kind) for f in listed] == [
+        ("README.txt", "file"),
+        ("both.vtt", "file"),
+        ("empty", "directory"),
+        ("en.vtt", "file"),
+        ("sub", "directory"),
+    ]
+    sub = next(f for f in listed if f.name == "sub")
+    assert sub.size == 0
+    assert await storage.list_files(FOLDER, "nothing") == []
+
+
+async def test_a_listing_stops_at_its_cap(storage, bucket, monkeypatch):
+    monkeypatch.setattr(s3_backend, "MAX_LISTED", 5)
+    for n in range(8):
+        put(bucket, f"deliver/{n}.vtt", b"")
+    put(bucket, "deliver/z/x.vtt", b"")
+    listed = await storage.list_files(FOLDER, "deliver")
+    assert [f.name for f in listed] == ["0.vtt", "1.vtt", "2.vtt", "3.vtt", "4.vtt"]
 
 
 async def publish_first(storage, revision=1):

@@ -27,6 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.bundle import MANIFEST, MANIFEST_ASIDE
+from service.logging import get_logger
 from service.storage import (
     Body,
     NotRegularFile,
@@ -40,11 +41,19 @@ from service.storage import (
 )
 
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB for every part but the last
+# A captioner can put any number of objects under deliver/ (a million costs
+# them a script and cents); every scan lists it again, a page of 1,000 per
+# request. No real delivery has more than a few dozen files, so past this
+# many entries the rest are not looked at (and the log says so): a scan
+# stays a few requests and a bounded amount of memory per bundle.
+MAX_LISTED = 10_000
 # What tools that make "folders" in S3 (s3fs, some consoles) mark them with.
 _FOLDER_TYPES = ("application/x-directory",)
 _MISSING = ("NoSuchKey", "404", "NotFound")
 _CONTENT_RANGE = re.compile(r"bytes\s+\d+-\d+/(\d+)")
 T = TypeVar("T")
+
+log = get_logger("service.storage.s3")
 
 
 class S3Staging:
@@ -318,18 +327,45 @@ class S3Storage:
         return await self.call(scan)
 
     async def list_files(self, folder: str, under: str) -> list[StoredFile]:
+        """The objects directly under `folder/under/` ("file") and the "folders"
+        there (keys with a further "/", kind "directory", size 0), at most
+        `MAX_LISTED` of them. S3 has no real folders: `under` is never refused."""
         base = self.key(check_relative(folder), check_relative(under)) + "/"
 
         def scan() -> list[StoredFile]:
-            found = []
+            files: dict[str, StoredFile] = {}
+            folders: set[str] = set()
+            seen = 0
             paginator = self.client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
+            pages = paginator.paginate(
+                Bucket=self.bucket,
+                Prefix=base,
+                Delimiter="/",
+                PaginationConfig={"PageSize": min(1000, MAX_LISTED)},
+            )
+            for page in pages:
                 for item in page.get("Contents", []):
                     name = item["Key"][len(base) :]
-                    if name:
+                    if name:  # "" is the folder marker `base` itself
                         modified = item["LastModified"].timestamp()
-                        found.append(StoredFile(name, item["Size"], modified, item["ETag"]))
-            return sorted(found, key=lambda f: f.name)
+                        files[name] = StoredFile(name, item["Size"], modified, item["ETag"])
+                for common in page.get("CommonPrefixes", []):
+                    name = common["Prefix"][len(base) : -1]
+                    if name:  # "" is from keys like `deliver//x`: no name to show
+                        folders.add(name)
+                seen += len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
+                if seen >= MAX_LISTED:
+                    if page.get("IsTruncated"):
+                        log.warning("storage.listing_cut_short", folder=folder, under=under)
+                    break
+            # S3 can hold both an object `x` and objects under `x/`; a listing
+            # shows one entry a name, the object (which is what a read gets).
+            listed = list(files.values()) + [
+                StoredFile(name, 0, 0.0, "", kind="directory")
+                for name in folders
+                if name not in files
+            ]
+            return sorted(listed, key=lambda f: f.name)[:MAX_LISTED]
 
         return await self.call(scan)
 
