@@ -6,10 +6,12 @@ import uuid
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from service.storage import (
     MAX_MANIFEST_BYTES,
     NotRegularFile,
+    StorageError,
     TooLarge,
     open_storage,
 )
@@ -45,6 +47,11 @@ def put(bucket, path, data, **extra):
 def body(bucket, path):
     key = f"shared/{FOLDER}/{path}"
     return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def keys(bucket):
+    listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"shared/{FOLDER}/")
+    return sorted(o["Key"].rsplit("/", 1)[1] for o in listing.get("Contents", []))
 
 
 class Counted:
@@ -86,6 +93,22 @@ def gets(storage, monkeypatch):
 
     monkeypatch.setattr(storage.client, "get_object", get_object)
     return made
+
+
+def fail_once(storage, monkeypatch, method, key_suffix):
+    """Make `method` of the storage's client fail, once, for a key ending so."""
+    original = getattr(storage.client, method)
+    failed = []
+
+    def failing(**kwargs):
+        if kwargs["Key"].endswith(key_suffix) and not failed:
+            failed.append(kwargs["Key"])
+            error = {"Error": {"Code": "InternalError", "Message": "We encountered an error"}}
+            raise ClientError(error, method)
+        return original(**kwargs)
+
+    monkeypatch.setattr(storage.client, method, failing)
+    return failed
 
 
 async def test_an_object_over_the_limit_is_refused_before_its_body_is_read(storage, bucket, gets):
@@ -178,6 +201,48 @@ async def publish_first(storage, revision=1):
         await staging.publish(json.dumps({"revision": revision}).encode(), [])
 
 
+async def test_a_publish_that_fails_part_way_puts_the_manifest_back(storage, bucket, monkeypatch):
+    await publish_first(storage)
+    failed = fail_once(storage, monkeypatch, "put_object", "/project.json")
+    with pytest.raises(StorageError, match="InternalError"):
+        async with storage.stage(FOLDER) as staging:
+            await staging.write_bytes("captions/en.vtt", b"WEBVTT second")
+            await staging.publish(b'{"revision": 2}', [])
+    assert failed  # the new manifest was the write that failed
+    assert json.loads(body(bucket, "project.json")) == {"revision": 1}
+    assert await storage.read_manifest(FOLDER) == {"revision": 1}
+    # Another go succeeds and leaves nothing set aside.
+    async with storage.stage(FOLDER) as staging:
+        await staging.write_bytes("captions/en.vtt", b"WEBVTT second")
+        assert await staging.publish(b'{"revision": 2}', []) == []
+    assert await storage.read_manifest(FOLDER) == {"revision": 2}
+    assert keys(bucket) == ["en.vtt", "project.json"]
+
+
+async def test_a_removal_that_fails_puts_the_manifest_back(storage, bucket, monkeypatch):
+    await publish_first(storage)
+    fail_once(storage, monkeypatch, "delete_object", "/captions/en.vtt")
+    with pytest.raises(StorageError):
+        async with storage.stage(FOLDER) as staging:
+            await staging.write_bytes("captions/de.vtt", b"WEBVTT")
+            await staging.publish(b'{"revision": 2}', ["captions/en.vtt"])
+    assert json.loads(body(bucket, "project.json")) == {"revision": 1}
+
+
+async def test_a_change_cut_off_while_writing_keeps_the_manifest(storage, bucket):
+    await publish_first(storage)
+
+    async def broken():
+        yield b"WEBVTT half"
+        raise ConnectionError("Iconik hung up")
+
+    with pytest.raises(ConnectionError):
+        async with storage.stage(FOLDER) as staging:
+            await staging.write_bytes("captions/de.vtt", b"WEBVTT")
+            await staging.write_stream("media/m.mp4", broken())
+    assert json.loads(body(bucket, "project.json")) == {"revision": 1}
+
+
 async def test_a_manifest_of_20_mib_is_no_manifest_and_is_not_read(storage, bucket, gets):
     await publish_first(storage)
     padding = "x" * (20 * MiB)
@@ -189,3 +254,15 @@ async def test_a_manifest_of_20_mib_is_no_manifest_and_is_not_read(storage, buck
     assert [g["key"] for g in gets if g["key"] == "project.json"]
     for get in gets:  # (the one set aside is not there: NoSuchKey, nothing sent)
         assert (get["sent"] or 0) <= MAX_MANIFEST_BYTES + 1 and get["read"] == 0
+
+
+async def test_setting_a_manifest_aside_does_not_read_it(storage, bucket, gets):
+    await publish_first(storage)
+    put(bucket, "project.json", b"[" * (20 * MiB))  # a captioner's, not a manifest
+    gets.clear()
+    async with storage.stage(FOLDER) as staging:
+        await staging.write_bytes("captions/en.vtt", b"WEBVTT second")
+        await staging.publish(b'{"revision": 2}', [])
+    assert gets == []
+    assert await storage.read_manifest(FOLDER) == {"revision": 2}
+    assert keys(bucket) == ["en.vtt", "project.json"]

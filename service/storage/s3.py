@@ -8,6 +8,13 @@ deleted), so no reader pairs the old manifest with new objects. Large media is s
 multipart upload in parts of `PART_SIZE`, so memory stays at one part however
 large the proxy. boto3 is configured the usual way (AWS_REGION,
 AWS_ENDPOINT_URL, credentials); its blocking calls run in worker threads.
+
+Captioners can write any object under their bundle's prefix, so nothing the
+backend reads is trusted (service/storage/__init__.py): a read asks for at
+most `limit + 1` bytes (a ranged GET) and reads none of an object that is
+larger; a listing is bounded and shows sub-folders as "directory" entries;
+the manifest is set aside without reading it. S3 has no symlinks and
+replaces an object atomically, so nothing is ever `Blocked` here.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from service.bundle import MANIFEST, MANIFEST_ASIDE
 from service.logging import get_logger
 from service.storage import (
+    MAX_MANIFEST_BYTES,
     Body,
     NotRegularFile,
     StorageError,
@@ -62,22 +70,61 @@ class S3Staging:
         self.folder = folder
         self.written: list[str] = []
         self._manifest_set_aside = False
+        self._settled = False  # the new manifest is in place, or the old one was put back
 
     async def _set_manifest_aside(self) -> None:
-        """Before the first object of a published bundle changes, hide its manifest."""
+        """Before the first object of a published bundle changes, hide its manifest.
+
+        Its body is never read (a captioner may have put anything there): a
+        HEAD says whether it is there and how large; the copy is the server's.
+        """
         if self._manifest_set_aside:
             return
-        s3, bucket, call = self.storage.client, self.storage.bucket, self.storage.call
+        s3, bucket, storage = self.storage.client, self.storage.bucket, self.storage
+        current = storage.key(self.folder, MANIFEST)
+        aside = storage.key(self.folder, MANIFEST_ASIDE)
+
+        def set_aside() -> None:
+            head = storage.head(current)
+            if head is None:
+                return  # a new bundle, or one whose change was cut off: aside already
+            # Larger than any manifest is a captioner's object, not the service's
+            # (and S3 will not copy one over 5 GiB): any earlier one set aside stays.
+            if head.get("ContentLength", 0) <= MAX_MANIFEST_BYTES:
+                try:
+                    s3.copy_object(
+                        Bucket=bucket, Key=aside, CopySource={"Bucket": bucket, "Key": current}
+                    )
+                except ClientError as exc:
+                    if _code(exc) not in _MISSING:  # gone since the HEAD: nothing to keep
+                        raise
+            s3.delete_object(Bucket=bucket, Key=current)
+
+        await storage.call(set_aside)
+        self._manifest_set_aside = True
+
+    async def put_manifest_back(self) -> None:
+        """After a change that failed part-way: the manifest set aside, in place again.
+
+        The bundle then reads as it did (read_manifest would fall back to the
+        one set aside anyway), and a captioner never finds it without one.
+        Best effort, shielded from cancellation; the caller re-raises its error.
+        """
+        if not self._manifest_set_aside or self._settled:
+            return
+        self._settled = True
+        s3, bucket = self.storage.client, self.storage.bucket
         current = self.storage.key(self.folder, MANIFEST)
         aside = self.storage.key(self.folder, MANIFEST_ASIDE)
-        if await self.storage.file_digest(self.folder, MANIFEST) is not None:
-            await call(
-                lambda: s3.copy_object(
-                    Bucket=bucket, Key=aside, CopySource={"Bucket": bucket, "Key": current}
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                lambda: _quietly(  # NoSuchKey: there was none before (a new bundle)
+                    s3.copy_object,
+                    Bucket=bucket,
+                    Key=current,
+                    CopySource={"Bucket": bucket, "Key": aside},
                 )
             )
-            await call(lambda: s3.delete_object(Bucket=bucket, Key=current))
-        self._manifest_set_aside = True
 
     async def write_stream(self, path: str, chunks: AsyncIterator[bytes]) -> tuple[int, str]:
         await self._set_manifest_aside()
@@ -142,21 +189,31 @@ class S3Staging:
     async def write_bytes(self, path: str, data: bytes) -> tuple[int, str]:
         return await self.write_stream(path, as_stream(data))
 
-    async def publish(self, manifest: bytes, remove: list[str]) -> None:
+    async def publish(self, manifest: bytes, remove: list[str]) -> list[str]:
+        """Removes `remove`, then writes the manifest. Nothing is ever blocked on
+        S3 (no symlinks, no directories in the way of a key): returns []."""
         s3, bucket = self.storage.client, self.storage.bucket
         await self._set_manifest_aside()
-        for path in remove:
-            if path not in self.written:
-                key = self.storage.key(self.folder, check_relative(path))
-                await self.storage.call(lambda key=key: s3.delete_object(Bucket=bucket, Key=key))
-        key = self.storage.key(self.folder, MANIFEST)
-        await self.storage.call(
-            lambda: s3.put_object(
-                Bucket=bucket, Key=key, Body=manifest, ContentType="application/json"
+        try:
+            for path in remove:
+                if path not in self.written:
+                    key = self.storage.key(self.folder, check_relative(path))
+                    await self.storage.call(
+                        lambda key=key: s3.delete_object(Bucket=bucket, Key=key)
+                    )
+            key = self.storage.key(self.folder, MANIFEST)
+            await self.storage.call(
+                lambda: s3.put_object(
+                    Bucket=bucket, Key=key, Body=manifest, ContentType="application/json"
+                )
             )
-        )
+        except BaseException:
+            await self.put_manifest_back()
+            raise
+        self._settled = True
         aside = self.storage.key(self.folder, MANIFEST_ASIDE)
         await self.storage.call(lambda: s3.delete_object(Bucket=bucket, Key=aside))
+        return []
 
 
 def _quietly(fn: Callable[..., Any], **kwargs: Any) -> None:
@@ -390,4 +447,10 @@ class S3Storage:
     @asynccontextmanager
     async def stage(self, folder: str) -> AsyncIterator[S3Staging]:
         check_relative(folder)
-        yield S3Staging(self, folder)
+        staging = S3Staging(self, folder)
+        try:
+            yield staging
+        except BaseException:
+            # A change cut off by an error: the bundle keeps the manifest it had.
+            await staging.put_manifest_back()
+            raise
