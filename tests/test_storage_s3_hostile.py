@@ -266,3 +266,28 @@ async def test_setting_a_manifest_aside_does_not_read_it(storage, bucket, gets):
     assert gets == []
     assert await storage.read_manifest(FOLDER) == {"revision": 2}
     assert keys(bucket) == ["en.vtt", "project.json"]
+
+
+async def test_storage_errors_do_not_carry_credentials(bucket, aws, monkeypatch):
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    client = boto3.client(
+        "s3",
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+        aws_secret_access_key=secret,
+        aws_session_token="FwoGZXIvYXdzEXAMPLETOKEN",
+    )
+    storage = s3_backend.S3Storage(bucket, "shared", client=client)
+
+    def echoing(**kwargs):  # a server that puts what it was sent in <Message>
+        message = f"bad signature for AKIAIOSFODNN7EXAMPLE/{secret} FwoGZXIvYXdzEXAMPLETOKEN"
+        message += " at https://AKIAIOSFODNN7EXAMPLE:pw0rd@s3.example.com/x"
+        raise ClientError({"Error": {"Code": "SignatureDoesNotMatch", "Message": message}}, "Get")
+
+    monkeypatch.setattr(client, "get_object", echoing)
+    with pytest.raises(StorageError) as failed:
+        await storage.read_file(FOLDER, "project.json", limit=MiB)
+    text = str(failed.value)
+    assert "SignatureDoesNotMatch" in text and f"s3://{bucket}/shared" in text
+    for leaked in (secret, "AKIAIOSFODNN7EXAMPLE", "FwoGZXIvYXdzEXAMPLETOKEN", "pw0rd"):
+        assert leaked not in text
+    assert failed.value.__cause__ is None

@@ -59,6 +59,7 @@ MAX_LISTED = 10_000
 _FOLDER_TYPES = ("application/x-directory",)
 _MISSING = ("NoSuchKey", "404", "NotFound")
 _CONTENT_RANGE = re.compile(r"bytes\s+\d+-\d+/(\d+)")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s\"']*@")
 T = TypeVar("T")
 
 log = get_logger("service.storage.s3")
@@ -265,7 +266,35 @@ class S3Storage:
         try:
             return await anyio.to_thread.run_sync(fn)
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"{self.description}: {exc}") from exc
+            # Not chained: the cause's text is the one scrubbed here.
+            raise StorageError(f"{self.description}: {self.scrub(str(exc))}") from None
+
+    def scrub(self, text: str) -> str:
+        """`text` without the client's credentials in it.
+
+        botocore's own messages hold none: a ClientError is the error code,
+        the operation and the server's <Message> (AWS puts a signature
+        mismatch's details in other fields), a connection error the endpoint
+        URL, a proxy error the proxy URL with its password masked. But an
+        S3-compatible server may echo anything in <Message>, and an endpoint
+        URL may carry a user and password: both are masked here.
+        """
+        secrets = []
+        credentials = getattr(getattr(self.client, "_request_signer", None), "_credentials", None)
+        # The values as stored (a refreshable one's properties may make a
+        # network call): `access_key` or, when refreshable, `_access_key`.
+        stored = vars(credentials) if hasattr(credentials, "__dict__") else {}
+        for name in ("access_key", "secret_key", "token"):
+            value = stored.get(name) or stored.get(f"_{name}")
+            if isinstance(value, str) and len(value) >= 4:
+                secrets.append(value)
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            value = os.environ.get(name, "")
+            if len(value) >= 4:
+                secrets.append(value)
+        for secret in sorted(set(secrets), key=len, reverse=True):
+            text = text.replace(secret, "[redacted]")
+        return _URL_USERINFO.sub(r"\1[redacted]@", text)
 
     def head(self, key: str) -> dict[str, Any] | None:
         """HEAD of `key` (blocking), or None when there is no such object."""
