@@ -110,7 +110,12 @@ async def test_deliver_folders_are_listed_and_service_files_put_in_place(bucket)
     s3.put_object(Bucket=bucket, Key="shared/.ready/probe", Body=b"x")
     assert await storage.list_folders() == ["T [a1]"]
     listed = {f.name: f for f in await storage.list_files("T [a1]", "deliver")}
-    assert sorted(listed) == ["README.txt", "en.vtt"]  # not what is in a subfolder
+    # A subfolder is an entry of its own; what is in it is not listed.
+    assert {n: f.kind for n, f in listed.items()} == {
+        "README.txt": "file",
+        "en.vtt": "file",
+        "old": "directory",
+    }
     assert listed["en.vtt"].size == 7 and listed["en.vtt"].tag
     s3.put_object(Bucket=bucket, Key="shared/T [a1]/deliver/en.vtt", Body=b"WEBVTT\n\n")
     changed = {f.name: f for f in await storage.list_files("T [a1]", "deliver")}["en.vtt"]
@@ -155,8 +160,10 @@ def test_deliveries_from_an_s3_bundle(tmp_path, bucket):
         s3.put_object(Bucket=bucket, Key=f"{deliver}/en.vtt", Body=EN_VTT.encode())
         s3.put_object(Bucket=bucket, Key=f"{deliver}/de.vtt", Body=BROKEN_DE.encode())
         assert [s.scan().queued for _ in range(2)] == [0, 2]
-        assert body(bucket, f"{deliver}/ERRORS.txt").decode().startswith(
-            "de.vtt, line 7: the cue ends"
+        assert (
+            body(bucket, f"{deliver}/ERRORS.txt")
+            .decode()
+            .startswith("de.vtt, line 7: the cue ends")
         )
         s.drain()
 

@@ -8,12 +8,20 @@ deleted), so no reader pairs the old manifest with new objects. Large media is s
 multipart upload in parts of `PART_SIZE`, so memory stays at one part however
 large the proxy. boto3 is configured the usual way (AWS_REGION,
 AWS_ENDPOINT_URL, credentials); its blocking calls run in worker threads.
+
+Captioners can write any object under their bundle's prefix, so nothing the
+backend reads is trusted (service/storage/__init__.py): a read asks for at
+most `limit + 1` bytes (a ranged GET) and reads none of an object that is
+larger; a listing is bounded and shows sub-folders as "directory" entries;
+the manifest is set aside without reading it. S3 has no symlinks and
+replaces an object atomically, so nothing is ever `Blocked` here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -26,10 +34,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.bundle import MANIFEST, MANIFEST_ASIDE
+from service.logging import get_logger
 from service.storage import (
+    MAX_MANIFEST_BYTES,
     Body,
+    NotRegularFile,
     StorageError,
     StoredFile,
+    TooLarge,
     as_stream,
     asset_of_folder,
     check_relative,
@@ -37,7 +49,20 @@ from service.storage import (
 )
 
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB for every part but the last
+# A captioner can put any number of objects under deliver/ (a million costs
+# them a script and cents); every scan lists it again, a page of 1,000 per
+# request. No real delivery has more than a few dozen files, so past this
+# many entries the rest are not looked at (and the log says so): a scan
+# stays a few requests and a bounded amount of memory per bundle.
+MAX_LISTED = 10_000
+# What tools that make "folders" in S3 (s3fs, some consoles) mark them with.
+_FOLDER_TYPES = ("application/x-directory",)
+_MISSING = ("NoSuchKey", "404", "NotFound")
+_CONTENT_RANGE = re.compile(r"bytes\s+\d+-\d+/(\d+)")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s\"']*@")
 T = TypeVar("T")
+
+log = get_logger("service.storage.s3")
 
 
 class S3Staging:
@@ -46,22 +71,61 @@ class S3Staging:
         self.folder = folder
         self.written: list[str] = []
         self._manifest_set_aside = False
+        self._settled = False  # the new manifest is in place, or the old one was put back
 
     async def _set_manifest_aside(self) -> None:
-        """Before the first object of a published bundle changes, hide its manifest."""
+        """Before the first object of a published bundle changes, hide its manifest.
+
+        Its body is never read (a captioner may have put anything there): a
+        HEAD says whether it is there and how large; the copy is the server's.
+        """
         if self._manifest_set_aside:
             return
-        s3, bucket, call = self.storage.client, self.storage.bucket, self.storage.call
+        s3, bucket, storage = self.storage.client, self.storage.bucket, self.storage
+        current = storage.key(self.folder, MANIFEST)
+        aside = storage.key(self.folder, MANIFEST_ASIDE)
+
+        def set_aside() -> None:
+            head = storage.head(current)
+            if head is None:
+                return  # a new bundle, or one whose change was cut off: aside already
+            # Larger than any manifest is a captioner's object, not the service's
+            # (and S3 will not copy one over 5 GiB): any earlier one set aside stays.
+            if head.get("ContentLength", 0) <= MAX_MANIFEST_BYTES:
+                try:
+                    s3.copy_object(
+                        Bucket=bucket, Key=aside, CopySource={"Bucket": bucket, "Key": current}
+                    )
+                except ClientError as exc:
+                    if _code(exc) not in _MISSING:  # gone since the HEAD: nothing to keep
+                        raise
+            s3.delete_object(Bucket=bucket, Key=current)
+
+        await storage.call(set_aside)
+        self._manifest_set_aside = True
+
+    async def put_manifest_back(self) -> None:
+        """After a change that failed part-way: the manifest set aside, in place again.
+
+        The bundle then reads as it did (read_manifest would fall back to the
+        one set aside anyway), and a captioner never finds it without one.
+        Best effort, shielded from cancellation; the caller re-raises its error.
+        """
+        if not self._manifest_set_aside or self._settled:
+            return
+        self._settled = True
+        s3, bucket = self.storage.client, self.storage.bucket
         current = self.storage.key(self.folder, MANIFEST)
         aside = self.storage.key(self.folder, MANIFEST_ASIDE)
-        if await self.storage.file_digest(self.folder, MANIFEST) is not None:
-            await call(
-                lambda: s3.copy_object(
-                    Bucket=bucket, Key=aside, CopySource={"Bucket": bucket, "Key": current}
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                lambda: _quietly(  # NoSuchKey: there was none before (a new bundle)
+                    s3.copy_object,
+                    Bucket=bucket,
+                    Key=current,
+                    CopySource={"Bucket": bucket, "Key": aside},
                 )
             )
-            await call(lambda: s3.delete_object(Bucket=bucket, Key=current))
-        self._manifest_set_aside = True
 
     async def write_stream(self, path: str, chunks: AsyncIterator[bytes]) -> tuple[int, str]:
         await self._set_manifest_aside()
@@ -126,26 +190,57 @@ class S3Staging:
     async def write_bytes(self, path: str, data: bytes) -> tuple[int, str]:
         return await self.write_stream(path, as_stream(data))
 
-    async def publish(self, manifest: bytes, remove: list[str]) -> None:
+    async def publish(self, manifest: bytes, remove: list[str]) -> list[str]:
+        """Removes `remove`, then writes the manifest. Nothing is ever blocked on
+        S3 (no symlinks, no directories in the way of a key): returns []."""
         s3, bucket = self.storage.client, self.storage.bucket
         await self._set_manifest_aside()
-        for path in remove:
-            if path not in self.written:
-                key = self.storage.key(self.folder, check_relative(path))
-                await self.storage.call(lambda key=key: s3.delete_object(Bucket=bucket, Key=key))
-        key = self.storage.key(self.folder, MANIFEST)
-        await self.storage.call(
-            lambda: s3.put_object(
-                Bucket=bucket, Key=key, Body=manifest, ContentType="application/json"
+        try:
+            for path in remove:
+                if path not in self.written:
+                    key = self.storage.key(self.folder, check_relative(path))
+                    await self.storage.call(
+                        lambda key=key: s3.delete_object(Bucket=bucket, Key=key)
+                    )
+            key = self.storage.key(self.folder, MANIFEST)
+            await self.storage.call(
+                lambda: s3.put_object(
+                    Bucket=bucket, Key=key, Body=manifest, ContentType="application/json"
+                )
             )
-        )
+        except BaseException:
+            await self.put_manifest_back()
+            raise
+        self._settled = True
         aside = self.storage.key(self.folder, MANIFEST_ASIDE)
         await self.storage.call(lambda: s3.delete_object(Bucket=bucket, Key=aside))
+        return []
 
 
 def _quietly(fn: Callable[..., Any], **kwargs: Any) -> None:
     with suppress(BotoCoreError, ClientError):
         fn(**kwargs)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _is_folder_marker(key: str, response: dict[str, Any]) -> bool:
+    """A "folder" some tool made: a key ending in "/" or an x-directory object."""
+    content_type = str(response.get("ContentType") or "").split(";")[0].strip().lower()
+    return key.endswith("/") or content_type in _FOLDER_TYPES
+
+
+def _full_size(response: dict[str, Any]) -> int | None:
+    """The whole object's size from a (ranged) GET: `bytes 0-N/TOTAL`, or the
+    length of the body when the server sent it all; None when it does not say."""
+    content_range = response.get("ContentRange")
+    if content_range:
+        match = _CONTENT_RANGE.fullmatch(content_range.strip())
+        return int(match.group(1)) if match else None
+    length = response.get("ContentLength")
+    return int(length) if length is not None else None
 
 
 class S3Storage:
@@ -171,7 +266,48 @@ class S3Storage:
         try:
             return await anyio.to_thread.run_sync(fn)
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"{self.description}: {exc}") from exc
+            # Not chained: the cause's text is the one scrubbed here.
+            raise StorageError(f"{self.description}: {self.scrub(str(exc))}") from None
+
+    def scrub(self, text: str) -> str:
+        """`text` without the client's credentials in it.
+
+        botocore's own messages hold none: a ClientError is the error code,
+        the operation and the server's <Message> (AWS puts a signature
+        mismatch's details in other fields), a connection error the endpoint
+        URL, a proxy error the proxy URL with its password masked. But an
+        S3-compatible server may echo anything in <Message>, and an endpoint
+        URL may carry a user and password: both are masked here.
+        """
+        secrets = []
+        credentials = getattr(getattr(self.client, "_request_signer", None), "_credentials", None)
+        # The values as stored (a refreshable one's properties may make a
+        # network call): `access_key` or, when refreshable, `_access_key`.
+        stored = vars(credentials) if hasattr(credentials, "__dict__") else {}
+        for name in ("access_key", "secret_key", "token"):
+            value = stored.get(name) or stored.get(f"_{name}")
+            if isinstance(value, str) and len(value) >= 4:
+                secrets.append(value)
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            value = os.environ.get(name, "")
+            if len(value) >= 4:
+                secrets.append(value)
+        for secret in sorted(set(secrets), key=len, reverse=True):
+            text = text.replace(secret, "[redacted]")
+        return _URL_USERINFO.sub(r"\1[redacted]@", text)
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        """HEAD of `key` (blocking), or None when there is no such object."""
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                return None
+            raise
+
+    def _is_folder(self, key: str) -> bool:
+        listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key + "/", MaxKeys=1)
+        return bool(listing.get("KeyCount") or listing.get("Contents"))
 
     async def ping(self) -> None:
         probe = self.key(".ready", uuid.uuid4().hex)
@@ -180,17 +316,55 @@ class S3Storage:
         await self.call(lambda: self.client.delete_object(Bucket=self.bucket, Key=probe))
 
     async def read_file(self, folder: str, path: str, *, limit: int) -> bytes | None:
+        """At most `limit` bytes, asked for as such: a ranged GET, whose answer
+        says the object's full size before any of its body is read."""
+        if limit < 0:
+            raise ValueError(f"a negative limit ({limit})")
         key = self.key(folder, check_relative(path))
+        return await self.call(lambda: self._read(key, path, limit))
 
-        def get() -> bytes | None:
+    def _read(self, key: str, path: str, limit: int) -> bytes | None:
+        # `path` (relative to the bundle) is what NotRegularFile and TooLarge
+        # name: their messages may reach a captioner; the bucket is not theirs.
+        for _ in range(3):
             try:
-                return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                got = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{limit}")
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                if _code(exc) in _MISSING:
+                    if self._is_folder(key):  # objects under `key/`: a "folder"
+                        raise NotRegularFile(path, "directory") from None
                     return None
-                raise
-
-        return await self.call(get)
+                if _code(exc) != "InvalidRange":
+                    raise
+                # No byte 0 to send: S3's answer to a range on an empty object.
+                head = self.head(key)
+                if head is None:
+                    return None
+                if _is_folder_marker(key, head):
+                    raise NotRegularFile(path, "directory") from None
+                size = int(head.get("ContentLength", 0))
+                if size == 0:
+                    return b""
+                if size > limit:
+                    raise TooLarge(path, size, limit) from None
+                continue  # replaced since the GET: read the new one
+            stream = got["Body"]
+            try:
+                if _is_folder_marker(key, got):
+                    raise NotRegularFile(path, "directory")
+                total = _full_size(got)
+                if total is not None and total > limit:
+                    raise TooLarge(path, total, limit)  # none of the body read
+                # Bounded even if the server sent more than it was asked for.
+                data = stream.read(limit + 1)
+            finally:
+                stream.close()  # drops the connection if the body was not read
+            if len(data) > limit:  # the server did not say how large: at least this
+                raise TooLarge(path, len(data), limit)
+            if total is not None and len(data) != total:
+                raise StorageError(f"{path}: {len(data):,} of {total:,} bytes arrived")
+            return data
+        raise StorageError(f"{path} kept changing while it was read")
 
     async def read_manifest(self, folder: str) -> dict[str, Any] | None:
         return await read_manifest(self, folder)
@@ -200,15 +374,21 @@ class S3Storage:
 
         def digest() -> str | None:
             try:
-                stream = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+                got = self.client.get_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                if _code(exc) in _MISSING:
                     return None
                 raise
-            sha = hashlib.sha256()
-            for chunk in stream.iter_chunks(1024 * 1024):
-                sha.update(chunk)
-            return sha.hexdigest()
+            stream = got["Body"]
+            try:
+                if _is_folder_marker(key, got):
+                    return None  # not a regular file: none of it read
+                sha = hashlib.sha256()
+                for chunk in stream.iter_chunks(1024 * 1024):
+                    sha.update(chunk)
+                return sha.hexdigest()
+            finally:
+                stream.close()
 
         return await self.call(digest)
 
@@ -233,18 +413,45 @@ class S3Storage:
         return await self.call(scan)
 
     async def list_files(self, folder: str, under: str) -> list[StoredFile]:
+        """The objects directly under `folder/under/` ("file") and the "folders"
+        there (keys with a further "/", kind "directory", size 0), at most
+        `MAX_LISTED` of them. S3 has no real folders: `under` is never refused."""
         base = self.key(check_relative(folder), check_relative(under)) + "/"
 
         def scan() -> list[StoredFile]:
-            found = []
+            files: dict[str, StoredFile] = {}
+            folders: set[str] = set()
+            seen = 0
             paginator = self.client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
+            pages = paginator.paginate(
+                Bucket=self.bucket,
+                Prefix=base,
+                Delimiter="/",
+                PaginationConfig={"PageSize": min(1000, MAX_LISTED)},
+            )
+            for page in pages:
                 for item in page.get("Contents", []):
                     name = item["Key"][len(base) :]
-                    if name:
+                    if name:  # "" is the folder marker `base` itself
                         modified = item["LastModified"].timestamp()
-                        found.append(StoredFile(name, item["Size"], modified, item["ETag"]))
-            return sorted(found, key=lambda f: f.name)
+                        files[name] = StoredFile(name, item["Size"], modified, item["ETag"])
+                for common in page.get("CommonPrefixes", []):
+                    name = common["Prefix"][len(base) : -1]
+                    if name:  # "" is from keys like `deliver//x`: no name to show
+                        folders.add(name)
+                seen += len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
+                if seen >= MAX_LISTED:
+                    if page.get("IsTruncated"):
+                        log.warning("storage.listing_cut_short", folder=folder, under=under)
+                    break
+            # S3 can hold both an object `x` and objects under `x/`; a listing
+            # shows one entry a name, the object (which is what a read gets).
+            listed = list(files.values()) + [
+                StoredFile(name, 0, 0.0, "", kind="directory")
+                for name in folders
+                if name not in files
+            ]
+            return sorted(listed, key=lambda f: f.name)[:MAX_LISTED]
 
         return await self.call(scan)
 
@@ -269,4 +476,10 @@ class S3Storage:
     @asynccontextmanager
     async def stage(self, folder: str) -> AsyncIterator[S3Staging]:
         check_relative(folder)
-        yield S3Staging(self, folder)
+        staging = S3Staging(self, folder)
+        try:
+            yield staging
+        except BaseException:
+            # A change cut off by an error: the bundle keeps the manifest it had.
+            await staging.put_manifest_back()
+            raise
