@@ -224,6 +224,8 @@ class Worker:
             return "retry", f"internal error ({type(exc).__name__}); see the service log"
 
     def _without_root(self, text: str) -> str:
+        """`text` without the storage's own location (a server path, a bucket)."""
+        text = text.replace(f"{self.storage.description}: ", "")
         root = getattr(self.storage, "root", None)
         if root is None:
             return text
