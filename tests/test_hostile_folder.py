@@ -11,7 +11,9 @@ import os
 import signal
 import sqlite3
 import time
+import uuid
 
+import boto3
 import httpx2
 import pytest
 
@@ -268,3 +270,64 @@ def test_a_credential_echoed_by_iconik_reaches_no_text_anyone_reads(tmp_path):
     assert "[redacted]" in status and "[redacted]" in jobs
     for where in (text, status, jobs, "\n".join(map(str, serve.seen))):
         assert ICONIK_TOKEN not in where
+
+
+def test_on_s3_and_postgresql_a_folder_delivers_only_to_its_own_asset(tmp_path, pg_url, aws):
+    """The same rules with the replicas' parts: a real `serve` on PostgreSQL and
+    S3 (moto's server). The captioner retargets project.json, leaves an object
+    over the cap where ERRORS.txt goes, a sub-folder and a forged name."""
+    bucket = f"hostile-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    sim = Simulator(APP_ID, ICONIK_TOKEN)
+    seeded = sim.seed(large_proxy_bytes=1024)
+    mine, other = seeded.normal, seeded.traversal_title
+    with running(sim.app()) as sim_url:
+        settings = make_settings(tmp_path, iconik_url=sim_url, queue_url=pg_url)
+        env = service_env(
+            settings,
+            f"s3://{bucket}/share",
+            PORT="0",
+            DELIVER_SCAN_SECONDS="0.2",
+            AWS_ENDPOINT_URL=aws,
+        )
+        with service_process("serve", env=env, cwd=tmp_path) as serve:
+            port = serve.wait_for("service.listening")["port"]
+            body = custom_action_body(asset_ids=[mine, other])
+            url = f"http://127.0.0.1:{port}/iconik/custom-action"
+            assert httpx2.post(url, content=body, headers=signed(body)).status_code == 202
+            folders = {}
+            while len(folders) < 2:
+                published = serve.wait_for("bundle.published")
+                folders[published["asset_id"]] = f"share/{published['folder']}"
+            other_tracks = json.dumps(sim.tracks(other, "en", False))
+            key = f"{folders[mine]}/project.json"
+            manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            manifest["asset"]["id"] = other
+            s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
+            deliver = f"{folders[mine]}/deliver"
+            s3.put_object(Bucket=bucket, Key=f"{deliver}/ERRORS.txt", Body=b"x" * (21 * 2**20))
+            s3.put_object(Bucket=bucket, Key=f"{deliver}/drafts/en.vtt", Body=EN_VTT.encode())
+            s3.put_object(Bucket=bucket, Key=f"{deliver}/a.vtt\x1b[2Jde.vtt: ok", Body=b"WEBVTT\n")
+            s3.put_object(Bucket=bucket, Key=f"{deliver}/en.vtt", Body=EN_VTT.encode())
+            delivered = serve.wait_for("delivery.delivered")
+
+            def errors() -> str:
+                try:
+                    got = s3.get_object(Bucket=bucket, Key=f"{deliver}/ERRORS.txt")
+                except s3.exceptions.NoSuchKey:
+                    return ""
+                return got["Body"].read(4096).decode(errors="replace")
+
+            while "drafts: sub-folders" not in errors():
+                serve.wait_for("deliver_scan.errors_written")
+            text = errors()
+            serve.process.send_signal(signal.SIGTERM)
+            assert serve.process.wait(30) == 0
+    assert delivered["asset_id"] == mine
+    assert json.dumps(sim.tracks(other, "en", False)) == other_tracks
+    assert cues_of(sim.assets[mine].webvtt[("en", False)]) == cues_of(EN_VTT)
+    assert f"project.json names the asset '{other}'" in text
+    assert "a.vtt\\x1b[2Jde.vtt: ok: not a name the service delivers" in text
+    assert "drafts: sub-folders are not delivered" in text
+    assert bucket not in text
