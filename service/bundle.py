@@ -192,6 +192,7 @@ def build_manifest(
     status: str = "ready",
     captioner_edits: list[str] | None = None,
     deliveries: list[dict[str, Any]] | None = None,
+    tracks_skipped: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     manifest = {
         "schema": SCHEMA,
@@ -207,6 +208,10 @@ def build_manifest(
     if captioner_edits:
         # Files the service once wrote and a captioner changed since: theirs now.
         manifest["captioner_edits"] = sorted(captioner_edits)
+    if tracks_skipped:
+        # Iconik's tracks left out of the bundle, each with why
+        # ({"language", "closed_captions", "reason"}): too large, or too many.
+        manifest["tracks_skipped"] = list(tracks_skipped)
     return manifest
 
 
@@ -379,6 +384,10 @@ def caption_label(language: str, closed_captions: bool) -> str:
     return f"{language} (closed captions)" if closed_captions else language
 
 
+def _skipped_label(track: dict[str, Any]) -> str:
+    return caption_label(str(track.get("language") or "und"), bool(track.get("closed_captions")))
+
+
 def render_preview(manifest: dict[str, Any], caption_texts: dict[str, str]) -> str:
     """index.html for a bundle; `caption_texts` maps each caption file's path to its text."""
     asset = manifest["asset"]
@@ -399,6 +408,10 @@ def render_preview(manifest: dict[str, Any], caption_texts: dict[str, str]) -> s
         f'<li><a href="{_href(f["path"])}">{_text(f["path"])}</a></li>'
         for f in manifest["files"]
         if f["kind"] == "caption"
+    ) + "".join(
+        f'<li class="skipped">{_text(_skipped_label(t))}: not in this bundle. '
+        f"{_text(str(t.get('reason', '')))}</li>"
+        for t in manifest.get("tracks_skipped", [])
     )
     duration = asset.get("duration_seconds")
     form = request.get("form_values") or {}

@@ -183,3 +183,18 @@ def test_a_path_that_reads_as_a_url_scheme_stays_a_relative_link():
     ]
     [link] = parse(bundle.render_preview(m, {})).iter("a")
     assert link.get("href") == "./javascript:alert(1)//.vtt"
+
+
+@settings(max_examples=100, deadline=None)
+@given(language=texts, reason=texts)
+def test_a_track_left_out_is_named_with_its_reason_as_text(language, reason):
+    m = manifest("t", {}, ["en"])
+    m["tracks_skipped"] = [{"language": language, "closed_captions": True, "reason": reason}]
+    doc = parse(bundle.render_preview(m, {"captions/0.vtt": "WEBVTT\n"}))
+    assert {e.tag for e in doc.iter()} <= PAGE_TAGS
+    assert len(list(doc.iter("script"))) == 2
+    [item] = [li for li in doc.iter("li") if li.get("class") == "skipped"]
+    label = bundle.caption_label(language or "und", True)
+    assert text_of(item) == as_parsed(f"{label}: not in this bundle. {reason}")
+    [shown] = json.loads(next(doc.iter("script")).text or "")
+    assert shown["path"] == "captions/0.vtt"  # the track left out is not among the page's
