@@ -12,6 +12,7 @@ runs with tiny parameters.
 - ack-pg: durable 202s on the PostgreSQL queue beside SQLite and the floor
 - wakeup: a click reaching a worker on another replica vs one in-process
 - storm: a click's time to bundle during a webhook storm vs idle
+- track-memory: the worker's peak RSS bundling a 300 MiB caption track (`--track-mib`)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bench.bulk import bulk
 from bench.copy import GIB, copy
 from bench.replicas import ack_pg, wakeup
 from bench.storm import storm
+from bench.track_memory import track_memory
 
 
 def _size(text: str) -> int:
@@ -41,13 +43,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "names",
         nargs="*",
-        default=["ack", "ack-under-load", "bulk", "copy", "ack-pg", "wakeup", "storm"],
+        default=[
+            "ack",
+            "ack-under-load",
+            "bulk",
+            "copy",
+            "ack-pg",
+            "wakeup",
+            "storm",
+            "track-memory",
+        ],
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="load per ack measurement")
     parser.add_argument("--assets", type=int, default=1000, help="assets in the bulk click")
     parser.add_argument("--sizes", default="1G,4G", help="copy sizes, e.g. 256M,1G")
     parser.add_argument("--repeats", type=int, default=3, help="copy runs per side (medians)")
     parser.add_argument("--proxy-mib", type=int, default=512, help="ack-under-load proxy size")
+    parser.add_argument("--track-mib", type=int, default=300, help="track-memory track size")
     args = parser.parse_args(argv)
     runs: dict[str, Callable[[Path], list[str]]] = {
         "ack": lambda d: ack(d, seconds=args.seconds),
@@ -61,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "ack-pg": lambda d: ack_pg(d, seconds=args.seconds),
         "wakeup": lambda d: wakeup(d),
         "storm": lambda d: storm(d),
+        "track-memory": lambda d: track_memory(d, track_mib=args.track_mib),
     }
     unknown = [n for n in args.names if n not in runs]
     if unknown:

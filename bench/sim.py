@@ -1,9 +1,12 @@
 """The Iconik stand-in for the benchmarks, in a process of its own: `python -m bench.sim`.
 
 Seeds `--assets` assets, each with one proxy of `--proxy-bytes` (generated
-as it streams) and optionally an `en` caption track with its SRT original,
-writes their ids (and proxy ids) to `--ids`, and serves the simulator with
-Iconik's rate limits when `--limits` is given. `GET /bench/stats` tells the
+as it streams) and optionally an `en` caption track with its SRT original;
+with `--huge-track-bytes`, two more, each with an `en` track and a `de`
+track of that size (made as it streams), one served with a Content-Length
+and one without; writes their ids (and proxy ids, and names) to `--ids`,
+and serves the simulator with Iconik's rate limits when `--limits` is
+given. `GET /bench/stats` tells the
 benchmark what Iconik saw: each API call with its time, the 429s, the
 downloads.
 """
@@ -33,6 +36,7 @@ def main() -> int:
     parser.add_argument("--proxy-bytes", type=int, default=2048)
     parser.add_argument("--captions", action="store_true")
     parser.add_argument("--limits", action="store_true")
+    parser.add_argument("--huge-track-bytes", type=int, default=0)
     parser.add_argument("--ids", type=Path, required=True)
     args = parser.parse_args()
     service_logging.configure("json")
@@ -45,7 +49,20 @@ def main() -> int:
         )
         if args.captions:
             sim.add_subtitle(asset, "en", _vtt("Hello.", "Bye."), srt=_srt("Hello.", "Bye."))
-        assets.append({"asset_id": asset.asset["id"], "proxy_id": proxy["id"]})
+        assets.append(
+            {"asset_id": asset.asset["id"], "proxy_id": proxy["id"], "name": f"bench-{n}"}
+        )
+    for sized in (True, False) if args.huge_track_bytes else ():
+        name = f"huge-track-{'sized' if sized else 'chunked'}"
+        asset = sim.add_asset(name, f"Bench asset with a huge track ({name})")
+        proxy = sim.add_proxy(asset, name=f"{name}.mp4", blob=Blob(args.proxy_bytes, seed=name))
+        sim.add_subtitle(asset, "en", _vtt("Hello.", "Bye."))
+        cue = "00:00:00.000 --> 00:00:00.900\nA line of a very long track.\n\n"
+        track = Blob.text(
+            args.huge_track_bytes, "WEBVTT\n\n", cue, content_type="text/vtt", sized=sized
+        )
+        sim.add_subtitle(asset, "de", track)
+        assets.append({"asset_id": asset.asset["id"], "proxy_id": proxy["id"], "name": name})
     args.ids.write_text(json.dumps(assets))
     times: list[float] = []
     inner = sim.app()

@@ -16,12 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service import bundle, captions, outtray, plan
-from service.iconik import IconikClient, NotFound
+from service.iconik import IconikClient, NotFound, TooLarge
 from service.logging import get_logger
 from service.queue import Task
 from service.tasks import ProxyNotReady, TaskContext, TaskFailed
 
 log = get_logger("service.build")
+
+# The caption tracks of one asset that go into its bundle, at most, in
+# Iconik's order; the others are left out, each with its reason in
+# project.json (`tracks_skipped`). Each track is read whole (for the .srt
+# made from it and for the preview page, which embeds it), at most
+# MAX_CAPTION_BYTES of it: this bounds what one build holds.
+MAX_TRACKS_PER_ASSET = 100
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,14 @@ class CaptionSource:
     def srt_path(self) -> str:
         return bundle.caption_path(self.language, self.closed_captions, "srt")
 
+    def skipped(self, reason: str) -> dict[str, Any]:
+        """How project.json records the track left out of the bundle."""
+        return {
+            "language": self.language,
+            "closed_captions": self.closed_captions,
+            "reason": reason,
+        }
+
 
 @dataclass(frozen=True)
 class AssetSnapshot:
@@ -57,6 +72,8 @@ class AssetSnapshot:
     media: MediaSource
     captions: list[CaptionSource]
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Tracks Iconik has that the bundle leaves out, known before reading any.
+    tracks_skipped: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def wanted_paths(self) -> list[str]:
@@ -141,7 +158,15 @@ async def gather(ctx: TaskContext, task: Task, asset_id: str) -> AssetSnapshot:
         )
         for s in subtitles
     ]
-    return AssetSnapshot(asset, media, captions, await _metadata(ctx, asset_id))
+    over = f"more than MAX_TRACKS_PER_ASSET ({MAX_TRACKS_PER_ASSET}) tracks on the asset"
+    skipped = [c.skipped(over) for c in captions[MAX_TRACKS_PER_ASSET:]]
+    return AssetSnapshot(
+        asset,
+        media,
+        captions[:MAX_TRACKS_PER_ASSET],
+        await _metadata(ctx, asset_id),
+        skipped,
+    )
 
 
 async def _usable_proxy(ctx: TaskContext, task: Task, asset_id: str) -> dict[str, Any] | None:
@@ -196,6 +221,30 @@ async def _metadata(ctx: TaskContext, asset_id: str) -> dict[str, Any]:
             continue
         values.update(bundle.flatten_metadata(view.get("metadata_values")))
     return values
+
+
+async def _read_track(
+    ctx: TaskContext, asset_id: str, caption: CaptionSource
+) -> tuple[bytes, bytes | None] | str:
+    """The track's WebVTT and Iconik's .srt of it (if any), each capped at
+    MAX_CAPTION_BYTES; or, for a track over the cap, why it is left out."""
+    iconik, limit = ctx.iconik, ctx.settings.max_caption_bytes
+    lang, cc = caption.language, caption.closed_captions
+    name = f"the {bundle.caption_label(lang, cc)} track of asset {asset_id}"
+    try:
+        vtt = await iconik.read_capped(
+            iconik.subtitle_path(asset_id, lang, cc), limit=limit, what=name, api=True
+        )
+    except TooLarge as exc:
+        return f"Iconik's track is larger than MAX_CAPTION_BYTES {exc.comparison}"
+    if caption.srt is None:
+        return vtt, None
+    url = caption.srt.get("url") or await iconik.file_download_url(asset_id, caption.srt["id"])
+    try:
+        srt = await iconik.read_capped(url, limit=limit, what=f"the .srt file of {name}")
+    except TooLarge as exc:
+        return f"Iconik's .srt file of the track is larger than MAX_CAPTION_BYTES {exc.comparison}"
+    return vtt, srt
 
 
 async def _signed_url(iconik: IconikClient, asset_id: str, media: MediaSource) -> str:
@@ -269,31 +318,32 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
             )
 
         caption_texts: dict[str, str] = {}
+        skipped = list(snapshot.tracks_skipped)
         for caption in snapshot.captions:
             lang, cc = caption.language, caption.closed_captions
-            response = await iconik.request("GET", iconik.subtitle_path(asset_id, lang, cc))
+            track = await _read_track(ctx, asset_id, caption)
+            if isinstance(track, str):  # over the cap: the bundle goes on without it
+                log.warning("bundle.track_skipped", language=lang, closed_captions=cc, reason=track)
+                skipped.append(caption.skipped(track))
+                continue
+            vtt, srt = track
             path, srt_path = where[caption.path], where[caption.srt_path]
-            size, digest = await staging.write_bytes(path, response.content)
+            size, digest = await staging.write_bytes(path, vtt)
             files.append(
                 bundle.BundleFile(path, size, digest, "caption", lang, cc, "webvtt", "webvtt")
             )
-            caption_texts[path] = response.text
-            if caption.srt is not None:
-                srt_url = caption.srt.get("url") or await iconik.file_download_url(
-                    asset_id, caption.srt["id"]
-                )
-                what = f"{srt_path} of asset {asset_id}"
-                async with iconik.download(srt_url, what=what) as download:
-                    size, digest = await staging.write_body(srt_path, download)
+            text = caption_texts[path] = vtt.decode("utf-8", "replace")
+            del vtt
+            if srt is not None:
                 source = "srt"
             else:  # for captioning tools that take SubRip only
                 try:
-                    srt = captions.webvtt_to_srt(response.text).encode()
+                    srt = captions.webvtt_to_srt(text).encode()
                 except captions.Refused as exc:
                     log.warning("bundle.srt_not_converted", path=path, reason=str(exc))
                     continue
-                size, digest = await staging.write_bytes(srt_path, srt)
                 source = "webvtt"
+            size, digest = await staging.write_bytes(srt_path, srt)
             files.append(
                 bundle.BundleFile(srt_path, size, digest, "caption", lang, cc, "srt", source)
             )
@@ -319,6 +369,7 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
             revision=revision,
             generated_at=ctx.iso_now(),
             captioner_edits=placement.captioner_edits,
+            tracks_skipped=skipped,
             # What came back from the captioners stays on record through refreshes.
             deliveries=(previous or {}).get("deliveries", []),
         )
@@ -384,9 +435,7 @@ async def withdraw(ctx: TaskContext, task: Task) -> None:
             f["path"]: (
                 await storage.read_file(folder, f["path"], limit=ctx.settings.max_caption_bytes)
                 or b""
-            ).decode(
-                "utf-8", "replace"
-            )
+            ).decode("utf-8", "replace")
             for f in withdrawn["files"]
             if f["kind"] == "caption" and f["path"].endswith(".vtt")
         }

@@ -192,6 +192,7 @@ def build_manifest(
     status: str = "ready",
     captioner_edits: list[str] | None = None,
     deliveries: list[dict[str, Any]] | None = None,
+    tracks_skipped: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     manifest = {
         "schema": SCHEMA,
@@ -207,6 +208,10 @@ def build_manifest(
     if captioner_edits:
         # Files the service once wrote and a captioner changed since: theirs now.
         manifest["captioner_edits"] = sorted(captioner_edits)
+    if tracks_skipped:
+        # Iconik's tracks left out of the bundle, each with why
+        # ({"language", "closed_captions", "reason"}): too large, or too many.
+        manifest["tracks_skipped"] = list(tracks_skipped)
     return manifest
 
 
@@ -329,9 +334,41 @@ _PAGE = """<!doctype html>
 """
 
 
+def _text(value: str) -> str:
+    """`value` escaped for HTML text or a quoted attribute, kept as it was once parsed.
+
+    Parsing turns a CR into a LF and a NUL into U+FFFD (or drops it), and
+    no escape carries a NUL through: it is written as the U+FFFD it would
+    become anyway; the CR as a character reference, which parsing keeps.
+    """
+    return html.escape(value).replace("\r", "&#13;").replace("\0", "\ufffd")
+
+
+def _href(path: str) -> str:
+    """A bundle path as a relative URL: "a:b" would be a URL of scheme "a"."""
+    first = path.split("/", 1)[0]
+    return _text(f"./{path}" if ":" in first else path)
+
+
+# Characters the JSON of the captions-data script may not hold as themselves:
+# `<` and `>` could start or end a tag or a comment (`</script>`, `<!--`,
+# which turns on the script-data escaped states), `&` for good measure, and
+# U+2028/U+2029, line terminators to JavaScript before ES2019.
+_JSON_IN_HTML = str.maketrans({c: f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"})
+
+
+def script_json(value: Any) -> str:
+    """`value` as JSON that nothing in it can take out of a <script> element.
+
+    Each such character can only be inside a JSON string, where the escape
+    means the same character.
+    """
+    return json.dumps(value, ensure_ascii=False).translate(_JSON_IN_HTML)
+
+
 def _rows(values: dict[str, Any]) -> str:
     return "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_display(v))}</td></tr>"
+        f"<tr><th>{_text(str(k))}</th><td>{_text(_display(v))}</td></tr>"
         for k, v in values.items()
         if v not in (None, "", [], {})
     )
@@ -345,6 +382,10 @@ def _display(value: Any) -> str:
 
 def caption_label(language: str, closed_captions: bool) -> str:
     return f"{language} (closed captions)" if closed_captions else language
+
+
+def _skipped_label(track: dict[str, Any]) -> str:
+    return caption_label(str(track.get("language") or "und"), bool(track.get("closed_captions")))
 
 
 def render_preview(manifest: dict[str, Any], caption_texts: dict[str, str]) -> str:
@@ -364,9 +405,13 @@ def render_preview(manifest: dict[str, Any], caption_texts: dict[str, str]) -> s
         if f["kind"] == "caption" and f["path"].endswith(".vtt")
     ]
     caption_items = "".join(
-        f'<li><a href="{html.escape(f["path"])}">{html.escape(f["path"])}</a></li>'
+        f'<li><a href="{_href(f["path"])}">{_text(f["path"])}</a></li>'
         for f in manifest["files"]
         if f["kind"] == "caption"
+    ) + "".join(
+        f'<li class="skipped">{_text(_skipped_label(t))}: not in this bundle. '
+        f"{_text(str(t.get('reason', '')))}</li>"
+        for t in manifest.get("tracks_skipped", [])
     )
     duration = asset.get("duration_seconds")
     form = request.get("form_values") or {}
@@ -374,12 +419,12 @@ def render_preview(manifest: dict[str, Any], caption_texts: dict[str, str]) -> s
     if manifest.get("status") == "withdrawn":
         withdrawn = '<p class="withdrawn">This project has been withdrawn: see WITHDRAWN.txt.</p>'
     return _PAGE.format(
-        title=html.escape(asset.get("title") or "untitled"),
-        asset_id=html.escape(asset["id"]),
+        title=_text(asset.get("title") or "untitled"),
+        asset_id=_text(asset["id"]),
         revision=int(manifest.get("revision", 1)),
         duration=f" · {duration:.2f} s" if isinstance(duration, int | float) else "",
         withdrawn=withdrawn,
-        media_src=html.escape(media["path"]) if media else "",
+        media_src=_href(media["path"]) if media else "",
         caption_items=caption_items or "<li>No captions yet.</li>",
         request_rows=_rows(
             {
@@ -392,6 +437,5 @@ def render_preview(manifest: dict[str, Any], caption_texts: dict[str, str]) -> s
         form_section=(
             f"<h2>Notes for the captioner</h2><table>{_rows(form)}</table>" if form else ""
         ),
-        # "</" cannot end the script element early once escaped like this.
-        captions_json=json.dumps(captions, ensure_ascii=False).replace("</", "<\\/"),
+        captions_json=script_json(captions),
     )

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
+import anyio.to_thread
 import httpx2
 
 # The errors have their own module (service.transfer raises some too);
@@ -41,12 +41,40 @@ from service.iconik_errors import SignedUrlRefused as SignedUrlRefused
 from service.logging import get_logger
 from service.ratelimit import RateLimiter as RateLimiter
 from service.ratelimit import pause_for
-from service.transfer import REDIRECT_STATUSES, Download, Hop, close, origin, send_download
+from service.transfer import (
+    CHUNK_BYTES,
+    REDIRECT_STATUSES,
+    Download,
+    Hop,
+    close,
+    origin,
+    send_download,
+)
 
 log = get_logger("service.iconik")
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
+
+
+class TooLarge(Exception):
+    """A body over the caller's cap, refused before or while reading it.
+
+    Not an `IconikError`: retrying cannot make it smaller. `size` is the
+    Content-Length when that was what refused it, None when the body was
+    cut off after `limit` bytes.
+    """
+
+    def __init__(self, what: str, limit: int, size: int | None = None) -> None:
+        self.what, self.limit, self.size = what, limit, size
+        super().__init__(f"{what} is larger than {self.comparison}")
+
+    @property
+    def comparison(self) -> str:
+        """ "(314,572,800 > 20,971,520 bytes)", or "(more than 20,971,520 bytes)"."""
+        if self.size is not None:
+            return f"({self.size:,} > {self.limit:,} bytes)"
+        return f"(more than {self.limit:,} bytes)"
 
 
 def _retry_after(response: httpx2.Response) -> float | None:
@@ -318,6 +346,40 @@ class IconikClient:
             )
         finally:
             await close(response)
+
+    async def read_capped(self, url: str, *, limit: int, what: str, api: bool = False) -> bytes:
+        """The whole body of `url` (an API path or a signed URL), if at most `limit` bytes.
+
+        For files read into memory (caption tracks): a Content-Length over
+        the limit is refused before any of the body is read; without one,
+        the body is counted as it arrives (decoded: a compressed body is
+        counted as what it expands to) and cut off once it passes the
+        limit. No more than `limit` bytes of it are ever held, plus one
+        chunk on its way. Raises `TooLarge`; `api` spends a rate-limit
+        token per hop to Iconik, as an API call does.
+        """
+        response, hop = await self._send("GET", self._url(url), stream=True, limited=api, what=what)
+        try:
+            download = Download(
+                response,
+                what,
+                source="Iconik" if hop.iconik else hop.target,
+                quote_errors=hop.iconik,
+            )
+            if download.size is not None and download.size > limit:
+                raise TooLarge(what, limit, download.size)
+            body = bytearray()
+            chunks = download.blocking_chunks(min(CHUNK_BYTES, limit + 1))
+            try:
+                while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
+                    if len(body) + len(chunk) > limit:
+                        raise TooLarge(what, limit)
+                    body += chunk
+            finally:
+                chunks.close()
+            return bytes(body)
+        finally:
+            await close(response)  # unread, the connection is closed, not drained
 
     # -- the API, by what the worker needs ------------------------------------
 

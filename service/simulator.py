@@ -27,11 +27,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from service.simulator_seed import SeedData, Seeded, _srt, _uuid, _vtt, sample_video
-from service.simulator_storage import Blob, DownloadGate, SignedStorage
+from service.simulator_storage import Blob, DownloadGate, SignedStorage, served
 from service.simulator_tracks import TrackWrites
 
 # Re-exported: tests and the benches build simulators from these.
@@ -45,6 +45,7 @@ __all__ = [
     "_srt",
     "_vtt",
     "sample_video",
+    "track_key",
 ]
 
 
@@ -58,7 +59,8 @@ class SimAsset:
     proxies: list[dict[str, Any]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
     subtitles: list[dict[str, Any]] = field(default_factory=list)
-    webvtt: dict[tuple[str, bool], str] = field(default_factory=dict)
+    # Each track's WebVTT: text, or a Blob for one too large to hold (served as it streams).
+    webvtt: dict[tuple[str, bool], str | Blob] = field(default_factory=dict)
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Proxy listings left before a transcoding proxy turns CLOSED (None: never by itself).
     transcode_polls_left: int | None = None
@@ -190,10 +192,10 @@ class Simulator(TrackWrites, SignedStorage, SeedData):
         self,
         sim: SimAsset,
         language: str,
-        webvtt: str,
+        webvtt: str | Blob,
         *,
         closed_captions: bool = False,
-        srt: str | None = None,
+        srt: str | Blob | None = None,
     ) -> dict[str, Any]:
         asset_id = sim.asset["id"]
         format_id = _uuid(f"{asset_id}/subtitle-format/{language}/{closed_captions}")
@@ -213,13 +215,10 @@ class Simulator(TrackWrites, SignedStorage, SeedData):
         ] + [subtitle]
         sim.webvtt[(language, closed_captions)] = webvtt
         if srt is not None:
-            data = srt.encode()
-            self.add_file(
-                sim,
-                name=f"{language}.srt",
-                blob=Blob(len(data), data, content_type="text/srt"),
-                format_id=format_id,
-            )
+            if isinstance(srt, str):
+                data = srt.encode()
+                srt = Blob(len(data), data, content_type="text/srt")
+            self.add_file(sim, name=f"{language}.srt", blob=srt, format_id=format_id)
         return subtitle
 
     def finish_transcode(self, asset_id: str) -> None:
@@ -393,7 +392,13 @@ class Simulator(TrackWrites, SignedStorage, SeedData):
         key = (request.path_params["language"], closed_captions)
         if sim is None or key not in sim.webvtt:
             return _errors(404, "Subtitle for this asset doesn't exist")
-        return Response(sim.webvtt[key], media_type="text/vtt")
+        track = sim.webvtt[key]
+        if isinstance(track, Blob):  # streamed as generated, maybe held half-way
+            gate = self.gates.pop(track_key(sim.asset["id"], *key), None)
+            return StreamingResponse(
+                served(track, gate), media_type="text/vtt", headers=track.headers
+            )
+        return Response(track, media_type="text/vtt")
 
     async def _webvtt_cc(self, request: Request) -> Response:
         return await self._webvtt(request, closed_captions=True)
@@ -491,6 +496,11 @@ class Simulator(TrackWrites, SignedStorage, SeedData):
             return _errors(404, "Job does not exist")
         job.update(json.loads(await request.body()), date_modified=_now())
         return JSONResponse(_record_job_state(job))
+
+
+def track_key(asset_id: str, language: str, closed_captions: bool) -> str:
+    """What `hold_download` calls the WebVTT of a track (one that is a Blob)."""
+    return f"webvtt/{asset_id}/{language}{'/cc' if closed_captions else ''}"
 
 
 def _record_job_state(job: dict[str, Any]) -> dict[str, Any]:

@@ -42,3 +42,21 @@ def test_every_benchmark_runs_and_prints_its_baseline_and_goal(tmp_path):
     assert "curl+sync" in out and "pacer (baseline)" in out
     assert out.count("goal >=") >= 2
     assert list(tmp_path.iterdir()) == []  # scratch folders are removed
+
+
+def test_track_memory_runs_and_reports_the_track_refused(tmp_path):
+    # Seconds, not minutes (a 25 MiB track, just over the default cap): run always.
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "track-memory", "--track-mib=25"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "track-memory:" in out and "(baseline)" in out and "goal <=" in out
+    assert "(26,214,400 > 20,971,520 bytes)" in out  # refused by its Content-Length
+    assert "(more than 20,971,520 bytes)" in out  # cut off while streaming
+    assert list(tmp_path.iterdir()) == []  # scratch folders are removed
