@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service import bundle, captions, outtray, plan
-from service.iconik import IconikClient, NotFound, TooLarge
+from service.iconik import IconikClient, NotFound, ResponseTooLarge
 from service.logging import get_logger
 from service.queue import Task
+from service.storage import NotRegularFile, check_relative
+from service.storage import TooLarge as StorageTooLarge
 from service.tasks import ProxyNotReady, TaskContext, TaskFailed
 
 log = get_logger("service.build")
@@ -235,14 +237,14 @@ async def _read_track(
         vtt = await iconik.read_capped(
             iconik.subtitle_path(asset_id, lang, cc), limit=limit, what=name, api=True
         )
-    except TooLarge as exc:
+    except ResponseTooLarge as exc:
         return f"Iconik's track is larger than MAX_CAPTION_BYTES {exc.comparison}"
     if caption.srt is None:
         return vtt, None
     url = caption.srt.get("url") or await iconik.file_download_url(asset_id, caption.srt["id"])
     try:
         srt = await iconik.read_capped(url, limit=limit, what=f"the .srt file of {name}")
-    except TooLarge as exc:
+    except ResponseTooLarge as exc:
         return f"Iconik's .srt file of the track is larger than MAX_CAPTION_BYTES {exc.comparison}"
     return vtt, srt
 
@@ -415,6 +417,27 @@ async def refresh(ctx: TaskContext, task: Task) -> None:
     await build(ctx, task, existing)
 
 
+async def _caption_texts(ctx: TaskContext, folder: str, files: Any) -> dict[str, str]:
+    """The WebVTT tracks a manifest read back from the folder lists, as text for the
+    page; an entry of another shape, or a file that is no longer a plain file
+    under the cap, is left out (anyone may have edited the manifest or the file)."""
+    texts: dict[str, str] = {}
+    for entry in files if isinstance(files, list) else []:
+        if not isinstance(entry, dict) or entry.get("kind") != "caption":
+            continue
+        path = entry.get("path")
+        if not isinstance(path, str) or not path.endswith(".vtt"):
+            continue
+        try:
+            data = await ctx.storage.read_file(
+                folder, check_relative(path), limit=ctx.settings.max_caption_bytes
+            )
+        except (NotRegularFile, StorageTooLarge, ValueError):
+            continue
+        texts[path] = (data or b"").decode("utf-8", "replace")
+    return texts
+
+
 async def withdraw(ctx: TaskContext, task: Task) -> None:
     """The asset was deleted: mark every bundle of it withdrawn; delete nothing."""
     storage = ctx.storage
@@ -431,14 +454,7 @@ async def withdraw(ctx: TaskContext, task: Task) -> None:
         # the manifest, so a restore (refresh) replaces or removes them.
         wanted = [bundle.PREVIEW, bundle.WITHDRAWN_NOTE]
         placement = await _placement(ctx, folder, wanted, manifest, withdrawn["revision"])
-        captions = {
-            f["path"]: (
-                await storage.read_file(folder, f["path"], limit=ctx.settings.max_caption_bytes)
-                or b""
-            ).decode("utf-8", "replace")
-            for f in withdrawn["files"]
-            if f["kind"] == "caption" and f["path"].endswith(".vtt")
-        }
+        captions = await _caption_texts(ctx, folder, withdrawn["files"])
         note = bundle.withdrawn_note(withdrawn).encode()
         page = bundle.render_preview(withdrawn, captions).encode()
         withdrawn["files"] = [f for f in withdrawn["files"] if f["path"] not in wanted] + [

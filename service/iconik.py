@@ -57,7 +57,7 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
 
 
-class TooLarge(Exception):
+class ResponseTooLarge(Exception):
     """A body over the caller's cap, refused before or while reading it.
 
     Not an `IconikError`: retrying cannot make it smaller. `size` is the
@@ -355,7 +355,7 @@ class IconikClient:
         the body is counted as it arrives (decoded: a compressed body is
         counted as what it expands to) and cut off once it passes the
         limit. No more than `limit` bytes of it are ever held, plus one
-        chunk on its way. Raises `TooLarge`; `api` spends a rate-limit
+        chunk on its way. Raises `ResponseTooLarge`; `api` spends a rate-limit
         token per hop to Iconik, as an API call does.
         """
         response, hop = await self._send("GET", self._url(url), stream=True, limited=api, what=what)
@@ -367,13 +367,13 @@ class IconikClient:
                 quote_errors=hop.iconik,
             )
             if download.size is not None and download.size > limit:
-                raise TooLarge(what, limit, download.size)
+                raise ResponseTooLarge(what, limit, download.size)
             body = bytearray()
             chunks = download.blocking_chunks(min(CHUNK_BYTES, limit + 1))
             try:
                 while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
                     if len(body) + len(chunk) > limit:
-                        raise TooLarge(what, limit)
+                        raise ResponseTooLarge(what, limit)
                     body += chunk
             finally:
                 chunks.close()

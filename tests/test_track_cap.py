@@ -16,7 +16,7 @@ import httpx2
 import pytest
 
 from service import build
-from service.iconik import IconikClient, TooLarge
+from service.iconik import IconikClient, ResponseTooLarge
 from service.simulator import Blob, _srt, _vtt, track_key
 from tests.conftest import custom_action_body
 from tests.stack import stack
@@ -59,7 +59,7 @@ def client(body: Body, headers: dict[str, str]) -> IconikClient:
 async def test_a_content_length_over_the_cap_is_refused_before_the_body_is_read():
     body = Body(300 * MIB)
     async with client(body, {"Content-Length": str(300 * MIB)}) as c:
-        with pytest.raises(TooLarge) as err:
+        with pytest.raises(ResponseTooLarge) as err:
             await c.read_capped("/API/x/", limit=CAP, what="the de track", api=True)
     assert body.pulled == 0
     assert str(err.value) == "the de track is larger than (314,572,800 > 65,536 bytes)"
@@ -69,7 +69,7 @@ async def test_a_content_length_over_the_cap_is_refused_before_the_body_is_read(
 async def test_a_body_without_a_content_length_is_cut_off_once_past_the_cap():
     body = Body(300 * MIB)
     async with client(body, {}) as c:
-        with pytest.raises(TooLarge) as err:
+        with pytest.raises(ResponseTooLarge) as err:
             await c.read_capped("/API/x/", limit=CAP, what="the de track", api=True)
     assert CAP < body.pulled <= CAP + 2 * body.chunk  # what reached the cut, no more
     assert err.value.comparison == "(more than 65,536 bytes)"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from service import readback
 from service.bundle import MANIFEST, MANIFEST_ASIDE
 
 
@@ -133,14 +134,18 @@ def parse_manifest(data: bytes | None) -> dict[str, Any] | None:
 
 
 async def read_manifest(storage: Storage, folder: str) -> dict[str, Any] | None:
-    """A bundle's manifest; after a change that was cut off, the one set aside."""
+    """A bundle's manifest; after a change that was cut off, the one set aside.
+
+    Reduced to the shape the service writes (service.readback): a captioner
+    may have edited it.
+    """
     for name in (MANIFEST, MANIFEST_ASIDE):
         try:
             data = await storage.read_file(folder, name, limit=MAX_MANIFEST_BYTES)
         except (NotRegularFile, TooLarge):
             continue  # a captioner's doing: as good as no manifest
-        manifest = parse_manifest(data)
-        if isinstance(manifest, dict):
+        manifest = readback.manifest(parse_manifest(data))
+        if manifest is not None:
             return manifest
     return None
 

@@ -1,0 +1,71 @@
+"""A project.json read back from the folder keeps only what has the service's shape. Pure."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service import bundle, readback
+
+FILE = {"path": "captions/en.vtt", "size": 10, "sha256": "ab", "kind": "caption"}
+DELIVERY = {"path": "deliver/en.vtt", "sha256": "cd", "language": "en"}
+
+
+def test_what_the_service_wrote_reads_back_unchanged():
+    written = bundle.build_manifest(
+        asset=bundle.AssetFacts(id="a1", title="T"),
+        request=bundle.RequestFacts(request_id="r1", form_values={"due": "soon"}),
+        files=[bundle.BundleFile.from_entry(FILE)],
+        revision=3,
+        generated_at="2027-01-01T00:00:00+00:00",
+        captioner_edits=["captions/fr.vtt"],
+        deliveries=[DELIVERY],
+    )
+    assert readback.manifest(written) == written
+
+
+def test_edited_parts_are_dropped_or_reset():
+    edited = {
+        "status": "pwned",
+        "revision": "9; rm -rf",
+        "asset": ["not", "a", "dict"],
+        "files": [FILE, {"path": 3}, "x", {**FILE, "size": -1}],
+        "deliveries": [DELIVERY, {"language": None}],
+        "captioner_edits": "everything",
+        "request": {"request_id": "r1", "surprise": 1, "context": 5, "form_values": []},
+        "withdrawn": "yes",
+        "extra": {"huge": "x"},
+    }
+    assert readback.manifest(edited) == {
+        "status": "ready",
+        "revision": 0,
+        "asset": {},
+        "files": [FILE],
+        "deliveries": [DELIVERY],
+        "request": {
+            "request_id": "r1",
+            "action_id": None,
+            "requested_by": None,
+            "requested_at": None,
+            "metadata_view_id": None,
+            "form_values": {},
+        },
+    }
+    assert readback.manifest([1, 2]) is None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+keys = st.sampled_from(["status", "revision", "asset", "files", "deliveries", "request", "x"])
+
+
+@given(st.dictionaries(keys, json_values))
+def test_anything_read_back_can_be_used_as_a_manifest(read):
+    kept = readback.manifest(read)
+    assert kept is not None
+    bundle.withdraw_manifest(kept, withdrawn_at="now", event_request_id=None)
+    for entry in kept["files"]:
+        bundle.BundleFile.from_entry(entry)
+    if "request" in kept:
+        bundle.RequestFacts(**kept["request"])
