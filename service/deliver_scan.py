@@ -153,8 +153,8 @@ class DeliverScan:
         looked: set[tuple[str, str]],
         report: ScanReport,
     ) -> None:
-        if status == "publishing":
-            return  # being built right now: next time
+        # "publishing" is a bundle being built, or one whose worker died before
+        # recording "ready": its manifest says whether it is complete.
         try:
             listed = await self.storage.list_files(folder, outtray.FOLDER)
         except NotRegularFile as exc:
@@ -201,7 +201,7 @@ class DeliverScan:
                 stable.append(found)
             self._looks[key] = found.look
 
-        if status != "ready":
+        if status == "withdrawn":
             when = (
                 (manifest.get("withdrawn") or {})
                 if isinstance(manifest.get("withdrawn"), dict)

@@ -53,7 +53,7 @@ async def test_objects_first_manifest_last(bucket):
         assert await storage.find_bundles("a1") == []
         await staging.publish(json.dumps({"status": "ready"}).encode(), [])
     assert body(bucket, "shared/T [a1]/media/m.mp4") == large
-    assert await storage.read_manifest("T [a1]") == {"status": "ready"}
+    assert (await storage.read_manifest("T [a1]"))["status"] == "ready"
     assert await storage.find_bundles("a1") == ["T [a1]"]
 
 
