@@ -30,12 +30,14 @@ from typing import Any
 from webvtt import srt, vtt
 from webvtt.errors import MalformedCaptionError
 from webvtt.models import (
+    _MAX_MILLISECONDS,
     Caption,
     Region,
     Style,
     Timestamp,
     _caption_from_timings,
     _strip_cue_text_tags,
+    _timing_in_milliseconds,
 )
 
 # Bytes decoded at a time (cut after a line break, so no character is split).
@@ -120,18 +122,19 @@ def vtt_timing(line: str) -> tuple[int, int] | None:
 
 
 def srt_timing(line: str) -> tuple[int, int] | None:
-    """The same for a SubRip timing line (`1\\n{line}\\nx\\n`)."""
+    """The same for a SubRip timing line (`1\n{line}\nx\n`): the library's
+    _caption_from_timings, without the Caption it makes of the times."""
     match = srt.SRTCueBlock.CUE_TIMINGS_PATTERN.match(line)
     if match is None:
         return None
-    caption = _srt_caption(match.group(1), match.group(2))
-    if caption is None:
+    try:
+        start = _timing_in_milliseconds(match.group(1))
+        end = _timing_in_milliseconds(match.group(2))
+    except ValueError:
         return None
-    return caption.start_time.in_milliseconds(), caption.end_time.in_milliseconds()
-
-
-def _srt_caption(start: str, end: str) -> Caption | None:
-    return _caption_from_timings(start, end, [])
+    if start > _MAX_MILLISECONDS or end > _MAX_MILLISECONDS:
+        return None
+    return start, end
 
 
 # -- the WebVTT text, written as it is read ----------------------------------

@@ -359,3 +359,19 @@ def test_the_cues_are_a_sequence_made_on_access():
     assert track.cues[:1] == [track.cues[0]] and list(track.cues) == track.cues
     with pytest.raises(IndexError):
         track.cues[2]
+
+
+_TIMING_PARTS = ["0", "00", "1", "59", "60", "999", "1234", "9999999999", "99999999999999999"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*_TIMING_PARTS, ":", ",", ".", " ", "-->", "x", "\t"]), max_size=14
+    ).map("".join)
+)
+def test_a_timing_line_is_read_as_webvtt_py_reads_it_alone(line):
+    from tests import captions_before
+
+    assert caption_reader.vtt_timing(line) == captions_before._read_timing(line, "vtt")
+    assert caption_reader.srt_timing(line) == captions_before._read_timing(line, "srt")
