@@ -12,6 +12,7 @@ runs with tiny parameters.
 - ack-pg: durable 202s on the PostgreSQL queue beside SQLite and the floor
 - wakeup: a click reaching a worker on another replica vs one in-process
 - storm: a click's time to bundle during a webhook storm vs idle
+- check-memory: a 20 MiB caption file delivered: peak RSS over idle, CPU of the check
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from bench.ack import ack, ack_under_load
 from bench.bulk import bulk
+from bench.check_memory import MIB, check_memory
 from bench.copy import GIB, copy
 from bench.replicas import ack_pg, wakeup
 from bench.storm import storm
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1G,4G", help="copy sizes, e.g. 256M,1G")
     parser.add_argument("--repeats", type=int, default=3, help="copy runs per side (medians)")
     parser.add_argument("--proxy-mib", type=int, default=512, help="ack-under-load proxy size")
+    parser.add_argument("--caption-mib", type=float, default=20, help="check-memory file size")
     args = parser.parse_args(argv)
     runs: dict[str, Callable[[Path], list[str]]] = {
         "ack": lambda d: ack(d, seconds=args.seconds),
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "ack-pg": lambda d: ack_pg(d, seconds=args.seconds),
         "wakeup": lambda d: wakeup(d),
         "storm": lambda d: storm(d),
+        "check-memory": lambda d: check_memory(d, size=int(args.caption_mib * MIB)),
     }
     unknown = [n for n in args.names if n not in runs]
     if unknown:
