@@ -183,9 +183,9 @@ class Cues(Sequence[Any]):
         self._make = make
         self.start = array("q")
         self.end = array("q")
-        self.line = array("Q")
-        self.text_from = array("Q")  # where the cue's lines are in the cues' section
-        self.text_to = array("Q")
+        self.line = array("I")  # 4 bytes: a 20 MiB file has fewer lines, its
+        self.text_from = array("I")  # WebVTT fewer characters (else OverflowError:
+        self.text_to = array("I")  # too large)
         self.webvtt = ""
         self.base = 0  # where the cues' section starts in `webvtt`
 
@@ -290,7 +290,7 @@ class Reading:
     def lines(self, data: bytes) -> Iterator[str]:
         """The lines as the library reads them (no "" after a final line
         break, a second byte-order mark dropped), each `-->` line's timing
-        read on the way; TooComplex for a block past MAX_BLOCK_LINES."""
+        read on the way; TooComplex for a WebVTT block past MAX_BLOCK_LINES."""
         vtt_blocks = self.fmt == "vtt"
         timing = vtt_timing if vtt_blocks else srt_timing
         timings = self._timings
@@ -308,12 +308,16 @@ class Reading:
                 else:
                     timings.push(number, read[0], read[1], 1)
                     self._waits_next_line = True
-            if line if vtt_blocks else line.strip():
-                block_lines += 1
+            if vtt_blocks:  # (srt_blocks bounds SubRip's)
+                # a bound on the block's length: a `-->` line may still be its second
+                if not line:
+                    block_lines = 0
+                elif "-->" in line:
+                    block_lines = 1
+                else:
+                    block_lines += 1
                 if block_lines > MAX_BLOCK_LINES:
                     raise TooComplex(number - MAX_BLOCK_LINES)
-            else:
-                block_lines = 0
             if held is not None:
                 yield held
             held = line[1:] if number == 1 and line.startswith("\ufeff") else line
@@ -498,7 +502,7 @@ def read_srt(reading: Reading, lines: Iterator[str]) -> None:
             reading.caption(caption)
 
     caption: Caption | None = None
-    for block in srt._iter_cue_blocks(lines):
+    for block in srt_blocks(lines):
         if srt._is_cue_start(block):
             done(caption)
             caption = None
@@ -511,3 +515,44 @@ def read_srt(reading: Reading, lines: Iterator[str]) -> None:
                 raise TooComplex(0)
     done(caption)
     reading.write(FOOTER, [""])
+
+
+def srt_blocks(lines: Iterator[str]) -> Iterator[list[str]]:
+    """What srt._iter_cue_blocks yields, a block at a time: the library's
+    gathers every line up to the next blank one (a file without blank lines
+    whole) before it splits them where a cue starts; this splits on the way,
+    and a block past MAX_BLOCK_LINES is TooComplex."""
+    index_block: list[str] | None = None
+    for block in _srt_split_blocks(lines):
+        if index_block is not None:
+            if "-->" in block[0]:
+                block = index_block + block
+            else:
+                yield index_block
+            index_block = None
+        if len(block) == 1 and srt._is_index(block[0]):
+            index_block = block
+        else:
+            yield block
+    if index_block is not None:
+        yield index_block
+
+
+def _srt_split_blocks(lines: Iterator[str]) -> Iterator[list[str]]:
+    """srt._iter_split_blocks: blocks of non-blank lines, also split before a
+    cue index (not a block's first line) followed by a timing line."""
+    block: list[str] = []
+    for line in lines:
+        if not line.strip():
+            if block:
+                yield block
+                block = []
+            continue
+        if len(block) >= 2 and "-->" in line and srt._is_index(block[-1]):
+            yield block[:-1]
+            block = [block[-1]]
+        block.append(line)
+        if len(block) > MAX_BLOCK_LINES:
+            raise TooComplex(0)
+    if block:
+        yield block

@@ -111,7 +111,7 @@ def read(filename: str, data: bytes, duration_seconds: float | None) -> Track:
     name = parse_name(filename)
     try:
         return _read(name, data, duration_seconds)
-    except (MemoryError, RecursionError):
+    except (MemoryError, RecursionError, OverflowError):
         raise Refused(TOO_COMPLEX) from None
     except caption_reader.TooComplex as exc:
         _check_utf8(data)  # as before: a file that is not UTF-8 is told so first

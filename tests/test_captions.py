@@ -375,3 +375,26 @@ def test_a_timing_line_is_read_as_webvtt_py_reads_it_alone(line):
 
     assert caption_reader.vtt_timing(line) == captions_before._read_timing(line, "vtt")
     assert caption_reader.srt_timing(line) == captions_before._read_timing(line, "srt")
+
+
+@pytest.mark.parametrize("fmt", ["vtt", "srt"])
+def test_cues_without_blank_lines_between_them_are_not_one_long_block(monkeypatch, fmt):
+    """webvtt-py starts a cue at its timing line (SubRip: its number and timing
+    line) even without a blank line above; only a block's own lines count."""
+    monkeypatch.setattr(caption_reader, "MAX_BLOCK_LINES", 5)
+    separator = "." if fmt == "vtt" else ","
+    cues = [
+        f"{n}\n00:00:{n:02d}{separator}000 --> 00:00:{n:02d}{separator}500\nline {n}"
+        for n in range(1, 30)
+    ]
+    text = ("WEBVTT\n\n" if fmt == "vtt" else "") + "\n".join(cues) + "\n"
+    assert len(captions.read(f"en.{fmt}", text.encode(), 60.0).cues) == 29
+    _same_as_before(f"en.{fmt}", text.encode(), 60.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["", " ", "1", "22", "x", "a --> b", "0:0:1,0-->0:0:2,0"])))
+def test_subrip_blocks_are_the_librarys(lines):
+    from webvtt import srt
+
+    assert list(caption_reader.srt_blocks(iter(lines))) == list(srt._iter_cue_blocks(lines))
