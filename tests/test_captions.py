@@ -295,8 +295,8 @@ def test_valid_files_are_written_as_webvtt_py_wrote_them(fmt, cues, newline):
         blocks += [*head, timing, *text, ""]
     data = newline.join(blocks).encode()
     _same_as_before(f"en.{fmt}", data, 10_000.0)
-    if cues and all(text for _, _, text, _ in cues):
-        assert captions.read(f"en.{fmt}", data, 10_000.0).cues
+    if fmt == "vtt" and cues:  # (a SubRip cue of blank text is left out)
+        assert len(captions.read(f"en.{fmt}", data, 10_000.0).cues) == len(cues)
 
 
 @pytest.mark.parametrize("window", [1, 7, 64])
