@@ -3,26 +3,33 @@ file says, whether it may go to Iconik, and the WebVTT that goes. Pure.
 
 Reading and writing WebVTT and SubRip is webvtt-py's work (maintained, no
 dependencies of its own, keeps cue identifiers, settings and markup as
-written). What this module adds is what a delivery needs on top of it:
+written), one block at a time (service/caption_reader.py): the files are
+untrusted and up to 20 MiB, and the library's whole-file reading kept ~16x
+that. What this module adds is what a delivery needs on top of it:
 
 - a line number for every problem, so a captioner can find it. The library
   says which cues it read, not where they were, and it quietly skips a
   SubRip cue it cannot read; so each timing line (a line with `-->`) is
-  also read on its own, by the library, and matched in order with the cues
-  of the whole file. A timing line that gave no cue is a refusal at its line.
+  also read on its own, as the library reads it, and matched in order with
+  the library's cues. A timing line that gave no cue is a refusal at its line.
 - the rules a track must meet: every timing readable; no cue ending before
   it starts; start times in order (WebVTT requires it; overlapping cues are
   legal and stay); no cue starting after the media ends (plus a tolerance).
+- a refusal, not a crash, for a file too large or too complex to read.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
+
+from service import caption_reader
 
 # A cue may start this long after the media's recorded end (rounding of
 # durations and frame rates) before it is taken for a cue of another cut.
@@ -33,7 +40,10 @@ _NAME = re.compile(
     r"^(?P<language>[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*)(?P<cc>\.cc)?\.(?P<ext>vtt|srt)$",
     re.IGNORECASE,
 )
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+TOO_COMPLEX = (
+    "the file could not be checked: too large or too complex to read; split it into "
+    "smaller files, or send it as plain cues of a few lines each"
+)
 NAMING_HINT = (
     "name it <language>.vtt or <language>.srt, with .cc before the extension for "
     "closed captions (en.vtt, fr.cc.srt)"
@@ -79,7 +89,7 @@ class Track:
     """A delivered file that passed every check, as Iconik gets it."""
 
     name: TrackName
-    cues: list[Cue]
+    cues: Sequence[Cue]  # made on access: a long track holds five numbers a cue
     webvtt: str
 
 
@@ -99,22 +109,13 @@ def parse_name(filename: str) -> TrackName:
 def read(filename: str, data: bytes, duration_seconds: float | None) -> Track:
     """Check a delivered file and convert it to WebVTT; `Refused` says why not."""
     name = parse_name(filename)
-    text = _decode(data)
-    document = _parse(text, name.format)
-    cues, unread = _cues(text, name.format, document)
-    problems = sorted(unread + _problems(cues, duration_seconds))
-    if problems:
-        line, reason = problems[0]
-        raise Refused(reason, line, more=len(problems) - 1)
-    if not cues:
-        raise Refused("the file has no cues", 1)
-    if isinstance(document, MalformedCaptionError):  # a problem was found then
-        raise Refused(str(document))
     try:
-        converted = document.content
-    except ValueError as exc:  # the library could not write what it read back
-        raise Refused(f"cannot be written as WebVTT: {exc}") from None
-    return Track(name, cues, converted)
+        return _read(name, data, duration_seconds)
+    except (MemoryError, RecursionError, OverflowError):
+        raise Refused(TOO_COMPLEX) from None
+    except caption_reader.TooComplex as exc:
+        _check_utf8(data)  # as before: a file that is not UTF-8 is told so first
+        raise Refused(TOO_COMPLEX, exc.line or None) from None
 
 
 def webvtt_to_srt(text: str) -> str:
@@ -138,115 +139,94 @@ def timestamp(ms: int) -> str:
 # -- the steps of `read` -------------------------------------------------------
 
 
-def _decode(data: bytes) -> str:
+def _read(name: TrackName, data: bytes, duration_seconds: float | None) -> Track:
+    rules = _rules(duration_seconds)
+    reading = caption_reader.Reading(name.format, rules, Cue)
+    lines = reading.lines(data)
     try:
-        return data.decode("utf-8-sig")  # a byte-order mark is fine
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise Refused("this line is not UTF-8 text; save the file as UTF-8", line) from None
-
-
-def _parse(text: str, fmt: str) -> webvtt.WebVTT | MalformedCaptionError:
-    """The whole file as the library reads it, or the error of a cue it refused
-    (located afterwards, line by line)."""
-    try:
-        return webvtt.from_buffer(io.StringIO(text), format=fmt)
-    except MalformedFileError:
-        if fmt == "vtt":
-            raise Refused("a WebVTT file must start with the line WEBVTT", 1) from None
-        raise Refused(
-            "not a SubRip file: it must start with a cue number, then a timing line "
-            "such as 00:00:01,000 --> 00:00:02,500",
-            1,
-        ) from None
-    except MalformedCaptionError as exc:
-        return exc
-
-
-def _read_timing(line: str, fmt: str) -> tuple[int, int] | None:
-    """The (start, end) the library reads from one timing line, or None."""
-    try:
-        if fmt == "vtt":
-            one = webvtt.from_string(f"WEBVTT\n\n{line}\nx\n")
+        first = [line for _, line in zip(range(3), lines, strict=False)]
+        if not _looks_like(name.format, first):
+            _check_utf8(data)
+            raise Refused(*_NOT_THE_FORMAT[name.format])
+        each = itertools.chain(first, lines)
+        if name.format == "vtt":
+            caption_reader.read_vtt(reading, each)
         else:
-            one = webvtt.from_buffer(io.StringIO(f"1\n{line}\nx\n"), format="srt")
-    except (MalformedFileError, MalformedCaptionError):
-        return None
-    if len(one.captions) != 1:
-        return None
-    cue = one.captions[0]
-    return cue.start_time.in_milliseconds(), cue.end_time.in_milliseconds()
+            caption_reader.read_srt(reading, each)
+    except caption_reader.NotUtf8 as exc:
+        raise Refused("this line is not UTF-8 text; save the file as UTF-8", exc.line) from None
+    reading.end()
+    reading.finish()
+    problems = [p for p in (reading.unread, reading.found) if p is not None]
+    if problems:
+        line, reason = min(problems)
+        raise Refused(reason, line, more=reading.unread_count + reading.found_count - 1)
+    if not reading.cues:
+        raise Refused("the file has no cues", 1)
+    if reading.write_error is not None:  # the library could not write what it read back
+        raise Refused(f"cannot be written as WebVTT: {reading.write_error}") from None
+    return Track(name, reading.cues, reading.webvtt)
 
 
-def _cues(
-    text: str, fmt: str, document: webvtt.WebVTT | MalformedCaptionError
-) -> tuple[list[Cue], list[tuple[int, str]]]:
-    """The file's cues, each with its timing line, and the timing lines that gave none."""
-    lines = _LINE_BREAK.split(text)
-    failed = isinstance(document, MalformedCaptionError)
-    captions = [] if failed else list(document.captions)
-    cues: list[Cue] = []
-    problems: list[tuple[int, str]] = []
-    separator = "." if fmt == "vtt" else ","
-    for index, line in enumerate(lines):
-        if "-->" not in line or (fmt == "vtt" and index == 0):
-            continue
-        number = index + 1
-        timing = _read_timing(line, fmt)
-        if timing is None:
-            problems.append(
-                (
-                    number,
-                    f"cannot read the cue timing {line.strip()!r}; write it as "
-                    f"00:00:01{separator}000 --> 00:00:02{separator}500",
-                )
-            )
-            continue
-        if failed:
-            continue  # only a line the library cannot read explains its refusal
-        caption = captions[len(cues)] if len(cues) < len(captions) else None
-        if caption is not None and timing == (
-            caption.start_time.in_milliseconds(),
-            caption.end_time.in_milliseconds(),
-        ):
-            cues.append(Cue(*timing, caption.text, number))
-        elif fmt == "srt" and not (lines[index + 1 : index + 2] or [""])[0].strip():
-            continue  # a SubRip cue without text shows nothing; the library drops it
-        else:
-            problems.append((number, "this cue cannot be read; check the lines around it"))
-    if failed and not problems:
-        problems.append((1, f"a cue cannot be read ({document})"))
-    if not problems and len(cues) != len(captions):
-        problems.append((1, "the file's cues cannot be told apart; check its blank lines"))
-    return cues, problems
+def _check_utf8(data: bytes) -> None:
+    try:
+        for _ in caption_reader.iter_lines(data):
+            pass
+    except caption_reader.NotUtf8 as exc:
+        raise Refused("this line is not UTF-8 text; save the file as UTF-8", exc.line) from None
 
 
-def _problems(cues: list[Cue], duration_seconds: float | None) -> list[tuple[int, str]]:
-    problems: list[tuple[int, str]] = []
+def _looks_like(fmt: str, first: list[str]) -> bool:
+    """webvtt-py's is_valid_content, on the first three lines it reads."""
+    if fmt == "vtt":
+        return bool(first and first[0].startswith("WEBVTT"))
+    return len(first) >= 3 and first[0].isdigit() and "-->" in first[1]
+
+
+_NOT_THE_FORMAT = {
+    "vtt": ("a WebVTT file must start with the line WEBVTT", 1),
+    "srt": (
+        "not a SubRip file: it must start with a cue number, then a timing line "
+        "such as 00:00:01,000 --> 00:00:02,500",
+        1,
+    ),
+}
+
+
+Rules = Callable[[int, int, int, "tuple[int, int] | None"], list[tuple[int, str]]]
+
+
+def _rules(duration_seconds: float | None) -> Rules:
+    """The problems of a cue (start, end, its line), given (start, line) of the one above."""
     limit_ms, end_of_media = None, ""
     if duration_seconds is not None:
         limit_ms = round((duration_seconds + TOLERANCE_SECONDS) * 1000)
         end_of_media = timestamp(round(duration_seconds * 1000))
-    previous: Cue | None = None
-    for cue in cues:
-        start, end = timestamp(cue.start_ms), timestamp(cue.end_ms)
-        if cue.end_ms < cue.start_ms:
-            problems.append((cue.line, f"the cue ends ({end}) before it starts ({start})"))
-        if previous is not None and cue.start_ms < previous.start_ms:
-            problems.append(
+
+    def problems(
+        start_ms: int, end_ms: int, line: int, previous: tuple[int, int] | None
+    ) -> list[tuple[int, str]]:
+        found: list[tuple[int, str]] = []
+        if end_ms < start_ms:
+            ends, starts = timestamp(end_ms), timestamp(start_ms)
+            found.append((line, f"the cue ends ({ends}) before it starts ({starts})"))
+        if previous is not None and start_ms < previous[0]:
+            found.append(
                 (
-                    cue.line,
-                    f"the cue starts ({start}) before the cue above it "
-                    f"(line {previous.line}, {timestamp(previous.start_ms)}); "
+                    line,
+                    f"the cue starts ({timestamp(start_ms)}) before the cue above it "
+                    f"(line {previous[1]}, {timestamp(previous[0])}); "
                     "cues must be in order of their start times",
                 )
             )
-        if limit_ms is not None and cue.start_ms > limit_ms:
-            problems.append(
+        if limit_ms is not None and start_ms > limit_ms:
+            found.append(
                 (
-                    cue.line,
-                    f"the cue starts ({start}) after the end of the video ({end_of_media})",
+                    line,
+                    f"the cue starts ({timestamp(start_ms)}) after the end of the video "
+                    f"({end_of_media})",
                 )
             )
-        previous = cue
+        return found
+
     return problems

@@ -23,9 +23,11 @@ def test_every_benchmark_runs_and_prints_its_baseline_and_goal(tmp_path):
             "ack-under-load",
             "bulk",
             "copy",
+            "check-memory",
             "--seconds=0.3",
             "--assets=3",
             "--sizes=1M",
+            "--caption-mib=0.1",
         ],
         cwd=tmp_path,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
@@ -37,10 +39,11 @@ def test_every_benchmark_runs_and_prints_its_baseline_and_goal(tmp_path):
     out = done.stdout
     # ack-under-load takes a minute even with tiny copies (the worker drains
     # the load's tasks), so it is left to `make bench`.
-    for heading in ("bulk:", "copy:"):
+    for heading in ("bulk:", "copy:", "check-memory:"):
         assert heading in out
     assert "curl+sync" in out and "pacer (baseline)" in out
     assert out.count("goal >=") >= 2
+    assert "idle peak RSS (baseline)" in out and "goal <= 5x" in out
     assert list(tmp_path.iterdir()) == []  # scratch folders are removed
 
 

@@ -2,8 +2,10 @@
 
 import pytest
 import webvtt
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from service import captions
+from service import caption_reader, captions
 from service.captions import Refused
 
 VTT = (
@@ -156,3 +158,243 @@ def test_webvtt_to_srt_keeps_cues_and_basic_markup():
     ]
     with pytest.raises(Refused):
         captions.webvtt_to_srt("not webvtt")
+
+
+# -- the bounded reader agrees with whole-file webvtt-py -----------------------
+# tests/captions_before.py is the check as it was (the whole file given to
+# webvtt-py); every file below must be accepted, refused and written the same.
+
+_LINES = [
+    "",
+    " ",
+    "\t",
+    "WEBVTT",
+    "WEBVTT - a title",
+    "WEBVTT -->",
+    "X-TIMESTAMP-MAP=LOCAL:00:00:00.000,MPEGTS:0",
+    "1",
+    "2",
+    " 12 ",
+    "intro",
+    "NOTE",
+    "NOTE a comment",
+    "NOTE 00:00:01.000 --> 00:00:02.000",
+    "STYLE",
+    "::cue(.loud) { color: red }",
+    "REGION",
+    "id:fred width:40% lines:3",
+    "00:00:01.000 --> 00:00:02.000",
+    "00:00:01.000 --> 00:00:02.000 align:start  line:0",
+    "00:00:03.500 --> 00:00:03.000",
+    "0:0:1.5-->0:0:2",
+    "00:01.000 --> 00:02.000",
+    "00:00:61.000 --> 00:00:62.000",
+    "00:00:01,000 --> 00:00:02,000",
+    "00:00:02,500 --> 00:00:04,000",
+    "0:0:1,5 --> 0:0:2,5000",
+    "99999999999999999:00:00,000 --> 00:00:01,000",
+    "00:00:09,000 --> 00:00:12,000",
+    "00:00:01.000 --> 00:00:0x.000",
+    "-->",
+    "a --> b",
+    "<v Anna>Welcome aboard.</v>",
+    "<i>Fin</i> <b>bold",
+    "à tous ♪ 🎵",
+    "plain text",
+    "\ufeffBOM",
+]
+
+# Lines a file can be built of without a refusal at every turn.
+_STRUCTURE = [
+    "",
+    " ",
+    "1",
+    "intro",
+    "NOTE",
+    "NOTE a comment",
+    "STYLE",
+    "::cue(.loud) { color: red }",
+    "REGION",
+    "id:fred width:40%",
+    "00:00:01.000 --> 00:00:02.000",
+    "00:00:01.000 --> 00:00:02.000 align:start  line:0",
+    "00:00:01,000 --> 00:00:02,000",
+    "<v Anna>Hi</v>",
+    "à ♪",
+]
+
+
+def _outcome(module, name, data, duration):
+    try:
+        track = module.read(name, data, duration)
+    except module.Refused as refused:
+        return ("refused", refused.reason, refused.line, refused.more)
+    cues = [(c.start_ms, c.end_ms, c.text, c.line) for c in track.cues]
+    return ("track", track.name.format, cues, track.webvtt)
+
+
+def _same_as_before(name, data, duration=10.0):
+    from tests import captions_before
+
+    assert _outcome(captions, name, data, duration) == _outcome(
+        captions_before, name, data, duration
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    fmt=st.sampled_from(["vtt", "srt"]),
+    lines=st.lists(
+        st.sampled_from(_STRUCTURE) | st.sampled_from(_LINES) | st.text(max_size=8), max_size=30
+    ),
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+    start=st.sampled_from(["", "WEBVTT\n\n", "1\n00:00:00,000 --> 00:00:01,000\n"]),
+    end=st.sampled_from(["", "\n", "\n\n"]),
+    bom=st.booleans(),
+    duration=st.sampled_from([None, 3.0, 10.0]),
+)
+def test_any_file_is_read_as_whole_file_webvtt_py_read_it(
+    fmt, lines, newline, start, end, bom, duration
+):
+    text = start + newline.join(lines) + end
+    data = (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8", "surrogatepass")
+    _same_as_before(f"en.{fmt}", data, duration)
+
+
+def _cue_text():
+    return st.lists(
+        st.sampled_from(["Hello", "<i>there</i>", "♪ la la", "1999", " ", "a<b>c", "é"]),
+        min_size=1,
+        max_size=3,
+    ).map(" ".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fmt=st.sampled_from(["vtt", "srt"]),
+    cues=st.lists(
+        st.tuples(
+            st.integers(0, 5000),
+            st.integers(0, 3000),
+            st.lists(_cue_text(), min_size=0, max_size=3),
+            st.booleans(),
+        ),
+        max_size=20,
+    ),
+    newline=st.sampled_from(["\n", "\r\n"]),
+)
+def test_valid_files_are_written_as_webvtt_py_wrote_them(fmt, cues, newline):
+    """Files a captioning tool writes: numbered cues in order, text of a few lines."""
+    separator = "." if fmt == "vtt" else ","
+    blocks, at = (["WEBVTT", ""] if fmt == "vtt" else []), 0
+    for number, (gap, length, text, named) in enumerate(cues, 1):
+        at += gap
+        start, stop = captions.timestamp(at), captions.timestamp(at + length)
+        head = [str(number)] if fmt == "srt" or named else []
+        timing = f"{start} --> {stop}".replace(".", separator)
+        blocks += [*head, timing, *text, ""]
+    data = newline.join(blocks).encode()
+    _same_as_before(f"en.{fmt}", data, 10_000.0)
+    if fmt == "vtt" and cues:  # (a SubRip cue of blank text is left out)
+        assert len(captions.read(f"en.{fmt}", data, 10_000.0).cues) == len(cues)
+
+
+@pytest.mark.parametrize("window", [1, 7, 64])
+@pytest.mark.parametrize("name", ["en.vtt", "fr.srt"])
+def test_small_windows_read_the_same_lines(monkeypatch, window, name):
+    monkeypatch.setattr(caption_reader, "WINDOW_BYTES", window)
+    monkeypatch.setattr(caption_reader, "CHUNK_LINES", 3)
+    text = VTT if name.endswith("vtt") else SRT
+    _same_as_before(name, text.encode(), 2.0)
+    _same_as_before(name, (text + "\r\n\r\nNOTE tail\r\n").encode(), 2.0)
+
+
+@pytest.mark.parametrize("error", [MemoryError, RecursionError])
+def test_running_out_of_memory_or_stack_is_a_refusal_not_a_crash(monkeypatch, error):
+    def exhausted(*args):
+        raise error()
+
+    monkeypatch.setattr(caption_reader, "vtt_timing", exhausted)
+    problem = refusal("en.vtt", VTT)
+    assert problem.reason == captions.TOO_COMPLEX and problem.line is None
+    assert "too large or too complex" in str(problem)
+
+
+def test_a_cue_of_endless_lines_is_refused_as_too_complex_at_its_start():
+    lines = "\n".join("x" for _ in range(caption_reader.MAX_BLOCK_LINES + 1))
+    problem = refusal("en.vtt", f"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n{lines}\n")
+    assert problem.reason == captions.TOO_COMPLEX and problem.line == 3
+    srt = f"1\n00:00:01,000 --> 00:00:02,000\n{lines}\n"
+    assert refusal("en.srt", srt).reason == captions.TOO_COMPLEX
+    # text blocks a SubRip cue gathers after it count as its lines
+    srt = "1\n00:00:01,000 --> 00:00:02,000\n" + "\n\nx" * (caption_reader.MAX_BLOCK_LINES + 1)
+    assert refusal("en.srt", srt).reason == captions.TOO_COMPLEX
+    # not UTF-8 is still said first
+    problem = refusal(
+        "en.vtt", f"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n{lines}\n\xff".encode("latin-1")
+    )
+    assert "UTF-8" in problem.reason
+
+
+def test_deep_markup_and_long_lines_are_read_and_kept():
+    deep = "<i>" * 50_000 + "x" + "</i>" * 50_000
+    text = f"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n{deep}\n<b\n"
+    track = captions.read("en.vtt", text.encode(), 10.0)
+    assert track.cues[0].text == "x\n<b" and deep in track.webvtt
+    _same_as_before("en.vtt", text.encode())
+    many = "NOTE\n\n" * 20_000 + "00:00:01.000 --> 00:00:02.000\nx\n"
+    _same_as_before("en.vtt", ("WEBVTT\n\n" + many).encode())
+
+
+def test_many_problems_are_counted_not_kept():
+    bad = "WEBVTT\n\n" + "00:00:0x.000 --> 00:00:01.000\nx\n\n" * 5000
+    problem = refusal("en.vtt", bad)
+    assert problem.line == 3 and problem.more == 4999
+
+
+def test_the_cues_are_a_sequence_made_on_access():
+    track = captions.read("en.vtt", VTT.encode(), 2.0)
+    assert len(track.cues) == 2 and track.cues[-1].line == 9
+    assert track.cues[0] == captions.Cue(500, 1500, "Welcome aboard.", 6)
+    assert track.cues[:1] == [track.cues[0]] and list(track.cues) == track.cues
+    with pytest.raises(IndexError):
+        track.cues[2]
+
+
+_TIMING_PARTS = ["0", "00", "1", "59", "60", "999", "1234", "9999999999", "99999999999999999"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*_TIMING_PARTS, ":", ",", ".", " ", "-->", "x", "\t"]), max_size=14
+    ).map("".join)
+)
+def test_a_timing_line_is_read_as_webvtt_py_reads_it_alone(line):
+    from tests import captions_before
+
+    assert caption_reader.vtt_timing(line) == captions_before._read_timing(line, "vtt")
+    assert caption_reader.srt_timing(line) == captions_before._read_timing(line, "srt")
+
+
+@pytest.mark.parametrize("fmt", ["vtt", "srt"])
+def test_cues_without_blank_lines_between_them_are_not_one_long_block(monkeypatch, fmt):
+    """webvtt-py starts a cue at its timing line (SubRip: its number and timing
+    line) even without a blank line above; only a block's own lines count."""
+    monkeypatch.setattr(caption_reader, "MAX_BLOCK_LINES", 5)
+    separator = "." if fmt == "vtt" else ","
+    cues = [
+        f"{n}\n00:00:{n:02d}{separator}000 --> 00:00:{n:02d}{separator}500\nline {n}"
+        for n in range(1, 30)
+    ]
+    text = ("WEBVTT\n\n" if fmt == "vtt" else "") + "\n".join(cues) + "\n"
+    assert len(captions.read(f"en.{fmt}", text.encode(), 60.0).cues) == 29
+    _same_as_before(f"en.{fmt}", text.encode(), 60.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["", " ", "1", "22", "x", "a --> b", "0:0:1,0-->0:0:2,0"])))
+def test_subrip_blocks_are_the_librarys(lines):
+    from webvtt import srt
+
+    assert list(caption_reader.srt_blocks(iter(lines))) == list(srt._iter_cue_blocks(lines))
