@@ -127,6 +127,8 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
             "to read; fix the file and save it again"
         ) from None
 
+    del data  # the WebVTT made from it is what goes on: one copy less while it is sent
+
     # 3. write to Iconik, then record it in the bundle
     subtitle_id = await write_track(ctx.iconik, asset_id, track)
     entry = outtray.delivery_entry(
