@@ -143,7 +143,14 @@ async def test_deliver_folders_are_listed_and_service_files_put_in_place(tmp_pat
     (deliver / "link.vtt").symlink_to(tmp_path / "T [a1]" / "project.json")
     assert await storage.list_folders() == ["Half [a2]", "T [a1]"]  # .staging is not one
     listed = {f.name: f for f in await storage.list_files("T [a1]", "deliver")}
-    assert sorted(listed) == ["README.txt", "en.vtt"]  # no folders, no symlinks
+    kinds = {name: f.kind for name, f in listed.items()}
+    # Every entry, as it is: the link is not followed, the folder is not entered.
+    assert kinds == {
+        "README.txt": "file",
+        "en.vtt": "file",
+        "link.vtt": "symlink",
+        "sub": "directory",
+    }
     assert listed["en.vtt"].size == 7
     assert await storage.list_files("Half [a2]", "deliver") == []
 

@@ -8,6 +8,13 @@ while it changes; the service's files are replaced one by one (each an
 atomic rename); the new manifest goes in last. Only the paths the caller
 names are written or removed, so files a captioner added are never touched.
 
+Captioners may write anything anywhere in a bundle folder, so nothing below
+the root is reached by a path string the kernel resolves: every folder is
+opened one name at a time without following a link, every file is checked
+to be a regular one before it is read and replaced by a rename rather than
+opened for writing (safe_fs.py). What is in the way is reported (Blocked,
+NotRegularFile, a publish's blocked paths), named as within the bundle.
+
 Each staging folder has a lock file beside it, held (flock) by the build
 that owns it for as long as it runs. A starting build clears only staging
 whose lock it can take: a build that still runs, in this process or in
@@ -35,25 +42,22 @@ import anyio.to_thread
 from service import blocking, probe
 from service.bundle import MANIFEST, MANIFEST_ASIDE
 from service.storage import (
+    Blocked,
     Body,
+    NotRegularFile,
     StorageError,
     StoredFile,
+    TooLarge,
     asset_of_folder,
     check_relative,
     read_manifest,
+    safe_fs,
 )
 
 STAGING_DIR = ".staging"
 _LOCK_SUFFIX = ".lock"
-_READ_CHUNK = 1024 * 1024
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+# The root is the operator's (followed if a symlink); nothing below it is.
+_ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 def _write_chunks(target: Path, chunks: Iterable[bytes]) -> tuple[int, str]:
@@ -68,17 +72,6 @@ def _write_chunks(target: Path, chunks: Iterable[bytes]) -> tuple[int, str]:
             size += len(chunk)
         os.fsync(out.fileno())
     return size, digest.hexdigest()
-
-
-def _sha256_of(path: Path) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as f:
-            while chunk := f.read(_READ_CHUNK):
-                digest.update(chunk)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -132,6 +125,7 @@ class LocalStaging:
         self.written: list[str] = []
 
     def _target(self, path: str) -> Path:
+        # The staging folder is the service's own: plain paths are fine here.
         target = self.dir / check_relative(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
@@ -161,38 +155,128 @@ class LocalStaging:
         self.written.append(path)
         return size, digest
 
-    async def publish(self, manifest: bytes, remove: list[str]) -> None:
-        await anyio.to_thread.run_sync(self._publish, manifest, remove)
+    async def publish(self, manifest: bytes, remove: list[str]) -> list[str]:
+        return await anyio.to_thread.run_sync(self._publish, manifest, remove)
 
-    def _publish(self, manifest: bytes, remove: list[str]) -> None:
-        final = self.root / self.folder
-        staged_manifest = self.dir / MANIFEST
-        staged_manifest.write_bytes(manifest)
-        with staged_manifest.open("rb") as f:
-            os.fsync(f.fileno())
-        if not final.exists():
+    def _publish(self, manifest: bytes, remove: list[str]) -> list[str]:
+        _write_chunks(self.dir / MANIFEST, [manifest])
+        *above, name = self.folder.split("/")
+        with safe_fs.opened(os.open(self.root, _ROOT_FLAGS)) as root:
             try:
-                os.rename(self.dir, final)  # the whole bundle appears at once
-                _fsync_dir(self.root)
-                return
-            except OSError:
-                if not final.exists():
-                    raise
-                # Another writer published first: fall through and change it.
-        # No project.json while the service's files change: a reader never
-        # pairs the old manifest with new files.
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(final / MANIFEST, final / MANIFEST_ASIDE)
-        for path in self.written:
-            target = final / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.dir / path, target)
-        for path in remove:
-            if path not in self.written:
-                (final / check_relative(path)).unlink(missing_ok=True)
-        os.replace(staged_manifest, final / MANIFEST)  # last: the bundle is complete
-        (final / MANIFEST_ASIDE).unlink(missing_ok=True)
-        _fsync_dir(final)
+                parent = safe_fs.open_dirs(root, above)
+            except safe_fs.NotAFolder as exc:
+                raise _not_a_bundle("/".join(above[: exc.depth]), exc.kind) from None
+            with safe_fs.opened(parent):
+                bundle = self._open_bundle(parent, name)
+                if bundle is None:
+                    return []  # a new bundle, renamed into place whole
+            with safe_fs.opened(bundle), safe_fs.opened(os.open(self.dir, _ROOT_FLAGS)) as staged:
+                return self._change(bundle, staged, remove)
+
+    def _open_bundle(self, parent: int, name: str) -> int | None:
+        """The published folder, opened; None when this staging became it."""
+        try:
+            return safe_fs.open_dir(parent, name)
+        except safe_fs.NotAFolder as exc:
+            raise _not_a_bundle(self.folder, exc.kind) from None
+        except FileNotFoundError:
+            pass
+        try:
+            os.rename(self.dir, name, dst_dir_fd=parent)  # the whole bundle appears at once
+            os.fsync(parent)
+            return None
+        except OSError:
+            kind = safe_fs.kind_at(parent, name)
+            if kind is None:
+                raise
+            if kind != "directory":
+                raise _not_a_bundle(self.folder, kind) from None
+        # Another writer published first: change what it published.
+        try:
+            return safe_fs.open_dir(parent, name)
+        except safe_fs.NotAFolder as exc:
+            raise _not_a_bundle(self.folder, exc.kind) from None
+
+    def _change(self, bundle: int, staged: int, remove: list[str]) -> list[str]:
+        """Apply this staging to the published folder `bundle`; the paths blocked.
+
+        Only the paths the caller names are touched, each through folders
+        opened without following a link: whatever a captioner put in the way
+        is left as it is and reported. project.json is set aside first (a
+        reader never pairs the old manifest with new files) and put back if
+        anything fails, so the folder is never left without one.
+        """
+        _set_aside(bundle)
+        try:
+            blocked = [p for p in dict.fromkeys(self.written) if not _place(staged, p, bundle)]
+            blocked += [p for p in remove if p not in self.written and not _remove(bundle, p)]
+            # Last: the bundle is complete.
+            if safe_fs.replace_into(staged, MANIFEST, bundle, MANIFEST):
+                safe_fs.remove_regular(bundle, MANIFEST_ASIDE)
+            else:
+                blocked.append(MANIFEST)  # a folder there: the one set aside is kept
+            os.fsync(bundle)
+        except BaseException:
+            _roll_back(bundle)
+            raise
+        return blocked
+
+
+def _not_a_bundle(folder: str, kind: str) -> StorageError:
+    return StorageError(f"{folder} is a {kind}, not a folder: nothing was published")
+
+
+def _set_aside(bundle: int) -> None:
+    """Move a regular project.json to MANIFEST_ASIDE while the bundle changes."""
+    if safe_fs.kind_at(bundle, MANIFEST) != "file":
+        return  # absent, or a captioner's: replaced (or blocked) at the end
+    try:
+        os.replace(MANIFEST, MANIFEST_ASIDE, src_dir_fd=bundle, dst_dir_fd=bundle)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        # A folder holds the aside name: change the files with the old
+        # manifest in place; the new one still goes in by one rename.
+        if exc.errno not in safe_fs.FOLDER_IN_THE_WAY:
+            raise
+
+
+def _roll_back(bundle: int) -> None:
+    """After a failure part-way: the manifest set aside goes back, if none is there."""
+    with contextlib.suppress(OSError):
+        nothing_there = safe_fs.kind_at(bundle, MANIFEST) is None
+        if nothing_there and safe_fs.kind_at(bundle, MANIFEST_ASIDE) == "file":
+            os.replace(MANIFEST_ASIDE, MANIFEST, src_dir_fd=bundle, dst_dir_fd=bundle)
+            os.fsync(bundle)
+
+
+def _place(staged: int, path: str, bundle: int) -> bool:
+    """Move the staged `path` into the bundle; False when something is in the way."""
+    *inner, name = path.split("/")
+    try:
+        folder = safe_fs.open_dirs(bundle, inner, create=True)
+    except safe_fs.NotAFolder:
+        return False
+    with safe_fs.opened(folder):
+        if not safe_fs.replace_into(staged, path, folder, name):
+            return False
+        os.fsync(folder)
+    return True
+
+
+def _remove(bundle: int, path: str) -> bool:
+    """Remove the service's file `path` if it is still a regular file; False when
+    something else is there (left alone). `path` comes from the previous
+    manifest, which a captioner may have edited."""
+    try:
+        *inner, name = check_relative(path).split("/")
+        folder = safe_fs.open_dirs(bundle, inner)
+    except FileNotFoundError:
+        return True  # gone already
+    except (ValueError, safe_fs.NotAFolder):
+        return False
+    with safe_fs.opened(folder):
+        return safe_fs.remove_regular(folder, name) is None
 
 
 class LocalStorage:
@@ -233,37 +317,117 @@ class LocalStorage:
             for leftover in (built, published):
                 shutil.rmtree(leftover, ignore_errors=True)
 
+    # -- descriptors ------------------------------------------------------------------
+    # The root is the operator's (it may itself be a symlink); everything
+    # below it is opened one name at a time, never following a link.
+
+    def _open_root(self, *, create: bool = False) -> int | None:
+        try:
+            return os.open(self.root, _ROOT_FLAGS)
+        except FileNotFoundError:
+            if not create:
+                return None
+        self.root.mkdir(parents=True, exist_ok=True)
+        return os.open(self.root, _ROOT_FLAGS)
+
+    def _reading_dir(self, folder: str, inner: list[str]) -> int | None:
+        """`folder/inner...` opened; None when absent; NotRegularFile when a
+        symlink or a file is on the way (named as within the bundle)."""
+        root = self._open_root()
+        if root is None:
+            return None
+        outer = check_relative(folder).split("/")
+        with safe_fs.opened(root):
+            try:
+                return safe_fs.open_dirs(root, [*outer, *inner])
+            except FileNotFoundError:
+                return None
+            except safe_fs.NotAFolder as exc:
+                raise NotRegularFile(_on_the_way(outer, inner, exc.depth), exc.kind) from None
+
+    def _writing_dir(self, folder: str, inner: list[str], path: str) -> int:
+        """`folder/inner...` opened, made where absent; Blocked by anything else."""
+        outer = check_relative(folder).split("/")
+        root = self._open_root(create=True)
+        assert root is not None
+        with safe_fs.opened(root):
+            try:
+                return safe_fs.open_dirs(root, [*outer, *inner], create=True)
+            except safe_fs.NotAFolder as exc:
+                where = _on_the_way(outer, inner, exc.depth)
+                raise Blocked(path, f"{where} is a {exc.kind}, not a folder") from None
+
+    # -- reading ----------------------------------------------------------------------
+
     async def read_manifest(self, folder: str) -> dict[str, Any] | None:
         return await read_manifest(self, folder)
 
     async def read_file(self, folder: str, path: str, *, limit: int) -> bytes | None:
-        target = self.root / folder / check_relative(path)
+        *inner, name = check_relative(path).split("/")
 
         def read() -> bytes | None:
-            try:
-                return target.read_bytes()[: limit + 1]
-            except FileNotFoundError:
+            fd = self._open_regular(folder, inner, name, path)
+            if fd is None:
                 return None
+            with safe_fs.opened(fd):
+                try:
+                    return safe_fs.read_bounded(fd, limit)
+                except safe_fs.Oversized as exc:
+                    raise TooLarge(path, exc.size, limit) from None
 
         return await anyio.to_thread.run_sync(read)
 
     async def file_digest(self, folder: str, path: str) -> str | None:
-        target = self.root / folder / check_relative(path)
-        return await anyio.to_thread.run_sync(_sha256_of, target)
+        *inner, name = check_relative(path).split("/")
+
+        def digest() -> str | None:
+            try:
+                fd = self._open_regular(folder, inner, name, path)
+            except NotRegularFile:
+                return None
+            if fd is None:
+                return None
+            with safe_fs.opened(fd):
+                return safe_fs.sha256_of(fd)
+
+        return await anyio.to_thread.run_sync(digest)
+
+    def _open_regular(self, folder: str, inner: list[str], name: str, path: str) -> int | None:
+        folder_fd = self._reading_dir(folder, inner)
+        if folder_fd is None:
+            return None
+        with safe_fs.opened(folder_fd):
+            try:
+                return safe_fs.open_regular(folder_fd, name)
+            except FileNotFoundError:
+                return None
+            except safe_fs.NotAFile as exc:
+                raise NotRegularFile(path, exc.kind) from None
 
     async def find_bundles(self, asset_id: str) -> list[str]:
         suffix = f"[{asset_id}]"
 
+        def has_manifest(root: int, folder: str) -> bool:
+            try:
+                fd = safe_fs.open_dir(root, folder)
+            except (FileNotFoundError, safe_fs.NotAFolder):
+                return False
+            with safe_fs.opened(fd):
+                return "file" in (
+                    safe_fs.kind_at(fd, MANIFEST),
+                    safe_fs.kind_at(fd, MANIFEST_ASIDE),
+                )
+
         def scan() -> list[str]:
-            if not self.root.is_dir():
+            root = self._open_root()
+            if root is None:
                 return []
-            return sorted(
-                p.name
-                for p in self.root.iterdir()
-                if p.is_dir()
-                and p.name.endswith(suffix)
-                and ((p / MANIFEST).exists() or (p / MANIFEST_ASIDE).exists())
-            )
+            with safe_fs.opened(root):
+                return [
+                    folder
+                    for folder in _folders(root)
+                    if folder.endswith(suffix) and has_manifest(root, folder)
+                ]
 
         return await anyio.to_thread.run_sync(scan)
 
@@ -272,69 +436,79 @@ class LocalStorage:
         found = []
         for folder in await self.list_folders():
             asset_id = asset_of_folder(folder)
-            manifest = await self.read_manifest(folder)
+            manifest = await self.read_manifest(folder) if asset_id else None
             if asset_id is not None and manifest is not None:
                 found.append((asset_id, folder, str(manifest.get("status", "ready"))))
         return found
 
     async def list_folders(self) -> list[str]:
         def scan() -> list[str]:
-            if not self.root.is_dir():
+            root = self._open_root()
+            if root is None:
                 return []
-            return sorted(
-                p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-            )
+            with safe_fs.opened(root):
+                return _folders(root)
 
         return await anyio.to_thread.run_sync(scan)
 
     async def list_files(self, folder: str, under: str) -> list[StoredFile]:
-        where = self.root / check_relative(folder) / check_relative(under)
+        inner = check_relative(under).split("/")
 
         def scan() -> list[StoredFile]:
-            found = []
-            try:
-                entries = list(os.scandir(where))
-            except (FileNotFoundError, NotADirectoryError):
+            fd = self._reading_dir(folder, inner)
+            if fd is None:
                 return []
-            for entry in entries:
-                # Symlinks are not followed: a link in a shared folder must not
-                # make the service read (and deliver) a file from elsewhere.
-                if not entry.is_file(follow_symlinks=False):
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue  # removed while listing
-                tag = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-                found.append(StoredFile(entry.name, st.st_size, st.st_mtime, tag))
+            found = []
+            with safe_fs.opened(fd):
+                for entry in list(os.scandir(fd)):
+                    try:
+                        # The entry itself (lstat): a link is shown, never followed.
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # removed while listing
+                    tag = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+                    kind = safe_fs.kind_of(st.st_mode)
+                    found.append(StoredFile(entry.name, st.st_size, st.st_mtime, tag, kind))
             return sorted(found, key=lambda f: f.name)
 
         return await anyio.to_thread.run_sync(scan)
 
+    # -- writing ----------------------------------------------------------------------
+
     async def put_file(self, folder: str, path: str, data: bytes) -> None:
-        """One file, replaced atomically; its temporary copy waits in the staging
-        area, so nothing but the file itself ever appears beside it."""
-        target = self.root / check_relative(folder) / check_relative(path)
+        """One file, replaced atomically: written new beside it (a hidden name)
+        and renamed over it. A symlink or FIFO at the name is replaced, never
+        opened or followed; a folder there (or on the way) is Blocked."""
+        *inner, name = check_relative(path).split("/")
 
         def write() -> None:
-            staging_root = self.root / STAGING_DIR
-            staging_root.mkdir(parents=True, exist_ok=True)
-            temporary = staging_root / f".put-{uuid.uuid4().hex}"
-            try:
-                with temporary.open("wb") as out:
-                    out.write(data)
-                    out.flush()
-                    os.fsync(out.fileno())
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(temporary, target)
-            finally:
-                temporary.unlink(missing_ok=True)
+            with safe_fs.opened(self._writing_dir(folder, inner, path)) as fd:
+                temporary = safe_fs.write_new(fd, data)
+                try:
+                    placed = safe_fs.replace_into(fd, temporary, fd, name)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):  # placed: it is gone
+                        os.unlink(temporary, dir_fd=fd)
+                if not placed:
+                    raise Blocked(path, "a folder is in its place")
+                os.fsync(fd)
 
         await anyio.to_thread.run_sync(write)
 
     async def delete_file(self, folder: str, path: str) -> None:
-        target = self.root / check_relative(folder) / check_relative(path)
-        await anyio.to_thread.run_sync(lambda: target.unlink(missing_ok=True))
+        """Remove `path` if it is a regular file; anything else is left alone."""
+        *inner, name = check_relative(path).split("/")
+
+        def remove() -> None:
+            try:
+                fd = self._reading_dir(folder, inner)
+            except NotRegularFile:
+                return  # a symlink or a file on the way: not the service's file
+            if fd is not None:
+                with safe_fs.opened(fd):
+                    safe_fs.remove_regular(fd, name)
+
+        await anyio.to_thread.run_sync(remove)
 
     @asynccontextmanager
     async def stage(self, folder: str) -> AsyncIterator[LocalStaging]:
@@ -362,6 +536,20 @@ class LocalStorage:
                     await anyio.to_thread.run_sync(lambda: shutil.rmtree(path, ignore_errors=True))
                 # The folder goes first, then its lock (released as `held` closes).
                 lock.unlink(missing_ok=True)
+
+
+def _folders(root: int) -> list[str]:
+    """The folders directly in the root that may be bundles: not hidden, not symlinks."""
+    return sorted(
+        e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False) and e.name[0] != "."
+    )
+
+
+def _on_the_way(outer: list[str], inner: list[str], depth: int) -> str:
+    """The name of the `depth`th folder walked: within the bundle when it is in it."""
+    if depth <= len(outer):
+        return "/".join(outer[:depth])
+    return "/".join(inner[: depth - len(outer)])
 
 
 def glob_escape(name: str) -> str:
