@@ -269,8 +269,9 @@ async def _placement(
 ) -> plan.Placement:
     on_disk: dict[str, str | None] = {}
     if previous is not None:  # a new folder holds nothing yet
+        sizes = {f["path"]: f["size"] for f in previous.get("files", [])}
         for path in plan.paths_to_check(wanted, previous):
-            on_disk[path] = await ctx.storage.file_digest(folder, path)
+            on_disk[path] = await ctx.storage.file_digest(folder, path, size=sizes.get(path))
     placement = plan.place(wanted, previous=previous, on_disk=on_disk, revision=revision)
     if placement.captioner_edits:
         log.info("bundle.captioner_files_kept", paths=placement.captioner_edits)
@@ -384,9 +385,11 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
         # Known before it is visible, so no crash can leave a bundle the
         # registry does not know of.
         await ctx.registry.record(asset_id, folder, "publishing")
-        await staging.publish(
+        blocked = await staging.publish(
             bundle.manifest_bytes(manifest), placement.stale(f.path for f in files)
         )
+    if blocked:  # a captioner put something in the way; the scan says so in ERRORS.txt
+        log.warning("bundle.files_blocked", folder=folder, paths=blocked)
     await ctx.registry.record(asset_id, folder, manifest["status"])
     log.info("bundle.published", folder=folder, revision=revision, files=len(files))
 
@@ -468,6 +471,8 @@ async def withdraw(ctx: TaskContext, task: Task) -> None:
             await staging.write_bytes(placement.where[bundle.WITHDRAWN_NOTE], note)
             await staging.write_bytes(placement.where[bundle.PREVIEW], page)
             await ctx.still_mine()
-            await staging.publish(bundle.manifest_bytes(withdrawn), [])
+            blocked = await staging.publish(bundle.manifest_bytes(withdrawn), [])
+        if blocked:
+            log.warning("bundle.files_blocked", folder=folder, paths=blocked)
         await ctx.registry.record(task.asset_id or "", folder, "withdrawn")
         log.info("bundle.withdrawn", folder=folder, revision=withdrawn["revision"])

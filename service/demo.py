@@ -26,7 +26,7 @@ from service.server import AsyncReady, Server, bind
 from service.server import config as server_config
 from service.settings import Settings
 from service.simulator import Simulator
-from service.storage import MAX_MANIFEST_BYTES, Storage, open_storage, parse_manifest
+from service.storage import MAX_MANIFEST_BYTES, Storage, StorageError, open_storage, parse_manifest
 from service.worker import background
 
 DEMO_APP_ID = "demo-app-id"
@@ -146,7 +146,10 @@ async def _print_bundles(storage: Storage, status: dict[str, Any], out: TextIO) 
         if task["kind"] != "build" or task["state"] != "done":
             continue
         for folder in await storage.find_bundles(task["asset_id"]):
-            raw = await storage.read_file(folder, MANIFEST, limit=MAX_MANIFEST_BYTES) or b""
+            try:
+                raw = await storage.read_file(folder, MANIFEST, limit=MAX_MANIFEST_BYTES) or b""
+            except StorageError:  # not a plain file, or too large: shown as empty
+                raw = b""
             manifest = parse_manifest(raw) or {}
             print(
                 f"{folder}/  ({manifest.get('status')}, revision {manifest.get('revision')})",

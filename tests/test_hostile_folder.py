@@ -331,3 +331,20 @@ def test_on_s3_and_postgresql_a_folder_delivers_only_to_its_own_asset(tmp_path, 
     assert "a.vtt\\x1b[2Jde.vtt: ok: not a name the service delivers" in text
     assert "drafts: sub-folders are not delivered" in text
     assert bucket not in text
+
+
+@pytest.mark.timeout(60)
+def test_a_huge_file_at_a_service_path_is_kept_as_the_captioners_not_hashed(tmp_path):
+    with stack(tmp_path) as s:
+        [folder] = bundled(s, s.seeded.normal)
+        track = folder / "captions" / "en.vtt"
+        track.unlink()
+        with open(track, "wb") as f:
+            f.truncate(200 * 1024**3)  # hashing it would take many minutes
+        s.webhook(event_body(object_id=s.seeded.normal, operation="update", request_id="u1"))
+        s.drain()
+        manifest = s.manifest(s.seeded.normal)
+        assert manifest["revision"] == 2
+        assert manifest["captioner_edits"] == ["captions/en.vtt"]
+        assert track.stat().st_size == 200 * 1024**3  # theirs, untouched
+        assert (folder / "captions" / "en.iconik-r2.vtt").read_text().startswith("WEBVTT")

@@ -7,6 +7,7 @@ the test, so those carry a timeout.
 """
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -403,3 +404,16 @@ async def test_a_new_bundle_still_appears_whole(root):
         "project.json",
     ]
     assert list((root / ".staging").iterdir()) == []
+
+
+@pytest.mark.timeout(10)
+async def test_a_digest_with_the_written_size_never_reads_a_file_of_another_size(root):
+    storage = LocalStorage(root)
+    bundle = root / FOLDER
+    (bundle / "captions").mkdir(parents=True, exist_ok=True)
+    (bundle / "captions" / "en.vtt").touch()
+    os.truncate(bundle / "captions" / "en.vtt", 200 * 1024**3)
+    assert await storage.file_digest(FOLDER, "captions/en.vtt", size=10) == "size:214748364800"
+    (bundle / "captions" / "fr.vtt").write_bytes(b"0123456789")
+    digest = await storage.file_digest(FOLDER, "captions/fr.vtt", size=10)
+    assert digest == hashlib.sha256(b"0123456789").hexdigest()

@@ -107,7 +107,11 @@ class Storage(Protocol):
     # None when nothing is there; NotRegularFile, TooLarge (read nothing).
     async def read_file(self, folder: str, path: str, *, limit: int) -> bytes | None: ...
     # None when nothing is there or it is not a regular file (never opened then).
-    async def file_digest(self, folder: str, path: str) -> str | None: ...
+    # With `size` (what the service wrote there), a file of another size is
+    # `changed(size)` without being read: a captioner's huge file is not hashed.
+    async def file_digest(
+        self, folder: str, path: str, *, size: int | None = None
+    ) -> str | None: ...
     async def find_bundles(self, asset_id: str) -> list[str]: ...
     async def list_bundles(self) -> list[tuple[str, str, str]]: ...  # (asset id, folder, status)
     def stage(self, folder: str) -> Any: ...  # async context manager yielding a Staging
@@ -120,6 +124,12 @@ class Storage(Protocol):
     async def list_files(self, folder: str, under: str) -> list[StoredFile]: ...
     async def put_file(self, folder: str, path: str, data: bytes) -> None: ...
     async def delete_file(self, folder: str, path: str) -> None: ...
+
+
+def changed(size: int) -> str:
+    """What `file_digest` gives for a file whose size is not the one expected:
+    no SHA-256 equals it, so the file reads as changed."""
+    return f"size:{size}"
 
 
 def parse_manifest(data: bytes | None) -> dict[str, Any] | None:

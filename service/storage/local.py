@@ -49,6 +49,7 @@ from service.storage import (
     StoredFile,
     TooLarge,
     asset_of_folder,
+    changed,
     check_relative,
     read_manifest,
     safe_fs,
@@ -377,7 +378,7 @@ class LocalStorage:
 
         return await anyio.to_thread.run_sync(read)
 
-    async def file_digest(self, folder: str, path: str) -> str | None:
+    async def file_digest(self, folder: str, path: str, *, size: int | None = None) -> str | None:
         *inner, name = check_relative(path).split("/")
 
         def digest() -> str | None:
@@ -388,6 +389,9 @@ class LocalStorage:
             if fd is None:
                 return None
             with safe_fs.opened(fd):
+                found = os.fstat(fd).st_size
+                if size is not None and found != size:
+                    return changed(found)
                 return safe_fs.sha256_of(fd)
 
         return await anyio.to_thread.run_sync(digest)

@@ -44,6 +44,7 @@ from service.storage import (
     TooLarge,
     as_stream,
     asset_of_folder,
+    changed,
     check_relative,
     read_manifest,
 )
@@ -369,7 +370,7 @@ class S3Storage:
     async def read_manifest(self, folder: str) -> dict[str, Any] | None:
         return await read_manifest(self, folder)
 
-    async def file_digest(self, folder: str, path: str) -> str | None:
+    async def file_digest(self, folder: str, path: str, *, size: int | None = None) -> str | None:
         key = self.key(folder, check_relative(path))
 
         def digest() -> str | None:
@@ -383,6 +384,8 @@ class S3Storage:
             try:
                 if _is_folder_marker(key, got):
                     return None  # not a regular file: none of it read
+                if size is not None and got.get("ContentLength") != size:
+                    return changed(got.get("ContentLength", -1))
                 sha = hashlib.sha256()
                 for chunk in stream.iter_chunks(1024 * 1024):
                     sha.update(chunk)
