@@ -15,23 +15,17 @@ to be a regular one before it is read and replaced by a rename rather than
 opened for writing (safe_fs.py). What is in the way is reported (Blocked,
 NotRegularFile, a publish's blocked paths), named as within the bundle.
 
-Each staging folder has a lock file beside it, held (flock) by the build
-that owns it for as long as it runs. A starting build clears only staging
-whose lock it can take: a build that still runs, in this process or in
-another, is never cut off.
+Staging and publishing are local_staging.py; this module reads, lists and
+replaces single files, and hands out the staging.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
-import functools
-import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -39,11 +33,10 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from service import blocking, probe
+from service import probe
 from service.bundle import MANIFEST, MANIFEST_ASIDE
 from service.storage import (
     Blocked,
-    Body,
     NotRegularFile,
     StorageError,
     StoredFile,
@@ -54,230 +47,14 @@ from service.storage import (
     read_manifest,
     safe_fs,
 )
-
-STAGING_DIR = ".staging"
-_LOCK_SUFFIX = ".lock"
-# The root is the operator's (followed if a symlink); nothing below it is.
-_ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-
-
-def _write_chunks(target: Path, chunks: Iterable[bytes]) -> tuple[int, str]:
-    """Write and hash `chunks` into `target`, then fsync it: (size, SHA-256 hex)."""
-    digest, size = hashlib.sha256(), 0
-    with open(target, "wb", buffering=0) as out:
-        for chunk in chunks:
-            digest.update(chunk)  # releases the GIL for large chunks, as the write does
-            view = memoryview(chunk)
-            while view:
-                view = view[out.write(view) :]
-            size += len(chunk)
-        os.fsync(out.fileno())
-    return size, digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _held_lock(path: Path) -> Iterator[None]:
-    """Create `path` and hold an exclusive flock on it until the block ends."""
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock, also when the process dies
-
-
-def _owner_is_dead(lock: Path) -> bool:
-    """True when nobody holds `lock`: the build it belonged to has ended."""
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except FileNotFoundError:
-        # The lock is made before its folder and removed after it, so a
-        # folder without one was left by a build that is gone.
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return False
-        raise
-    finally:
-        os.close(fd)
-    return True
-
-
-def _clear_dead_staging(staging_root: Path, folder: str) -> None:
-    """Remove the staging of `folder` left by builds that are provably dead."""
-    for entry in staging_root.glob(f"{glob_escape(folder)}.*"):
-        if entry.name.endswith(_LOCK_SUFFIX):
-            continue
-        lock = entry.with_name(entry.name + _LOCK_SUFFIX)
-        if _owner_is_dead(lock):
-            shutil.rmtree(entry, ignore_errors=True)
-            lock.unlink(missing_ok=True)
-    for lock in staging_root.glob(f"{glob_escape(folder)}.*{_LOCK_SUFFIX}"):
-        unlocked = lock.with_name(lock.name.removesuffix(_LOCK_SUFFIX))
-        if not unlocked.exists() and _owner_is_dead(lock):
-            lock.unlink(missing_ok=True)
-
-
-class LocalStaging:
-    def __init__(self, root: Path, folder: str, staging: Path) -> None:
-        self.root, self.folder, self.dir = root, folder, staging
-        self.written: list[str] = []
-
-    def _target(self, path: str) -> Path:
-        # The staging folder is the service's own: plain paths are fine here.
-        target = self.dir / check_relative(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target
-
-    async def write_body(self, path: str, body: Body) -> tuple[int, str]:
-        """Receive, hash and write `body` into `path` in one thread of its own; fsync once.
-
-        One thread does it all with blocking calls, chunk after chunk as the
-        socket hands them over: the event loop is handed nothing per chunk
-        (it answers requests meanwhile), no chunk is copied between threads,
-        and memory stays at a chunk. Cancelled, the thread is stopped and
-        waited for: nothing writes into the staging folder once it is removed.
-        """
-        target = await anyio.to_thread.run_sync(self._target, path)
-        size, digest = await blocking.run_stoppable(
-            functools.partial(_write_chunks, target, body.blocking_chunks()),
-            body.stop,
-            name=f"copy {path}",
-            niceness=blocking.COPY_NICENESS,
-        )
-        self.written.append(path)
-        return size, digest
-
-    async def write_bytes(self, path: str, data: bytes) -> tuple[int, str]:
-        target = await anyio.to_thread.run_sync(self._target, path)
-        size, digest = await anyio.to_thread.run_sync(_write_chunks, target, [data])
-        self.written.append(path)
-        return size, digest
-
-    async def publish(self, manifest: bytes, remove: list[str]) -> list[str]:
-        return await anyio.to_thread.run_sync(self._publish, manifest, remove)
-
-    def _publish(self, manifest: bytes, remove: list[str]) -> list[str]:
-        _write_chunks(self.dir / MANIFEST, [manifest])
-        *above, name = self.folder.split("/")
-        with safe_fs.opened(os.open(self.root, _ROOT_FLAGS)) as root:
-            try:
-                parent = safe_fs.open_dirs(root, above)
-            except safe_fs.NotAFolder as exc:
-                raise _not_a_bundle("/".join(above[: exc.depth]), exc.kind) from None
-            with safe_fs.opened(parent):
-                bundle = self._open_bundle(parent, name)
-                if bundle is None:
-                    return []  # a new bundle, renamed into place whole
-            with safe_fs.opened(bundle), safe_fs.opened(os.open(self.dir, _ROOT_FLAGS)) as staged:
-                return self._change(bundle, staged, remove)
-
-    def _open_bundle(self, parent: int, name: str) -> int | None:
-        """The published folder, opened; None when this staging became it."""
-        try:
-            return safe_fs.open_dir(parent, name)
-        except safe_fs.NotAFolder as exc:
-            raise _not_a_bundle(self.folder, exc.kind) from None
-        except FileNotFoundError:
-            pass
-        try:
-            os.rename(self.dir, name, dst_dir_fd=parent)  # the whole bundle appears at once
-            os.fsync(parent)
-            return None
-        except OSError:
-            kind = safe_fs.kind_at(parent, name)
-            if kind is None:
-                raise
-            if kind != "directory":
-                raise _not_a_bundle(self.folder, kind) from None
-        # Another writer published first: change what it published.
-        try:
-            return safe_fs.open_dir(parent, name)
-        except safe_fs.NotAFolder as exc:
-            raise _not_a_bundle(self.folder, exc.kind) from None
-
-    def _change(self, bundle: int, staged: int, remove: list[str]) -> list[str]:
-        """Apply this staging to the published folder `bundle`; the paths blocked.
-
-        Only the paths the caller names are touched, each through folders
-        opened without following a link: whatever a captioner put in the way
-        is left as it is and reported. project.json is set aside first (a
-        reader never pairs the old manifest with new files) and put back if
-        anything fails, so the folder is never left without one.
-        """
-        _set_aside(bundle)
-        try:
-            blocked = [p for p in dict.fromkeys(self.written) if not _place(staged, p, bundle)]
-            blocked += [p for p in remove if p not in self.written and not _remove(bundle, p)]
-            # Last: the bundle is complete.
-            if safe_fs.replace_into(staged, MANIFEST, bundle, MANIFEST):
-                safe_fs.remove_regular(bundle, MANIFEST_ASIDE)
-            else:
-                blocked.append(MANIFEST)  # a folder there: the one set aside is kept
-            os.fsync(bundle)
-        except BaseException:
-            _roll_back(bundle)
-            raise
-        return blocked
-
-
-def _not_a_bundle(folder: str, kind: str) -> StorageError:
-    return StorageError(f"{folder} is a {kind}, not a folder: nothing was published")
-
-
-def _set_aside(bundle: int) -> None:
-    """Move a regular project.json to MANIFEST_ASIDE while the bundle changes."""
-    if safe_fs.kind_at(bundle, MANIFEST) != "file":
-        return  # absent, or a captioner's: replaced (or blocked) at the end
-    try:
-        os.replace(MANIFEST, MANIFEST_ASIDE, src_dir_fd=bundle, dst_dir_fd=bundle)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        # A folder holds the aside name: change the files with the old
-        # manifest in place; the new one still goes in by one rename.
-        if exc.errno not in safe_fs.FOLDER_IN_THE_WAY:
-            raise
-
-
-def _roll_back(bundle: int) -> None:
-    """After a failure part-way: the manifest set aside goes back, if none is there."""
-    with contextlib.suppress(OSError):
-        nothing_there = safe_fs.kind_at(bundle, MANIFEST) is None
-        if nothing_there and safe_fs.kind_at(bundle, MANIFEST_ASIDE) == "file":
-            os.replace(MANIFEST_ASIDE, MANIFEST, src_dir_fd=bundle, dst_dir_fd=bundle)
-            os.fsync(bundle)
-
-
-def _place(staged: int, path: str, bundle: int) -> bool:
-    """Move the staged `path` into the bundle; False when something is in the way."""
-    *inner, name = path.split("/")
-    try:
-        folder = safe_fs.open_dirs(bundle, inner, create=True)
-    except safe_fs.NotAFolder:
-        return False
-    with safe_fs.opened(folder):
-        if not safe_fs.replace_into(staged, path, folder, name):
-            return False
-        os.fsync(folder)
-    return True
-
-
-def _remove(bundle: int, path: str) -> bool:
-    """Remove the service's file `path` if it is still a regular file; False when
-    something else is there (left alone). `path` comes from the previous
-    manifest, which a captioner may have edited."""
-    try:
-        *inner, name = check_relative(path).split("/")
-        folder = safe_fs.open_dirs(bundle, inner)
-    except FileNotFoundError:
-        return True  # gone already
-    except (ValueError, safe_fs.NotAFolder):
-        return False
-    with safe_fs.opened(folder):
-        return safe_fs.remove_regular(folder, name) is None
+from service.storage.local_staging import (
+    LOCK_SUFFIX,
+    ROOT_FLAGS,
+    STAGING_DIR,
+    LocalStaging,
+    clear_dead_staging,
+    held_lock,
+)
 
 
 class LocalStorage:
@@ -324,12 +101,12 @@ class LocalStorage:
 
     def _open_root(self, *, create: bool = False) -> int | None:
         try:
-            return os.open(self.root, _ROOT_FLAGS)
+            return os.open(self.root, ROOT_FLAGS)
         except FileNotFoundError:
             if not create:
                 return None
         self.root.mkdir(parents=True, exist_ok=True)
-        return os.open(self.root, _ROOT_FLAGS)
+        return os.open(self.root, ROOT_FLAGS)
 
     def _reading_dir(self, folder: str, inner: list[str]) -> int | None:
         """`folder/inner...` opened; None when absent; NotRegularFile when a
@@ -519,13 +296,13 @@ class LocalStorage:
         check_relative(folder)
         staging_root = self.root / STAGING_DIR
         path = staging_root / f"{folder}.{uuid.uuid4().hex}"
-        lock = path.with_name(path.name + _LOCK_SUFFIX)
+        lock = path.with_name(path.name + LOCK_SUFFIX)
         with contextlib.ExitStack() as held:
 
             def prepare() -> None:
                 staging_root.mkdir(parents=True, exist_ok=True)
-                held.enter_context(_held_lock(lock))
-                _clear_dead_staging(staging_root, folder)
+                held.enter_context(held_lock(lock))
+                clear_dead_staging(staging_root, folder)
                 path.mkdir()
 
             try:
@@ -554,7 +331,3 @@ def _on_the_way(outer: list[str], inner: list[str], depth: int) -> str:
     if depth <= len(outer):
         return "/".join(outer[:depth])
     return "/".join(inner[: depth - len(outer)])
-
-
-def glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
