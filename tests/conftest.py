@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,16 @@ def aws(moto_endpoint, monkeypatch):
     }.items():
         monkeypatch.setenv(name, value)
     return moto_endpoint
+
+
+@pytest.fixture
+def bucket(aws):
+    """A new, empty bucket in moto's server."""
+    import boto3
+
+    name = f"bucket-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
 
 
 @pytest.fixture(scope="session")

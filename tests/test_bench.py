@@ -10,25 +10,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-# Opt-in for now: a bench child that ignores SIGTERM for 30 s makes this
-# take ~90 s, far over the suite's budget (see the report on branch perf).
-@pytest.mark.skipif(not os.environ.get("BENCH_SMOKE"), reason="set BENCH_SMOKE=1 to run")
-def test_every_benchmark_runs_and_prints_its_baseline_and_goal(tmp_path):
+def run_bench(tmp_path, *args: str) -> str:
+    """`python -m bench *args` in a scratch folder; what it printed."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "ack",
-            "ack-under-load",
-            "bulk",
-            "copy",
-            "check-memory",
-            "--seconds=0.3",
-            "--assets=3",
-            "--sizes=1M",
-            "--caption-mib=0.1",
-        ],
+        [sys.executable, "-m", "bench", *args],
         cwd=tmp_path,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -36,7 +21,25 @@ def test_every_benchmark_runs_and_prints_its_baseline_and_goal(tmp_path):
         timeout=110,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+    return done.stdout
+
+
+# Opt-in for now: a bench child that ignores SIGTERM for 30 s makes this
+# take ~90 s, far over the suite's budget (see the report on branch perf).
+@pytest.mark.skipif(not os.environ.get("BENCH_SMOKE"), reason="set BENCH_SMOKE=1 to run")
+def test_every_benchmark_runs_and_prints_its_baseline_and_goal(tmp_path):
+    out = run_bench(
+        tmp_path,
+        "ack",
+        "ack-under-load",
+        "bulk",
+        "copy",
+        "check-memory",
+        "--seconds=0.3",
+        "--assets=3",
+        "--sizes=1M",
+        "--caption-mib=0.1",
+    )
     # ack-under-load takes a minute even with tiny copies (the worker drains
     # the load's tasks), so it is left to `make bench`.
     for heading in ("bulk:", "copy:", "check-memory:"):
@@ -49,16 +52,7 @@ def test_every_benchmark_runs_and_prints_its_baseline_and_goal(tmp_path):
 
 def test_track_memory_runs_and_reports_the_track_refused(tmp_path):
     # Seconds, not minutes (a 25 MiB track, just over the default cap): run always.
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "track-memory", "--track-mib=25"],
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=110,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+    out = run_bench(tmp_path, "track-memory", "--track-mib=25")
     assert "track-memory:" in out and "(baseline)" in out and "goal <=" in out
     assert "(26,214,400 > 20,971,520 bytes)" in out  # refused by its Content-Length
     assert "(more than 20,971,520 bytes)" in out  # cut off while streaming

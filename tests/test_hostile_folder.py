@@ -11,7 +11,9 @@ import os
 import signal
 import sqlite3
 import time
-import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import httpx2
@@ -23,6 +25,34 @@ from tests.conftest import webhook_body as event_body
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, stack
 from tests.test_deliver import EN_VTT, cues_of, take, track_writes
+
+
+@dataclass
+class Served:
+    sim: Simulator
+    seeded: Any
+    serve: Any
+    base: str
+
+    def post(self, path, body):
+        answer = httpx2.post(self.base + path, content=body, headers=signed(body))
+        assert answer.status_code in (200, 202), answer.text
+        return answer.json()
+
+
+@contextmanager
+def real_serve(tmp_path, storage, *, queue_url=None, **env):
+    """The simulator over HTTP and a real `caption-bridge serve` beside it,
+    looking at the out-trays every 0.2 s."""
+    sim = Simulator(APP_ID, ICONIK_TOKEN)
+    seeded = sim.seed(large_proxy_bytes=1024)
+    with running(sim.app()) as sim_url:
+        queue = {"queue_url": queue_url} if queue_url else {}
+        settings = make_settings(tmp_path, iconik_url=sim_url, **queue)
+        env = service_env(settings, storage, PORT="0", DELIVER_SCAN_SECONDS="0.2", **env)
+        with service_process("serve", env=env, cwd=tmp_path) as serve:
+            port = serve.wait_for("service.listening")["port"]
+            yield Served(sim, seeded, serve, f"http://127.0.0.1:{port}")
 
 
 def bundled(s, *assets):
@@ -193,44 +223,30 @@ def delivery_request(settings):
 def test_a_fifo_in_the_outtray_holds_no_worker_and_no_shutdown(tmp_path):
     """The real `serve`: a FIFO where README.txt goes, then a refresh of that
     asset and a click on another; SIGTERM still ends the process quickly."""
-    sim = Simulator(APP_ID, ICONIK_TOKEN)
-    seeded = sim.seed(large_proxy_bytes=1024)
-    hostile, other = seeded.normal, seeded.traversal_title
-    with running(sim.app()) as sim_url:
-        settings = make_settings(tmp_path, iconik_url=sim_url)
-        root = tmp_path / "bundles"
-        env = service_env(
-            settings, root, PORT="0", DELIVER_SCAN_SECONDS="0.2", WORKER_CONCURRENCY="1"
+    root = tmp_path / "bundles"
+    with real_serve(tmp_path, root, WORKER_CONCURRENCY="1") as served:
+        serve, post = served.serve, served.post
+        hostile, other = served.seeded.normal, served.seeded.traversal_title
+        post("/iconik/custom-action", custom_action_body(asset_ids=[hostile]))
+        folder = root / serve.wait_for("bundle.published")["folder"]
+        readme = folder / "deliver" / "README.txt"
+        readme.unlink()
+        os.mkfifo(readme)
+        os.mkfifo(folder / "deliver" / "en.vtt")
+        post(
+            "/iconik/webhook",
+            event_body(object_id=hostile, operation="update", request_id="u1"),
         )
-        with service_process("serve", env=env, cwd=tmp_path) as serve:
-            port = serve.wait_for("service.listening")["port"]
-            base = f"http://127.0.0.1:{port}"
+        assert serve.wait_for("bundle.published")["asset_id"] == hostile
+        click = post("/iconik/custom-action", custom_action_body(asset_ids=[other]))
+        assert serve.wait_for("bundle.published")["asset_id"] == other
+        status = httpx2.get(f"{served.base}/requests/{click['request_id']}", headers=bearer())
+        assert status.json()["status"] == "done"
 
-            def post(path, body):
-                answer = httpx2.post(base + path, content=body, headers=signed(body))
-                assert answer.status_code in (200, 202), answer.text
-                return answer.json()
-
-            post("/iconik/custom-action", custom_action_body(asset_ids=[hostile]))
-            folder = root / serve.wait_for("bundle.published")["folder"]
-            readme = folder / "deliver" / "README.txt"
-            readme.unlink()
-            os.mkfifo(readme)
-            os.mkfifo(folder / "deliver" / "en.vtt")
-            post(
-                "/iconik/webhook",
-                event_body(object_id=hostile, operation="update", request_id="u1"),
-            )
-            assert serve.wait_for("bundle.published")["asset_id"] == hostile
-            click = post("/iconik/custom-action", custom_action_body(asset_ids=[other]))
-            assert serve.wait_for("bundle.published")["asset_id"] == other
-            status = httpx2.get(f"{base}/requests/{click['request_id']}", headers=bearer())
-            assert status.json()["status"] == "done"
-
-            started = time.monotonic()
-            serve.process.send_signal(signal.SIGTERM)
-            assert serve.process.wait(10) == 0
-            assert time.monotonic() - started < 10
+        started = time.monotonic()
+        serve.process.send_signal(signal.SIGTERM)
+        assert serve.process.wait(10) == 0
+        assert time.monotonic() - started < 10
     assert readme.exists() and not readme.is_fifo()  # the service's own file, replaced
 
 
@@ -238,32 +254,23 @@ def test_a_credential_echoed_by_iconik_reaches_no_text_anyone_reads(tmp_path):
     """The real `serve`: Iconik (or a gateway) quotes the Auth-Token in an
     error; ERRORS.txt, the request's status and the Iconik job say the error
     without it."""
-    sim = Simulator(APP_ID, ICONIK_TOKEN)
-    seeded = sim.seed(large_proxy_bytes=1024)
-    asset = seeded.normal
-    with running(sim.app()) as sim_url:
-        settings = make_settings(tmp_path, iconik_url=sim_url)
-        root = tmp_path / "bundles"
-        env = service_env(
-            settings, root, PORT="0", DELIVER_SCAN_SECONDS="0.2", TASK_MAX_ATTEMPTS="1"
-        )
-        with service_process("serve", env=env, cwd=tmp_path) as serve:
-            port = serve.wait_for("service.listening")["port"]
-            base = f"http://127.0.0.1:{port}"
-            body = custom_action_body(asset_ids=[asset])
-            httpx2.post(base + "/iconik/custom-action", content=body, headers=signed(body))
-            folder = root / serve.wait_for("bundle.published")["folder"]
-            sim.echo_credentials = True
-            sim.fail_next(f"/assets/{asset}/subtitles/", 400)
-            (folder / "deliver" / "en.vtt").write_text(EN_VTT)
-            request_id = serve.wait_for("deliver_scan.delivery_queued")["request_id"]
-            serve.wait_for("task.failed")
-            errors = folder / "deliver" / "ERRORS.txt"
-            while "not delivered" not in (errors.read_text() if errors.exists() else ""):
-                serve.wait_for("deliver_scan.errors_written")
-            status = httpx2.get(f"{base}/requests/{request_id}", headers=bearer()).text
-            serve.process.send_signal(signal.SIGTERM)
-            assert serve.process.wait(30) == 0
+    root = tmp_path / "bundles"
+    with real_serve(tmp_path, root, TASK_MAX_ATTEMPTS="1") as served:
+        sim, serve, base = served.sim, served.serve, served.base
+        asset = served.seeded.normal
+        served.post("/iconik/custom-action", custom_action_body(asset_ids=[asset]))
+        folder = root / serve.wait_for("bundle.published")["folder"]
+        sim.echo_credentials = True
+        sim.fail_next(f"/assets/{asset}/subtitles/", 400)
+        (folder / "deliver" / "en.vtt").write_text(EN_VTT)
+        request_id = serve.wait_for("deliver_scan.delivery_queued")["request_id"]
+        serve.wait_for("task.failed")
+        errors = folder / "deliver" / "ERRORS.txt"
+        while "not delivered" not in (errors.read_text() if errors.exists() else ""):
+            serve.wait_for("deliver_scan.errors_written")
+        status = httpx2.get(f"{base}/requests/{request_id}", headers=bearer()).text
+        serve.process.send_signal(signal.SIGTERM)
+        assert serve.process.wait(30) == 0
     text = errors.read_text()
     jobs = json.dumps(list(sim.jobs.values()))
     assert "injected fault for Auth-Token [redacted]" in text
@@ -272,58 +279,46 @@ def test_a_credential_echoed_by_iconik_reaches_no_text_anyone_reads(tmp_path):
         assert ICONIK_TOKEN not in where
 
 
-def test_on_s3_and_postgresql_a_folder_delivers_only_to_its_own_asset(tmp_path, pg_url, aws):
+def test_on_s3_and_postgresql_a_folder_delivers_only_to_its_own_asset(
+    tmp_path, pg_url, aws, bucket
+):
     """The same rules with the replicas' parts: a real `serve` on PostgreSQL and
     S3 (moto's server). The captioner retargets project.json, leaves an object
     over the cap where ERRORS.txt goes, a sub-folder and a forged name."""
-    bucket = f"hostile-{uuid.uuid4().hex[:12]}"
     s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=bucket)
-    sim = Simulator(APP_ID, ICONIK_TOKEN)
-    seeded = sim.seed(large_proxy_bytes=1024)
-    mine, other = seeded.normal, seeded.traversal_title
-    with running(sim.app()) as sim_url:
-        settings = make_settings(tmp_path, iconik_url=sim_url, queue_url=pg_url)
-        env = service_env(
-            settings,
-            f"s3://{bucket}/share",
-            PORT="0",
-            DELIVER_SCAN_SECONDS="0.2",
-            AWS_ENDPOINT_URL=aws,
-        )
-        with service_process("serve", env=env, cwd=tmp_path) as serve:
-            port = serve.wait_for("service.listening")["port"]
-            body = custom_action_body(asset_ids=[mine, other])
-            url = f"http://127.0.0.1:{port}/iconik/custom-action"
-            assert httpx2.post(url, content=body, headers=signed(body)).status_code == 202
-            folders = {}
-            while len(folders) < 2:
-                published = serve.wait_for("bundle.published")
-                folders[published["asset_id"]] = f"share/{published['folder']}"
-            other_tracks = json.dumps(sim.tracks(other, "en", False))
-            key = f"{folders[mine]}/project.json"
-            manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            manifest["asset"]["id"] = other
-            s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
-            deliver = f"{folders[mine]}/deliver"
-            s3.put_object(Bucket=bucket, Key=f"{deliver}/ERRORS.txt", Body=b"x" * (21 * 2**20))
-            s3.put_object(Bucket=bucket, Key=f"{deliver}/drafts/en.vtt", Body=EN_VTT.encode())
-            s3.put_object(Bucket=bucket, Key=f"{deliver}/a.vtt\x1b[2Jde.vtt: ok", Body=b"WEBVTT\n")
-            s3.put_object(Bucket=bucket, Key=f"{deliver}/en.vtt", Body=EN_VTT.encode())
-            delivered = serve.wait_for("delivery.delivered")
+    storage = f"s3://{bucket}/share"
+    with real_serve(tmp_path, storage, queue_url=pg_url, AWS_ENDPOINT_URL=aws) as served:
+        sim, serve = served.sim, served.serve
+        mine, other = served.seeded.normal, served.seeded.traversal_title
+        served.post("/iconik/custom-action", custom_action_body(asset_ids=[mine, other]))
+        folders = {}
+        while len(folders) < 2:
+            published = serve.wait_for("bundle.published")
+            folders[published["asset_id"]] = f"share/{published['folder']}"
+        other_tracks = json.dumps(sim.tracks(other, "en", False))
+        key = f"{folders[mine]}/project.json"
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        manifest["asset"]["id"] = other
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
+        deliver = f"{folders[mine]}/deliver"
+        s3.put_object(Bucket=bucket, Key=f"{deliver}/ERRORS.txt", Body=b"x" * (21 * 2**20))
+        s3.put_object(Bucket=bucket, Key=f"{deliver}/drafts/en.vtt", Body=EN_VTT.encode())
+        s3.put_object(Bucket=bucket, Key=f"{deliver}/a.vtt\x1b[2Jde.vtt: ok", Body=b"WEBVTT\n")
+        s3.put_object(Bucket=bucket, Key=f"{deliver}/en.vtt", Body=EN_VTT.encode())
+        delivered = serve.wait_for("delivery.delivered")
 
-            def errors() -> str:
-                try:
-                    got = s3.get_object(Bucket=bucket, Key=f"{deliver}/ERRORS.txt")
-                except s3.exceptions.NoSuchKey:
-                    return ""
-                return got["Body"].read(4096).decode(errors="replace")
+        def errors() -> str:
+            try:
+                got = s3.get_object(Bucket=bucket, Key=f"{deliver}/ERRORS.txt")
+            except s3.exceptions.NoSuchKey:
+                return ""
+            return got["Body"].read(4096).decode(errors="replace")
 
-            while "drafts: sub-folders" not in errors():
-                serve.wait_for("deliver_scan.errors_written")
-            text = errors()
-            serve.process.send_signal(signal.SIGTERM)
-            assert serve.process.wait(30) == 0
+        while "drafts: sub-folders" not in errors():
+            serve.wait_for("deliver_scan.errors_written")
+        text = errors()
+        serve.process.send_signal(signal.SIGTERM)
+        assert serve.process.wait(30) == 0
     assert delivered["asset_id"] == mine
     assert json.dumps(sim.tracks(other, "en", False)) == other_tracks
     assert cues_of(sim.assets[mine].webvtt[("en", False)]) == cues_of(EN_VTT)

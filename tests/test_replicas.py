@@ -12,13 +12,11 @@ import hashlib
 import json
 import signal
 import time
-import uuid
 from contextlib import ExitStack
 
 import boto3
 import httpx2
 import psycopg
-import pytest
 
 from service.app import create_app
 from service.simulator import Simulator
@@ -28,13 +26,6 @@ from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, ICONIK_TOKEN
 
 ASSETS = 30
-
-
-@pytest.fixture
-def bucket(aws):
-    name = f"replicas-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=name)
-    return name
 
 
 def _until(condition, timeout: float, what: str):

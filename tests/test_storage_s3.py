@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import uuid
 
 import boto3
 import pytest
@@ -18,13 +17,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
-@pytest.fixture
-def bucket(aws):
-    name = f"bundles-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=name)
-    return name
 
 
 def keys(bucket, prefix=""):

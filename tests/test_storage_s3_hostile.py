@@ -2,7 +2,6 @@
 of theirs, a change that fails part-way (moto's server over HTTP)."""
 
 import json
-import uuid
 
 import boto3
 import pytest
@@ -26,13 +25,6 @@ FOLDER = "T [a1]"
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
-@pytest.fixture
-def bucket(aws):
-    name = f"hostile-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=name)
-    return name
 
 
 @pytest.fixture
