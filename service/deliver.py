@@ -30,6 +30,7 @@ import anyio.to_thread
 
 from service import bundle, captions, outtray
 from service.iconik import CredentialsRejected, IconikClient, IconikError, NotFound
+from service.json_stream import JsonStream
 from service.logging import get_logger
 from service.metrics import Metrics
 from service.queue import Delivery, NewTask, Task
@@ -181,20 +182,20 @@ async def write_track(iconik: IconikClient, asset_id: str, track: captions.Track
         "language": language,
         "closed_captions": cc,
         "name": bundle.caption_label(language, cc),
-        "content": track.webvtt,
     }
+    # The track's text is sent in pieces (service/json_stream.py): a large
+    # file is not held three times over while it goes.
     try:
         if same and same[0].get("format_id"):
             current = same[0]
+            fields = {
+                **body,
+                "language": current["language"],  # Iconik's spelling of it
+                "name": current.get("name") or body["name"],
+                "format_id": current["format_id"],
+            }
             replaced = await iconik.update_subtitle(
-                asset_id,
-                current["id"],
-                {
-                    **body,
-                    "language": current["language"],  # Iconik's spelling of it
-                    "name": current.get("name") or body["name"],
-                    "format_id": current["format_id"],
-                },
+                asset_id, current["id"], JsonStream(fields, "content", track.webvtt)
             )
             return str(replaced.get("id") or current["id"])
         fmt = await iconik.create_format(
@@ -209,7 +210,10 @@ async def write_track(iconik: IconikClient, asset_id: str, track: captions.Track
                 ],
             },
         )
-        created = await iconik.create_subtitle(asset_id, {**body, "format_id": fmt["id"]})
+        fields = {**body, "format_id": fmt["id"]}
+        created = await iconik.create_subtitle(
+            asset_id, JsonStream(fields, "content", track.webvtt)
+        )
         return str(created["id"])
     except CredentialsRejected as exc:
         raise CredentialsRejected(f"{exc}; {_ROLES}") from None

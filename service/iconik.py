@@ -38,6 +38,7 @@ from service.iconik_errors import IconikError as IconikError
 from service.iconik_errors import IconikUnavailable as IconikUnavailable
 from service.iconik_errors import NotFound as NotFound
 from service.iconik_errors import SignedUrlRefused as SignedUrlRefused
+from service.json_stream import JsonStream
 from service.logging import get_logger
 from service.ratelimit import RateLimiter as RateLimiter
 from service.ratelimit import pause_for
@@ -224,12 +225,13 @@ class IconikClient:
         for _ in range(MAX_REDIRECTS + 1):
             if limited and hop.iconik:
                 await self.limiter.acquire()
+            headers = dict(self._auth) if hop.iconik else {}
+            body: dict[str, Any] = {"json": json}
+            if isinstance(json, JsonStream):  # a large text, sent in pieces
+                body = {"content": json}
+                headers.update(json.headers)
             request = self._http.build_request(
-                hop.method,
-                hop.url,
-                params=params,
-                json=json,
-                headers=self._auth if hop.iconik else None,
+                hop.method, hop.url, params=params, headers=headers, **body
             )
             try:
                 if stream:
@@ -428,12 +430,14 @@ class IconikClient:
         path = f"/API/files/v1/assets/{asset_id}/formats/"
         return _object_of(await self.request("POST", path, json=body), f"POST {path}")
 
-    async def create_subtitle(self, asset_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def create_subtitle(
+        self, asset_id: str, body: dict[str, Any] | JsonStream
+    ) -> dict[str, Any]:
         path = f"/API/files/v1/assets/{asset_id}/subtitles/"
         return _object_of(await self.request("POST", path, json=body), f"POST {path}")
 
     async def update_subtitle(
-        self, asset_id: str, subtitle_id: str, body: dict[str, Any]
+        self, asset_id: str, subtitle_id: str, body: dict[str, Any] | JsonStream
     ) -> dict[str, Any]:
         path = f"/API/files/v1/assets/{asset_id}/subtitles/{subtitle_id}/"
         return _object_of(await self.request("PUT", path, json=body), f"PUT {path}")
