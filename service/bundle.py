@@ -22,6 +22,8 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from service.logging import redact_all
+
 SCHEMA = "caption-bundle/1"
 MANIFEST = "project.json"
 # Where project.json waits while a published bundle is changed in place.
@@ -227,7 +229,9 @@ def withdraw_manifest(
 
 
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:
-    return (json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode()
+    # Redacted like a log line: a value from Iconik could quote a credential.
+    text = json.dumps(redact_all(manifest), indent=2, ensure_ascii=False, sort_keys=False)
+    return (text + "\n").encode()
 
 
 def withdrawn_note(manifest: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.captions import TOLERANCE_SECONDS, timestamp
+from service.logging import redact_all
 
 FOLDER = "deliver"
 README = "README.txt"
@@ -147,7 +148,8 @@ deleted by the service.
 
 
 def receipt_bytes(deliveries: list[dict[str, Any]]) -> bytes:
-    return (json.dumps({"deliveries": deliveries}, indent=2, ensure_ascii=False) + "\n").encode()
+    text = json.dumps(redact_all({"deliveries": deliveries}), indent=2, ensure_ascii=False)
+    return (text + "\n").encode()
 
 
 def delivery_entry(

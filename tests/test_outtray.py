@@ -106,3 +106,13 @@ def test_a_change_of_the_bundle_never_removes_anything_in_deliver():
     on_disk = {"deliver/README.txt": "r", "deliver/en.vtt": "e", "captions/de.vtt": "d"}
     placement = plan.place(["index.html"], previous=previous, on_disk=on_disk, revision=2)
     assert placement.stale(["index.html"]) == ["captions/de.vtt"]
+
+
+def test_receipt_and_manifest_mask_a_configured_secret(monkeypatch):
+    from service import bundle
+    from service.logging import redactor
+
+    monkeypatch.setattr(redactor, "secrets", ("s3cr3t-token",))
+    entry = {"path": "deliver/en.vtt", "sha256": "ab", "language": "en", "note": "s3cr3t-token"}
+    assert b"s3cr3t-token" not in outtray.receipt_bytes([entry])
+    assert b"[redacted]" in bundle.manifest_bytes({"asset": {"title": "x s3cr3t-token"}})
