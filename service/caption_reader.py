@@ -1,5 +1,6 @@
-"""One bounded pass over a delivered caption file: its lines, the timing of
-each `-->` line, the cues webvtt-py reads, and the WebVTT it writes. Pure.
+"""One bounded pass over a delivered caption file: the cues webvtt-py reads
+from it a block at a time, each matched with the timing line it came from,
+and the WebVTT the library writes of them. Pure.
 
 `captions.read` used to give webvtt-py the whole text and keep everything
 it built: a list of every line, a Caption (with its Timestamps, settings and
@@ -8,7 +9,9 @@ document per timing line to read that line on its own. That cost ~16x the
 file in memory. Here the same library functions read one block at a time
 from lines decoded a window at a time; what is kept is the WebVTT text
 (joined every few thousand lines), the cues as five numbers each in arrays,
-and for a refusal only its first problem and a count.
+and for a refusal only its first problem and a count. The lines and timing
+lines come from service/caption_lines.py, what is kept is held as in
+service/caption_store.py; this module is the pass itself.
 
 The result is the library's, block by block: the blocks come from its own
 block generators (`vtt._iter_blocks_of_lines`, `srt._iter_cue_blocks`), each
@@ -22,36 +25,20 @@ it against whole-file webvtt-py on generated files.
 
 from __future__ import annotations
 
-import re
-from array import array
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from webvtt import srt, vtt
 from webvtt.errors import MalformedCaptionError
-from webvtt.models import (
-    _MAX_MILLISECONDS,
-    Caption,
-    Region,
-    Style,
-    Timestamp,
-    _caption_from_timings,
-    _strip_cue_text_tags,
-    _timing_in_milliseconds,
-)
+from webvtt.models import Caption, Region, Style, _caption_from_timings
 
-# Bytes decoded at a time (cut after a line break, so no character is split).
-WINDOW_BYTES = 1 << 20
-# Lines joined into one string at a time while the WebVTT text is written.
-CHUNK_LINES = 4096
+from service import caption_lines
+from service.caption_store import Cues, Fifo, Text
+
 # A block (a cue, a comment, a style...) longer than this many lines is not
 # a caption but a file built to exhaust the reader: webvtt-py holds a block
 # as a list of its lines (~60 bytes a line whatever its length).
 MAX_BLOCK_LINES = 10_000
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_LINE_BREAK_BYTES = re.compile(rb"\r\n|\r|\n")
-_BOM = b"\xef\xbb\xbf"
 
 
 class TooComplex(Exception):
@@ -60,181 +47,6 @@ class TooComplex(Exception):
     def __init__(self, line: int) -> None:
         super().__init__(line)
         self.line = line
-
-
-class NotUtf8(Exception):
-    def __init__(self, line: int) -> None:
-        super().__init__(line)
-        self.line = line
-
-
-# -- lines -------------------------------------------------------------------
-
-
-def iter_lines(data: bytes) -> Iterator[str]:
-    """`_LINE_BREAK.split(data.decode("utf-8-sig"))`, decoded a window at a time.
-
-    Raises NotUtf8 with the line the whole-file decode names
-    (`data[:error].count(b"\n") + 1`).
-    """
-    start = len(_BOM) if data.startswith(_BOM) else 0
-    size = len(data)
-    if start == size:
-        yield ""
-        return
-    while start < size:
-        end = min(start + WINDOW_BYTES, size)
-        if end < size:
-            cut = max(data.rfind(b"\n", start, end), data.rfind(b"\r", start, end))
-            if cut < 0:  # a line longer than a window: take it whole
-                found = _LINE_BREAK_BYTES.search(data, end)
-                cut = found.start() if found else size - 1
-            end = cut + 1
-            if data[cut : cut + 1] == b"\r" and data[end : end + 1] == b"\n":
-                end += 1  # keep \r\n together
-        try:
-            text = data[start:end].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise NotUtf8(data[: start + exc.start].count(b"\n") + 1) from None
-        lines = _LINE_BREAK.split(text)
-        del text
-        if end < size:
-            lines.pop()  # the "" after the window's last break: the next window goes on
-        yield from lines
-        start = end
-
-
-# -- timing lines ------------------------------------------------------------
-
-
-def vtt_timing(line: str) -> tuple[int, int] | None:
-    """The (start, end) webvtt-py reads from one WebVTT timing line, or None
-    (what reading `WEBVTT\\n\\n{line}\\nx\\n` gives, without the document)."""
-    match = vtt.WebVTTCueBlock.CUE_TIMINGS_PATTERN.match(line)
-    if match is None:
-        return None
-    try:
-        start = Timestamp.from_string(match.group(1))
-        end = Timestamp.from_string(match.group(2))
-    except MalformedCaptionError:
-        return None
-    return start.in_milliseconds(), end.in_milliseconds()
-
-
-def srt_timing(line: str) -> tuple[int, int] | None:
-    """The same for a SubRip timing line (`1\n{line}\nx\n`): the library's
-    _caption_from_timings, without the Caption it makes of the times."""
-    match = srt.SRTCueBlock.CUE_TIMINGS_PATTERN.match(line)
-    if match is None:
-        return None
-    try:
-        start = _timing_in_milliseconds(match.group(1))
-        end = _timing_in_milliseconds(match.group(2))
-    except ValueError:
-        return None
-    if start > _MAX_MILLISECONDS or end > _MAX_MILLISECONDS:
-        return None
-    return start, end
-
-
-# -- the WebVTT text, written as it is read ----------------------------------
-
-
-class _Text:
-    """Lines to be joined with "\\n", joined a few thousand at a time."""
-
-    def __init__(self) -> None:
-        self.chunks: list[str] = []
-        self.lines: list[str] = []
-        self.empty = True
-        self.length = 0  # characters of "\n".join(every line so far)
-
-    def add(self, lines: Sequence[str]) -> None:
-        for line in lines:
-            self.length += len(line) + (0 if self.empty else 1)
-            self.empty = False
-            self.lines.append(line)
-        if len(self.lines) >= CHUNK_LINES:
-            self.chunks.append("\n".join(self.lines))
-            self.lines = []
-
-    def parts(self) -> list[str]:
-        if self.lines:
-            self.chunks.append("\n".join(self.lines))
-            self.lines = []
-        return self.chunks
-
-    def move_to(self, other: _Text) -> None:
-        parts = self.parts()
-        if not parts:
-            return
-        other.parts()
-        for chunk in parts:
-            other.length += len(chunk) + (0 if other.empty else 1)
-            other.empty = False
-            other.chunks.append(chunk)
-        self.chunks = []
-
-
-class Cues(Sequence[Any]):
-    """A track's cues as five numbers each; `make(start, end, text, line)` on access."""
-
-    def __init__(self, make: Any) -> None:
-        self._make = make
-        self.start = array("q")
-        self.end = array("q")
-        self.line = array("I")  # 4 bytes: a 20 MiB file has fewer lines, its
-        self.text_from = array("I")  # WebVTT fewer characters (else OverflowError:
-        self.text_to = array("I")  # too large)
-        self.webvtt = ""
-        self.base = 0  # where the cues' section starts in `webvtt`
-
-    def __len__(self) -> int:
-        return len(self.start)
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if not -len(self) <= index < len(self):
-            raise IndexError("cue index out of range")
-        at = self.base
-        raw = self.webvtt[at + self.text_from[index] : at + self.text_to[index]]
-        text = "\n".join(_strip_cue_text_tags(line) for line in raw.split("\n"))
-        return self._make(self.start[index], self.end[index], text, self.line[index])
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"<{len(self)} cues>"
-
-
-class _Fifo:
-    """Rows of integers in arrays, first in first out (a deque of tuples
-    costs ~100 bytes a row; this ~30)."""
-
-    def __init__(self, codes: str) -> None:
-        self.columns = [array(code) for code in codes]
-        self.head = 0
-
-    def __len__(self) -> int:
-        return len(self.columns[0]) - self.head
-
-    def push(self, *row: int) -> None:
-        for column, value in zip(self.columns, row, strict=True):
-            column.append(value)
-
-    def first(self) -> tuple[int, ...]:
-        return tuple(column[self.head] for column in self.columns)
-
-    def pop(self) -> None:
-        self.head += 1
-        if self.head >= 4096 and self.head * 2 >= len(self.columns[0]):
-            for column in self.columns:
-                del column[: self.head]
-            self.head = 0
 
 
 # The sections of the WebVTT text, in the order vtt.to_str writes them.
@@ -260,12 +72,12 @@ class Reading:
         self.write_error: ValueError | None = None
         self.webvtt = ""
         # timing lines waiting for the library's cue: line, start, end, next line blank
-        self._timings = _Fifo("QqqB")
+        self._timings = Fifo("QqqB")
         self._waits_next_line = False
-        self._captions = _Fifo("qqQQ")  # the library's cues: start, end, text from, to
+        self._captions = Fifo("qqQQ")  # the library's cues: start, end, text from, to
         self._previous: tuple[int, int] | None = None  # start, line of the cue above
         self._ended = False
-        self._sections = [_Text() for _ in range(6)]
+        self._sections = [Text() for _ in range(6)]
         self._errors: list[ValueError | None] = [None] * 6
 
     # -- problems
@@ -292,12 +104,12 @@ class Reading:
         break, a second byte-order mark dropped), each `-->` line's timing
         read on the way; TooComplex for a WebVTT block past MAX_BLOCK_LINES."""
         vtt_blocks = self.fmt == "vtt"
-        timing = vtt_timing if vtt_blocks else srt_timing
+        timing = caption_lines.vtt_timing if vtt_blocks else caption_lines.srt_timing
         timings = self._timings
         blank = timings.columns[3]
         held: str | None = None
         block_lines = 0
-        for number, line in enumerate(iter_lines(data), 1):
+        for number, line in enumerate(caption_lines.iter_lines(data), 1):
             if self._waits_next_line:
                 blank[-1] = 0 if line.strip() else 1
                 self._waits_next_line = False
@@ -437,7 +249,7 @@ def read_vtt(reading: Reading, lines: Iterator[str]) -> None:
         [f"WEBVTT {header_text}" if header_text else "WEBVTT", *metadata],
         _validated(lambda _: vtt._validate_header(header_text, metadata), None),
     )
-    comments = _Text()  # the comment blocks since the last item, written
+    comments = Text()  # the comment blocks since the last item, written
     comments_error: ValueError | None = None
     has_comments = False
     first_item = True
@@ -455,7 +267,7 @@ def read_vtt(reading: Reading, lines: Iterator[str]) -> None:
             target = section
         if reading.write_error is None:
             comments.move_to(reading._sections[target])
-        comments, comments_error, has_comments, first_item = _Text(), None, False, False
+        comments, comments_error, has_comments, first_item = Text(), None, False, False
 
     block: list[str] | None = header_block
     while block is not None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
 
-from service import caption_reader
+from service import caption_lines, caption_reader
 
 # A cue may start this long after the media's recorded end (rounding of
 # durations and frame rates) before it is taken for a cue of another cut.
@@ -153,7 +153,7 @@ def _read(name: TrackName, data: bytes, duration_seconds: float | None) -> Track
             caption_reader.read_vtt(reading, each)
         else:
             caption_reader.read_srt(reading, each)
-    except caption_reader.NotUtf8 as exc:
+    except caption_lines.NotUtf8 as exc:
         raise Refused("this line is not UTF-8 text; save the file as UTF-8", exc.line) from None
     reading.end()
     reading.finish()
@@ -170,9 +170,9 @@ def _read(name: TrackName, data: bytes, duration_seconds: float | None) -> Track
 
 def _check_utf8(data: bytes) -> None:
     try:
-        for _ in caption_reader.iter_lines(data):
+        for _ in caption_lines.iter_lines(data):
             pass
-    except caption_reader.NotUtf8 as exc:
+    except caption_lines.NotUtf8 as exc:
         raise Refused("this line is not UTF-8 text; save the file as UTF-8", exc.line) from None
 
 

@@ -5,7 +5,7 @@ import webvtt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import caption_reader, captions
+from service import caption_lines, caption_reader, caption_store, captions
 from service.captions import Refused
 
 VTT = (
@@ -302,8 +302,8 @@ def test_valid_files_are_written_as_webvtt_py_wrote_them(fmt, cues, newline):
 @pytest.mark.parametrize("window", [1, 7, 64])
 @pytest.mark.parametrize("name", ["en.vtt", "fr.srt"])
 def test_small_windows_read_the_same_lines(monkeypatch, window, name):
-    monkeypatch.setattr(caption_reader, "WINDOW_BYTES", window)
-    monkeypatch.setattr(caption_reader, "CHUNK_LINES", 3)
+    monkeypatch.setattr(caption_lines, "WINDOW_BYTES", window)
+    monkeypatch.setattr(caption_store, "CHUNK_LINES", 3)
     text = VTT if name.endswith("vtt") else SRT
     _same_as_before(name, text.encode(), 2.0)
     _same_as_before(name, (text + "\r\n\r\nNOTE tail\r\n").encode(), 2.0)
@@ -314,7 +314,7 @@ def test_running_out_of_memory_or_stack_is_a_refusal_not_a_crash(monkeypatch, er
     def exhausted(*args):
         raise error()
 
-    monkeypatch.setattr(caption_reader, "vtt_timing", exhausted)
+    monkeypatch.setattr(caption_lines, "vtt_timing", exhausted)
     problem = refusal("en.vtt", VTT)
     assert problem.reason == captions.TOO_COMPLEX and problem.line is None
     assert "too large or too complex" in str(problem)
@@ -373,8 +373,8 @@ _TIMING_PARTS = ["0", "00", "1", "59", "60", "999", "1234", "9999999999", "99999
 def test_a_timing_line_is_read_as_webvtt_py_reads_it_alone(line):
     from tests import captions_before
 
-    assert caption_reader.vtt_timing(line) == captions_before._read_timing(line, "vtt")
-    assert caption_reader.srt_timing(line) == captions_before._read_timing(line, "srt")
+    assert caption_lines.vtt_timing(line) == captions_before._read_timing(line, "vtt")
+    assert caption_lines.srt_timing(line) == captions_before._read_timing(line, "srt")
 
 
 @pytest.mark.parametrize("fmt", ["vtt", "srt"])
