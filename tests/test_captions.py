@@ -241,7 +241,7 @@ def _same_as_before(name, data, duration=10.0):
     )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     fmt=st.sampled_from(["vtt", "srt"]),
     lines=st.lists(
@@ -364,7 +364,7 @@ def test_the_cues_are_a_sequence_made_on_access():
 _TIMING_PARTS = ["0", "00", "1", "59", "60", "999", "1234", "9999999999", "99999999999999999"]
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.lists(
         st.sampled_from([*_TIMING_PARTS, ":", ",", ".", " ", "-->", "x", "\t"]), max_size=14
@@ -392,7 +392,7 @@ def test_cues_without_blank_lines_between_them_are_not_one_long_block(monkeypatc
     _same_as_before(f"en.{fmt}", text.encode(), 60.0)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(st.sampled_from(["", " ", "1", "22", "x", "a --> b", "0:0:1,0-->0:0:2,0"])))
 def test_subrip_blocks_are_the_librarys(lines):
     from webvtt import srt

@@ -149,7 +149,7 @@ def check(title: str, form: dict[str, str], cues: list[tuple[str, str]]) -> None
     assert video is not None and video.get("src") == "media/m.mp4"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     title=texts,
     form=st.dictionaries(texts, texts),
