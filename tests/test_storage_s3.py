@@ -7,7 +7,7 @@ import boto3
 import pytest
 
 from service.storage import StorageError, open_storage
-from service.storage.s3 import PART_SIZE
+from service.storage.s3_staging import PART_SIZE
 from tests.conftest import custom_action_body
 from tests.stack import blob_sha256, stack
 

@@ -1,13 +1,9 @@
 """Bundles in S3 (or anything that speaks its API): `s3://bucket/prefix`.
 
-S3 has no rename, so the contract's atomicity is the manifest's: every
-object of a bundle is uploaded first and `project.json` last, so a reader
-that finds the manifest finds everything it lists. A change to a published
-bundle first sets its `project.json` aside (copied to a hidden key, then
-deleted), so no reader pairs the old manifest with new objects. Large media is sent as a
-multipart upload in parts of `PART_SIZE`, so memory stays at one part however
-large the proxy. boto3 is configured the usual way (AWS_REGION,
-AWS_ENDPOINT_URL, credentials); its blocking calls run in worker threads.
+Publishing (the manifest last, set aside while a bundle changes) is
+s3_staging.py; this module reads, lists and replaces single objects. boto3
+is configured the usual way (AWS_REGION, AWS_ENDPOINT_URL, credentials);
+its blocking calls run in worker threads.
 
 Captioners can write any object under their bundle's prefix, so nothing the
 backend reads is trusted (service/storage/__init__.py): a read asks for at
@@ -24,7 +20,7 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -33,23 +29,19 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from service.bundle import MANIFEST, MANIFEST_ASIDE
 from service.logging import get_logger
 from service.storage import (
-    MAX_MANIFEST_BYTES,
-    Body,
     NotRegularFile,
     StorageError,
     StoredFile,
     TooLarge,
-    as_stream,
     asset_of_folder,
     changed,
     check_relative,
     read_manifest,
 )
+from service.storage.s3_staging import MISSING, S3Staging, error_code
 
-PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB for every part but the last
 # A captioner can put any number of objects under deliver/ (a million costs
 # them a script and cents); every scan lists it again, a page of 1,000 per
 # request. No real delivery has more than a few dozen files, so past this
@@ -58,173 +50,11 @@ PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB for every part but the last
 MAX_LISTED = 10_000
 # What tools that make "folders" in S3 (s3fs, some consoles) mark them with.
 _FOLDER_TYPES = ("application/x-directory",)
-_MISSING = ("NoSuchKey", "404", "NotFound")
 _CONTENT_RANGE = re.compile(r"bytes\s+\d+-\d+/(\d+)")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s\"']*@")
 T = TypeVar("T")
 
 log = get_logger("service.storage.s3")
-
-
-class S3Staging:
-    def __init__(self, storage: S3Storage, folder: str) -> None:
-        self.storage = storage
-        self.folder = folder
-        self.written: list[str] = []
-        self._manifest_set_aside = False
-        self._settled = False  # the new manifest is in place, or the old one was put back
-
-    async def _set_manifest_aside(self) -> None:
-        """Before the first object of a published bundle changes, hide its manifest.
-
-        Its body is never read (a captioner may have put anything there): a
-        HEAD says whether it is there and how large; the copy is the server's.
-        """
-        if self._manifest_set_aside:
-            return
-        s3, bucket, storage = self.storage.client, self.storage.bucket, self.storage
-        current = storage.key(self.folder, MANIFEST)
-        aside = storage.key(self.folder, MANIFEST_ASIDE)
-
-        def set_aside() -> None:
-            head = storage.head(current)
-            if head is None:
-                return  # a new bundle, or one whose change was cut off: aside already
-            # Larger than any manifest is a captioner's object, not the service's
-            # (and S3 will not copy one over 5 GiB): any earlier one set aside stays.
-            if head.get("ContentLength", 0) <= MAX_MANIFEST_BYTES:
-                try:
-                    s3.copy_object(
-                        Bucket=bucket, Key=aside, CopySource={"Bucket": bucket, "Key": current}
-                    )
-                except ClientError as exc:
-                    if _code(exc) not in _MISSING:  # gone since the HEAD: nothing to keep
-                        raise
-            s3.delete_object(Bucket=bucket, Key=current)
-
-        await storage.call(set_aside)
-        self._manifest_set_aside = True
-
-    async def put_manifest_back(self) -> None:
-        """After a change that failed part-way: the manifest set aside, in place again.
-
-        The bundle then reads as it did (read_manifest would fall back to the
-        one set aside anyway), and a captioner never finds it without one.
-        Best effort, shielded from cancellation; the caller re-raises its error.
-        """
-        if not self._manifest_set_aside or self._settled:
-            return
-        self._settled = True
-        s3, bucket = self.storage.client, self.storage.bucket
-        current = self.storage.key(self.folder, MANIFEST)
-        aside = self.storage.key(self.folder, MANIFEST_ASIDE)
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(
-                lambda: _quietly(  # NoSuchKey: there was none before (a new bundle)
-                    s3.copy_object,
-                    Bucket=bucket,
-                    Key=current,
-                    CopySource={"Bucket": bucket, "Key": aside},
-                )
-            )
-
-    async def write_stream(self, path: str, chunks: AsyncIterator[bytes]) -> tuple[int, str]:
-        await self._set_manifest_aside()
-        key = self.storage.key(self.folder, check_relative(path))
-        s3, bucket, call = self.storage.client, self.storage.bucket, self.storage.call
-        digest, size = hashlib.sha256(), 0
-        buffer = bytearray()
-        upload_id: str | None = None
-        parts: list[dict[str, Any]] = []
-
-        async def send_part(data: bytes) -> None:
-            nonlocal upload_id
-            if upload_id is None:
-                created = await call(lambda: s3.create_multipart_upload(Bucket=bucket, Key=key))
-                upload_id = created["UploadId"]
-            number = len(parts) + 1
-            uploaded = await call(
-                lambda: s3.upload_part(
-                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
-                )
-            )
-            parts.append({"PartNumber": number, "ETag": uploaded["ETag"]})
-
-        try:
-            async for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                buffer += chunk
-                if len(buffer) >= PART_SIZE:
-                    await send_part(bytes(buffer))
-                    buffer = bytearray()
-            if upload_id is None:  # small enough for one request
-                body = bytes(buffer)
-                await call(lambda: s3.put_object(Bucket=bucket, Key=key, Body=body))
-            else:
-                if buffer:
-                    await send_part(bytes(buffer))
-                await call(
-                    lambda: s3.complete_multipart_upload(
-                        Bucket=bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        MultipartUpload={"Parts": parts},
-                    )
-                )
-        except BaseException:
-            if upload_id is not None:  # no orphaned parts billed forever
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(
-                        lambda: _quietly(
-                            s3.abort_multipart_upload, Bucket=bucket, Key=key, UploadId=upload_id
-                        )
-                    )
-            raise
-        self.written.append(path)
-        return size, digest.hexdigest()
-
-    async def write_body(self, path: str, body: Body) -> tuple[int, str]:
-        # boto3's calls block; each part goes to a worker thread, as do the chunks.
-        return await self.write_stream(path, body.chunks())
-
-    async def write_bytes(self, path: str, data: bytes) -> tuple[int, str]:
-        return await self.write_stream(path, as_stream(data))
-
-    async def publish(self, manifest: bytes, remove: list[str]) -> list[str]:
-        """Removes `remove`, then writes the manifest. Nothing is ever blocked on
-        S3 (no symlinks, no directories in the way of a key): returns []."""
-        s3, bucket = self.storage.client, self.storage.bucket
-        await self._set_manifest_aside()
-        try:
-            for path in remove:
-                if path not in self.written:
-                    key = self.storage.key(self.folder, check_relative(path))
-                    await self.storage.call(
-                        lambda key=key: s3.delete_object(Bucket=bucket, Key=key)
-                    )
-            key = self.storage.key(self.folder, MANIFEST)
-            await self.storage.call(
-                lambda: s3.put_object(
-                    Bucket=bucket, Key=key, Body=manifest, ContentType="application/json"
-                )
-            )
-        except BaseException:
-            await self.put_manifest_back()
-            raise
-        self._settled = True
-        aside = self.storage.key(self.folder, MANIFEST_ASIDE)
-        await self.storage.call(lambda: s3.delete_object(Bucket=bucket, Key=aside))
-        return []
-
-
-def _quietly(fn: Callable[..., Any], **kwargs: Any) -> None:
-    with suppress(BotoCoreError, ClientError):
-        fn(**kwargs)
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _is_folder_marker(key: str, response: dict[str, Any]) -> bool:
@@ -302,7 +132,7 @@ class S3Storage:
         try:
             return self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if _code(exc) in _MISSING:
+            if error_code(exc) in MISSING:
                 return None
             raise
 
@@ -331,11 +161,11 @@ class S3Storage:
             try:
                 got = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{limit}")
             except ClientError as exc:
-                if _code(exc) in _MISSING:
+                if error_code(exc) in MISSING:
                     if self._is_folder(key):  # objects under `key/`: a "folder"
                         raise NotRegularFile(path, "directory") from None
                     return None
-                if _code(exc) != "InvalidRange":
+                if error_code(exc) != "InvalidRange":
                     raise
                 # No byte 0 to send: S3's answer to a range on an empty object.
                 head = self.head(key)
@@ -377,7 +207,7 @@ class S3Storage:
             try:
                 got = self.client.get_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
-                if _code(exc) in _MISSING:
+                if error_code(exc) in MISSING:
                     return None
                 raise
             stream = got["Body"]
