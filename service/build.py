@@ -15,7 +15,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from service import bundle, captions, outtray, plan
+from service import bundle, captions, outtray, plan, preview
 from service.iconik import IconikClient, NotFound, ResponseTooLarge
 from service.logging import get_logger, redact
 from service.queue import Task
@@ -377,7 +377,7 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
             deliveries=(previous or {}).get("deliveries", []),
         )
         # The page shows the manifest's files; the manifest lists the page.
-        page = redact(bundle.render_preview(manifest_for(files=files), caption_texts)).encode()
+        page = redact(preview.render_preview(manifest_for(files=files), caption_texts)).encode()
         size, digest = await staging.write_bytes(where[bundle.PREVIEW], page)
         files.append(bundle.BundleFile(where[bundle.PREVIEW], size, digest, "preview"))
         manifest = manifest_for(files=files)
@@ -459,7 +459,7 @@ async def withdraw(ctx: TaskContext, task: Task) -> None:
         placement = await _placement(ctx, folder, wanted, manifest, withdrawn["revision"])
         captions = await _caption_texts(ctx, folder, withdrawn["files"])
         note = bundle.withdrawn_note(withdrawn).encode()
-        page = redact(bundle.render_preview(withdrawn, captions)).encode()
+        page = redact(preview.render_preview(withdrawn, captions)).encode()
         withdrawn["files"] = [f for f in withdrawn["files"] if f["path"] not in wanted] + [
             bundle.BundleFile.of(placement.where[bundle.PREVIEW], page, "preview").entry(),
             bundle.BundleFile.of(placement.where[bundle.WITHDRAWN_NOTE], note, "note").entry(),

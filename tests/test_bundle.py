@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service import bundle
+from service import bundle, preview
 
 ASSET = "0a1b2c3d-0000-4000-8000-00000000a001"
 
@@ -137,7 +137,7 @@ def test_withdraw_bumps_revision_and_records_the_event():
 
 
 def test_preview_escapes_everything_it_shows():
-    page = bundle.render_preview(_manifest(), {"captions/en.vtt": "WEBVTT\n\n</script>"})
+    page = preview.render_preview(_manifest(), {"captions/en.vtt": "WEBVTT\n\n</script>"})
     assert "T &lt;script&gt;" in page
     assert "&lt;/script&gt;&lt;b&gt;hi&lt;/b&gt;" in page
     # The caption text sits in a JSON script element it cannot close early.

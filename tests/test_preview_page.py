@@ -18,7 +18,7 @@ import html5lib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import bundle
+from service import bundle, preview
 
 ASSET = "0a1b2c3d-0000-4000-8000-00000000a001"
 HOSTILE = [
@@ -102,7 +102,7 @@ def text_of(element: Element) -> str:
 
 def page_script() -> str:
     """The page's own script, from a page of harmless data."""
-    [_, script] = parse(bundle.render_preview(manifest("t", {}, ["en"]), {})).iter("script")
+    [_, script] = parse(preview.render_preview(manifest("t", {}, ["en"]), {})).iter("script")
     return script.text or ""
 
 
@@ -113,7 +113,7 @@ def check(title: str, form: dict[str, str], cues: list[tuple[str, str]]) -> None
     languages = [language for language, _ in cues]
     texts_by_path = {f"captions/{n}.vtt": text for n, (_, text) in enumerate(cues)}
     m = manifest(title, form, languages)
-    doc = parse(bundle.render_preview(m, texts_by_path))
+    doc = parse(preview.render_preview(m, texts_by_path))
 
     assert {e.tag for e in doc.iter()} <= PAGE_TAGS
     scripts = list(doc.iter("script"))
@@ -166,7 +166,7 @@ def test_a_cue_that_opens_a_comment_and_a_script_does_not_swallow_the_page_scrip
 
 
 def test_json_escapes_every_character_that_means_something_to_html_or_old_javascript():
-    page = bundle.render_preview(
+    page = preview.render_preview(
         manifest("t", {}, ["en"]), {"captions/0.vtt": "<>&\u2028\u2029</script><!--"}
     )
     data = page.split('<script id="captions-data" type="application/json">')[1].split("</script>")[
@@ -181,7 +181,7 @@ def test_a_path_that_reads_as_a_url_scheme_stays_a_relative_link():
     m["files"] += [
         {"path": "javascript:alert(1)//.vtt", "kind": "caption", "sha256": "", "size": 0}
     ]
-    [link] = parse(bundle.render_preview(m, {})).iter("a")
+    [link] = parse(preview.render_preview(m, {})).iter("a")
     assert link.get("href") == "./javascript:alert(1)//.vtt"
 
 
@@ -190,7 +190,7 @@ def test_a_path_that_reads_as_a_url_scheme_stays_a_relative_link():
 def test_a_track_left_out_is_named_with_its_reason_as_text(language, reason):
     m = manifest("t", {}, ["en"])
     m["tracks_skipped"] = [{"language": language, "closed_captions": True, "reason": reason}]
-    doc = parse(bundle.render_preview(m, {"captions/0.vtt": "WEBVTT\n"}))
+    doc = parse(preview.render_preview(m, {"captions/0.vtt": "WEBVTT\n"}))
     assert {e.tag for e in doc.iter()} <= PAGE_TAGS
     assert len(list(doc.iter("script"))) == 2
     [item] = [li for li in doc.iter("li") if li.get("class") == "skipped"]
