@@ -6,7 +6,7 @@ import re
 
 import anyio
 
-from service.build import pick_proxy
+from service.gather import pick_proxy
 from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body
 from tests.stack import blob_sha256, stack, with_worker
 

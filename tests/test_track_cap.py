@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
-from service import build
+from service import gather
 from service.iconik import IconikClient, ResponseTooLarge
 from service.simulator import Blob, _srt, _vtt, track_key
 from tests.conftest import custom_action_body
@@ -163,7 +163,7 @@ def test_tracks_over_the_cap_are_left_out_with_their_reason_and_the_others_bundl
 
 
 def test_at_most_max_tracks_per_asset_are_bundled(tmp_path, monkeypatch):
-    monkeypatch.setattr(build, "MAX_TRACKS_PER_ASSET", 1)
+    monkeypatch.setattr(gather, "MAX_TRACKS_PER_ASSET", 1)
     with stack(tmp_path) as s:
         s.send(custom_action_body(asset_ids=[s.seeded.normal]))
         s.drain()

@@ -1,4 +1,4 @@
-from service.build import pick_original, pick_proxy
+from service.gather import pick_original, pick_proxy
 
 
 def proxy(name, height, fmt="MP4", codec="h264", status="CLOSED"):

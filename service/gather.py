@@ -1,0 +1,254 @@
+"""Step 1 of a build: gather what Iconik says about an asset, as one value.
+
+`gather` makes the `AssetSnapshot` that `service.build` plans and writes
+from: the asset, the media to bundle (`MediaSource`: the best finished
+proxy, else the original file), its caption tracks (`CaptionSource`, at
+most MAX_TRACKS_PER_ASSET) and its metadata. A proxy still transcoding is a
+wait (`ProxyNotReady`), not a failure. Two reads from Iconik wait until the
+bundle is being written: each track (`read_track`, capped at
+MAX_CAPTION_BYTES), and the media's download URL (`signed_url`), asked for
+only when the bundle does not already hold that media.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from service import bundle
+from service.iconik import IconikClient, NotFound, ResponseTooLarge
+from service.logging import get_logger
+from service.queue import Task
+from service.tasks import ProxyNotReady, TaskContext, TaskFailed
+
+# Under the build's name: these lines were the build's before this module
+# was split from it, and whoever follows the logs follows them there.
+log = get_logger("service.build")
+
+# The caption tracks of one asset that go into its bundle, at most, in
+# Iconik's order; the others are left out, each with its reason in
+# project.json (`tracks_skipped`). Each track is read whole (for the .srt
+# made from it and for the preview page, which embeds it), at most
+# MAX_CAPTION_BYTES of it: this bounds what one build holds.
+MAX_TRACKS_PER_ASSET = 100
+
+
+@dataclass(frozen=True)
+class MediaSource:
+    path: str  # where the bundle wants it
+    iconik_id: str
+    size: int | None
+    source: str  # "proxy" | "original"
+    record: dict[str, Any]
+    signed_url: str | None  # from the listing, when Iconik gave one
+
+
+@dataclass(frozen=True)
+class CaptionSource:
+    language: str
+    closed_captions: bool
+    srt: dict[str, Any] | None  # Iconik's original .srt file of this track, if any
+
+    @property
+    def path(self) -> str:
+        return bundle.caption_path(self.language, self.closed_captions)
+
+    @property
+    def srt_path(self) -> str:
+        return bundle.caption_path(self.language, self.closed_captions, "srt")
+
+    def skipped(self, reason: str) -> dict[str, Any]:
+        """How project.json records the track left out of the bundle."""
+        return {
+            "language": self.language,
+            "closed_captions": self.closed_captions,
+            "reason": reason,
+        }
+
+
+@dataclass(frozen=True)
+class AssetSnapshot:
+    """What Iconik says about an asset, gathered once per build."""
+
+    asset: dict[str, Any]
+    media: MediaSource
+    captions: list[CaptionSource]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # Tracks Iconik has that the bundle leaves out, known before reading any.
+    tracks_skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def wanted_paths(self) -> list[str]:
+        # Every track also as SRT: Iconik's own, or converted from its WebVTT.
+        paths = [self.media.path, bundle.PREVIEW]
+        for caption in self.captions:
+            paths += [caption.path, caption.srt_path]
+        return paths
+
+
+def pick_proxy(proxies: list[dict[str, Any]], max_height: int) -> dict[str, Any] | None:
+    """The best finished proxy: MP4/H.264 first, then the largest up to `max_height`.
+
+    A proxy above the cap is taken only when there is nothing at or below
+    it, and then the smallest such.
+    """
+    ready = [p for p in proxies if p.get("status") == "CLOSED"]
+    if not ready:
+        return None
+
+    def rank(proxy: dict[str, Any]) -> tuple[bool, bool, int]:
+        height = int((proxy.get("resolution") or {}).get("height") or 0)
+        within = height <= max_height
+        mp4_h264 = (proxy.get("format") or "").upper() == "MP4" and (
+            proxy.get("codec") or ""
+        ).lower() in ("h264", "avc", "avc1")
+        return (within, mp4_h264, height if within else -height)
+
+    return max(ready, key=rank)
+
+
+def pick_original(files: list[dict[str, Any]], exclude_formats: set[str]) -> dict[str, Any] | None:
+    candidates = [
+        f
+        for f in files
+        if f.get("status") == "CLOSED"
+        and f.get("type", "FILE") == "FILE"
+        and f.get("format_id") not in exclude_formats
+    ]
+    return max(candidates, key=lambda f: f.get("size") or 0, default=None)
+
+
+async def gather(ctx: TaskContext, task: Task, asset_id: str) -> AssetSnapshot:
+    iconik = ctx.iconik
+    try:
+        asset = await iconik.get_asset(asset_id)
+    except NotFound:
+        raise TaskFailed(
+            f"asset {asset_id} not found in Iconik: deleted, or not visible to the "
+            "application token's user"
+        ) from None
+    proxy = await _usable_proxy(ctx, task, asset_id)
+    subtitles = await iconik.list_subtitles(asset_id)
+    # One listing of the asset's files serves both the original-media
+    # fallback and the lookup of each track's original .srt.
+    files = await iconik.list_files(asset_id) if subtitles or proxy is None else []
+    if proxy is not None:
+        media = MediaSource(
+            bundle.media_path(proxy.get("filename") or proxy.get("name"), "proxy.mp4"),
+            proxy["id"],
+            proxy.get("size"),
+            "proxy",
+            proxy,
+            proxy.get("url"),
+        )
+    else:
+        media = _original_media(asset_id, files, subtitles)
+    srt_by_format = {
+        f["format_id"]: f
+        for f in files
+        if f.get("format_id")
+        and (f.get("original_name") or f.get("name") or "").lower().endswith(".srt")
+    }
+    captions = [
+        CaptionSource(
+            s.get("language") or "und",
+            bool(s.get("closed_captions")),
+            srt_by_format.get(s.get("format_id") or ""),
+        )
+        for s in subtitles
+    ]
+    over = f"more than MAX_TRACKS_PER_ASSET ({MAX_TRACKS_PER_ASSET}) tracks on the asset"
+    skipped = [c.skipped(over) for c in captions[MAX_TRACKS_PER_ASSET:]]
+    return AssetSnapshot(
+        asset,
+        media,
+        captions[:MAX_TRACKS_PER_ASSET],
+        await _metadata(ctx, asset_id),
+        skipped,
+    )
+
+
+async def _usable_proxy(ctx: TaskContext, task: Task, asset_id: str) -> dict[str, Any] | None:
+    """The proxy to use; None when the original file should be used instead."""
+    proxies = await ctx.iconik.list_proxies(asset_id)
+    proxy = pick_proxy(proxies, ctx.settings.proxy_max_height)
+    if proxy is not None:
+        return proxy
+    waited = ctx.clock() - (task.first_claimed_at or ctx.clock())
+    limit = ctx.settings.proxy_wait_seconds
+    if waited < limit:
+        pending = [p.get("status") for p in proxies]
+        state = f"proxies {pending}" if pending else "no proxy yet"
+        raise ProxyNotReady(
+            f"asset {asset_id}: {state}; waiting for Iconik to finish the proxy "
+            f"({waited:.0f}s of PROXY_WAIT_SECONDS={limit:.0f}s)"
+        )
+    if not ctx.settings.allow_original_media:
+        raise TaskFailed(
+            f"asset {asset_id} has no usable proxy after waiting {limit:.0f}s "
+            "(PROXY_WAIT_SECONDS); generate a proxy in Iconik and send it again, or set "
+            "ALLOW_ORIGINAL_MEDIA=true to use the original file"
+        )
+    return None
+
+
+def _original_media(
+    asset_id: str, files: list[dict[str, Any]], subtitles: list[dict[str, Any]]
+) -> MediaSource:
+    # Subtitle files are files of the asset too; they are not its media.
+    subtitle_formats = {s.get("format_id") for s in subtitles if s.get("format_id")}
+    original = pick_original(files, subtitle_formats)
+    if original is None:
+        raise TaskFailed(f"asset {asset_id} has neither a proxy nor an original file")
+    return MediaSource(
+        bundle.media_path(original.get("original_name") or original.get("name"), "media"),
+        original["id"],
+        original.get("size"),
+        "original",
+        original,
+        original.get("url"),
+    )
+
+
+async def _metadata(ctx: TaskContext, asset_id: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for view_id in ctx.settings.metadata_view_ids:
+        try:
+            view = await ctx.iconik.metadata_view(asset_id, view_id)
+        except NotFound:
+            log.info("metadata.view_empty", view_id=view_id)
+            continue
+        values.update(bundle.flatten_metadata(view.get("metadata_values")))
+    return values
+
+
+async def read_track(
+    ctx: TaskContext, asset_id: str, caption: CaptionSource
+) -> tuple[bytes, bytes | None] | str:
+    """The track's WebVTT and Iconik's .srt of it (if any), each capped at
+    MAX_CAPTION_BYTES; or, for a track over the cap, why it is left out."""
+    iconik, limit = ctx.iconik, ctx.settings.max_caption_bytes
+    lang, cc = caption.language, caption.closed_captions
+    name = f"the {bundle.caption_label(lang, cc)} track of asset {asset_id}"
+    try:
+        vtt = await iconik.read_capped(
+            iconik.subtitle_path(asset_id, lang, cc), limit=limit, what=name, api=True
+        )
+    except ResponseTooLarge as exc:
+        return f"Iconik's track is larger than MAX_CAPTION_BYTES {exc.comparison}"
+    if caption.srt is None:
+        return vtt, None
+    url = caption.srt.get("url") or await iconik.file_download_url(asset_id, caption.srt["id"])
+    try:
+        srt = await iconik.read_capped(url, limit=limit, what=f"the .srt file of {name}")
+    except ResponseTooLarge as exc:
+        return f"Iconik's .srt file of the track is larger than MAX_CAPTION_BYTES {exc.comparison}"
+    return vtt, srt
+
+
+async def signed_url(iconik: IconikClient, asset_id: str, media: MediaSource) -> str:
+    if media.signed_url:
+        return media.signed_url
+    if media.source == "proxy":
+        return await iconik.proxy_download_url(asset_id, media.iconik_id)
+    return await iconik.file_download_url(asset_id, media.iconik_id)
