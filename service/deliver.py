@@ -113,8 +113,7 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
         )
 
     # 2. check and convert (a long file takes a moment: off the event loop)
-    asset = manifest.get("asset")
-    duration = asset.get("duration_seconds") if isinstance(asset, dict) else None
+    duration = manifest["asset"].get("duration_seconds")
     if isinstance(duration, bool) or not isinstance(duration, int | float):
         duration = None
     filename = path.rsplit("/", 1)[-1]
@@ -140,10 +139,9 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
         subtitle_id=subtitle_id,
         delivered_at=ctx.iso_now(),
     )
-    deliveries = [*outtray.trusted_deliveries(manifest.get("deliveries")), entry]
-    revision = manifest.get("revision")
-    revision = revision if isinstance(revision, int) and not isinstance(revision, bool) else 0
-    updated = {**manifest, "revision": revision + 1, "deliveries": deliveries}
+    # The manifest as read back has the service's shape (service/readback.py).
+    deliveries = [*manifest["deliveries"], entry]
+    updated = {**manifest, "revision": manifest["revision"] + 1, "deliveries": deliveries}
     async with ctx.storage.stage(folder) as staging:
         await staging.write_bytes(outtray.RECEIPT_PATH, outtray.receipt_bytes(deliveries))
         await ctx.still_mine()

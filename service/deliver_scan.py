@@ -181,7 +181,7 @@ class DeliverScan:
         manifest = await self.storage.read_manifest(folder)
         if manifest is None:
             return  # being changed (or missing until the next refresh): next time
-        said = (manifest.get("asset") or {}) if isinstance(manifest.get("asset"), dict) else {}
+        said = manifest["asset"]  # a dict: storage.read_manifest keeps the written shape
         if said.get("id") != asset_id:
             notes.append(
                 f"project.json names the asset {str(said.get('id'))[:80]!r}, but this folder "
@@ -202,11 +202,7 @@ class DeliverScan:
             self._looks[key] = found.look
 
         if status == "withdrawn":
-            when = (
-                (manifest.get("withdrawn") or {})
-                if isinstance(manifest.get("withdrawn"), dict)
-                else {}
-            )
+            when = manifest.get("withdrawn", {})
             note = (
                 f"this project was withdrawn on {str(when.get('at') or '?')[:40]}: the asset was "
                 f"deleted in Iconik (see {bundle.WITHDRAWN_NOTE} in the project folder)."
@@ -236,7 +232,7 @@ class DeliverScan:
                     (found, checked)
                 )
 
-        deliveries = outtray.trusted_deliveries(manifest.get("deliveries"))
+        deliveries = manifest["deliveries"]
         for (language, cc), tracks in by_track.items():
             if len(tracks) > 1:
                 names = " and ".join(sorted(outtray.shown(f.name) for f, _ in tracks))
