@@ -64,14 +64,18 @@ class Redactor:
                 event[key] = self._clean(key, value)
         return event
 
+    def mask(self, text: str) -> str:
+        """`text` with every configured secret in it masked."""
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
     def _clean(self, key: object, value: Any) -> Any:
         if isinstance(key, str) and _is_sensitive(key) and value not in (None, ""):
             return REDACTED
         if isinstance(value, str):
-            for secret in self.secrets:
-                if secret in value:
-                    value = value.replace(secret, REDACTED)
-            return value
+            return self.mask(value)
         if isinstance(value, bytes):
             return self._clean(key, value.decode("utf-8", "replace"))
         if isinstance(value, dict):
@@ -105,10 +109,7 @@ def redact(text: str) -> str:
     RECEIPT.json, project.json, Iconik job messages, status answers): an
     error from Iconik or a gateway may echo a credential back.
     """
-    for secret in redactor.secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
+    return redactor.mask(text)
 
 
 def redact_all(value: Any) -> Any:
