@@ -45,8 +45,8 @@ class BundleRegistry:
 
     async def owner_of(self, folder: str) -> tuple[str, str] | None:
         """(asset id, status) of the one asset `folder` was published for, or None."""
-        found = [(a, s) for a, f, s in await self.queue.bundle_records() if f == folder]
-        return found[0] if len(found) == 1 else None
+        found = await self.queue.bundle_records(folder)
+        return (found[0][0], found[0][2]) if len(found) == 1 else None
 
     async def record(self, asset_id: str, folder: str, status: str) -> None:
         await self.queue.record_bundle(asset_id, folder, status)

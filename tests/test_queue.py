@@ -339,6 +339,8 @@ async def test_the_bundle_registry_records_and_finds_folders(queue):
         ("a1", "One [a1]", "withdrawn"),
         ("a2", "Two [a2]", "ready"),
     ]
+    assert await queue.bundle_records("Two [a2]") == [("a2", "Two [a2]", "ready")]
+    assert await queue.bundle_records("Nowhere [a9]") == []
 
 
 async def test_the_backlog_count_follows_every_change_of_state(queue, clock):

@@ -349,9 +349,11 @@ class PostgresQueue(PostgresStore):
         )
         return [row["folder"] for row in rows]
 
-    async def bundle_records(self) -> list[tuple[str, str, str]]:
+    async def bundle_records(self, folder: str | None = None) -> list[tuple[str, str, str]]:
         rows = await self._read(
-            "SELECT asset_id, folder, status FROM bundles ORDER BY folder, asset_id", ()
+            "SELECT asset_id, folder, status FROM bundles"
+            " WHERE %s::text IS NULL OR folder = %s ORDER BY folder, asset_id",
+            (folder, folder),
         )
         return [(row["asset_id"], row["folder"], row["status"]) for row in rows]
 

@@ -377,10 +377,13 @@ class SQLiteQueue(SQLiteStore):
 
         return await self._run(read)
 
-    async def bundle_records(self) -> list[tuple[str, str, str]]:
+    async def bundle_records(self, folder: str | None = None) -> list[tuple[str, str, str]]:
         def read() -> list[tuple[str, str, str]]:
+            where, params = ("WHERE folder = ?", (folder,)) if folder is not None else ("", ())
             rows = self._connection().execute(
-                "SELECT asset_id, folder, status FROM bundles ORDER BY folder, asset_id"
+                f"SELECT asset_id, folder, status FROM bundles {where}"  # noqa: S608
+                " ORDER BY folder, asset_id",
+                params,
             )
             return [(row["asset_id"], row["folder"], row["status"]) for row in rows]
 
