@@ -113,9 +113,7 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
         )
 
     # 2. check and convert (a long file takes a moment: off the event loop)
-    duration = manifest["asset"].get("duration_seconds")
-    if isinstance(duration, bool) or not isinstance(duration, int | float):
-        duration = None
+    duration = manifest["asset"].get("duration_seconds")  # a number or None (readback)
     filename = path.rsplit("/", 1)[-1]
     try:
         track = await anyio.to_thread.run_sync(captions.read, filename, data, duration)

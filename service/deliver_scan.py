@@ -212,9 +212,7 @@ class DeliverScan:
             return
 
         by_track: dict[tuple[str, bool], list[tuple[StoredFile, Checked]]] = {}
-        duration = said.get("duration_seconds")
-        if isinstance(duration, bool) or not isinstance(duration, int | float):
-            duration = None
+        duration = said.get("duration_seconds")  # a number or None (service/readback.py)
         for found in stable:
             try:
                 name = captions.parse_name(found.name)

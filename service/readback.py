@@ -47,6 +47,9 @@ def manifest(read: Any) -> dict[str, Any] | None:
         kept["status"] = "ready"
     if not isinstance(kept.get("asset"), dict):
         kept["asset"] = {}
+    duration = kept["asset"].get("duration_seconds")  # for the end-of-video check
+    if duration is not None and not _is_number(duration):
+        kept["asset"] = {k: v for k, v in kept["asset"].items() if k != "duration_seconds"}
     kept["files"] = [f for f in _list(kept.get("files")) if _is_file_entry(f)]
     kept["deliveries"] = trusted_deliveries(kept.get("deliveries"))
     edits = [p for p in _list(kept.get("captioner_edits")) if isinstance(p, str)]
@@ -62,6 +65,10 @@ def manifest(read: Any) -> dict[str, Any] | None:
     if not isinstance(kept.get("withdrawn"), dict):
         kept.pop("withdrawn", None)
     return kept
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _is_count(value: Any) -> bool:

@@ -52,6 +52,13 @@ def test_edited_parts_are_dropped_or_reset():
     assert readback.manifest([1, 2]) is None
 
 
+def test_only_a_number_is_taken_for_the_duration():
+    for duration, kept in ((90, 90), (1.5, 1.5), (None, None), ("90", None), (True, None)):
+        read = readback.manifest({"asset": {"id": "a1", "duration_seconds": duration}})
+        assert read["asset"].get("duration_seconds") == kept
+        assert read["asset"]["id"] == "a1"
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
