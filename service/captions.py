@@ -50,12 +50,30 @@ NAMING_HINT = (
 )
 
 
-class Refused(ValueError):
-    """The file cannot be delivered; `line` (1-based) is where, when one line is."""
+# At most this many problems of one file are listed; the rest are counted.
+MAX_PROBLEMS = 50
 
-    def __init__(self, reason: str, line: int | None = None, more: int = 0) -> None:
+
+class Refused(ValueError):
+    """The file cannot be delivered; `line` (1-based) is where, when one line is.
+
+    `problems` lists every problem found, in line order, each (line, reason),
+    at most MAX_PROBLEMS; `more` counts those past the first that are not
+    shown by `str()` (the first problem is `reason`/`line`).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        line: int | None = None,
+        more: int = 0,
+        problems: Sequence[tuple[int | None, str]] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason, self.line, self.more = reason, line, more
+        self.problems: list[tuple[int | None, str]] = (
+            list(problems) if problems is not None else [(line, reason)]
+        )
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""
@@ -85,12 +103,25 @@ class Cue:
 
 
 @dataclass(frozen=True)
+class Media:
+    """What the bundle says of the asset's media, for the checks of a track."""
+
+    duration_seconds: float | None = None
+    start_timecode: str | None = None  # as Iconik gives it: "10:00:00:00" or ";00" for drop frame
+    frame_rate: str | None = None  # as Iconik gives it: "25", "29.97", "30000/1001"
+
+
+@dataclass(frozen=True)
 class Track:
     """A delivered file that passed every check, as Iconik gets it."""
 
     name: TrackName
     cues: Sequence[Cue]  # made on access: a long track holds five numbers a cue
     webvtt: str
+    # What was changed on the way, said in the receipt: e.g. "times counted
+    # from the start timecode 10:00:00:00". Empty when the file went as written.
+    notes: tuple[str, ...] = ()
+    offset_ms: int = 0  # subtracted from every time in the file (start timecode)
 
 
 def parse_name(filename: str) -> TrackName:
@@ -106,9 +137,10 @@ def parse_name(filename: str) -> TrackName:
     )
 
 
-def read(filename: str, data: bytes, duration_seconds: float | None) -> Track:
+def read(filename: str, data: bytes, media: Media | float | None) -> Track:
     """Check a delivered file and convert it to WebVTT; `Refused` says why not."""
     name = parse_name(filename)
+    duration_seconds = media.duration_seconds if isinstance(media, Media) else media
     try:
         return _read(name, data, duration_seconds)
     except (MemoryError, RecursionError, OverflowError):
