@@ -82,6 +82,9 @@ async def test_both_backends_give_every_folder_and_what_its_deliver_holds(tmp_pa
             "C [3]": [("README.txt", "file"), ("old", "directory")],
             "D [4]": [],
         }, name
+        manifests = {o.folder: o.manifest async for o in storage.outtrays()}
+        assert {f for f, m in manifests.items() if m is not None} == {"A [1]", "B [2]", "C [3]"}
+        assert all(m.size == 1 and m.tag for m in manifests.values() if m is not None), name
 
 
 async def test_a_symlinked_deliver_is_a_problem_not_a_listing(tmp_path):

@@ -138,6 +138,9 @@ class Outtray:
     folder: str
     files: list[StoredFile]
     problem: str | None = None
+    # project.json as the listing saw it (None: not there, or not looked at):
+    # unchanged, the scan need not read it again.
+    manifest: StoredFile | None = None
 
 
 async def pulled(

@@ -255,12 +255,26 @@ class LocalStorage:
             page = []
             for folder in folders[start : start + per_page]:
                 try:
-                    page.append(Outtray(folder, self._entries(folder, [OUTTRAY])))
+                    manifest = self._manifest_look(folder)
+                    page.append(Outtray(folder, self._entries(folder, [OUTTRAY]), None, manifest))
                 except NotRegularFile as exc:
                     page.append(Outtray(folder, [], f"{exc.path} is a {exc.kind}"))
                 except FileNotFoundError:
                     continue  # removed while listing
             yield page
+
+    def _manifest_look(self, folder: str) -> StoredFile | None:
+        """Blocking: project.json as a listing shows it (never followed)."""
+        fd = self._reading_dir(folder, [])
+        if fd is None:
+            return None
+        with safe_fs.opened(fd):
+            try:
+                st = os.stat(MANIFEST, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+        tag = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+        return StoredFile(MANIFEST, st.st_size, st.st_mtime, tag, safe_fs.kind_of(st.st_mode))
 
     def _entries(self, folder: str, inner: list[str]) -> list[StoredFile]:
         """Blocking: the entries directly in `folder/inner...`, none followed."""

@@ -24,6 +24,7 @@ from service.storage import Outtray, StoredFile
 log = get_logger("service.storage.s3")
 
 OUTTRAY = "deliver/"
+MANIFEST = "project.json"
 # Keys of one folder outside deliver/ walked before the rest is skipped.
 MAX_OTHER_KEYS = 1_000
 PAGE_KEYS = 1_000  # S3's most per listing request
@@ -38,6 +39,7 @@ class _Folder:
         self.directories: set[str] = set()
         self.other_keys = 0
         self.outtray_keys = 0  # keys under deliver/, in sub-folders too
+        self.manifest: StoredFile | None = None
 
     def outtray(self, cap: int) -> Outtray:
         listed = list(self.files.values()) + [
@@ -45,7 +47,8 @@ class _Folder:
             for name in self.directories
             if name not in self.files
         ]
-        return Outtray(self.name, sorted(listed, key=lambda f: f.name)[:cap])
+        files = sorted(listed, key=lambda f: f.name)[:cap]
+        return Outtray(self.name, files, manifest=self.manifest)
 
 
 def walk_pages(
@@ -96,6 +99,9 @@ def _take(
     """Add one key to its folder; the key to start after when the folder has
     more of this part than the walk looks at."""
     prefix = f"{base}{folder.name}/"
+    if rest == MANIFEST:
+        modified = item["LastModified"].timestamp()
+        folder.manifest = StoredFile(MANIFEST, item["Size"], modified, item["ETag"])
     if not rest.startswith(OUTTRAY):
         folder.other_keys += 1
         if folder.other_keys < MAX_OTHER_KEYS:
