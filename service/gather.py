@@ -12,6 +12,7 @@ only when the bundle does not already hold that media.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ log = get_logger("service.build")
 # made from it and for the preview page, which embeds it), at most
 # MAX_CAPTION_BYTES of it: this bounds what one build holds.
 MAX_TRACKS_PER_ASSET = 100
+_LANGUAGE_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,11 @@ class AssetSnapshot:
         for caption in self.captions:
             paths += [caption.path, caption.srt_path]
         return paths
+
+
+def usable_language(language: str) -> bool:
+    """A language code that can be a path segment ("en", "pt-BR", "zh_Hant")."""
+    return _LANGUAGE_CODE.fullmatch(language) is not None
 
 
 def pick_proxy(proxies: list[dict[str, Any]], max_height: int) -> dict[str, Any] | None:
@@ -151,14 +158,19 @@ async def gather(ctx: TaskContext, task: Task, asset_id: str) -> AssetSnapshot:
     }
     captions = [
         CaptionSource(
-            s.get("language") or "und",
+            str(s.get("language") or "und"),
             bool(s.get("closed_captions")),
             srt_by_format.get(s.get("format_id") or ""),
         )
         for s in subtitles
     ]
+    # A language becomes a segment of the track's path: one that could steer
+    # it (a "/", "..", a space) leaves that track out, not the whole bundle.
+    unusable = "Iconik's language code of the track cannot be part of an Iconik path"
+    skipped = [c.skipped(unusable) for c in captions if not usable_language(c.language)]
+    captions = [c for c in captions if usable_language(c.language)]
     over = f"more than MAX_TRACKS_PER_ASSET ({MAX_TRACKS_PER_ASSET}) tracks on the asset"
-    skipped = [c.skipped(over) for c in captions[MAX_TRACKS_PER_ASSET:]]
+    skipped += [c.skipped(over) for c in captions[MAX_TRACKS_PER_ASSET:]]
     return AssetSnapshot(
         asset,
         media,

@@ -3,9 +3,17 @@
 Parsing is lenient where Iconik is loose (unknown fields are ignored,
 `metadata_values` and the id lists may be null, `date_created` may lack a
 time zone) and strict only where the worker would otherwise have nothing to
-act on. The custom action's `auth_token` is a user token Iconik hands out;
-the service never uses it, so it is kept as a SecretStr, out of every repr,
-and stripped before anything is stored.
+act on, or where a value would become part of an Iconik path: every id the
+service may put in a URL (asset, collection and saved-search ids, a
+webhook's asset) must be an Iconik id (service/ids.py says which forms), and
+ids are given back in lower case. The other ids of a click (user, action,
+domain, metadata view) go into project.json only, and are checked the same
+way when present, so nothing of that shape ever reaches a bundle.
+
+The custom action's `auth_token` is the clicking user's Iconik token: it is
+kept as a SecretStr, out of every repr and error message, and never part of
+the stored payload (`storable` leaves it out); intake seals it on its own
+(service/user_token.py) for the expand task, which reads with it.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticSerializationError
 
+from service.ids import describe, iconik_id, is_iconik_id
+
 
 class PayloadError(ValueError):
     """The body is not what the endpoint takes; the message is safe to return."""
@@ -39,6 +49,18 @@ _Model = TypeVar("_Model", bound=_IconikModel)
 
 def _none_to_empty_list(value: object) -> object:
     return [] if value is None else value
+
+
+def _iconik_ids(value: list[str]) -> list[str]:
+    # The position, never the value: a wrong field may hold anything.
+    for position, item in enumerate(value):
+        if not is_iconik_id(item):
+            raise ValueError(f"item {position} is not an Iconik id (a UUID): {describe(item)}")
+    return [item.lower() for item in value]
+
+
+def _optional_iconik_id(value: str | None) -> str | None:
+    return None if value is None else iconik_id(value, "the value")
 
 
 def _assume_utc(value: datetime | None) -> datetime | None:
@@ -66,6 +88,12 @@ class CustomAction(_IconikModel):
     _lists = field_validator("asset_ids", "collection_ids", "saved_search_ids", mode="before")(
         _none_to_empty_list
     )
+    _ids = field_validator("asset_ids", "collection_ids", "saved_search_ids", mode="after")(
+        _iconik_ids
+    )
+    _id = field_validator(
+        "action_id", "user_id", "system_domain_id", "metadata_view_id", mode="after"
+    )(_optional_iconik_id)
     _utc = field_validator("date_created", mode="after")(_assume_utc)
 
     @field_validator("context", mode="after")
@@ -167,7 +195,16 @@ def parse_custom_action(body: bytes) -> CustomAction:
 
 
 def parse_webhook(body: bytes) -> Webhook:
-    return _parse(Webhook, body, "webhook")
+    webhook = _parse(Webhook, body, "webhook")
+    # Only an event the service acts on puts its asset id in a path; others
+    # are ignored whatever their ids look like.
+    if webhook.action() is not None and not is_iconik_id(webhook.asset_id):
+        where = "object_id" if webhook.asset_id == webhook.object_id else "data.asset_id"
+        raise PayloadError(
+            f"not an Iconik webhook: {where} is not an Iconik id (a UUID): "
+            f"{describe(webhook.asset_id)}"
+        )
+    return webhook
 
 
 def storable(model: BaseModel) -> str:

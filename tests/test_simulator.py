@@ -12,15 +12,17 @@ from tests.servers import running
 from tests.stack import APP_ID, stack
 
 TOKEN = "sim-token"
+C1, C2 = "0c000000-0000-4000-8000-0000000000c1", "0c000000-0000-4000-8000-0000000000c2"
+S1 = "05000000-0000-4000-8000-000000000051"
 
 
 def test_every_request_the_service_made_exists_in_iconiks_api(tmp_path):
     with stack(tmp_path, allow_original_media=True) as s:
-        s.sim.collections["c1"] = [{"id": s.seeded.normal, "object_type": "assets"}]
+        s.sim.collections[C1] = [{"id": s.seeded.normal, "object_type": "assets"}]
         s.send(custom_action_body(context="BULK", asset_ids=s.seeded.all))
-        s.send(custom_action_body(context="COLLECTION", asset_ids=[], collection_ids=["c1"]))
-        s.sim.saved_searches["s1"] = [{"id": s.seeded.large, "object_type": "assets"}]
-        s.send(custom_action_body(context="SAVED_SEARCH", asset_ids=[], saved_search_ids=["s1"]))
+        s.send(custom_action_body(context="COLLECTION", asset_ids=[], collection_ids=[C1]))
+        s.sim.saved_searches[S1] = [{"id": s.seeded.large, "object_type": "assets"}]
+        s.send(custom_action_body(context="SAVED_SEARCH", asset_ids=[], saved_search_ids=[S1]))
         s.drain()
         made = {(m, p) for m, p in s.sim.requests}
     used = {f"{m} {p}" for m, p in USED}
@@ -34,9 +36,9 @@ def test_every_request_the_service_made_exists_in_iconiks_api(tmp_path):
 def sim_server():
     sim = Simulator(APP_ID, TOKEN)
     seeded = sim.seed(large_proxy_bytes=1024)
-    sim.collections["c1"] = [
+    sim.collections[C1] = [
         {"id": seeded.normal, "object_type": "assets", "title": "Harbour Lights: Episode 1"},
-        {"id": "c2", "object_type": "collections", "title": "Sub"},
+        {"id": C2, "object_type": "collections", "title": "Sub"},
     ]
     with running(sim.app()) as url:
         yield (
@@ -74,7 +76,7 @@ def test_simulator_responses_validate_against_iconiks_schemas(sim_server):
         f"/API/files/v1/assets/{asset}/subtitles/en/webvtt/",
         f"/API/files/v1/assets/{asset}/subtitles/fr/cc/webvtt/",
         f"/API/metadata/v1/assets/{asset}/views/{seeded.view_id}/",
-        "/API/assets/v1/collections/c1/contents/",
+        f"/API/assets/v1/collections/{C1}/contents/",
     ]
     for path in gets:
         _validate("GET", path, client.get(path))
@@ -150,8 +152,8 @@ def test_paging_and_errors_look_like_iconik(sim_server):
         f"/API/files/v1/assets/{seeded.normal}/proxies/", params={"per_page": 1, "last_id": last_id}
     )
     assert second.json()["objects"][0]["id"] != last_id
-    page = client.get("/API/assets/v1/collections/c1/contents/", params={"per_page": 1}).json()
-    assert page["next_url"].startswith("/API/assets/v1/collections/c1/contents/?page=2")
+    page = client.get(f"/API/assets/v1/collections/{C1}/contents/", params={"per_page": 1}).json()
+    assert page["next_url"].startswith(f"/API/assets/v1/collections/{C1}/contents/?page=2")
     missing = client.get("/API/assets/v1/assets/00000000-0000-0000-0000-000000000000/")
     assert missing.status_code == 404 and missing.json() == {"errors": ["Asset does not exist"]}
     unauthorised = httpx2.get(str(client.base_url) + f"/API/assets/v1/assets/{seeded.normal}/")
