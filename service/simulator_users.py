@@ -66,6 +66,7 @@ class UserRights:
     auth_token: str
     users: dict[str, SimUser]
     calls_by: list[tuple[str, str, str]]  # (method, path, user name or "application")
+    search_lag: set[str]  # asset ids the search does not find yet (its index lags)
     if TYPE_CHECKING:
 
         def _api(self, handler: Any) -> Any: ...
@@ -73,6 +74,7 @@ class UserRights:
     def _init_users(self) -> None:
         self.users = {}
         self.calls_by = []
+        self.search_lag = set()
 
     def add_user(
         self, token: str, name: str = "editor", cannot_read: tuple[str, ...] = ()
@@ -133,6 +135,8 @@ class UserRights:
                 if wanted is not None and asset_id not in wanted:
                     continue
                 if sim.asset["status"] == "DELETED" or not self.may_read(request, asset_id):
+                    continue
+                if asset_id in self.search_lag:
                     continue
                 document = {k: sim.asset[k] for k in _DOCUMENT_FIELDS if k in sim.asset}
                 found.append({**document, "object_type": "assets"})
