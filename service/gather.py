@@ -18,6 +18,7 @@ from typing import Any
 
 from service import bundle
 from service.iconik import IconikClient, NotFound, ResponseTooLarge
+from service.iconik_paths import checked_download_url
 from service.logging import get_logger
 from service.queue import Task
 from service.tasks import ProxyNotReady, TaskContext, TaskFailed
@@ -251,6 +252,7 @@ async def read_track(
     if caption.srt is None:
         return vtt, None
     url = caption.srt.get("url") or await iconik.file_download_url(asset_id, caption.srt["id"])
+    url = checked_download_url(url, f"the .srt file of {name}")  # from Iconik: http(s) only
     try:
         srt = await iconik.read_capped(url, limit=limit, what=f"the .srt file of {name}")
     except ResponseTooLarge as exc:

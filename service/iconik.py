@@ -412,7 +412,9 @@ class IconikClient(IconikEndpoints):
         chunk on its way. Raises `ResponseTooLarge`; `api` spends a rate-limit
         token per hop to Iconik, as an API call does.
         """
-        url = self._api_url(url) if api else checked_download_url(url, what)
+        # An API path (a track) is checked as one; a URL Iconik gave must be http(s).
+        relative = api or url.startswith("/")
+        url = self._api_url(url) if relative else checked_download_url(url, what)
         response, hop = await self._send("GET", url, stream=True, limited=api, what=what)
         try:
             download = Download(

@@ -14,9 +14,13 @@ import json
 import sqlite3
 import uuid
 
+import anyio
+import httpx2
+import pytest
 import structlog
 
 from service.expand import CLICK_AGAIN, NOT_READABLE, READ_AS_USER
+from service.iconik import BadResponse, IconikClient, UnusableId, UserTokenRefused
 from service.simulator_users import APPLICATION
 from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body
 from tests.stack import stack
@@ -196,3 +200,37 @@ def test_the_user_token_is_sealed_at_rest_deleted_once_used_and_never_shown(tmp_
     logged = repr(events)
     assert PAYLOAD_AUTH_TOKEN not in logged and sealed not in logged
     assert any(e.get("event") == "task.done" for e in events)  # the capture saw the work
+
+
+def test_the_user_view_of_the_client_reads_only_and_never_echoes_the_token():
+    seen: list[tuple[str, str, str]] = []
+
+    def iconik(request: httpx2.Request) -> httpx2.Response:
+        seen.append((request.method, request.url.path, request.headers["auth-token"]))
+        if "expired" in request.url.path:
+            return httpx2.Response(401, json={"errors": ["Token is invalid"]})
+        if "echo" in request.url.path:
+            return httpx2.Response(400, text=f"bad token {request.headers['auth-token']}")
+        return httpx2.Response(200, json={"objects": [], "pages": 1})
+
+    async def main() -> None:
+        async with IconikClient(
+            "https://iconik.test", "app", "app-token", transport=httpx2.MockTransport(iconik)
+        ) as client:
+            user = client.for_user("user-token")
+            await user.get_json("/API/assets/v1/collections/x/contents/")
+            await user.search_assets(["0a1b2c3d-0000-4000-8000-00000000a001"])
+            for method, path in [("POST", "/API/jobs/v1/jobs/"), ("PATCH", "/API/jobs/v1/j/")]:
+                with pytest.raises(UnusableId, match="reads only"):
+                    await user.request(method, path, json={})
+            with pytest.raises(UserTokenRefused):
+                await user.get_json("/API/expired/")
+            with pytest.raises(BadResponse) as answer:
+                await user.get_json("/API/echo/")
+            assert "user-token" not in str(answer.value)
+            await user.aclose()  # a view closes nothing: the client still works
+            await client.get_json("/API/assets/v1/collections/x/contents/")
+
+    anyio.run(main)
+    assert [who for _, _, who in seen] == ["user-token"] * 4 + ["app-token"]
+    assert ("POST", "/API/search/v1/search/", "user-token") in seen
