@@ -30,10 +30,11 @@ import time
 _random = random.Random()
 os.register_at_fork(after_in_child=_random.seed)
 
-# fullmatch, never `$`: `$` also matches before a final newline.
-_ICONIK_ID = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
+_HEX_GROUPS = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# For pydantic (Rust regex, where `$` is the end of the text).
+ICONIK_ID_PATTERN = f"^{_HEX_GROUPS}$"
+# fullmatch, never Python's `$`, which also matches before a final newline.
+_ICONIK_ID = re.compile(_HEX_GROUPS)
 
 
 def new_id() -> str:
