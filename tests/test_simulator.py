@@ -166,3 +166,40 @@ def test_storage_urls_need_no_credentials_and_stream_generated_bytes(sim_server)
     url = client.get(f"/API/files/v1/assets/{seeded.large}/proxies/{large}/download_url/").json()
     body = httpx2.get(url["url"]).content
     assert len(body) == 1024 and body == httpx2.get(url["url"]).content
+
+
+def test_search_validates_and_honours_each_users_rights(sim_server):
+    sim, seeded, client = sim_server
+    hidden, seen = seeded.large, seeded.normal
+    sim.add_user("viewer-token", "viewer", cannot_read=(hidden,))
+    sim.add_user("gone-token", "gone").expired = True
+    viewer = {"App-ID": APP_ID, "Auth-Token": "viewer-token"}
+    body = {
+        "doc_types": ["assets"],
+        "filter": {"operator": "AND", "terms": [{"name": "id", "value_in": [seen, hidden]}]},
+    }
+    _valid_request("POST", "/API/search/v1/search/", body)
+    params = {"per_page": 100, "generate_signed_url": "false", "save_search_history": "false"}
+    path = "/API/search/v1/search/"
+    as_app = _validate("POST", path, client.post(path, params=params, json=body)).json()
+    assert sorted(o["id"] for o in as_app["objects"]) == sorted([seen, hidden])
+    as_viewer = client.post(path, params=params, json=body, headers=viewer)
+    assert [o["id"] for o in _validate("POST", path, as_viewer).json()["objects"]] == [seen]
+    # By id, in a collection: what the viewer may not read is not there for them.
+    assert client.get(f"/API/assets/v1/assets/{hidden}/", headers=viewer).status_code == 404
+    assert client.get(f"/API/assets/v1/assets/{seen}/", headers=viewer).status_code == 200
+    sim.collections[C2] = [
+        {"id": seen, "object_type": "assets"},
+        {"id": hidden, "object_type": "assets"},
+    ]
+    listed = client.get(f"/API/assets/v1/collections/{C2}/contents/", headers=viewer).json()
+    assert [o["id"] for o in listed["objects"]] == [seen]
+    # An expired user token is refused like any invalid token.
+    expired = {"App-ID": APP_ID, "Auth-Token": "gone-token"}
+    assert client.post(path, json=body, headers=expired).status_code == 401
+    # What Iconik would refuse, the simulator refuses too.
+    assert client.post(path, json={"filter": {"terms": []}}).status_code == 400
+    assert client.post(path, json={"doc_types": ["files"]}).status_code == 400
+    assert client.post(path, json={"colour": "red"}).status_code == 400
+    assert client.post(path, json=[]).status_code == 400
+    assert ("POST", path, "viewer") in sim.calls_by
