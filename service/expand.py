@@ -139,12 +139,11 @@ async def _readable(reader: IconikClient, asset_ids: list[str]) -> set[str]:
 
 async def _saved_search(iconik: IconikClient, search_id: str) -> tuple[list[str], list[str]]:
     """The assets and the collections a saved search finds."""
-    path = f"/API/search/v1/search/saved/{search_id}/"
     assets: list[str] = []
     collections: list[str] = []
     where = f"saved search {search_id}"
     try:
-        async for item in iconik.paginate(path, {"include_results": "true"}):
+        async for item in iconik.saved_search_results(search_id):
             kind = (item.get("object_type") or "assets").lower()
             if not item.get("id"):
                 continue

@@ -69,6 +69,12 @@ class IconikEndpoints(AssetSearch):
         checked_id(view_id, "the metadata view id")
         return await self.get_json(f"/API/metadata/v1/assets/{asset_id}/views/{view_id}/")
 
+    def saved_search_results(self, search_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The objects (assets, collections) a saved search finds, across pages."""
+        search_id = checked_id(search_id, "the saved search id")
+        path = f"/API/search/v1/search/saved/{search_id}/"
+        return self.paginate(path, {"include_results": "true"})
+
     async def collection_contents(self, collection_id: str) -> AsyncIterator[dict[str, Any]]:
         collection_id = checked_id(collection_id, "the collection id")
         path = f"/API/assets/v1/collections/{collection_id}/contents/"
