@@ -23,6 +23,8 @@ from service.expand import CLICK_AGAIN, NOT_READABLE, READ_AS_USER
 from service.iconik import BadResponse, IconikClient, UnusableId, UserTokenRefused
 from service.simulator_users import APPLICATION
 from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body
+from tests.extract_openapi import USED
+from tests.iconik_api import operation_for
 from tests.stack import stack
 
 COLLECTION = str(uuid.uuid5(uuid.NAMESPACE_URL, "test-rights/collection"))
@@ -75,6 +77,8 @@ def test_a_collection_bundles_only_what_the_clicking_user_may_read(tmp_path):
     assert ("POST", "/API/search/v1/search/") in _user_calls(s)
     assert _app_listings(s) == []
     assert all(m == "GET" or p == "/API/search/v1/search/" for m, p in _user_calls(s))
+    used = {f"{m} {p}" for m, p in USED}
+    assert [f"{m} {p}" for m, p in s.sim.requests if operation_for(m, p) not in used] == []
 
 
 def test_a_saved_search_is_read_with_the_users_rights(tmp_path):
