@@ -91,7 +91,9 @@ class AssetSearch:
                     and is_iconik_id(o.get("id"))
                     and o["id"].lower() in asked
                 ]
-                if not objects or page >= int(document.get("pages") or 1):
+                batch_found = {o["id"].lower() for o in found} & {a.lower() for a in batch}
+                done = len(batch_found) == len(batch)  # every id of the batch is in
+                if done or not objects or page >= int(document.get("pages") or 1):
                     break
             else:
                 raise BadResponse(

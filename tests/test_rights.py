@@ -238,3 +238,36 @@ def test_the_user_view_of_the_client_reads_only_and_never_echoes_the_token():
     anyio.run(main)
     assert [who for _, _, who in seen] == ["user-token"] * 4 + ["app-token"]
     assert ("POST", "/API/search/v1/search/", "user-token") in seen
+
+
+def test_the_search_asks_a_few_hundred_ids_a_call_and_stops_when_iconik_ignores_the_filter():
+    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"search/{n}")) for n in range(600)]
+    bodies: list[dict] = []
+    ignore_filter = False
+
+    def iconik(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content)
+        bodies.append(body)
+        if ignore_filter:  # every asset of the domain, page after page
+            others = [{"id": str(uuid.uuid4()), "object_type": "assets", "title": "x"}]
+            return httpx2.Response(200, json={"objects": others, "page": 1, "pages": 99})
+        [term] = body["filter"]["terms"]
+        found = [{"id": i, "object_type": "assets", "title": "t"} for i in term["value_in"]]
+        return httpx2.Response(200, json={"objects": found, "page": 1, "pages": 1})
+
+    async def main() -> None:
+        nonlocal ignore_filter
+        async with IconikClient(
+            "https://iconik.test", "app", "t", transport=httpx2.MockTransport(iconik)
+        ) as client:
+            found = await client.search_assets(ids)
+            assert sorted(d["id"] for d in found) == sorted(ids)
+            assert [len(b["filter"]["terms"][0]["value_in"]) for b in bodies] == [250, 250, 100]
+            ignore_filter = True
+            with pytest.raises(BadResponse, match="more than 20 pages"):
+                await client.search_assets(ids[:3])
+            with pytest.raises(UnusableId):
+                await client.search_assets([ids[0], "../x"])
+
+    anyio.run(main)
+    assert len(bodies) == 3 + 20  # and nothing for the id that is not one
