@@ -87,6 +87,8 @@ def simulator(port: int, large_proxy_mb: float) -> int:
     app_id = os.environ.get("ICONIK_APP_ID") or "simulator-app-id"
     token = os.environ.get("ICONIK_AUTH_TOKEN") or "simulator-auth-token"
     sim = Simulator(app_id, token)
+    # The auth_token of clicks sent by hand: a user who may read every seeded asset.
+    sim.add_user(os.environ.get("SIMULATOR_USER_TOKEN") or "simulator-user-token")
     seeded = sim.seed(large_proxy_bytes=int(large_proxy_mb * 1024 * 1024))
     log.info("simulator.seeded", assets=seeded.all, metadata_view_id=seeded.view_id, app_id=app_id)
     return _run_uvicorn(sim.app(), "127.0.0.1", port)

@@ -37,6 +37,8 @@ async def run_demo(base: Settings, out: TextIO = sys.stdout, max_wait: float = 1
     secret = secrets.token_urlsafe(24)
     simulator = Simulator(DEMO_APP_ID, token)
     seeded = simulator.seed()
+    user_token = secrets.token_urlsafe(12)  # the clicking user's, as Iconik sends it
+    simulator.add_user(user_token, "demo editor")
 
     sim_ready, app_ready = AsyncReady(), AsyncReady()
     sim_server = Server(
@@ -83,7 +85,9 @@ async def run_demo(base: Settings, out: TextIO = sys.stdout, max_wait: float = 1
             if not (sim_server.started and app_server.started):
                 print("demo: a server did not start; see the log above", file=out)
                 return 1
-            result = await _click_and_wait(app_url, secret, token, seeded.all, out, max_wait)
+            result = await _click_and_wait(
+                app_url, secret, token, user_token, seeded.all, out, max_wait
+            )
         finally:
             sim_server.should_exit = app_server.should_exit = True
     if result is None:
@@ -97,7 +101,13 @@ async def run_demo(base: Settings, out: TextIO = sys.stdout, max_wait: float = 1
 
 
 async def _click_and_wait(
-    app_url: str, secret: str, token: str, asset_ids: list[str], out: TextIO, max_wait: float
+    app_url: str,
+    secret: str,
+    token: str,
+    user_token: str,
+    asset_ids: list[str],
+    out: TextIO,
+    max_wait: float,
 ) -> dict[str, Any] | None:
     action = {
         "user_id": "00000000-0000-4000-8000-00000000d3e0",
@@ -114,7 +124,7 @@ async def _click_and_wait(
             "notes": {"field_values": [{"value": "Speaker names in CAPS, please."}]},
         },
         "date_created": datetime.now(UTC).replace(tzinfo=None).isoformat(),
-        "auth_token": secrets.token_urlsafe(12),
+        "auth_token": user_token,
     }
     body = json.dumps(action, separators=(",", ":")).encode()
     headers = {"X-Iconik-Signature": auth.sign(secret.encode(), body)}

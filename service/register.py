@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.iconik import IconikClient
+from service.iconik_paths import checked_id
 
 ACTION_TITLE = "Send to Captioning"
 WEBHOOK_PREFIX = "caption bridge: "
@@ -153,6 +154,9 @@ async def apply(iconik: IconikClient, steps: list[Step]) -> None:
             collection = f"/API/assets/v1/custom_actions/{step.body['context']}/"
         else:
             collection = "/API/notifications/v1/webhooks/"
-        path = collection if step.verb == "create" else f"{collection}{step.existing_id}/"
+        if step.verb == "create":
+            path = collection
+        else:  # an id Iconik listed: one path segment, checked as such
+            path = f"{collection}{checked_id(step.existing_id, f'the id of the {step.kind}')}/"
         body = None if step.verb == "delete" else step.body
         await iconik.request(_METHODS[step.verb], path, json=body)

@@ -27,7 +27,7 @@ from service.iconik import IconikClient, IconikError, NotFound
 from service.jobs import JobReporter
 from service.logging import get_logger, redact
 from service.metrics import Metrics
-from service.queue import NewTask, Queue, QueueUnavailable, Task
+from service.queue import Expanded, NewTask, Queue, QueueUnavailable, Task
 from service.ratelimit import RateLimiter, default_burst
 from service.registry import BundleRegistry
 from service.settings import Settings
@@ -36,7 +36,7 @@ from service.tasks import LeaseLost, ProxyNotReady, TaskContext, TaskFailed
 
 log = get_logger("service.worker")
 
-TaskKind = Callable[[TaskContext, Task], Awaitable[list[NewTask] | None]]
+TaskKind = Callable[[TaskContext, Task], Awaitable[list[NewTask] | Expanded | None]]
 
 TASK_KINDS: dict[str, TaskKind] = {
     "expand": expand.expand,
@@ -242,8 +242,10 @@ class Worker:
             self.metrics.tasks.labels(task.kind, outcome).inc()
             return
         if outcome == "done":
-            await self.queue.complete(task, detail or None)
-            log.info("task.done", children=len(detail or []))
+            # An expand says what it made, and may leave a note for the status.
+            expanded = detail if isinstance(detail, Expanded) else Expanded(detail or [])
+            await self.queue.complete(task, expanded.children or None, expanded.note)
+            log.info("task.done", children=len(expanded.children))
         elif outcome == "failed":
             await self.queue.fail(task, detail)
             log.warning("task.failed", reason=detail)

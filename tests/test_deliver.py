@@ -17,7 +17,14 @@ import webvtt
 
 from service.__main__ import main
 from service.simulator import Blob, Simulator, sample_video
-from tests.conftest import ICONIK_TOKEN, custom_action_body, make_settings, signed, webhook_body
+from tests.conftest import (
+    ICONIK_TOKEN,
+    PAYLOAD_AUTH_TOKEN,
+    custom_action_body,
+    make_settings,
+    signed,
+    webhook_body,
+)
 from tests.iconik_api import operation_for, operations, request_schema
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, stack
@@ -338,6 +345,7 @@ def test_a_delivery_iconik_keeps_refusing_fails_and_errors_say_so(tmp_path):
 def test_serve_runs_the_scan_beside_the_worker(tmp_path):
     """The real `caption-bridge serve`: no test drives the scan; its own clock does."""
     sim = Simulator(APP_ID, ICONIK_TOKEN)
+    sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry
     seeded = sim.seed(large_proxy_bytes=1024)
     with running(sim.app()) as sim_url:
         settings = make_settings(tmp_path, iconik_url=sim_url)

@@ -361,3 +361,81 @@ async def test_the_backlog_count_follows_every_change_of_state(queue, clock):
     while (task := await queue.claim("w")) is not None:
         await queue.complete(task)
     assert await queue.backlog() == 0
+
+
+SEALED = "sealed-token"  # what intake stores: opaque to the queue
+
+
+def click(key: str = "k1") -> Delivery:
+    return Delivery(
+        key=key,
+        kind="custom_action",
+        payload='{"context": "BULK"}',
+        first_task=NewTask("expand"),
+        user_token=SEALED,
+    )
+
+
+async def test_the_user_token_goes_to_the_expand_task_only_and_is_deleted_when_it_ends(
+    queue, clock
+):
+    await queue.enqueue(click("k1"), "req-1")
+    await queue.enqueue(click("k2"), "req-2")
+    one = await queue.claim("w1")
+    assert one.user_token == "sealed-token" and "sealed-token" not in repr(one)
+    # A retried expand keeps it for its next attempt.
+    await queue.retry(one, "Iconik down", delay=0)
+    one = await queue.claim("w1")
+    assert one.kind == "expand" and one.user_token == "sealed-token"
+    clock.now += 1  # the build child comes after the other click's expand
+    await queue.complete(one, [NewTask("build", "a1")])
+    two = await queue.claim("w1")
+    assert two.kind == "expand" and two.user_token == "sealed-token"
+    await queue.fail(two, "the token expired")
+    # Gone once each expand ended, done or failed; a build never sees it.
+    build = await queue.claim("w1")
+    assert (build.kind, build.user_token) == ("build", None)
+    await queue.complete(build)
+    await queue.enqueue(click("k3"), "req-3")
+    three = await queue.claim("w1")
+    assert three.request_id == "req-3" and three.user_token == "sealed-token"
+    # A lapsed lease hands the task, token and all, to the next worker.
+    clock.now += 61
+    again = await queue.claim("w2")
+    assert again.task_id == three.task_id and again.user_token == "sealed-token"
+    for request_id in ("req-1", "req-2"):
+        status = await queue.request_status(request_id)
+        assert "sealed-token" not in repr(status)
+    assert await _stored_tokens(queue) == {"req-1": None, "req-2": None, "req-3": "sealed-token"}
+
+
+async def _stored_tokens(queue) -> dict[str, str | None]:
+    if isinstance(queue, SQLiteQueue):
+        import sqlite3
+
+        with sqlite3.connect(queue.path) as db:
+            rows = db.execute("SELECT request_id, user_token FROM requests").fetchall()
+    else:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(queue.url) as db:
+            cursor = await db.execute("SELECT request_id, user_token FROM requests")
+            rows = await cursor.fetchall()
+    return dict(rows)
+
+
+async def test_children_stored_failed_and_a_note_on_the_expand(queue):
+    await queue.enqueue(click(), "req-1")
+    expand = await queue.claim("w1")
+    children = [NewTask("build", "a1"), NewTask("build", "a2", failed="may not read it")]
+    await queue.complete(expand, children, note="read as the user")
+    status = await queue.request_status("req-1")
+    tasks = {t["asset_id"]: (t["state"], t["last_error"]) for t in status["tasks"]}
+    assert tasks == {
+        None: ("done", "read as the user"),
+        "a1": ("queued", None),
+        "a2": ("failed", "may not read it"),
+    }
+    assert await queue.backlog() == 1  # the failed child waits for nothing
+    build = await queue.claim("w1")
+    assert build.asset_id == "a1" and await queue.claim("w2") is None

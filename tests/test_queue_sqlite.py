@@ -4,6 +4,7 @@ import errno
 import os
 import sqlite3
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -120,8 +121,6 @@ async def test_connections_of_ended_threads_are_closed(queue):
     assert await queue.backlog() == 0  # the queue's own threads still work
 
 
-
-
 async def test_indexes_no_statement_uses_are_dropped_from_older_databases(tmp_path, clock):
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
@@ -144,3 +143,19 @@ async def test_indexes_no_statement_uses_are_dropped_from_older_databases(tmp_pa
     db.close()
     assert not names & set(sql.UNUSED_INDEXES)
     assert {"tasks_ready", "tasks_by_asset", "tasks_once"} <= names
+
+
+async def test_a_database_from_before_user_tokens_gains_the_column(tmp_path, clock):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    old_schema, cut = sql.SCHEMA.split("    job_id       TEXT,")[0], sql.SCHEMA.index("\n);")
+    db.executescript(old_schema + "    job_id       TEXT" + sql.SCHEMA[cut:])
+    assert "user_token" not in {row[1] for row in db.execute("PRAGMA table_info(requests)")}
+    db.close()
+    q = SQLiteQueue(path, **LIMITS, clock=clock)
+    await q.open()
+    try:
+        await q.enqueue(replace(delivery("k1"), user_token="sealed"), "r1")
+        assert (await q.claim("w")).user_token == "sealed"
+    finally:
+        await q.close()

@@ -1,5 +1,7 @@
 from service.gather import pick_original, pick_proxy
 
+ASSET_A, ASSET_B = "0a1b2c3d-0000-4000-8000-00000000000a", "0a1b2c3d-0000-4000-8000-00000000000b"
+
 
 def proxy(name, height, fmt="MP4", codec="h264", status="CLOSED"):
     return {
@@ -71,10 +73,10 @@ def test_a_queue_outage_while_settling_does_not_stop_the_worker(tmp_path):
                 attempts=1,
                 owner=owner,
                 request_kind="webhook",
-                payload={"asset_ids": ["a", "b"], "context": "BULK"},
+                payload={"asset_ids": [ASSET_A, ASSET_B], "context": "BULK"},
             )
 
-        async def complete(self, task, children=None):
+        async def complete(self, task, children=None, note=None):
             if task.task_id == "t1":
                 raise QueueUnavailable("database is locked")
             self.completed.append(task.task_id)
@@ -86,7 +88,7 @@ def test_a_queue_outage_while_settling_does_not_stop_the_worker(tmp_path):
         async def extend_lease(self, task):
             pass
 
-    settings = make_settings(tmp_path, worker_concurrency=1)
+    settings = make_settings(tmp_path, worker_concurrency=1, click_rights="application")
     queue = FlakyQueue()
     jobs = JobReporter(iconik=None, queue=queue, enabled=False)
     worker = Worker(settings, queue, iconik=None, storage=None, poll_interval=0, jobs=jobs)

@@ -67,12 +67,26 @@ class Delivery:
     kind: str  # "custom_action" | "webhook" | "deliver"
     payload: str  # a JSON object, as stored (made once, off the writer's thread)
     first_task: NewTask
+    # The clicking user's Iconik token, sealed (service/user_token.py); kept
+    # beside the payload, never in it, and deleted once the expand task ends.
+    user_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class NewTask:
     kind: str  # "expand" | "build" | "refresh" | "withdraw" | "deliver"
     asset_id: str | None = None
+    # Set: the task is stored already failed, with this reason (an asset of a
+    # click that the clicking user may not read: the status says so per asset).
+    failed: str | None = None
+
+
+@dataclass(frozen=True)
+class Expanded:
+    """What an expand task returns: its children, and a note for the request's status."""
+
+    children: list[NewTask]
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,8 @@ class Task:
     request_kind: str
     payload: dict[str, Any] = field(default_factory=dict)
     first_claimed_at: float | None = None
+    # An expand task's sealed user token (None for every other kind).
+    user_token: str | None = field(default=None, repr=False)
 
 
 class Queue(Protocol):
@@ -111,7 +127,10 @@ class Queue(Protocol):
     async def close(self) -> None: ...
     async def enqueue(self, delivery: Delivery, request_id: str) -> Enqueued: ...
     async def claim(self, owner: str) -> Task | None: ...
-    async def complete(self, task: Task, children: list[NewTask] | None = None) -> None: ...
+    # Ending an expand task (complete, or fail) also deletes its request's user token.
+    async def complete(
+        self, task: Task, children: list[NewTask] | None = None, note: str | None = None
+    ) -> None: ...
     async def retry(
         self, task: Task, error: str, delay: float | None = None, count_attempt: bool = True
     ) -> bool: ...

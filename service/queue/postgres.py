@@ -35,6 +35,9 @@ from service.queue import (
 )
 from service.queue.postgres_store import NOTIFY_CHANNEL, PostgresStore
 
+# The clicking user's token is kept only until the expand task ends (done or failed).
+_FORGET_USER_TOKEN = "UPDATE requests SET user_token = NULL WHERE request_id = %s"  # noqa: S105
+
 # An asset the service knows: it has a bundle, or a task waiting or running.
 # Until the registry holds the bundles made before it existed, every asset
 # may have one, and events are stored (the worker then looks).
@@ -126,10 +129,10 @@ class PostgresQueue(PostgresStore):
         if waiting is not None and waiting["n"] >= limit:
             raise QueueFull(self.retry_after_seconds, lane)
         await cursor.execute(
-            "INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (delivery_key) DO NOTHING"
+            "INSERT INTO requests (request_id, delivery_key, kind, payload, received_at,"
+            " user_token) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (delivery_key) DO NOTHING"
             " RETURNING request_id",
-            (request_id, delivery.key, delivery.kind, delivery.payload, now),
+            (request_id, delivery.key, delivery.kind, delivery.payload, now, delivery.user_token),
         )
         if await cursor.fetchone() is None:  # a concurrent twin committed first
             await cursor.execute(
@@ -150,11 +153,27 @@ class PostgresQueue(PostgresStore):
         lane: str,
     ) -> None:
         rank = now + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
+        # A child with `failed` is stored already failed, with its reason.
         await cursor.executemany(
-            "INSERT INTO tasks (task_id, request_id, kind, asset_id, state, not_before,"
-            " created_at, updated_at, lane, rank_at)"
-            " VALUES (%s, %s, %s, %s, 'queued', %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [(new_id(), request_id, t.kind, t.asset_id, now, now, now, lane, rank) for t in tasks],
+            "INSERT INTO tasks (task_id, request_id, kind, asset_id, state, last_error,"
+            " not_before, created_at, updated_at, lane, rank_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [
+                (
+                    new_id(),
+                    request_id,
+                    t.kind,
+                    t.asset_id,
+                    "queued" if t.failed is None else "failed",
+                    t.failed,
+                    now,
+                    now,
+                    now,
+                    lane,
+                    rank,
+                )
+                for t in tasks
+            ],
         )
         await cursor.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
 
@@ -169,7 +188,8 @@ class PostgresQueue(PostgresStore):
             if row is None:
                 return None
             await cursor.execute(
-                "SELECT kind, payload FROM requests WHERE request_id = %s", (row["request_id"],)
+                "SELECT kind, payload, user_token FROM requests WHERE request_id = %s",
+                (row["request_id"],),
             )
             request = await cursor.fetchone()
             assert request is not None
@@ -183,6 +203,7 @@ class PostgresQueue(PostgresStore):
                 request_kind=request["kind"],
                 payload=request["payload"],
                 first_claimed_at=row["first_claimed_at"],
+                user_token=request["user_token"] if row["kind"] == "expand" else None,
             )
 
         return await self._in_transaction(take)
@@ -199,16 +220,20 @@ class PostgresQueue(PostgresStore):
 
         return await self._in_transaction(update)
 
-    async def complete(self, task: Task, children: list[NewTask] | None = None) -> None:
+    async def complete(
+        self, task: Task, children: list[NewTask] | None = None, note: str | None = None
+    ) -> None:
         async def done(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
             now = self.clock()
             await cursor.execute(
                 "UPDATE tasks SET state = 'done', lease_owner = NULL, lease_until = NULL,"
-                " last_error = NULL, updated_at = %s"
+                " last_error = %s, updated_at = %s"
                 " WHERE task_id = %s AND lease_owner = %s AND state = 'running'",
-                (now, task.task_id, task.owner),
+                (note, now, task.task_id, task.owner),
             )
             if cursor.rowcount == 1:
+                if task.kind == "expand":
+                    await cursor.execute(_FORGET_USER_TOKEN, (task.request_id,))
                 if children:
                     lane = lane_of(task.request_kind)
                     await self._insert_tasks(cursor, task.request_id, children, now, lane)
@@ -238,12 +263,17 @@ class PostgresQueue(PostgresStore):
         return True
 
     async def fail(self, task: Task, error: str) -> None:
-        await self._owned_update(
-            task,
-            "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
-            " last_error = %s, updated_at = %s",
-            (error, self.clock()),
-        )
+        async def failed(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
+            await cursor.execute(
+                "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
+                " last_error = %s, updated_at = %s"
+                " WHERE task_id = %s AND lease_owner = %s AND state = 'running'",
+                (error, self.clock(), task.task_id, task.owner),
+            )
+            if cursor.rowcount == 1 and task.kind == "expand":
+                await cursor.execute(_FORGET_USER_TOKEN, (task.request_id,))
+
+        await self._in_transaction(failed)
 
     async def extend_lease(self, task: Task) -> bool:
         now = self.clock()

@@ -161,3 +161,8 @@ BEGIN
             updated_at = greatest(rate_budget.paused_until, excluded.paused_until);
 END;
 $$;
+
+-- version: 4
+-- The clicking user's Iconik token, sealed (service/user_token.py), for the
+-- request's expand task; set to NULL in the transaction that ends that task.
+ALTER TABLE requests ADD COLUMN user_token text;

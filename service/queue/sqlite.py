@@ -68,6 +68,9 @@ class SQLiteQueue(SQLiteStore):
         columns = {row["name"] for row in db.execute("PRAGMA table_info(requests)")}
         if "job_id" not in columns:
             db.execute("ALTER TABLE requests ADD COLUMN job_id TEXT")
+        # ...and before clicks were expanded with the clicking user's token.
+        if "user_token" not in columns:
+            db.execute("ALTER TABLE requests ADD COLUMN user_token TEXT")
         # ...and before clicks and events had lanes of their own.
         task_columns = {row["name"] for row in db.execute("PRAGMA table_info(tasks)")}
         if "lane" not in task_columns:
@@ -129,8 +132,21 @@ class SQLiteQueue(SQLiteStore):
         rank = now + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
         db.executemany(
             sql.INSERT_TASK,
-            [(new_id(), request_id, t.kind, t.asset_id, now, now, now, lane, rank) for t in tasks],
+            [
+                (new_id(), request_id, t.kind, t.asset_id, now, now, now, lane, rank)
+                for t in tasks
+                if t.failed is None
+            ],
         )
+        failed = [t for t in tasks if t.failed is not None]
+        if failed:
+            db.executemany(
+                sql.INSERT_FAILED_TASK,
+                [
+                    (new_id(), request_id, t.kind, t.asset_id, t.failed, now, now, now, lane, rank)
+                    for t in failed
+                ],
+            )
 
     # -- worker side ------------------------------------------------------
 
@@ -157,6 +173,7 @@ class SQLiteQueue(SQLiteStore):
                 request_kind=row["request_kind"],
                 payload=json.loads(row["payload"]),
                 first_claimed_at=first_claimed,
+                user_token=row["user_token"] if row["kind"] == "expand" else None,
             )
 
         return await self._submit(take)
@@ -178,15 +195,19 @@ class SQLiteQueue(SQLiteStore):
 
         return await self._submit(update)
 
-    async def complete(self, task: Task, children: list[NewTask] | None = None) -> None:
+    async def complete(
+        self, task: Task, children: list[NewTask] | None = None, note: str | None = None
+    ) -> None:
         def done(db: sqlite3.Connection) -> None:
             now = self.clock()
             cursor = db.execute(
                 "UPDATE tasks SET state = 'done', lease_owner = NULL, lease_until = NULL,"
-                " last_error = NULL, updated_at = ?"
+                " last_error = ?, updated_at = ?"
                 " WHERE task_id = ? AND lease_owner = ? AND state = 'running'",
-                (now, task.task_id, task.owner),
+                (note, now, task.task_id, task.owner),
             )
+            if cursor.rowcount == 1 and task.kind == "expand":
+                db.execute(sql.FORGET_USER_TOKEN, (task.request_id,))
             if cursor.rowcount == 1 and children:
                 lane = lane_of(task.request_kind)
                 self._insert_tasks(db, task.request_id, children, now, lane)
@@ -221,12 +242,17 @@ class SQLiteQueue(SQLiteStore):
         return True
 
     async def fail(self, task: Task, error: str) -> None:
-        await self._owned_update(
-            task,
-            "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
-            " last_error = ?, updated_at = ?",
-            lambda: (error, self.clock()),
-        )
+        def failed(db: sqlite3.Connection) -> None:
+            cursor = db.execute(
+                "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
+                " last_error = ?, updated_at = ?"
+                " WHERE task_id = ? AND lease_owner = ? AND state = 'running'",
+                (error, self.clock(), task.task_id, task.owner),
+            )
+            if cursor.rowcount == 1 and task.kind == "expand":
+                db.execute(sql.FORGET_USER_TOKEN, (task.request_id,))
+
+        await self._submit(failed)
 
     async def extend_lease(self, task: Task) -> bool:
         """Renew the lease; False when this worker no longer holds the task."""
@@ -411,4 +437,3 @@ class SQLiteQueue(SQLiteStore):
             )
 
         await self._submit(fill)
-

@@ -10,7 +10,9 @@ CREATE TABLE IF NOT EXISTS requests (
     kind         TEXT NOT NULL,
     payload      TEXT NOT NULL,
     received_at  REAL NOT NULL,
-    job_id       TEXT
+    job_id       TEXT,
+    -- The clicking user's Iconik token, sealed; NULL once the expand task ended.
+    user_token   TEXT
 );
 CREATE TABLE IF NOT EXISTS tasks (
     task_id          TEXT PRIMARY KEY,
@@ -85,7 +87,7 @@ INSERT OR IGNORE INTO task_counts (lane, state, n)
 # live lease. The rule lives here, in the claim's own transaction, so it holds
 # for every worker of every process sharing the file, not just within one.
 CLAIM = """
-SELECT t.*, r.kind AS request_kind, r.payload FROM tasks t
+SELECT t.*, r.kind AS request_kind, r.payload, r.user_token FROM tasks t
 JOIN requests r USING (request_id)
 WHERE ((t.state = 'queued' AND t.not_before <= :now)
        OR (t.state = 'running' AND t.lease_until < :now))
@@ -125,8 +127,8 @@ RECORD_BUNDLE = (
 # them: Python's sqlite3 hands the GIL back and forth around every row of an
 # executemany, and each hand-over waits on the event loop's thread.
 INSERT_REQUESTS = """
-INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)
-SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each(?)
+INSERT INTO requests (request_id, delivery_key, kind, payload, received_at, user_token)
+SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?)
 """
 INSERT_TASKS = """
 INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state,
@@ -134,6 +136,13 @@ INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state,
 SELECT value->>0, value->>1, value->>2, value->>3, 'queued',
        value->>4, value->>4, value->>4, value->>5, value->>6 FROM json_each(?)
 """
+# A child stored already failed (an asset the clicking user may not read).
+INSERT_FAILED_TASK = (
+    "INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state, last_error,"
+    " not_before, created_at, updated_at, lane, rank_at)"
+    " VALUES (?, ?, ?, ?, 'failed', ?, ?, ?, ?, ?, ?)"
+)
+FORGET_USER_TOKEN = "UPDATE requests SET user_token = NULL WHERE request_id = ?"  # noqa: S105
 INSERT_TASK = (
     "INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state,"
     " not_before, created_at, updated_at, lane, rank_at)"
