@@ -28,6 +28,9 @@ from service.caption_store import Cues
 
 MAX_PROBLEMS = 50
 CHUNK_LINES = 4096
+# A SubRip cue is held until the next one starts: past this many lines it is
+# not a caption but a file missing its blank lines (or built to exhaust us).
+MAX_CUE_LINES = 1000
 
 # (start, end, line) -> the problems of one cue, in file order; a reason of
 # None: the cue starts past the media's end (told later, with or without a
@@ -139,7 +142,8 @@ class Reading:
 
     def finish(self) -> None:
         self.write("")
-        self._chunks.append("\n".join(self._lines))
+        if self._lines:
+            self._chunks.append("\n".join(self._lines))
         self._lines = []
         self.webvtt = "".join(_joined(self._chunks))
         self._chunks = []
@@ -237,13 +241,8 @@ def read_vtt(reading: Reading, windows: Iterable[list[str]]) -> None:
                     continue
                 if state == HEADER:
                     reading.note("blank", number)
-                elif state != ID:
-                    ident = ""
                 seen_cue = True
-                if timing(line, number, ident if state == ID else ""):
-                    state = TEXT
-                else:
-                    state = SKIP
+                state = TEXT if timing(line, number, ident if state == ID else "") else SKIP
                 continue
             if state == BLANK:
                 if line[0] not in "NSR":
@@ -400,6 +399,14 @@ def read_srt(reading: Reading, windows: Iterable[list[str]]) -> None:
                 reading.note("joined", number)
             cue.text.append(line)
             after_blank = False
+            if len(cue.text) > MAX_CUE_LINES:
+                reading.problem(
+                    cue.line,
+                    f"this cue has more than {MAX_CUE_LINES} lines of text: are the blank "
+                    "lines between cues missing?",
+                )
+                cue = None
+                skipping = True
     if held and cue is not None:
         cue.text.append(held)
     flush()
