@@ -29,6 +29,7 @@ import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
@@ -114,6 +115,17 @@ class Media:
     duration_seconds: float | None = None
     start_timecode: str | None = None  # as Iconik gives it: "10:00:00:00" or ";00" for drop frame
     frame_rate: str | None = None  # as Iconik gives it: "25", "29.97", "30000/1001"
+
+    @classmethod
+    def of(cls, asset: Any) -> Media:
+        """From project.json's "asset" (read back, so untrusted: wrong types are unknown)."""
+        asset = asset if isinstance(asset, dict) else {}
+        duration = asset.get("duration_seconds")
+        if not isinstance(duration, int | float) or isinstance(duration, bool):
+            duration = None
+        texts = [asset.get(key) for key in ("start_timecode", "frame_rate")]
+        start, rate = [str(t)[:40] if isinstance(t, str | int | float) else None for t in texts]
+        return cls(duration, start, rate)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ CAPTIONS_CORPUS.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -80,8 +81,9 @@ def _delivered(track: captions.Track, mode: str) -> list[tuple[int, int, str]]:
     if mode == "exact":  # the text sent, as written
         raws = _raw_texts(track.webvtt)
         return [(c.start_ms, c.end_ms, raw) for c, raw in zip(track.cues, raws, strict=True)]
-    return [(c.start_ms, c.end_ms, " ".join(c.text.replace("\xa0", " ").split()))
-            for c in track.cues]
+    return [
+        (c.start_ms, c.end_ms, " ".join(c.text.replace("\xa0", " ").split())) for c in track.cues
+    ]
 
 
 def _raw_texts(webvtt: str) -> list[str]:
@@ -144,8 +146,123 @@ def test_what_is_delivered_is_valid_webvtt_with_the_same_cues(outcomes, w3c):
         result = parsed[case_id]
         assert result["errors"] == [], (case_id, result["errors"], track.webvtt[:500])
         theirs = [(c["start_ms"], c["end_ms"], c["text"]) for c in result["cues"]]
-        mine = list(zip([c.start_ms for c in track.cues], [c.end_ms for c in track.cues],
-                        _raw_texts(track.webvtt), strict=True))
+        mine = list(
+            zip(
+                [c.start_ms for c in track.cues],
+                [c.end_ms for c in track.cues],
+                _raw_texts(track.webvtt),
+                strict=True,
+            )
+        )
         assert sorted(theirs) == sorted(mine), case_id
         if track.name.format == "srt":  # text the service wrote: its markup is valid too
             assert result["text_errors"] == [], (case_id, result["text_errors"])
+
+
+# -- the repository's own files, and random ones: no corpus needed -------------
+
+
+def _random_files(count: int) -> list[tuple[str, bytes]]:
+    """Files of lines a captioning tool or a mistake writes, in random order."""
+    import random
+
+    rnd = random.Random(17)
+    pieces = [
+        "",
+        "",
+        "",
+        "1",
+        "intro",
+        "NOTE a note",
+        "STYLE",
+        "::cue { color: red }",
+        "00:00:01.000 --> 00:00:02.000",
+        "00:00:02.500 --> 00:00:04.000 align:start line:0",
+        "00:00:03,000 --> 00:00:05,000",
+        "0:0:4,5 --> 0:0:6,25",
+        "00:05.000 --> 00:06.000",
+        "00:00:07.000 --> 00:00:08.000 size:50% bogus",
+        "{\\an8}top",
+        "<i>it</i>",
+        "a < b & c",
+        "<font color=red>red</font>",
+        "&amp; &lt;",
+        "Hello",
+        "two\tlines",
+        "-->",
+        "x --> y",
+    ]
+    files = []
+    for number in range(count):
+        fmt = "vtt" if number % 2 else "srt"
+        lines = [rnd.choice(pieces) for _ in range(rnd.randint(1, 25))]
+        head = "WEBVTT\n\n" if fmt == "vtt" else "1\n00:00:00,500 --> 00:00:01,000\nfirst\n\n"
+        files.append((f"en.{fmt}", (head + "\n".join(lines) + "\n").encode()))
+    return files
+
+
+def test_own_and_random_files_delivered_are_valid_webvtt_with_the_same_cues(w3c):
+    from tests.caption_samples import DELIVERED
+
+    tracks = [captions.read(name, text.encode(), 100.0) for name, text in DELIVERED.values()]
+    for name, data in _random_files(400):
+        with contextlib.suppress(captions.Refused):
+            tracks.append(captions.read(name, data, 100.0))
+    assert len(tracks) > 50  # (most random files are refused: they are random)
+    for track, result in zip(tracks, w3c.parse([t.webvtt for t in tracks]), strict=True):
+        assert result["errors"] == [], (result["errors"], track.webvtt)
+        if track.name.format == "srt":
+            assert result["text_errors"] == [], (result["text_errors"], track.webvtt)
+        theirs = [(c["start_ms"], c["end_ms"], c["text"]) for c in result["cues"]]
+        mine = [(c.start_ms, c.end_ms) for c in track.cues]
+        assert sorted(theirs) == sorted(
+            (*time, raw) for time, raw in zip(mine, _raw_texts(track.webvtt), strict=True)
+        )
+
+
+def test_a_timing_line_is_read_as_the_w3c_parser_reads_it(w3c):
+    """Random timing lines, each in a file of one cue: the W3C parser reads a
+    cue from it exactly when vtt_timing reads the line, with the same times."""
+    import random
+
+    from service import caption_lines
+
+    rnd = random.Random(5)
+    stamps = [
+        "00:00:01.000",
+        "00:01.000",
+        "1:00:00.000",
+        "00:00.5",
+        "00:60.000",
+        "60:00.000",
+        "000:00.000",
+        "00:00:00.0000",
+        "0:00:01.000",
+        "123:59:59.999",
+        "00:00:01,000",
+        "00:00:61.000",
+        "00:1.000",
+        "-00:00:01.000",
+        "99999:00:00.000",
+        "00:00:01.000x",
+    ]
+    spaces = ["", " ", "\t", "\f", "\v", "  ", "\xa0"]
+    rests = ["", " line:0", "x", " \v", "\talign:start", " -->"]
+    lines = [
+        rnd.choice(spaces)
+        + rnd.choice(stamps)
+        + rnd.choice(spaces)
+        + "-->"
+        + rnd.choice(spaces)
+        + rnd.choice(stamps)
+        + rnd.choice(rests)
+        for _ in range(3000)
+    ]
+    files = [f"WEBVTT\n\n{line}\nx\n" for line in lines]
+    read = 0
+    for line, result in zip(lines, w3c.parse(files), strict=True):
+        mine = caption_lines.vtt_timing(line)
+        theirs = [(c["start_ms"], c["end_ms"]) for c in result["cues"]]
+        assert theirs == ([mine[:2]] if mine else []), repr(line)
+        read += mine is not None
+    assert read > 50

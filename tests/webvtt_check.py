@@ -46,12 +46,22 @@ class Parser:
 
 def install(folder: Path) -> Parser:
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are not installed: the WebVTT sent was not checked by the "
-                    "W3C validator's parser")
+        pytest.skip(
+            "node and npm are not installed: the WebVTT sent was not checked by the "
+            "W3C validator's parser"
+        )
     (folder / "package.json").write_text('{"private": true}')
     done = subprocess.run(
-        ["npm", "install", "--no-save", "--no-package-lock", "--no-audit", "--no-fund",
-         "--silent", PACKAGE],
+        [
+            "npm",
+            "install",
+            "--no-save",
+            "--no-package-lock",
+            "--no-audit",
+            "--no-fund",
+            "--silent",
+            PACKAGE,
+        ],
         cwd=folder,
         capture_output=True,
         text=True,
