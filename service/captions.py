@@ -288,8 +288,11 @@ def _problems(
                 f"{timestamp(offset_ms + end_ms)}"
             )
         late = [
-            (line, f"the cue starts ({timestamp(start)}) after the end of the video "
-             f"({timestamp(end_ms)}){hint}")
+            (
+                line,
+                f"the cue starts ({timestamp(start)}) after the end of the video "
+                f"({timestamp(end_ms)}){hint}",
+            )
             for line, start in reading.late
         ]
     found: list[tuple[int | None, str]] = [*reading.problems, *late]
