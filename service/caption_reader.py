@@ -52,19 +52,28 @@ _NOTES = {
 }
 
 
+class FromZero(Exception):
+    """A file read as counted from the start timecode has a cue outside it."""
+
+
 class Reading:
     """What one pass found; `read_vtt` / `read_srt` fill it."""
 
-    def __init__(self, rules: Rules, offset_ms: int = 0) -> None:
+    def __init__(self, rules: Rules, timecode_ms: int = 0, limit_ms: int | None = None) -> None:
+        """`timecode_ms`: the media's start timecode, which the file's times
+        may count from; `limit_ms`: the latest start of a cue from zero."""
         self.rules = rules
-        self.offset = offset_ms
+        self.timecode = timecode_ms if limit_ms is not None else 0
+        self.limit = limit_ms or 0
+        self.offset = 0  # subtracted from every time: the timecode, once the file says so
+        self.past_the_end = False  # a cue starts after the media's end, counted from zero
+        self._hours: dict[str, str] | None = None
         self.cues = Cues()
         self.problems: list[tuple[int, str]] = []
         self.problem_count = 0
         self.late: list[tuple[int, int]] = []  # (line, start) of cues past the media's end
         self.late_count = 0
         self.notes: dict[str, list] = {}  # kind -> [first line, count, example]
-        self.min_start = self.max_start = -1
         self.webvtt = ""
         self._chunks: list[str] = []
         self._lines: list[str] = []
@@ -108,6 +117,8 @@ class Reading:
     ) -> None:
         """A cue's timing (its text follows with `write`, then `cue_end`);
         `written`: the timing line as the file has it, when it is WebVTT's own form."""
+        if self.timecode:
+            self._from_timecode(start)
         offset = self.offset
         if offset:
             start, end = start - offset, end - offset
@@ -118,15 +129,20 @@ class Reading:
                 self.late_count += 1
                 if len(self.late) < MAX_PROBLEMS:
                     self.late.append((line, start))
-        if self.min_start < 0 or start < self.min_start:
-            self.min_start = start
-        if start > self.max_start:
-            self.max_start = start
         self.write("")
         if ident:
             self.write(ident)
         if written and not offset:
             self.write(written)
+        elif written and len(written) == 29 and self._hours is not None:
+            # whole hours from the timecode (10:00:00:00): the hours change, as written
+            hours = self._hours
+            self.write(
+                hours.get(written[:2], "--")
+                + written[2:17]
+                + hours.get(written[17:19], "--")
+                + written[19:]
+            )
         else:
             timing = f"{caption_lines.timestamp(start)} --> {caption_lines.timestamp(end)}"
             self.write(f"{timing} {settings}" if settings else timing)
@@ -135,6 +151,20 @@ class Reading:
         cues.end.append(end)
         cues.line.append(line)
         cues.text_from.append(self._length)
+
+    def _from_timecode(self, start: int) -> None:
+        """Whether the file counts from the start timecode, as its first cue
+        says; `FromZero` at the first cue that says otherwise."""
+        timecode = self.timecode
+        if not len(self.cues):
+            self.offset = timecode if start >= timecode else 0
+            whole, rest = divmod(self.offset, 3_600_000)
+            if self.offset and not rest and whole < 100:  # "10" -> "00", as written
+                self._hours = {f"{h:02d}": f"{h - whole:02d}" for h in range(whole, 100)}
+        elif self.offset and not timecode <= start <= timecode + self.limit:
+            raise FromZero
+        if start > self.limit:
+            self.past_the_end = True
 
     def cue_end(self) -> None:
         cues = self.cues

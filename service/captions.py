@@ -197,15 +197,16 @@ _SIGNATURE = re.compile(r"WEBVTT(?:[ \t].*)?", re.DOTALL)
 def _read(name: TrackName, data: bytes, media: Media) -> Track:
     _check_start(name.format, data)
     duration = media.duration_seconds
-    reading = _pass(name.format, data, duration, 0)
-    notes: tuple[str, ...] = ()
     offset = start_offset(media.start_timecode, media.frame_rate)
-    if offset is not None and duration is not None and reading.late_count:
-        offset_ms, written = offset
-        limit = offset_ms + round((duration + TOLERANCE_SECONDS) * 1000)
-        if offset_ms <= reading.min_start and reading.max_start <= limit:
-            reading = _pass(name.format, data, duration, offset_ms)
-            notes = (f"times counted from the start timecode {written}",)
+    try:  # (read once: the first cue says whether the file counts from the timecode)
+        reading = _pass(name.format, data, duration, offset[0] if offset else 0)
+        if reading.offset and not reading.past_the_end:
+            raise caption_reader.FromZero  # within the media from zero too: as written
+    except caption_reader.FromZero:
+        reading = _pass(name.format, data, duration, 0)
+    notes: tuple[str, ...] = ()
+    if offset is not None and reading.offset:
+        notes = (f"times counted from the start timecode {offset[1]}",)
     problems = _problems(reading, duration, offset)
     if not problems and not len(reading.cues):
         problems = [(1, "the file has no cues")]
@@ -224,8 +225,11 @@ def _read(name: TrackName, data: bytes, media: Media) -> Track:
     )
 
 
-def _pass(fmt: str, data: bytes, duration: float | None, offset_ms: int):
-    reading = caption_reader.Reading(_rules(duration), offset_ms)
+def _pass(
+    fmt: str, data: bytes, duration: float | None, timecode_ms: int
+) -> caption_reader.Reading:
+    limit = None if duration is None else round((duration + TOLERANCE_SECONDS) * 1000)
+    reading = caption_reader.Reading(_rules(duration), timecode_ms, limit)
     for line in _nul_lines(data):
         reading.problem(line, "a NUL character (byte 0) in this line: is the file text?")
     windows = caption_lines.iter_windows(data)

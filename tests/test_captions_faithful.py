@@ -194,6 +194,10 @@ def test_a_drop_frame_start_timecode_shifts_a_file():
     text = "WEBVTT\n\n01:00:10.000 --> 01:00:11.000\nx\n"
     track = read("en.vtt", text, Media(60.0, "01:00:00;00", "29.97"))
     assert times(track) == [(10_000, 11_000)]
+    assert "\n00:00:10.000 --> 00:00:11.000\nx\n" in track.webvtt
+    track = read("en.vtt", text, Media(60.0, "00:59:59;15", "30000/1001"))  # not whole hours
+    assert times(track) == [(10_500, 11_500)]
+    assert "\n00:00:10.500 --> 00:00:11.500\nx\n" in track.webvtt
 
 
 def test_the_manifest_asset_gives_the_media():
