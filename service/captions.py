@@ -181,7 +181,7 @@ def webvtt_to_srt(text: str) -> str:
         end = caption.end.replace(".", ",")
         text = caption_text.webvtt_to_srt_text(caption.raw_text)
         blocks.append(f"{number}\n{start} --> {end}\n{text}\n")
-    return "\n".join(blocks) + "\n"
+    return "\n".join(blocks)
 
 
 def timestamp(ms: int) -> str:

@@ -65,7 +65,7 @@ def test_iconik_webvtt_exported_as_subrip_is_unescaped_with_basic_markup_only():
         "<v Anna>Tom &amp; Jerry &lt;3</v> <i.loud>yes</i> <c.red>no</c>&nbsp;&gt;\n"
     )
     assert captions.webvtt_to_srt(vtt) == (
-        "1\n00:00:01,000 --> 00:00:02,000\nTom & Jerry <3 <i>yes</i> no\xa0>\n\n"
+        "1\n00:00:01,000 --> 00:00:02,000\nTom & Jerry <3 <i>yes</i> no\xa0>\n"
     )
 
 
