@@ -9,9 +9,8 @@ and noted, what it would show differently from the file, or not at all, is
 refused at its line (an unreadable timing, a cue of no duration, an
 identifier without a cue, a REGION block). Cue text is kept as written.
 
-SubRip is read as its tools write it: cue numbers are optional, a cue ends
-at the next cue (text after a blank line is still its own, a WebVTT cue
-cannot hold a blank line), and its text goes through caption_text.SrtText.
+SubRip is read the same way, into the same Reading, by
+service/caption_srt.py.
 
 The pass is written for speed: a 20 MiB file is ~230,000 cues and a
 million lines, and the goal is under two seconds (webvtt-py alone takes
@@ -28,9 +27,6 @@ from service.caption_store import Cues
 
 MAX_PROBLEMS = 50
 CHUNK_LINES = 4096
-# A SubRip cue is held until the next one starts: past this many lines it is
-# not a caption but a file missing its blank lines (or built to exhaust us).
-MAX_CUE_LINES = 1000
 
 # (start, end, line) -> the problems of one cue, in file order; a reason of
 # None: the cue starts past the media's end (told later, with or without a
@@ -187,7 +183,7 @@ def _joined(chunks: list[str]) -> Iterable[str]:
         yield chunk
 
 
-def _unreadable(reading: Reading, number: int, line: str, separator: str) -> None:
+def unreadable(reading: Reading, number: int, line: str, separator: str) -> None:
     shown = line.strip()
     if len(shown) > 60:
         shown = shown[:57] + "..."
@@ -218,7 +214,7 @@ def read_vtt(reading: Reading, windows: Iterable[list[str]]) -> None:
         """A cue begins at this timing line; False if it cannot be read."""
         found = vtt_timing(line)
         if found is None:
-            _unreadable(reading, number, line, ".")
+            unreadable(reading, number, line, ".")
             return False
         start, end, settings = found
         if settings:
@@ -317,126 +313,3 @@ def read_vtt(reading: Reading, windows: Iterable[list[str]]) -> None:
             ident_line,
             f"{ident!r} stands alone: a cue identifier must be followed by its timing line",
         )
-
-
-# -- SubRip -------------------------------------------------------------------------
-
-
-class _SrtCue:
-    __slots__ = ("end", "line", "settings", "start", "text", "written")
-
-    def __init__(self, start: int, end: int, line: int, settings: str, written: str) -> None:
-        self.start, self.end, self.line, self.settings = start, end, line, settings
-        self.written = written  # the timing line in WebVTT's form, if it is SubRip's own
-        self.text: list[str] = []
-
-
-def read_srt(reading: Reading, windows: Iterable[list[str]]) -> None:
-    """srt: [number] timing text... blank; a cue ends where the next begins."""
-    write, srt_timing, special = reading.write, caption_lines.srt_timing, caption_text.SPECIAL
-    plain = caption_lines.SRT_PLAIN.fullmatch
-    write("WEBVTT")
-    cue: _SrtCue | None = None
-    held = ""  # a number line that may be the next cue's
-    after_blank = True
-    skipping = False
-    number = 0
-
-    def flush() -> None:
-        nonlocal cue
-        if cue is None:
-            return
-        text, settings = cue.text, cue.settings
-        if special.search(text[0] if len(text) == 1 else "\n".join(text)):
-            converted = caption_text.SrtText()
-            for line in text:
-                converted.add(line)
-            text = converted.finish()
-            if converted.settings:
-                reading.note("position", cue.line)
-                settings = caption_text.vtt_settings(f"{settings} {converted.settings}")[0]
-            for kind in converted.dropped:
-                reading.note(kind, cue.line)
-        if not text:
-            reading.note("empty", cue.line)
-        else:
-            reading.cue(cue.start, cue.end, cue.line, "", settings, "" if settings else cue.written)
-            for line in text:
-                write(line)
-            reading.cue_end()
-        cue = None
-
-    def begin(line: str, number: int) -> bool:
-        nonlocal cue
-        found = srt_timing(line)
-        if found is None:
-            return False
-        flush()
-        start, end, rest = found
-        settings = written = ""
-        if rest:
-            settings, ignored = caption_text.vtt_settings(rest)
-            if ignored:
-                reading.note("setting", number, ignored[0])
-        elif plain(line):
-            written = line.replace(",", ".")
-        cue = _SrtCue(start, end, number, settings, written)
-        return True
-
-    for window in windows:
-        for line in window:
-            number += 1
-            if not line.strip():
-                if held:  # a number alone: the text of the cue above
-                    if cue is not None:
-                        cue.text.append(held)
-                    held = ""
-                after_blank, skipping = True, False
-                continue
-            if held:
-                if "-->" in line:
-                    if not begin(line, number):
-                        _unreadable(reading, number, line, ",")
-                        flush()
-                        skipping = True
-                    held, after_blank = "", False
-                    continue
-                if cue is not None:
-                    cue.text.append(held)
-                held = ""
-            if skipping:
-                continue
-            if "-->" in line and (after_blank or cue is None or line.lstrip()[:1].isdigit()):
-                if not begin(line, number):
-                    _unreadable(reading, number, line, ",")
-                    flush()
-                    skipping = True
-                after_blank = False
-                continue
-            if line.strip().isdigit() and (after_blank or cue is not None):
-                held = line
-                after_blank = False
-                continue
-            if cue is None:
-                reading.problem(
-                    number,
-                    "text outside a cue: a cue is a number, a timing line such as "
-                    "00:00:01,000 --> 00:00:02,500, then its text",
-                )
-                skipping = True
-                continue
-            if after_blank and cue.text:
-                reading.note("joined", number)
-            cue.text.append(line)
-            after_blank = False
-            if len(cue.text) > MAX_CUE_LINES:
-                reading.problem(
-                    cue.line,
-                    f"this cue has more than {MAX_CUE_LINES} lines of text: are the blank "
-                    "lines between cues missing?",
-                )
-                cue = None
-                skipping = True
-    if held and cue is not None:
-        cue.text.append(held)
-    flush()

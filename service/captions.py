@@ -34,7 +34,7 @@ from typing import Any
 import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
 
-from service import caption_lines, caption_reader, caption_text
+from service import caption_lines, caption_reader, caption_srt, caption_text
 from service.caption_timecode import start_offset
 
 # A cue may start this long after the media's recorded end (rounding of
@@ -236,7 +236,7 @@ def _pass(
     if fmt == "vtt":
         caption_reader.read_vtt(reading, windows)
     else:
-        caption_reader.read_srt(reading, windows)
+        caption_srt.read_srt(reading, windows)
     reading.finish()
     return reading
 

@@ -5,7 +5,7 @@ import webvtt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import caption_lines, caption_reader, captions
+from service import caption_lines, caption_reader, caption_srt, captions
 from service.captions import Refused
 
 VTT = (
@@ -369,11 +369,11 @@ def test_running_out_of_memory_or_stack_is_a_refusal_not_a_crash(monkeypatch, er
 
 
 def test_a_subrip_cue_of_endless_lines_is_refused_at_its_start():
-    lines = "\n".join("x" for _ in range(caption_reader.MAX_CUE_LINES + 1))
+    lines = "\n".join("x" for _ in range(caption_srt.MAX_CUE_LINES + 1))
     problem = refusal("en.srt", f"1\n00:00:01,000 --> 00:00:02,000\n{lines}\n")
     assert problem.line == 2 and "more than 1000 lines" in problem.reason
     # text blocks a SubRip cue gathers after it count as its lines
-    srt = "1\n00:00:01,000 --> 00:00:02,000\n" + "\n\nx" * (caption_reader.MAX_CUE_LINES + 1)
+    srt = "1\n00:00:01,000 --> 00:00:02,000\n" + "\n\nx" * (caption_srt.MAX_CUE_LINES + 1)
     assert refusal("en.srt", srt).line == 2
     # a WebVTT cue is written as it is read: long, but not held
     track = captions.read(
@@ -384,7 +384,7 @@ def test_a_subrip_cue_of_endless_lines_is_refused_at_its_start():
     problem = refusal(
         "en.vtt", f"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n{lines}\n\xff".encode("latin-1")
     )
-    assert "UTF-8" in problem.reason and problem.line == caption_reader.MAX_CUE_LINES + 5
+    assert "UTF-8" in problem.reason and problem.line == caption_srt.MAX_CUE_LINES + 5
 
 
 def test_deep_markup_and_long_lines_are_read_and_kept():
