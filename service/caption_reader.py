@@ -220,6 +220,8 @@ def read_vtt(reading: Reading, windows: Iterable[list[str]]) -> None:
         if settings:
             cached = settings_cache.get(settings)
             if cached is None:
+                if len(settings_cache) >= 256:  # (a file of ever new settings: no cache)
+                    settings_cache.clear()
                 cached = settings_cache[settings] = caption_text.vtt_settings(settings)
             settings, ignored = cached
             if ignored:

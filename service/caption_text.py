@@ -54,6 +54,9 @@ _AN_SETTINGS = {
     9: "line:0 align:right",
 }
 
+# A line this long is converted a few thousand pieces at a time.
+LONG_LINE = 1 << 16
+
 FONT = "font"  # what a SubRip cue lost on the way, for the notes
 OVERRIDE = "override"
 
@@ -73,8 +76,25 @@ class SrtText:
     def add(self, line: str) -> None:
         if SPECIAL.search(line) is None:
             self.lines.append(line)
-        else:
+        elif len(line) < LONG_LINE:
             self.lines.append(_SRT_TOKEN.sub(self._token, line))
+        else:  # re.sub would hold a string object for each of its pieces at once
+            self.lines.append(self._long(line))
+
+    def _long(self, line: str) -> str:
+        chunks: list[str] = []
+        pieces: list[str] = []
+        at = 0
+        for match in _SRT_TOKEN.finditer(line):
+            pieces.append(line[at : match.start()])
+            pieces.append(self._token(match))
+            at = match.end()
+            if len(pieces) >= 8192:
+                chunks.append("".join(pieces))
+                pieces = []
+        pieces.append(line[at:])
+        chunks.append("".join(pieces))
+        return "".join(chunks)
 
     def finish(self) -> list[str]:
         if self._open:

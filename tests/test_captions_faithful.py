@@ -236,3 +236,12 @@ def test_problems_past_the_limit_are_counted():
     assert len(problem.problems) == captions.MAX_PROBLEMS and problem.more == 59
     lines = [line for line, _ in problem.problems]
     assert lines == sorted(lines) and lines[0] == 2
+
+
+def test_a_long_subrip_line_is_converted_as_a_short_one(monkeypatch):
+    from service import caption_text
+
+    text = "1\n00:00:01,000 --> 00:00:02,000\n" + "a<b>&{\\an8}<i>x</b>y " * 50 + "\n"
+    short = read("en.srt", text)
+    monkeypatch.setattr(caption_text, "LONG_LINE", 10)
+    assert read("en.srt", text).webvtt == short.webvtt
