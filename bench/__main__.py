@@ -14,6 +14,7 @@ runs with tiny parameters.
 - storm: a click's time to bundle during a webhook storm vs idle
 - track-memory: the worker's peak RSS bundling a 300 MiB caption track (`--track-mib`)
 - check-memory: a 20 MiB caption file delivered: peak RSS over idle, CPU of the check
+- captions: a 20 MiB caption file checked and converted, beside webvtt-py parsing it alone
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from bench.ack import ack, ack_under_load
 from bench.bulk import bulk
+from bench.captions import captions_bench
 from bench.check_memory import MIB, check_memory
 from bench.copy import GIB, copy
 from bench.replicas import ack_pg, wakeup
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="copy runs per side (medians)")
     parser.add_argument("--proxy-mib", type=int, default=512, help="ack-under-load proxy size")
     parser.add_argument("--track-mib", type=int, default=300, help="track-memory track size")
-    parser.add_argument("--caption-mib", type=float, default=20, help="check-memory file size")
+    parser.add_argument("--caption-mib", type=float, default=20, help="caption file size")
     args = parser.parse_args(argv)
     runs: dict[str, Callable[[Path], list[str]]] = {
         "ack": lambda d: ack(d, seconds=args.seconds),
@@ -78,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "storm": lambda d: storm(d),
         "track-memory": lambda d: track_memory(d, track_mib=args.track_mib),
         "check-memory": lambda d: check_memory(d, size=int(args.caption_mib * MIB)),
+        "captions": lambda d: captions_bench(d, size=int(args.caption_mib * MIB)),
     }
     unknown = [n for n in args.names if n not in runs]
     if unknown:

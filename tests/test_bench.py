@@ -57,3 +57,10 @@ def test_track_memory_runs_and_reports_the_track_refused(tmp_path):
     assert "(26,214,400 > 20,971,520 bytes)" in out  # refused by its Content-Length
     assert "(more than 20,971,520 bytes)" in out  # cut off while streaming
     assert list(tmp_path.iterdir()) == []  # scratch folders are removed
+
+
+def test_captions_bench_runs_beside_the_library(tmp_path):
+    out = run_bench(tmp_path, "captions", "--caption-mib=0.05")
+    assert "captions:" in out and out.count("webvtt-py alone (baseline)") == 2
+    assert "captions.read from 10:00:00:00" in out and "goal for captions.read" in out
+    assert list(tmp_path.iterdir()) == []  # scratch folders are removed
