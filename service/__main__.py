@@ -6,7 +6,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 
@@ -142,38 +142,57 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
     return 0
 
 
-def status(settings: Settings, request_id: str | None) -> int:
+def status(args: argparse.Namespace) -> int:
+    """Read-only: needs only QUEUE_URL, opens the queue read-only, never creates it."""
     import json
 
-    from service.queue import describe_queue_url, queue_for
-    from service.status import request_summary
+    from service.settings import load_queue_settings
+    from service.status import queue_report, render_queue, render_request, request_report
+    from service.status_reader import QueueNotReadable, open_reader
 
-    async def run() -> int:
-        queue = queue_for(settings)
-        await queue.open()
-        try:
-            if request_id:
-                found = await request_summary(queue, request_id)
-                if found is None:
-                    where = describe_queue_url(settings.queue_url)
-                    print(f"no request {request_id} in {where}", file=sys.stderr)
-                    return 1
-                print(json.dumps(found, indent=2))
-                return 0
-            where = describe_queue_url(settings.queue_url)
-            print(f"queue {where}: {await queue.backlog()} task(s) waiting or running")
-            failures = await queue.recent_failures()
-            print(f"recent failures ({len(failures)}):" if failures else "no failed tasks")
-            for f in failures:
-                print(
-                    f"  request {f['request_id']}  asset {f['asset_id']}  "
-                    f"after {f['attempts']} attempt(s): {f['last_error']}"
+    queue_url = load_queue_settings().queue_url
+    try:
+        with open_reader(queue_url) as reader:
+            if args.request_id:
+                report = request_report(
+                    reader, args.request_id, limit=args.limit, offset=args.offset
                 )
-            return 0
-        finally:
-            await queue.close()
+                if report is None:
+                    print(f"no request {args.request_id} in {reader.where}", file=sys.stderr)
+                    return 1
+                lines = render_request(report, with_tasks=args.tasks)
+            else:
+                report = queue_report(reader, limit=args.limit, offset=args.offset)
+                lines = render_queue(report)
+    except QueueNotReadable as exc:
+        print(f"caption-bridge status: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(lines))
+    return 0
 
-    return anyio.run(run)
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _closed_pipe_is_fine(command: Callable[[], int]) -> int:
+    """Run a command whose output may go to `head`: a reader that stopped
+    reading ends the output quietly, not in a BrokenPipeError traceback."""
+    try:
+        code = command()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="a request's state, or the queue and recent failures"
     )
     status_cmd.add_argument("request_id", nargs="?")
+    status_cmd.add_argument("--json", action="store_true", help="one JSON document, for machines")
+    status_cmd.add_argument(
+        "--limit", type=_count, default=20, help="failures (and tasks) listed (default 20)"
+    )
+    status_cmd.add_argument("--offset", type=_count, default=0, help="skip this many first")
+    status_cmd.add_argument(
+        "--tasks", action="store_true", help="with REQUEST_ID: also list its tasks (a page)"
+    )
     return parser
 
 
@@ -246,6 +273,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         service_logging.configure("console", level=30)
         return anyio.run(run_demo, base)
 
+    if args.command == "status":
+        # Read-only, needs only QUEUE_URL; output may go to `head`.
+        try:
+            return _closed_pipe_is_fine(lambda: status(args))
+        except SettingsError as exc:
+            print(f"caption-bridge: {exc}", file=sys.stderr)
+            return 2
+
     try:
         settings = load_settings()
         service_logging.configure(settings.log_format, settings.secret_values())
@@ -255,8 +290,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return worker(settings, args.port)
         if args.command in ("register", "unregister"):
             return register(settings, args, remove=args.command == "unregister")
-        if args.command == "status":
-            return status(settings, args.request_id)
     except SettingsError as exc:
         print(f"caption-bridge: {exc}", file=sys.stderr)
         return 2
