@@ -96,13 +96,27 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
     from service import register as wiring
     from service.worker import iconik_client
 
-    if not args.public_url.startswith(("https://", "http://")):
-        raise SettingsError("--public-url must be the http(s) URL Iconik reaches this service at")
+    problems = wiring.public_url_problems(
+        args.public_url, allow_http=remove or getattr(args, "allow_http", False)
+    )
     if not remove and not settings.bearer_tokens:
-        raise SettingsError(
+        problems.append(
             "BEARER_TOKENS must be set: Iconik can only send a static "
             "'Authorization: Bearer' header, and register puts the first token there"
         )
+    if not args.dry_run:
+        problems += [
+            f"{name} must be set to call Iconik"
+            for name, value in (
+                ("ICONIK_APP_ID", settings.iconik_app_id),
+                ("ICONIK_AUTH_TOKEN", settings.iconik_auth_token),
+            )
+            if not value
+        ]
+    if problems:
+        for problem in problems:
+            print(f"caption-bridge {args.command}: {problem}", file=sys.stderr)
+        return 2
     token = settings.bearer_tokens[0].get_secret_value() if settings.bearer_tokens else ""
     actions = wiring.desired_actions(
         args.public_url,
@@ -124,21 +138,34 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
                 f"webhook pointing at {args.public_url.rstrip('/')}"
             )
         return 0
-    settings.require_iconik()
 
     async def run() -> None:
         async with iconik_client(settings) as iconik:
+            iconik.max_attempts = 2  # a person waits: one retry, then the reason
             if remove:
                 steps = await wiring.plan_unregister(iconik, args.public_url)
             else:
-                steps = await wiring.plan_register(iconik, actions, webhooks)
+                plan = await wiring.plan_register(
+                    iconik,
+                    actions,
+                    webhooks,
+                    replace=args.replace_url,
+                    app_id=settings.iconik_app_id,
+                )
+                steps = plan.steps
+                for warning in plan.warnings():
+                    print(warning, file=sys.stderr)
             for step in steps:
                 print(step.describe())
             await wiring.apply(iconik, steps)
             if remove and not steps:
                 print("nothing to remove")
 
-    anyio.run(run)
+    try:
+        anyio.run(run)
+    except wiring.RegisterError as exc:
+        print(f"caption-bridge {args.command}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -233,6 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reg_cmd.add_argument("--metadata-view", help="metadata view id shown as the action's form")
     reg_cmd.add_argument("--dry-run", action="store_true", help="print the plan; call nothing")
+    reg_cmd.add_argument(
+        "--replace-url",
+        action="store_true",
+        help="move what an earlier register made for another public URL here, "
+        "instead of adding a second set",
+    )
+    reg_cmd.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="accept an http:// public URL (tests on a private network only)",
+    )
     unreg_cmd = commands.add_parser("unregister", help="remove what `register` created")
     unreg_cmd.add_argument("--public-url", required=True)
     unreg_cmd.add_argument("--dry-run", action="store_true")
@@ -283,7 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         settings = load_settings()
-        service_logging.configure(settings.log_format, settings.secret_values())
+        # register/unregister talk to a person: warnings only, the command prints the rest.
+        quiet = {"level": 30} if args.command in ("register", "unregister") else {}
+        service_logging.configure(settings.log_format, settings.secret_values(), **quiet)
         if args.command == "serve":
             return serve(settings, with_worker=not args.no_worker)
         if args.command == "worker":

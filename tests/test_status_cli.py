@@ -12,7 +12,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import anyio
 import pytest
@@ -20,32 +19,10 @@ import pytest
 from service.__main__ import main
 from service.queue import NewTask
 from service.queue.sqlite import SQLiteQueue
+from tests.cli import cli, one_line_error
 from tests.conftest import ICONIK_TOKEN, custom_action_body
 from tests.stack import stack
 from tests.test_queue import delivery
-
-
-def cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """`python -m service ARGS` in `cwd`, with only the settings in `env`."""
-    return subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    """The error a failed command printed: exactly one line, no traceback."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def test_status_in_an_empty_directory_says_so_and_creates_nothing(tmp_path):
