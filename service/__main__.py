@@ -243,7 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="also answer /healthz, /readyz and /metrics on this port (no deliveries)",
     )
-    commands.add_parser("demo", help="simulator + service on loopback, one click, print bundles")
+    demo_cmd = commands.add_parser(
+        "demo", help="simulator + service on loopback, one click, print bundles"
+    )
+    demo_cmd.add_argument(
+        "--storage-url",
+        help="where the bundles go (default: a new temporary folder, never STORAGE_URL)",
+    )
+    demo_cmd.add_argument(
+        "--queue-url", help="the demo's queue (default: in the temporary folder, never QUEUE_URL)"
+    )
     sim_cmd = commands.add_parser("simulator", help="a local Iconik stand-in with seeded assets")
     sim_cmd.add_argument("--port", type=int, default=8090)
     sim_cmd.add_argument("--large-proxy-mb", type=float, default=64)
@@ -297,17 +306,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         service_logging.configure("console")
         return simulator(args.port, args.large_proxy_mb)
     if args.command == "demo":
-        from service.demo import run_demo
-        from service.settings import Settings as _Settings
+        from service.demo import DemoPlaces, run_demo
 
-        # The demo brings its own credentials; only storage, queue and tuning are read.
-        os.environ.setdefault("BEARER_TOKENS", "demo-placeholder")
+        # The demo brings its own credentials and Iconik; only tuning is read
+        # from the environment. Storage and queue: the flags, or its own folder.
+        places = DemoPlaces.choose(args.storage_url, args.queue_url)
         try:
-            base = load_settings()
+            base = load_settings(
+                storage_url=places.storage_url,
+                queue_url=places.queue_url,
+                bearer_tokens="demo-placeholder",
+            )
         except SettingsError as exc:
             print(f"caption-bridge: {exc}", file=sys.stderr)
             return 2
-        assert isinstance(base, _Settings)
+        print(places.describe(), flush=True)
         service_logging.configure("console", level=30)
         return anyio.run(run_demo, base)
 
