@@ -81,17 +81,6 @@ def worker(settings: Settings, port: int | None) -> int:
     return 0
 
 
-def simulator(port: int, large_proxy_mb: float) -> int:
-    from service.simulator import Simulator
-
-    app_id = os.environ.get("ICONIK_APP_ID") or "simulator-app-id"
-    token = os.environ.get("ICONIK_AUTH_TOKEN") or "simulator-auth-token"
-    sim = Simulator(app_id, token)
-    seeded = sim.seed(large_proxy_bytes=int(large_proxy_mb * 1024 * 1024))
-    log.info("simulator.seeded", assets=seeded.all, metadata_view_id=seeded.view_id, app_id=app_id)
-    return _run_uvicorn(sim.app(), "127.0.0.1", port)
-
-
 def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
     from service import register as wiring
     from service.worker import iconik_client
@@ -303,8 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "simulator":
+        from service import simulator_cli
+
         service_logging.configure("console")
-        return simulator(args.port, args.large_proxy_mb)
+        return simulator_cli.run(args.port, args.large_proxy_mb, sys.stdout)
     if args.command == "demo":
         from service.demo import DemoPlaces, run_demo
 
