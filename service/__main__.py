@@ -49,6 +49,9 @@ def worker(settings: Settings, port: int | None) -> int:
     if port is not None:
         return serve(settings.model_copy(update={"port": port}), with_worker=True, intake=False)
 
+    from types import SimpleNamespace
+
+    from service import startup
     from service.metrics import Metrics
     from service.queue import queue_for
     from service.storage import open_storage
@@ -61,9 +64,10 @@ def worker(settings: Settings, port: int | None) -> int:
         await queue.open()
         try:
             async with iconik_client(settings) as iconik, anyio.create_task_group() as group:
-                runner = Worker(
-                    settings, queue, iconik, open_storage(settings.storage_url), metrics=Metrics()
-                )
+                storage = open_storage(settings.storage_url)
+                runner = Worker(settings, queue, iconik, storage, metrics=Metrics())
+                services = SimpleNamespace(settings=settings, queue=queue)
+                startup.check_in_background(group, services, storage, iconik)
 
                 async def stop_on_signal() -> None:
                     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
