@@ -210,8 +210,8 @@ def request_report(
 
 def queue_report(reader: StatusReader, *, limit: int, offset: int) -> dict[str, Any]:
     """The whole queue for `status`: tasks by state, retries by cause, recent failures."""
-    counts = {state: 0 for state in ("queued", "running", "done", "failed")}
-    counts.update(reader.state_counts())
+    counts = {state: 0 for state in ("queued", "running", "failed")}
+    counts.update(reader.open_counts())
     failed_total, failed = reader.failures(None, limit, offset, newest_first=True)
     return redact_all(
         {
@@ -308,7 +308,7 @@ def render_queue(report: dict[str, Any]) -> list[str]:
     lines = [
         f"{report['queue']}: {report['waiting_or_running']:,} task(s) waiting or running "
         f"({counts['queued']:,} queued, {counts['running']:,} running); "
-        f"{counts['done']:,} done, {counts['failed']:,} failed"
+        f"{counts['failed']:,} failed"
     ]
     lines += _render_retrying(report["retrying"])
     failures = report["failures"]

@@ -87,7 +87,7 @@ class StatusReader:
         """Caption files delivered back to the request's assets: (total, the latest `limit`)."""
         mine = (
             "FROM tasks t JOIN requests r ON r.request_id = t.request_id"
-            " WHERE r.kind = 'deliver' AND t.asset_id IN"
+            " WHERE t.kind = 'deliver' AND r.kind = 'deliver' AND t.asset_id IN"
             " (SELECT asset_id FROM tasks WHERE request_id = :request_id"
             " AND asset_id IS NOT NULL)"
         )
@@ -104,11 +104,13 @@ class StatusReader:
 
     # -- one request, or the whole queue ----------------------------------------
 
-    def state_counts(self, request_id: str | None = None) -> dict[str, int]:
+    def open_counts(self) -> dict[str, int]:
+        """Queued, running and failed tasks of the whole queue (by the state
+        index: done tasks, the bulk of the history, are not counted)."""
         rows = self._rows(
             f"SELECT {OBSERVED_STATE} AS state, count(*) AS n FROM tasks"  # noqa: S608
-            f" {_of_request(request_id)} GROUP BY 1",
-            {"request_id": request_id, "now": self.clock()},
+            " WHERE state IN ('queued', 'running', 'failed') GROUP BY 1",
+            {"now": self.clock()},
         )
         return {r["state"]: int(r["n"]) for r in rows}
 
