@@ -87,7 +87,7 @@ def worker(settings: Settings, port: int | None) -> int:
 
 def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
     from service import register as wiring
-    from service.worker import iconik_client
+    from service.iconik import IconikClient
 
     problems = wiring.public_url_problems(
         args.public_url, allow_http=remove or getattr(args, "allow_http", False)
@@ -133,8 +133,17 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
         return 0
 
     async def run() -> None:
-        async with iconik_client(settings) as iconik:
-            iconik.max_attempts = 2  # a person waits: one retry, then the reason
+        iconik_token = settings.iconik_auth_token
+        # A person waits: one retry, then the reason. A few calls: this
+        # process's own rate limit, not the replicas' shared budget (nor its database).
+        async with IconikClient(
+            settings.iconik_url,
+            settings.iconik_app_id,
+            iconik_token.get_secret_value() if iconik_token else None,
+            rate_limit=settings.iconik_rate_limit,
+            timeout=settings.iconik_timeout_seconds,
+            max_attempts=2,
+        ) as iconik:
             if remove:
                 steps = await wiring.plan_unregister(iconik, args.public_url)
             else:

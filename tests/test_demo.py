@@ -1,5 +1,5 @@
 from service.__main__ import main
-from tests.cli import cli
+from tests.cli import cli, logging_restored
 
 
 def test_demo_with_flags_writes_where_they_say(tmp_path, monkeypatch, capsys):
@@ -7,7 +7,8 @@ def test_demo_with_flags_writes_where_they_say(tmp_path, monkeypatch, capsys):
     target = tmp_path / "shared"
     queue = tmp_path / "q" / "demo.db"
     args = ["demo", "--storage-url", f"file://{target}", "--queue-url", f"sqlite:///{queue}"]
-    assert main(args) == 0
+    with logging_restored():
+        assert main(args) == 0
     out = capsys.readouterr().out
     assert f"demo: bundles in file://{target}, queue sqlite:///{queue} (as given)" in out
     folders = [p.name for p in target.iterdir() if not p.name.startswith(".")]

@@ -6,7 +6,7 @@ import pytest
 
 from service.__main__ import main
 from service.simulator import Simulator
-from tests.cli import cli, one_line_error
+from tests.cli import cli, logging_restored, one_line_error
 from tests.conftest import BEARER, ICONIK_TOKEN
 from tests.extract_openapi import USED
 from tests.iconik_api import operation_for
@@ -20,7 +20,7 @@ PUBLIC = "https://captions.example.test"
 def sim(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     simulator = Simulator(APP_ID, ICONIK_TOKEN)
-    with running(simulator.app()) as url:
+    with logging_restored(), running(simulator.app()) as url:
         for name, value in {
             "ICONIK_URL": url,
             "ICONIK_APP_ID": APP_ID,
