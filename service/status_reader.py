@@ -130,15 +130,21 @@ class StatusReader:
         return int(total["n"]), rows
 
     def retrying(
-        self, request_id: str | None, causes: Sequence[tuple[str, Sequence[str]]]
+        self,
+        request_id: str | None,
+        causes: Sequence[tuple[str, Sequence[str]]],
+        lost: str = "worker stopped",
     ) -> list[dict[str, Any]]:
         """Tasks waiting to run again after an error, grouped by cause, each
         with how many, and the latest reason and its time.
 
         `causes` are (name, LIKE patterns) tried in order; the rest is "other".
+        A task whose worker stopped renewing its lease counts too, as `lost`.
         """
-        params: dict[str, Any] = {"request_id": request_id, "now": self.clock()}
-        branches = []
+        now = self.clock()
+        params: dict[str, Any] = {"request_id": request_id, "now": now, "lost": lost}
+        lapsed = "state = 'running' AND lease_until < :now"
+        branches = [f"WHEN {lapsed} THEN :lost"]
         for i, (name, patterns) in enumerate(causes):
             tests = []
             for j, pattern in enumerate(patterns):
@@ -147,7 +153,10 @@ class StatusReader:
             params[f"c{i}"] = name
             branches.append(f"WHEN {' OR '.join(tests)} THEN :c{i}")
         cause = f"CASE {' '.join(branches)} ELSE 'other' END"
-        where = _of_request(request_id, "state IN ('queued', 'running') AND last_error IS NOT NULL")
+        where = _of_request(
+            request_id,
+            f"state IN ('queued', 'running') AND (last_error IS NOT NULL OR ({lapsed}))",
+        )
         groups = self._rows(
             f"SELECT {cause} AS cause, count(*) AS n, max(updated_at) AS last_at"  # noqa: S608
             f" FROM tasks {where} GROUP BY 1 ORDER BY 2 DESC",
@@ -156,10 +165,11 @@ class StatusReader:
         found = []
         for group in groups:
             [latest] = self._rows(
-                f"SELECT last_error, asset_id, attempts FROM tasks {where}"  # noqa: S608
-                f" AND {cause} = :wanted ORDER BY updated_at DESC LIMIT 1",
+                "SELECT state, last_error, lease_until, asset_id, attempts"  # noqa: S608
+                f" FROM tasks {where} AND {cause} = :wanted ORDER BY updated_at DESC LIMIT 1",
                 {**params, "wanted": group["cause"]},
             )
+            latest = as_observed(latest, now)  # a lapsed lease says so
             found.append(
                 {
                     "cause": group["cause"],

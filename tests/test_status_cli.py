@@ -64,23 +64,41 @@ def test_status_never_writes_to_a_postgresql_database(pg_url, tmp_path):
     assert tables == (0,)  # nothing was created
 
 
+def task_request(pg_url: str) -> str:
+    """The request whose task was tried (and put back with an error)."""
+    import psycopg
+
+    with psycopg.connect(pg_url) as db:
+        row = db.execute("SELECT request_id FROM tasks WHERE attempts > 0").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def test_status_reads_a_postgresql_queue_read_only_and_never_shows_its_password(pg_url, tmp_path):
     from service.queue.postgres import PostgresQueue
     from tests.postgres import PASSWORD
+
+    unreachable = "GET /API/x/: HTTP 503 after 5 attempts; check Iconik's status and ICONIK_URL"
 
     async def store() -> None:
         queue = PostgresQueue(pg_url)
         await queue.open()
         await queue.enqueue(delivery("k1"), "req-pg-1")
+        await queue.enqueue(delivery("k2"), "req-pg-2")
+        task = await queue.claim("w1")
+        assert task is not None
+        await queue.retry(task, unreachable, delay=60)
         await queue.close()
 
     anyio.run(store)
     env = {"QUEUE_URL": pg_url}
-    shown = json.loads(cli("status", "req-pg-1", "--json", cwd=tmp_path, env=env).stdout)
+    shown = json.loads(cli("status", task_request(pg_url), "--json", cwd=tmp_path, env=env).stdout)
     assert shown["status"] == "queued" and shown["tasks"]["total"] == 1
+    assert [(g["cause"], g["tasks"]) for g in shown["retrying"]] == [("Iconik unreachable", 1)]
     listing = cli("status", cwd=tmp_path, env=env)
     assert listing.returncode == 0, listing.stderr
-    assert "1 task(s) waiting or running" in listing.stdout
+    assert "2 task(s) waiting or running" in listing.stdout
+    assert "  Iconik unreachable: 1 task(s)" in listing.stdout
     assert "PostgreSQL queue at 127.0.0.1" in listing.stdout
     missing = cli("status", "no-such-request", cwd=tmp_path, env=env)
     assert missing.returncode == 1 and "no request no-such-request" in missing.stderr
@@ -209,3 +227,25 @@ def test_status_piped_into_head_ends_quietly(big_queue, tmp_path):
         errors = process.stderr.read().decode()
         assert process.wait(timeout=30) == 0, errors
     assert "Traceback" not in errors and "BrokenPipe" not in errors
+
+
+def test_a_task_whose_worker_stopped_counts_as_retrying(tmp_path):
+    from service.status import queue_report
+    from service.status_reader import open_reader
+
+    path = tmp_path / "queue.db"
+
+    async def claim_and_vanish() -> None:
+        queue = SQLiteQueue(path, lease_seconds=60, clock=lambda: 1_000.0)
+        await queue.open()
+        await queue.enqueue(delivery("k1"), "req-1")
+        assert await queue.claim("worker-that-dies") is not None
+        await queue.close()
+
+    anyio.run(claim_and_vanish)
+    with open_reader(f"sqlite:///{path}", clock=lambda: 1_000.0 + 61) as reader:
+        report = queue_report(reader, limit=5, offset=0)
+    assert report["tasks"] == {"queued": 1, "running": 0, "failed": 0}
+    [lost] = report["retrying"]
+    assert lost["cause"] == "worker stopped" and lost["tasks"] == 1
+    assert "stopped renewing the lease" in lost["last_error"]
