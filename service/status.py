@@ -1,7 +1,15 @@
-"""A request as operators read it: what `GET /requests/{id}` and
-`caption-bridge status ID` show. One overall status, each task with its
-attempts and last error, and the caption files delivered back to the
-request's assets through the bundles' `deliver/` folders.
+"""Requests and the queue as operators read them.
+
+`GET /requests/{id}` shows one overall status, each task with its attempts
+and last error, and the caption files delivered back to the request's
+assets through the bundles' `deliver/` folders (request_summary).
+
+`caption-bridge status` reads the queue read-only (service.status_reader)
+and shows, bounded however many assets a request has: counts by state and
+the percentage finished, tasks retrying grouped by cause with the latest
+reason, the first (or, for the queue, the latest) failures with their total,
+a page of tasks, ISO 8601 times; as text for people (render_*) or as one
+JSON document (request_report, queue_report).
 """
 
 from __future__ import annotations
