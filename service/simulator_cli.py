@@ -65,7 +65,11 @@ def run(port: int, large_proxy_mb: float, out: TextIO) -> int:
     app_id = settings.iconik_app_id or DEFAULT_APP_ID
     sim = Simulator(app_id, settings.iconik_auth_token or DEFAULT_TOKEN)
     seeded = sim.seed(large_proxy_bytes=int(large_proxy_mb * 1024 * 1024))
-    server = Server(server_config(sim.app()), bind("127.0.0.1", port))
     log.info("simulator.seeded", assets=seeded.all, metadata_view_id=seeded.view_id, app_id=app_id)
-    print("\n".join(instructions(server.url, settings, seeded.all)), file=out, flush=True)
+
+    def say_how() -> None:  # once it accepts connections: what it prints works at once
+        if server.started:
+            print("\n".join(instructions(server.url, settings, seeded.all)), file=out, flush=True)
+
+    server = Server(server_config(sim.app()), bind("127.0.0.1", port), on_ready=say_how)
     return server.run_here()
