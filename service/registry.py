@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 
+from service import startup
 from service.logging import get_logger
 from service.queue import Queue, QueueUnavailable
 from service.storage import Storage, StorageError
@@ -81,6 +82,7 @@ def filled_in_background(storage: Storage, retry_every: float = 30.0) -> Any:
                     await anyio.sleep(retry_every)
 
         async with anyio.create_task_group() as group:
+            startup.check_in_background(group, services, storage)  # no Iconik: no worker here
             group.start_soon(fill)
             yield
             group.cancel_scope.cancel()

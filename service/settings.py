@@ -180,10 +180,29 @@ class Settings(BaseSettings):
         return [v for v in values if v]
 
 
-def load_settings(**overrides: object) -> Settings:
+class QueueSettings(BaseSettings):
+    """What read-only commands (`caption-bridge status`) read: where the
+    queue is, and nothing a receiver or a worker needs."""
+
+    model_config = Settings.model_config
+
+    queue_url: str = Settings.model_fields["queue_url"].default
+    _queue_url_is_known = field_validator("queue_url")(
+        classmethod(Settings._queue_url_is_known.__func__)  # type: ignore[attr-defined]
+    )
+
+
+def load_queue_settings() -> QueueSettings:
+    """QUEUE_URL from the environment (and `.env`), or a SettingsError."""
+    return load_settings(settings_class=QueueSettings)  # type: ignore[return-value]
+
+
+def load_settings(
+    settings_class: type[BaseSettings] = Settings, **overrides: object
+) -> Settings:
     """Settings from the environment, or a SettingsError naming each bad variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return settings_class(**overrides)  # type: ignore[return-value]
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

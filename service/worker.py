@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import structlog
 
-from service import build, deliver, expand
+from service import build, deliver, expand, startup
 from service.deliver_scan import DeliverScan
 from service.iconik import IconikClient, IconikError, NotFound
 from service.jobs import JobReporter
@@ -291,6 +291,7 @@ def background(settings: Settings, storage: Storage, **worker_options: Any) -> A
                 **worker_options,
             )
             async with anyio.create_task_group() as group:
+                startup.check_in_background(group, services, storage, iconik)
                 group.start_soon(worker.run)
                 yield
                 group.cancel_scope.cancel()

@@ -245,10 +245,11 @@ def test_a_broken_file_is_refused_at_its_line_and_left_alone(tmp_path, monkeypat
         monkeypatch.setenv("QUEUE_URL", s.settings.queue_url)
         monkeypatch.setenv("BEARER_TOKENS", "t0ken")
         capsys.readouterr()  # the stack's own log lines, when nothing configured logging yet
-        assert main(["status", shown["request_id"]]) == 0
+        assert main(["status", shown["request_id"], "--json"]) == 0
         alone = json.loads(capsys.readouterr().out)
         assert alone["kind"] == "deliver" and alone["status"] == "failed"
-        assert alone["deliveries"] == [shown]
+        [listed] = alone["deliveries"]["items"]
+        assert listed == {**shown, "received_at": listed["received_at"]}
 
         # The captioner fixes it; the error goes, the track comes.
         (deliver / "de.vtt").write_text(BROKEN_DE.replace("01.200", "01.900"))
