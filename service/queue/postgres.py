@@ -26,32 +26,41 @@ from service.queue import (
     Delivery,
     Enqueued,
     NewTask,
-    QueueFull,
+    QueueUnavailable,
     Task,
     as_observed,
     backoff_delay,
     lane_of,
+    postgres_intake,
     rank_after,
 )
-from service.queue.postgres_store import NOTIFY_CHANNEL, PostgresStore
+from service.queue.group_commit import AsyncGroupCommit
+from service.queue.postgres_store import NOTIFY_CHANNEL, PostgresStore, _reason
+from service.queue.retention import PRUNE_CANDIDATES, PRUNE_MAX_TASKS, within_budget
 
-# An asset the service knows: it has a bundle, or a task waiting or running.
-# Until the registry holds the bundles made before it existed, every asset
-# may have one, and events are stored (the worker then looks).
-_KNOWN_ASSET = (
-    "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM registry_filled)"
-    " OR EXISTS (SELECT 1 FROM bundles WHERE asset_id = %s)"
-    " OR EXISTS (SELECT 1 FROM tasks WHERE asset_id = %s AND state IN ('queued', 'running'))"
-)
-_PENDING_REFRESH = (
-    "SELECT request_id FROM tasks WHERE asset_id = %s AND kind = 'refresh' AND state = 'queued'"
-    " LIMIT 1"
-)
-# A delete makes a waiting refresh of the same asset pointless.
-_SUPERSEDE_REFRESH = (
-    "UPDATE tasks SET state = 'done', last_error = 'superseded by a delete event',"
-    " updated_at = %s WHERE asset_id = %s AND kind = 'refresh' AND state = 'queued'"
-)
+
+class _Refused(Exception):
+    """A statement's own error, carried past the pool's "queue unavailable"."""
+
+    def __init__(self, error: psycopg.Error) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+# Requests past the retention window (service/queue/retention.py): every
+# task finished and nothing changed since the cutoff; oldest first, by
+# requests_by_time; each with its task count, so a batch stops at a number
+# of rows.
+EXPIRED = """
+SELECT r.request_id, (SELECT count(*) FROM tasks t WHERE t.request_id = r.request_id) AS n
+FROM requests r
+WHERE r.received_at < %(cutoff)s
+  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.request_id = r.request_id
+                  AND (t.state IN ('queued', 'running') OR t.updated_at >= %(cutoff)s))
+ORDER BY r.received_at
+LIMIT %(candidates)s
+FOR UPDATE OF r SKIP LOCKED
+"""
 
 
 class PostgresQueue(PostgresStore):
@@ -76,70 +85,49 @@ class PostgresQueue(PostgresStore):
         self.lease_seconds = lease_seconds
         self.retry_after_seconds = retry_after_seconds
         self.backoff = backoff
+        self._intake: AsyncGroupCommit[Enqueued] = AsyncGroupCommit(self._store_deliveries)
+
+    async def close(self) -> None:
+        await self._intake.drain()  # what was handed over is written first
+        await super().close()
 
     # -- intake -----------------------------------------------------------
 
     async def enqueue(self, delivery: Delivery, request_id: str) -> Enqueued:
-        async def insert(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> Enqueued:
-            return await self._admit(cursor, delivery, request_id, self.clock())
+        # Stored with whatever else arrived meanwhile, in one statement
+        # (postgres_intake.py); acknowledged once that has committed.
+        outcome: Enqueued = await self._intake.submit((delivery, request_id))
+        return outcome
 
-        return await self._in_transaction(insert)
+    async def _store_deliveries(
+        self, items: list[tuple[Delivery, str]]
+    ) -> list[Enqueued | BaseException]:
+        async def execute(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+            try:
+                async with self._connection() as connection:
+                    try:
+                        cursor = await connection.execute(sql, params)  # type: ignore[arg-type]
+                        return await cursor.fetchall()
+                    except postgres_intake.STATEMENT_ERRORS as exc:
+                        # Not the connection's trouble: admit_all's to handle.
+                        raise _Refused(exc) from exc
+            except _Refused as refused:
+                raise refused.error from None
 
-    async def _admit(
-        self,
-        cursor: psycopg.AsyncCursor[dict[str, Any]],
-        delivery: Delivery,
-        request_id: str,
-        now: float,
-    ) -> Enqueued:
-        """Store one delivery in the caller's transaction, or say why not (same rules as SQLite)."""
-        lane, task = lane_of(delivery.kind), delivery.first_task
-        if lane == EVENT and task.asset_id is not None:
-            # Events about one asset are admitted one at a time, so two
-            # updates arriving together still leave one pending refresh.
-            await cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('caption-bridge intake'), hashtext(%s))",
-                (task.asset_id,),
-            )
-        await cursor.execute(
-            "SELECT request_id FROM requests WHERE delivery_key = %s", (delivery.key,)
+        outcomes = await postgres_intake.admit_all(
+            execute,
+            items,
+            now=self.clock(),
+            max_backlog=self.max_backlog,
+            max_event_backlog=self.max_event_backlog,
+            retry_after=self.retry_after_seconds,
         )
-        existing = await cursor.fetchone()
-        if existing is not None:
-            return Enqueued(existing["request_id"], duplicate=True)
-        if lane == EVENT and task.asset_id is not None:
-            await cursor.execute(_KNOWN_ASSET, (task.asset_id, task.asset_id))
-            if await cursor.fetchone() is None:
-                return Enqueued(None, duplicate=False, ignored=True)
-            if task.kind == "refresh":
-                await cursor.execute(_PENDING_REFRESH, (task.asset_id,))
-                pending = await cursor.fetchone()
-                if pending is not None:
-                    return Enqueued(pending["request_id"], duplicate=False, coalesced=True)
-            elif task.kind == "withdraw":
-                await cursor.execute(_SUPERSEDE_REFRESH, (now, task.asset_id))
-        limit = self.max_event_backlog if lane == EVENT else self.max_backlog
-        await cursor.execute(
-            "SELECT count(*) AS n FROM tasks WHERE lane = %s AND state = 'queued'", (lane,)
-        )
-        waiting = await cursor.fetchone()
-        if waiting is not None and waiting["n"] >= limit:
-            raise QueueFull(self.retry_after_seconds, lane)
-        await cursor.execute(
-            "INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (delivery_key) DO NOTHING"
-            " RETURNING request_id",
-            (request_id, delivery.key, delivery.kind, delivery.payload, now),
-        )
-        if await cursor.fetchone() is None:  # a concurrent twin committed first
-            await cursor.execute(
-                "SELECT request_id FROM requests WHERE delivery_key = %s", (delivery.key,)
-            )
-            twin = await cursor.fetchone()
-            assert twin is not None
-            return Enqueued(twin["request_id"], duplicate=True)
-        await self._insert_tasks(cursor, request_id, [task], now, lane)
-        return Enqueued(request_id, duplicate=False)
+        return [
+            QueueUnavailable(f"{self.description}: {_reason(o)}")
+            if isinstance(o, psycopg.Error)
+            else o
+            for o in outcomes
+        ]
 
     @staticmethod
     async def _insert_tasks(
@@ -314,8 +302,8 @@ class PostgresQueue(PostgresStore):
             "SELECT * FROM (SELECT r.request_id, r.received_at, r.payload, t.asset_id,"
             " t.state, t.attempts, t.last_error, t.lease_until FROM tasks t"
             " JOIN requests r USING (request_id)"
-            " WHERE t.asset_id = ANY(%s) AND r.kind = 'deliver'"
-            " ORDER BY r.received_at DESC LIMIT %s) latest ORDER BY received_at",
+            " WHERE t.kind = 'deliver' AND t.asset_id = ANY(%s)"
+            " ORDER BY t.created_at DESC LIMIT %s) latest ORDER BY received_at",
             (asset_ids, limit),
         )
         now = self.clock()
@@ -327,6 +315,36 @@ class PostgresQueue(PostgresStore):
             " WHERE state = 'failed' ORDER BY updated_at DESC LIMIT %s",
             (limit,),
         )
+
+    async def failure_count(self) -> int:
+        [row] = await self._read("SELECT n FROM failed_tasks WHERE id = 1")
+        return int(row["n"])
+
+    # -- retention ----------------------------------------------------------
+
+    async def prune(self, older_than: float, max_tasks: int = PRUNE_MAX_TASKS) -> int:
+        """Delete one batch of finished requests older than `older_than` seconds
+        (their tasks and payloads with them); how many requests went.
+
+        Candidates are locked SKIP LOCKED, so replicas pruning at once take
+        different batches. Autovacuum makes the space reusable.
+        """
+
+        async def delete(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> int:
+            cutoff = self.clock() - older_than
+            await cursor.execute(EXPIRED, {"cutoff": cutoff, "candidates": PRUNE_CANDIDATES})
+            chosen = [
+                row["request_id"] for row in within_budget(await cursor.fetchall(), max_tasks)
+            ]
+            if chosen:
+                await cursor.execute("DELETE FROM tasks WHERE request_id = ANY(%s)", (chosen,))
+                await cursor.execute("DELETE FROM requests WHERE request_id = ANY(%s)", (chosen,))
+            return len(chosen)
+
+        return await self._in_transaction(delete)
+
+    async def compact(self) -> bool:
+        return False  # autovacuum's business
 
     # -- the bundle registry ---------------------------------------------------
 
@@ -342,19 +360,26 @@ class PostgresQueue(PostgresStore):
         await self._in_transaction(record)
 
     async def bundle_folders(self, asset_id: str | None = None) -> list[str]:
-        rows = await self._read(
-            "SELECT DISTINCT folder FROM bundles WHERE %s::text IS NULL OR asset_id = %s"
-            " ORDER BY folder",
-            (asset_id, asset_id),
-        )
+        # Two statements, not `%s IS NULL OR asset_id = %s`: a generic plan of
+        # that one form cannot use the index.
+        if asset_id is None:
+            rows = await self._read("SELECT DISTINCT folder FROM bundles ORDER BY folder")
+        else:
+            rows = await self._read(
+                "SELECT folder FROM bundles WHERE asset_id = %s ORDER BY folder", (asset_id,)
+            )
         return [row["folder"] for row in rows]
 
     async def bundle_records(self, folder: str | None = None) -> list[tuple[str, str, str]]:
-        rows = await self._read(
-            "SELECT asset_id, folder, status FROM bundles"
-            " WHERE %s::text IS NULL OR folder = %s ORDER BY folder, asset_id",
-            (folder, folder),
-        )
+        if folder is None:
+            rows = await self._read(
+                "SELECT asset_id, folder, status FROM bundles ORDER BY folder, asset_id"
+            )
+        else:
+            rows = await self._read(
+                "SELECT asset_id, folder, status FROM bundles WHERE folder = %s ORDER BY asset_id",
+                (folder,),
+            )
         return [(row["asset_id"], row["folder"], row["status"]) for row in rows]
 
     async def registry_filled(self) -> bool:

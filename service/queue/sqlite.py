@@ -35,6 +35,13 @@ from service.queue import (
     rank_after,
 )
 from service.queue import sqlite_sql as sql
+from service.queue.retention import (
+    PRUNE_CANDIDATES,
+    PRUNE_MAX_TASKS,
+    VACUUM_MIN_FREE_PAGES,
+    VACUUM_STEP_PAGES,
+    within_budget,
+)
 from service.queue.sqlite_intake import Limits, admit_all
 from service.queue.sqlite_store import SQLiteStore
 
@@ -63,6 +70,14 @@ class SQLiteQueue(SQLiteStore):
         self._work = anyio.Event()
 
     def create_schema(self, db: sqlite3.Connection) -> None:
+        if db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None:
+            # A new file: pages that retention frees can be handed back to the
+            # file system (service.queue.retention); only settable before the
+            # first table. An older file keeps reusing its free pages instead.
+            # The connection is in WAL mode already, so it takes a VACUUM
+            # (of an empty file: instant) for the setting to hold.
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            db.execute("VACUUM")
         db.executescript(sql.SCHEMA)
         # Databases made before Iconik jobs were reported lack the column.
         columns = {row["name"] for row in db.execute("PRAGMA table_info(requests)")}
@@ -95,6 +110,11 @@ class SQLiteQueue(SQLiteStore):
             # One transaction, under the write lock: no task changes state
             # between the first count and the triggers that keep it.
             db.executescript(f"BEGIN IMMEDIATE; {sql.COUNTS} COMMIT;")
+        counted_failures = db.execute(
+            "SELECT count(*) FROM task_counts WHERE state = 'failed'"
+        ).fetchone()[0]
+        if counted_failures < 2:
+            db.executescript(f"BEGIN IMMEDIATE; {sql.COUNT_FAILED} COMMIT;")
 
     # -- intake -----------------------------------------------------------
 
@@ -324,14 +344,7 @@ class SQLiteQueue(SQLiteStore):
         def read() -> list[dict[str, Any]]:
             rows = (
                 self._connection()
-                .execute(
-                    "SELECT * FROM (SELECT r.request_id, r.received_at, r.payload, t.asset_id,"
-                    " t.state, t.attempts, t.last_error, t.lease_until FROM tasks t"
-                    " JOIN requests r USING (request_id)"
-                    " WHERE t.asset_id IN (SELECT value FROM json_each(?)) AND r.kind = 'deliver'"
-                    " ORDER BY r.received_at DESC LIMIT ?) ORDER BY received_at",
-                    (json.dumps(asset_ids), limit),
-                )
+                .execute(sql.CAPTION_DELIVERIES, (json.dumps(asset_ids), limit))
                 .fetchall()
             )
             found = []
@@ -345,18 +358,70 @@ class SQLiteQueue(SQLiteStore):
 
     async def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
         def read() -> list[dict[str, Any]]:
-            rows = (
-                self._connection()
-                .execute(
-                    "SELECT request_id, kind, asset_id, attempts, last_error, updated_at FROM tasks"
-                    " WHERE state = 'failed' ORDER BY updated_at DESC LIMIT ?",
-                    (limit,),
-                )
-                .fetchall()
-            )
+            rows = self._connection().execute(sql.RECENT_FAILURES, (limit,)).fetchall()
             return [dict(r) for r in rows]
 
         return await self._run(read)
+
+    async def failure_count(self) -> int:
+        def count() -> int:
+            row = (
+                self._connection()
+                .execute("SELECT sum(n) FROM task_counts WHERE state = 'failed'")
+                .fetchone()
+            )
+            return int(row[0] or 0)
+
+        return await self._run(count)
+
+    # -- retention ----------------------------------------------------------
+
+    async def prune(self, older_than: float, max_tasks: int = PRUNE_MAX_TASKS) -> int:
+        """Delete one batch of finished requests older than `older_than` seconds
+        (their tasks and payloads with them); how many requests went."""
+
+        def delete(db: sqlite3.Connection) -> int:
+            cutoff = self.clock() - older_than
+            candidates = db.execute(
+                sql.EXPIRED, {"cutoff": cutoff, "candidates": PRUNE_CANDIDATES}
+            ).fetchall()
+            chosen = [row["request_id"] for row in within_budget(candidates, max_tasks)]
+            if chosen:
+                ids = json.dumps(chosen)
+                db.execute(sql.DELETE_TASKS, (ids,))
+                db.execute(sql.DELETE_REQUESTS, (ids,))
+            return len(chosen)
+
+        return await self._submit(delete)
+
+    async def compact(self) -> bool:
+        """One step of handing free pages back to the file system; True while
+        there is more to give back (see _give_back_free_pages)."""
+        return await self._submit(self._give_back_free_pages)
+
+    @staticmethod
+    def _give_back_free_pages(db: sqlite3.Connection) -> bool:
+        """Hand free pages back to the file system, a bounded step at a time,
+        once they are a large part of the file (after a backlog was pruned).
+
+        Below that, the free pages are simply reused by the next inserts:
+        a queue whose history is as long as the window stays one size, and
+        vacuuming pages that would be taken again soon is wasted writing.
+        Only a file made with auto_vacuum=INCREMENTAL can do this (new files
+        are); in an older one the free pages are reused all the same.
+        """
+        if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # 2: incremental
+            return False
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        if free < VACUUM_MIN_FREE_PAGES or free * 4 < pages:
+            return False
+        # Python's sqlite3 steps a statement once, and each step of this
+        # pragma frees one page: hence one call per page (~20 us each).
+        step = min(free, VACUUM_STEP_PAGES)
+        for _ in range(step):
+            db.execute("PRAGMA incremental_vacuum")
+        return free > step
 
     # -- the bundle registry ---------------------------------------------------
 
@@ -368,11 +433,16 @@ class SQLiteQueue(SQLiteStore):
 
     async def bundle_folders(self, asset_id: str | None = None) -> list[str]:
         def read() -> list[str]:
-            rows = self._connection().execute(
-                "SELECT DISTINCT folder FROM bundles WHERE ? IS NULL OR asset_id = ?"
-                " ORDER BY folder",
-                (asset_id, asset_id),
-            )
+            # Two statements, not `? IS NULL OR asset_id = ?`: that one form
+            # made SQLite scan the whole registry for one asset.
+            if asset_id is None:
+                rows = self._connection().execute(
+                    "SELECT DISTINCT folder FROM bundles ORDER BY folder"
+                )
+            else:
+                rows = self._connection().execute(
+                    "SELECT folder FROM bundles WHERE asset_id = ? ORDER BY folder", (asset_id,)
+                )
             return [row["folder"] for row in rows]
 
         return await self._run(read)
@@ -411,4 +481,3 @@ class SQLiteQueue(SQLiteStore):
             )
 
         await self._submit(fill)
-

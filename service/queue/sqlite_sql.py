@@ -44,6 +44,17 @@ CREATE TABLE IF NOT EXISTS bundles (
 );
 -- One row once the registry holds the bundles made before it existed.
 CREATE TABLE IF NOT EXISTS registry_filled (id INTEGER PRIMARY KEY, filled_at REAL NOT NULL);
+-- Which asset a folder belongs to: one lookup per delivery (the primary key
+-- leads with the asset).
+CREATE INDEX IF NOT EXISTS bundles_by_folder ON bundles(folder);
+-- Status reads, each bounded by an index however long the history:
+-- the latest failures (partial: only failed tasks are in it)...
+CREATE INDEX IF NOT EXISTS tasks_failed ON tasks(updated_at) WHERE state = 'failed';
+-- ...the caption files delivered to an asset, latest first...
+CREATE INDEX IF NOT EXISTS tasks_deliveries ON tasks(asset_id, created_at)
+    WHERE kind = 'deliver';
+-- ...and, for retention, the oldest requests first.
+CREATE INDEX IF NOT EXISTS requests_by_time ON requests(received_at);
 """
 
 # Indexes that earlier versions made and that no statement needs: a task's
@@ -75,8 +86,51 @@ INSERT OR IGNORE INTO task_counts (lane, state, n)
     SELECT lanes.lane, states.state,
            (SELECT COUNT(*) FROM tasks WHERE lane = lanes.lane AND state = states.state)
     FROM (SELECT 'click' AS lane UNION ALL SELECT 'event') lanes,
-         (SELECT 'queued' AS state UNION ALL SELECT 'running') states;
+         (SELECT 'queued' AS state UNION ALL SELECT 'running' UNION ALL SELECT 'failed') states;
 """
+# The failed tasks are counted too (for `status`'s total), since the
+# retention change: a counter made before it gets their rows, counted once
+# (through tasks_failed) under the write lock, like the counter itself.
+COUNT_FAILED = """
+INSERT OR IGNORE INTO task_counts (lane, state, n)
+    SELECT lanes.lane, 'failed',
+           (SELECT COUNT(*) FROM tasks WHERE state = 'failed' AND lane = lanes.lane)
+    FROM (SELECT 'click' AS lane UNION ALL SELECT 'event') lanes;
+"""
+
+# Requests past the retention window: every task finished (done or failed)
+# and nothing about them changed since the cutoff. Walked oldest first by
+# requests_by_time; an old request still unfinished is skipped, never
+# deleted. Each candidate comes with its task count, so a batch can stop
+# at a number of rows rather than of requests (a click may hold 1000 tasks).
+EXPIRED = """
+SELECT r.request_id, (SELECT count(*) FROM tasks t WHERE t.request_id = r.request_id) AS n
+FROM requests r
+WHERE r.received_at < :cutoff
+  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.request_id = r.request_id
+                  AND (t.state IN ('queued', 'running') OR t.updated_at >= :cutoff))
+ORDER BY r.received_at
+LIMIT :candidates
+"""
+DELETE_TASKS = "DELETE FROM tasks WHERE request_id IN (SELECT value FROM json_each(?))"
+DELETE_REQUESTS = "DELETE FROM requests WHERE request_id IN (SELECT value FROM json_each(?))"
+
+# The caption files delivered back to some assets, latest first: through
+# tasks_deliveries, so what is read is those assets' deliveries, never their
+# whole history of builds and refreshes.
+CAPTION_DELIVERIES = """
+SELECT * FROM (
+    SELECT r.request_id, r.received_at, r.payload, t.asset_id, t.state, t.attempts,
+           t.last_error, t.lease_until
+    FROM tasks t JOIN requests r USING (request_id)
+    WHERE t.kind = 'deliver' AND t.asset_id IN (SELECT value FROM json_each(?))
+    ORDER BY t.created_at DESC LIMIT ?
+) ORDER BY received_at
+"""
+RECENT_FAILURES = (
+    "SELECT request_id, kind, asset_id, attempts, last_error, updated_at FROM tasks"
+    " WHERE state = 'failed' ORDER BY updated_at DESC LIMIT ?"
+)
 
 
 # The next task to run: due (or left behind by a worker whose lease lapsed),
