@@ -380,9 +380,7 @@ async def _prune_all(queue, older_than, **limits):
     return batches
 
 
-async def test_finished_requests_older_than_the_window_are_deleted_with_their_tasks(
-    queue, clock
-):
+async def test_finished_requests_older_than_the_window_are_deleted_with_their_tasks(queue, clock):
     await queue.enqueue(delivery("old"), "old")
     await _finish_all(queue)
     clock.now += 10 * DAY
@@ -479,3 +477,26 @@ async def test_caption_deliveries_are_the_latest_of_those_assets(queue, clock):
     found = await queue.caption_deliveries(["a1"], limit=3)
     assert [d["request_id"] for d in found] == ["a1-2", "a1-3", "a1-4"]
     assert found[-1]["payload"]["path"] == "deliver/4.srt"
+
+
+async def test_events_arriving_together_leave_one_pending_refresh(queue):
+    await _registry_knows(queue, "a1")
+    results = []
+
+    async def send(n: int) -> None:
+        kind = "withdraw" if n == 7 else "refresh"
+        results.append(await queue.enqueue(event(f"e{n}", kind, "a1"), f"req-{n}"))
+
+    async with anyio.create_task_group() as group:
+        for n in range(12):
+            group.start_soon(send, n)
+    stored = [r for r in results if not (r.coalesced or r.duplicate or r.ignored)]
+    # However they were batched: a refresh before the delete (superseded by
+    # it), the delete, a refresh after it; every other update coalesced.
+    assert 1 <= len(stored) <= 3
+    assert "req-7" in {r.request_id for r in stored}
+    tasks = []
+    while (task := await queue.claim("w")) is not None:
+        tasks.append(task.kind)
+        await queue.complete(task)
+    assert tasks.count("withdraw") == 1 and tasks.count("refresh") <= 1

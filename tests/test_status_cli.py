@@ -28,9 +28,7 @@ def test_status_prints_a_request_and_recent_failures(tmp_path, monkeypatch, caps
         assert main(["status", "no-such-request"]) == 1
 
 
-def test_status_reads_a_postgresql_queue_and_never_shows_its_password(
-    pg_url, monkeypatch, capsys
-):
+def test_status_reads_a_postgresql_queue_and_never_shows_its_password(pg_url, monkeypatch, capsys):
     import anyio
 
     from service.queue.postgres import PostgresQueue

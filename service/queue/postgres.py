@@ -28,15 +28,24 @@ from service.queue import (
     NewTask,
     QueueUnavailable,
     Task,
-    as_observed,
     backoff_delay,
     lane_of,
     postgres_intake,
     rank_after,
 )
 from service.queue.group_commit import AsyncGroupCommit
-from service.queue.postgres_store import NOTIFY_CHANNEL, PostgresStore, _reason
-from service.queue.retention import PRUNE_CANDIDATES, PRUNE_MAX_TASKS, within_budget
+from service.queue.postgres_history import PostgresHistory
+from service.queue.postgres_store import NOTIFY_CHANNEL, _reason
+
+# Which folders hold a bundle of an asset (the primary key), of every asset,
+# and who a folder belongs to (bundles_by_folder). Split by argument: a
+# generic plan of `%s IS NULL OR asset_id = %s` cannot use an index.
+BUNDLE_FOLDERS = "SELECT DISTINCT folder FROM bundles ORDER BY folder"
+BUNDLE_FOLDERS_OF = "SELECT folder FROM bundles WHERE asset_id = %s ORDER BY folder"
+BUNDLE_RECORDS = "SELECT asset_id, folder, status FROM bundles ORDER BY folder, asset_id"
+BUNDLE_RECORDS_OF = (
+    "SELECT asset_id, folder, status FROM bundles WHERE folder = %s ORDER BY asset_id"
+)
 
 
 class _Refused(Exception):
@@ -47,23 +56,7 @@ class _Refused(Exception):
         self.error = error
 
 
-# Requests past the retention window (service/queue/retention.py): every
-# task finished and nothing changed since the cutoff; oldest first, by
-# requests_by_time; each with its task count, so a batch stops at a number
-# of rows.
-EXPIRED = """
-SELECT r.request_id, (SELECT count(*) FROM tasks t WHERE t.request_id = r.request_id) AS n
-FROM requests r
-WHERE r.received_at < %(cutoff)s
-  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.request_id = r.request_id
-                  AND (t.state IN ('queued', 'running') OR t.updated_at >= %(cutoff)s))
-ORDER BY r.received_at
-LIMIT %(candidates)s
-FOR UPDATE OF r SKIP LOCKED
-"""
-
-
-class PostgresQueue(PostgresStore):
+class PostgresQueue(PostgresHistory):
     def __init__(
         self,
         url: str,
@@ -276,76 +269,6 @@ class PostgresQueue(PostgresStore):
 
         await self._in_transaction(write)
 
-    async def request_status(self, request_id: str) -> dict[str, Any] | None:
-        requests = await self._read(
-            "SELECT request_id, kind, payload, received_at, job_id FROM requests"
-            " WHERE request_id = %s",
-            (request_id,),
-        )
-        if not requests:
-            return None
-        request = requests[0]
-        tasks = await self._read(
-            "SELECT kind, asset_id, state, attempts, last_error, not_before, updated_at,"
-            " lease_until FROM tasks WHERE request_id = %s"
-            " ORDER BY created_at, asset_id NULLS FIRST",
-            (request_id,),
-        )
-        now = self.clock()
-        return {**request, "tasks": [as_observed(t, now) for t in tasks]}
-
-    async def caption_deliveries(
-        self, asset_ids: list[str], limit: int = 100
-    ) -> list[dict[str, Any]]:
-        """Caption files delivered back to these assets (service/deliver.py), latest last."""
-        rows = await self._read(
-            "SELECT * FROM (SELECT r.request_id, r.received_at, r.payload, t.asset_id,"
-            " t.state, t.attempts, t.last_error, t.lease_until FROM tasks t"
-            " JOIN requests r USING (request_id)"
-            " WHERE t.kind = 'deliver' AND t.asset_id = ANY(%s)"
-            " ORDER BY t.created_at DESC LIMIT %s) latest ORDER BY received_at",
-            (asset_ids, limit),
-        )
-        now = self.clock()
-        return [as_observed(row, now) for row in rows]
-
-    async def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
-        return await self._read(
-            "SELECT request_id, kind, asset_id, attempts, last_error, updated_at FROM tasks"
-            " WHERE state = 'failed' ORDER BY updated_at DESC LIMIT %s",
-            (limit,),
-        )
-
-    async def failure_count(self) -> int:
-        [row] = await self._read("SELECT n FROM failed_tasks WHERE id = 1")
-        return int(row["n"])
-
-    # -- retention ----------------------------------------------------------
-
-    async def prune(self, older_than: float, max_tasks: int = PRUNE_MAX_TASKS) -> int:
-        """Delete one batch of finished requests older than `older_than` seconds
-        (their tasks and payloads with them); how many requests went.
-
-        Candidates are locked SKIP LOCKED, so replicas pruning at once take
-        different batches. Autovacuum makes the space reusable.
-        """
-
-        async def delete(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> int:
-            cutoff = self.clock() - older_than
-            await cursor.execute(EXPIRED, {"cutoff": cutoff, "candidates": PRUNE_CANDIDATES})
-            chosen = [
-                row["request_id"] for row in within_budget(await cursor.fetchall(), max_tasks)
-            ]
-            if chosen:
-                await cursor.execute("DELETE FROM tasks WHERE request_id = ANY(%s)", (chosen,))
-                await cursor.execute("DELETE FROM requests WHERE request_id = ANY(%s)", (chosen,))
-            return len(chosen)
-
-        return await self._in_transaction(delete)
-
-    async def compact(self) -> bool:
-        return False  # autovacuum's business
-
     # -- the bundle registry ---------------------------------------------------
 
     async def record_bundle(self, asset_id: str, folder: str, status: str) -> None:
@@ -360,26 +283,17 @@ class PostgresQueue(PostgresStore):
         await self._in_transaction(record)
 
     async def bundle_folders(self, asset_id: str | None = None) -> list[str]:
-        # Two statements, not `%s IS NULL OR asset_id = %s`: a generic plan of
-        # that one form cannot use the index.
         if asset_id is None:
-            rows = await self._read("SELECT DISTINCT folder FROM bundles ORDER BY folder")
+            rows = await self._read(BUNDLE_FOLDERS)
         else:
-            rows = await self._read(
-                "SELECT folder FROM bundles WHERE asset_id = %s ORDER BY folder", (asset_id,)
-            )
+            rows = await self._read(BUNDLE_FOLDERS_OF, (asset_id,))
         return [row["folder"] for row in rows]
 
     async def bundle_records(self, folder: str | None = None) -> list[tuple[str, str, str]]:
         if folder is None:
-            rows = await self._read(
-                "SELECT asset_id, folder, status FROM bundles ORDER BY folder, asset_id"
-            )
+            rows = await self._read(BUNDLE_RECORDS)
         else:
-            rows = await self._read(
-                "SELECT asset_id, folder, status FROM bundles WHERE folder = %s ORDER BY asset_id",
-                (folder,),
-            )
+            rows = await self._read(BUNDLE_RECORDS_OF, (folder,))
         return [(row["asset_id"], row["folder"], row["status"]) for row in rows]
 
     async def registry_filled(self) -> bool:

@@ -29,24 +29,16 @@ from service.queue import (
     NewTask,
     QueueFull,
     Task,
-    as_observed,
     backoff_delay,
     lane_of,
     rank_after,
 )
 from service.queue import sqlite_sql as sql
-from service.queue.retention import (
-    PRUNE_CANDIDATES,
-    PRUNE_MAX_TASKS,
-    VACUUM_MIN_FREE_PAGES,
-    VACUUM_STEP_PAGES,
-    within_budget,
-)
+from service.queue.sqlite_history import SQLiteHistory
 from service.queue.sqlite_intake import Limits, admit_all
-from service.queue.sqlite_store import SQLiteStore
 
 
-class SQLiteQueue(SQLiteStore):
+class SQLiteQueue(SQLiteHistory):
     def __init__(
         self,
         path: str | Path,
@@ -310,119 +302,6 @@ class SQLiteQueue(SQLiteStore):
 
         await self._submit(beat)
 
-    async def request_status(self, request_id: str) -> dict[str, Any] | None:
-        def read() -> dict[str, Any] | None:
-            db = self._connection()
-            request = db.execute(
-                "SELECT request_id, kind, payload, received_at, job_id FROM requests"
-                " WHERE request_id = ?",
-                (request_id,),
-            ).fetchone()
-            if request is None:
-                return None
-            tasks = db.execute(
-                "SELECT kind, asset_id, state, attempts, last_error, not_before, updated_at,"
-                " lease_until FROM tasks WHERE request_id = ? ORDER BY created_at, asset_id",
-                (request_id,),
-            ).fetchall()
-            return {
-                "request_id": request["request_id"],
-                "kind": request["kind"],
-                "received_at": request["received_at"],
-                "job_id": request["job_id"],
-                "payload": json.loads(request["payload"]),
-                "tasks": [as_observed(dict(t), self.clock()) for t in tasks],
-            }
-
-        return await self._run(read)
-
-    async def caption_deliveries(
-        self, asset_ids: list[str], limit: int = 100
-    ) -> list[dict[str, Any]]:
-        """Caption files delivered back to these assets (service/deliver.py), latest last."""
-
-        def read() -> list[dict[str, Any]]:
-            rows = (
-                self._connection()
-                .execute(sql.CAPTION_DELIVERIES, (json.dumps(asset_ids), limit))
-                .fetchall()
-            )
-            found = []
-            for row in rows:
-                delivery = as_observed(dict(row), self.clock())
-                delivery["payload"] = json.loads(delivery["payload"])
-                found.append(delivery)
-            return found
-
-        return await self._run(read)
-
-    async def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
-        def read() -> list[dict[str, Any]]:
-            rows = self._connection().execute(sql.RECENT_FAILURES, (limit,)).fetchall()
-            return [dict(r) for r in rows]
-
-        return await self._run(read)
-
-    async def failure_count(self) -> int:
-        def count() -> int:
-            row = (
-                self._connection()
-                .execute("SELECT sum(n) FROM task_counts WHERE state = 'failed'")
-                .fetchone()
-            )
-            return int(row[0] or 0)
-
-        return await self._run(count)
-
-    # -- retention ----------------------------------------------------------
-
-    async def prune(self, older_than: float, max_tasks: int = PRUNE_MAX_TASKS) -> int:
-        """Delete one batch of finished requests older than `older_than` seconds
-        (their tasks and payloads with them); how many requests went."""
-
-        def delete(db: sqlite3.Connection) -> int:
-            cutoff = self.clock() - older_than
-            candidates = db.execute(
-                sql.EXPIRED, {"cutoff": cutoff, "candidates": PRUNE_CANDIDATES}
-            ).fetchall()
-            chosen = [row["request_id"] for row in within_budget(candidates, max_tasks)]
-            if chosen:
-                ids = json.dumps(chosen)
-                db.execute(sql.DELETE_TASKS, (ids,))
-                db.execute(sql.DELETE_REQUESTS, (ids,))
-            return len(chosen)
-
-        return await self._submit(delete)
-
-    async def compact(self) -> bool:
-        """One step of handing free pages back to the file system; True while
-        there is more to give back (see _give_back_free_pages)."""
-        return await self._submit(self._give_back_free_pages)
-
-    @staticmethod
-    def _give_back_free_pages(db: sqlite3.Connection) -> bool:
-        """Hand free pages back to the file system, a bounded step at a time,
-        once they are a large part of the file (after a backlog was pruned).
-
-        Below that, the free pages are simply reused by the next inserts:
-        a queue whose history is as long as the window stays one size, and
-        vacuuming pages that would be taken again soon is wasted writing.
-        Only a file made with auto_vacuum=INCREMENTAL can do this (new files
-        are); in an older one the free pages are reused all the same.
-        """
-        if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # 2: incremental
-            return False
-        free = db.execute("PRAGMA freelist_count").fetchone()[0]
-        pages = db.execute("PRAGMA page_count").fetchone()[0]
-        if free < VACUUM_MIN_FREE_PAGES or free * 4 < pages:
-            return False
-        # Python's sqlite3 steps a statement once, and each step of this
-        # pragma frees one page: hence one call per page (~20 us each).
-        step = min(free, VACUUM_STEP_PAGES)
-        for _ in range(step):
-            db.execute("PRAGMA incremental_vacuum")
-        return free > step
-
     # -- the bundle registry ---------------------------------------------------
 
     async def record_bundle(self, asset_id: str, folder: str, status: str) -> None:
@@ -433,28 +312,22 @@ class SQLiteQueue(SQLiteStore):
 
     async def bundle_folders(self, asset_id: str | None = None) -> list[str]:
         def read() -> list[str]:
-            # Two statements, not `? IS NULL OR asset_id = ?`: that one form
-            # made SQLite scan the whole registry for one asset.
+            db = self._connection()
             if asset_id is None:
-                rows = self._connection().execute(
-                    "SELECT DISTINCT folder FROM bundles ORDER BY folder"
-                )
+                rows = db.execute(sql.BUNDLE_FOLDERS)
             else:
-                rows = self._connection().execute(
-                    "SELECT folder FROM bundles WHERE asset_id = ? ORDER BY folder", (asset_id,)
-                )
+                rows = db.execute(sql.BUNDLE_FOLDERS_OF, (asset_id,))
             return [row["folder"] for row in rows]
 
         return await self._run(read)
 
     async def bundle_records(self, folder: str | None = None) -> list[tuple[str, str, str]]:
         def read() -> list[tuple[str, str, str]]:
-            where, params = ("WHERE folder = ?", (folder,)) if folder is not None else ("", ())
-            rows = self._connection().execute(
-                f"SELECT asset_id, folder, status FROM bundles {where}"  # noqa: S608
-                " ORDER BY folder, asset_id",
-                params,
-            )
+            db = self._connection()
+            if folder is None:
+                rows = db.execute(sql.BUNDLE_RECORDS)
+            else:
+                rows = db.execute(sql.BUNDLE_RECORDS_OF, (folder,))
             return [(row["asset_id"], row["folder"], row["status"]) for row in rows]
 
         return await self._run(read)

@@ -115,6 +115,12 @@ LIMIT :candidates
 DELETE_TASKS = "DELETE FROM tasks WHERE request_id IN (SELECT value FROM json_each(?))"
 DELETE_REQUESTS = "DELETE FROM requests WHERE request_id IN (SELECT value FROM json_each(?))"
 
+REQUEST = "SELECT request_id, kind, payload, received_at, job_id FROM requests WHERE request_id = ?"
+# A request's tasks, through tasks_once (it leads with the request).
+REQUEST_TASKS = (
+    "SELECT kind, asset_id, state, attempts, last_error, not_before, updated_at, lease_until"
+    " FROM tasks WHERE request_id = ? ORDER BY created_at, asset_id"
+)
 # The caption files delivered back to some assets, latest first: through
 # tasks_deliveries, so what is read is those assets' deliveries, never their
 # whole history of builds and refreshes.
@@ -168,6 +174,15 @@ PENDING_REFRESH = (
 SUPERSEDE_REFRESH = (
     "UPDATE tasks SET state = 'done', last_error = 'superseded by a delete event',"
     " updated_at = ? WHERE asset_id = ? AND kind = 'refresh' AND state = 'queued'"
+)
+# Which folders hold a bundle of an asset (the primary key), of every asset,
+# and who a folder belongs to (bundles_by_folder). Split by argument: one
+# statement with `? IS NULL OR asset_id = ?` made SQLite scan them all.
+BUNDLE_FOLDERS = "SELECT DISTINCT folder FROM bundles ORDER BY folder"
+BUNDLE_FOLDERS_OF = "SELECT folder FROM bundles WHERE asset_id = ? ORDER BY folder"
+BUNDLE_RECORDS = "SELECT asset_id, folder, status FROM bundles ORDER BY folder, asset_id"
+BUNDLE_RECORDS_OF = (
+    "SELECT asset_id, folder, status FROM bundles WHERE folder = ? ORDER BY asset_id"
 )
 RECORD_BUNDLE = (
     "INSERT INTO bundles (asset_id, folder, status, updated_at) VALUES (?, ?, ?, ?)"
