@@ -163,7 +163,12 @@ def status(settings: Settings, request_id: str | None) -> int:
             where = describe_queue_url(settings.queue_url)
             print(f"queue {where}: {await queue.backlog()} task(s) waiting or running")
             failures = await queue.recent_failures()
-            print(f"recent failures ({len(failures)}):" if failures else "no failed tasks")
+            total = await queue.failure_count()  # kept by the queue, not counted here
+            print(
+                f"latest failures ({len(failures)} of {total} kept):"
+                if failures
+                else "no failed tasks"
+            )
             for f in failures:
                 print(
                     f"  request {f['request_id']}  asset {f['asset_id']}  "

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     deliver_scan_seconds: float = Field(default=60, ge=0)
     # The largest caption file read: a track from Iconik, or one in deliver/.
     max_caption_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    # How long the queue keeps finished requests (their tasks and payloads);
+    # 0 keeps them forever (service/queue/retention.py).
+    retention_days: float = Field(default=90, ge=0)
 
     _split = field_validator(
         "webhook_secrets", "bearer_tokens", "metadata_view_ids", mode="before"

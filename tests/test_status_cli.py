@@ -24,6 +24,7 @@ def test_status_prints_a_request_and_recent_failures(tmp_path, monkeypatch, caps
         assert main(["status"]) == 0
         listing = capsys.readouterr().out
         assert "0 task(s) waiting or running" in listing
+        assert "latest failures (1 of 1 kept):" in listing
         assert f"asset {s.seeded.original_only}" in listing and "ALLOW_ORIGINAL_MEDIA" in listing
         assert main(["status", "no-such-request"]) == 1
 
