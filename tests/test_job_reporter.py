@@ -160,7 +160,9 @@ async def test_a_later_state_waits_for_a_delayed_patch_and_is_the_last_write(que
     assert api.states() == [("STARTED", 0), ("STARTED", 1), ("FINISHED", 3)]
 
 
-async def test_a_final_state_from_another_process_is_sent_again_after_a_late_patch(queue, tmp_path):
+async def test_a_final_state_from_another_process_is_sent_again_after_a_late_patch(
+    queue, tmp_path
+):
     api = FakeJobsApi()
     builds = await expanded_request(queue, ["a0", "a1"])
     other_queue = SQLiteQueue(tmp_path / "queue.db")  # the second process's own connection
