@@ -4,7 +4,8 @@ For the plan tests (tests/test_queue_plans.py) and `bench retention`: `n`
 finished requests received `spacing` seconds apart from `start`, shaped
 like real ones: mostly clicks (an expand and one asset's build, every
 `failed_every`-th build failed) and every `deliver_every`-th a caption
-file delivered back (one `deliver` task), over `assets` assets, each
+file delivered back (one `deliver` task, to the assets in turn), over
+`assets` assets (so each asset's history grows with `n`), each
 payload about `payload_bytes` long. Row `i`'s ids carry `prefix`, so a
 queue can be filled more than once.
 """
@@ -44,7 +45,8 @@ INSERT INTO tasks (task_id, request_id, kind, asset_id, state, attempts, not_bef
 SELECT {p} || 't' || i || '-' || part, {p} || 'r' || i,
        CASE WHEN i % {deliver_every} = 0 THEN 'deliver'
             WHEN part = 0 THEN 'expand' ELSE 'build' END,
-       CASE WHEN part = 0 AND i % {deliver_every} <> 0 THEN NULL
+       CASE WHEN i % {deliver_every} = 0 THEN {p} || 'a' || ((i / {deliver_every}) % {assets})
+            WHEN part = 0 THEN NULL
             ELSE {p} || 'a' || (i % {assets}) END,
        CASE WHEN part = 1 AND i % {failed_every} = 1 THEN 'failed' ELSE 'done' END,
        1, {start} + i * {spacing}, {start} + i * {spacing} + part,

@@ -212,3 +212,28 @@ async def test_a_delivery_the_database_refuses_fails_alone(pg_url):
         assert await queue.request_status("req-bad") is None
     finally:
         await queue.close()
+
+
+async def test_replicas_pruning_at_once_delete_each_request_once(pg_url):
+    from tests.queue_fill import History, fill_postgres
+
+    clock = FakeClock()
+    replicas = [PostgresQueue(pg_url, clock=clock) for _ in range(3)]
+    for replica in replicas:
+        await replica.open()
+    fill_postgres(pg_url, History(n=3_000, start=clock.now - 200 * 86_400, spacing=60.0))
+    deleted: list[int] = []
+
+    async def prune(replica: PostgresQueue) -> None:
+        while (n := await replica.prune(90 * 86_400, max_tasks=100)) > 0:
+            deleted.append(n)
+
+    try:
+        async with anyio.create_task_group() as group:
+            for replica in replicas:
+                group.start_soon(prune, replica)
+        assert sum(deleted) == 3_000
+        assert await replicas[0].failure_count() == 0
+    finally:
+        for replica in replicas:
+            await replica.close()

@@ -107,14 +107,17 @@ class PostgresQueue(PostgresHistory):
             except _Refused as refused:
                 raise refused.error from None
 
-        outcomes = await postgres_intake.admit_all(
-            execute,
-            items,
-            now=self.clock(),
-            max_backlog=self.max_backlog,
-            max_event_backlog=self.max_event_backlog,
-            retry_after=self.retry_after_seconds,
-        )
+        try:
+            outcomes = await postgres_intake.admit_all(
+                execute,
+                items,
+                now=self.clock(),
+                max_backlog=self.max_backlog,
+                max_event_backlog=self.max_event_backlog,
+                retry_after=self.retry_after_seconds,
+            )
+        except psycopg.Error as exc:  # deadlocked again and again: nothing was stored
+            raise QueueUnavailable(f"{self.description}: {_reason(exc)}") from None
         return [
             QueueUnavailable(f"{self.description}: {_reason(o)}")
             if isinstance(o, psycopg.Error)
