@@ -163,6 +163,10 @@ END;
 $$;
 
 -- version: 4
+-- Replicas of the previous version may still be running: no task changes
+-- state between the failures' count below and the triggers that keep it.
+LOCK TABLE tasks IN SHARE ROW EXCLUSIVE MODE;
+
 -- Status reads, each bounded by an index however long the history: the
 -- latest failures (partial: only failed tasks are in it), the caption files
 -- delivered to an asset, and, for retention, the oldest requests first;

@@ -102,11 +102,19 @@ class SQLiteQueue(SQLiteHistory):
             # One transaction, under the write lock: no task changes state
             # between the first count and the triggers that keep it.
             db.executescript(f"BEGIN IMMEDIATE; {sql.COUNTS} COMMIT;")
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         counted_failures = db.execute(
             "SELECT count(*) FROM task_counts WHERE state = 'failed'"
         ).fetchone()[0]
-        if counted_failures < 2:
-            db.executescript(f"BEGIN IMMEDIATE; {sql.COUNT_FAILED} COMMIT;")
+        if counted_failures < 2 or not set(sql.HISTORY_INDEX_NAMES) <= indexes:
+            # Since retention: the history's indexes, and failed tasks counted.
+            try:
+                db.executescript(
+                    f"BEGIN IMMEDIATE; {sql.HISTORY_INDEXES} {sql.COUNT_FAILED} COMMIT;"
+                )
+            except sqlite3.OperationalError:  # read-only: done on a later open
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
 
     # -- intake -----------------------------------------------------------
 

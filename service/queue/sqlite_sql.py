@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS bundles (
 );
 -- One row once the registry holds the bundles made before it existed.
 CREATE TABLE IF NOT EXISTS registry_filled (id INTEGER PRIMARY KEY, filled_at REAL NOT NULL);
+"""
+
+# Indexes added with retention (older files get them on their next writable
+# open; until then their reads are slower, not wrong).
+HISTORY_INDEXES = """
 -- Which asset a folder belongs to: one lookup per delivery (the primary key
 -- leads with the asset).
 CREATE INDEX IF NOT EXISTS bundles_by_folder ON bundles(folder);
@@ -56,6 +61,7 @@ CREATE INDEX IF NOT EXISTS tasks_deliveries ON tasks(asset_id, created_at)
 -- ...and, for retention, the oldest requests first.
 CREATE INDEX IF NOT EXISTS requests_by_time ON requests(received_at);
 """
+HISTORY_INDEX_NAMES = ("bundles_by_folder", "tasks_failed", "tasks_deliveries", "requests_by_time")
 
 # Indexes that earlier versions made and that no statement needs: a task's
 # request is found by tasks_once's first column, its asset's waiting tasks
