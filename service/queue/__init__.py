@@ -14,6 +14,10 @@ process sharing the queue: a claim skips a task whose asset has another task
 running under a live lease, so two clicks on one asset, overlapping
 selections, or a click and a webhook never build one bundle at once.
 
+A request is kept while any of its tasks waits or runs, and for
+`RETENTION_DAYS` after its last change once all have finished; then the
+worker deletes it with its tasks (service/queue/retention.py).
+
 Backends share this interface and its rules: `sqlite` (the embedded
 default, one machine) and `postgresql` (several replicas). Which one runs is
 a matter of `QUEUE_URL` only.

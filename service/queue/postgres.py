@@ -1,13 +1,15 @@
 """The queue on PostgreSQL, for several replicas: same rules as the SQLite queue.
 
 Every replica's receiver and worker share one database. A delivery is
-acknowledged only once its transaction committed; its key is UNIQUE, so
-concurrent duplicates on any replicas store one request (`ON CONFLICT DO
+acknowledged only once its transaction committed: deliveries that arrive
+while the previous batch is on its way are stored together, by one call of
+`admit_deliveries()` (group commit: postgres_intake.py). Its key is UNIQUE,
+so concurrent duplicates on any replicas store one request (`ON CONFLICT DO
 NOTHING`). Workers claim through `claim_task()` (postgres.sql), which skips
 locked rows and keeps one task per asset running at a time; `LISTEN/NOTIFY`
 wakes idle workers on every replica as soon as there is work, with a slow
 poll as a safety net. The pool, the schema steps and the listener are in
-postgres_store.py.
+postgres_store.py; status reads and retention in postgres_history.py.
 """
 
 from __future__ import annotations

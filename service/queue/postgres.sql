@@ -216,9 +216,9 @@ CREATE TRIGGER failed_tasks_delete AFTER DELETE ON tasks
 -- Events about one asset are admitted one at a time across replicas (an
 -- advisory lock per asset, taken in one order so batches never deadlock).
 -- p_items: [{"request_id", "key", "kind", "payload" (an object), "task_id",
--- "task_kind", "asset_id", "lane"}]. Returns each item's place (item_at, from 1),
--- outcome ('stored', 'duplicate', 'coalesced', 'ignored', 'full') and the
--- request id it ended as.
+-- "task_kind", "asset_id", "lane"}]. Returns, per item, its place (item_at,
+-- from 1), its outcome ('stored', 'duplicate', 'coalesced', 'ignored',
+-- 'full') and the request id it ended as.
 CREATE FUNCTION admit_deliveries(p_items jsonb, p_now double precision,
                                  p_max_backlog integer, p_max_event_backlog integer,
                                  p_lane_delay double precision)

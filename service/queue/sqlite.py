@@ -4,7 +4,8 @@ The delivery key is UNIQUE, and every write of the process is committed by
 one writer thread (service.queue.sqlite_store, group_commit), so concurrent
 identical deliveries are serialised and exactly one of them inserts. The
 backlog that decides a 429 is a counter the same transactions keep (by
-triggers), not a COUNT(*) that grows with the queue.
+triggers), not a COUNT(*) that grows with the queue. Status reads and
+retention are in sqlite_history.py.
 """
 
 from __future__ import annotations
