@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # Fernet keys sealing that token in the queue, the first current; unset:
     # derived from WEBHOOK_SECRETS and BEARER_TOKENS (service/user_token.py).
     user_token_keys: SecretList = Field(default_factory=list)
+    # How long the queue keeps finished requests (their tasks and payloads);
+    # 0 keeps them forever (service/queue/retention.py).
+    retention_days: float = Field(default=90, ge=0)
 
     _split = field_validator(
         "webhook_secrets", "bearer_tokens", "metadata_view_ids", "user_token_keys", mode="before"

@@ -27,7 +27,7 @@ from service.iconik import IconikClient, IconikError, NotFound
 from service.jobs import JobReporter
 from service.logging import get_logger, redact
 from service.metrics import Metrics
-from service.queue import Expanded, NewTask, Queue, QueueUnavailable, Task
+from service.queue import Expanded, NewTask, Queue, QueueUnavailable, Task, retention
 from service.ratelimit import RateLimiter, default_burst
 from service.registry import BundleRegistry
 from service.settings import Settings
@@ -88,6 +88,8 @@ class Worker:
         # slot never waits on a slow PATCH; stopping flushes them.
         async with self.jobs.running(), anyio.create_task_group() as group:
             group.start_soon(self._fill_registry)
+            if self.settings.retention_days > 0:  # the queue's history, beside the slots
+                group.start_soon(self._prune)
             for slot in range(self.settings.worker_concurrency):
                 group.start_soon(self._slot, slot)
             if self.settings.deliver_scan_seconds > 0:  # the deliver/ folders, beside the slots
@@ -106,6 +108,12 @@ class Worker:
         # bucket's listing must not hold them up), not on an event's path.
         with contextlib.suppress(QueueUnavailable, StorageError):
             await self.registry.fill_once()
+
+    async def _prune(self) -> None:
+        # Finished requests older than RETENTION_DAYS, in small batches.
+        await retention.keep_pruning(
+            self.queue, self.settings.retention_days, on_error=(QueueUnavailable,)
+        )
 
     async def _slot(self, slot: int) -> None:
         while True:

@@ -14,6 +14,10 @@ process sharing the queue: a claim skips a task whose asset has another task
 running under a live lease, so two clicks on one asset, overlapping
 selections, or a click and a webhook never build one bundle at once.
 
+A request is kept while any of its tasks waits or runs, and for
+`RETENTION_DAYS` after its last change once all have finished; then the
+worker deletes it with its tasks (service/queue/retention.py).
+
 Backends share this interface and its rules: `sqlite` (the embedded
 default, one machine) and `postgresql` (several replicas). Which one runs is
 a matter of `QUEUE_URL` only.
@@ -143,6 +147,11 @@ class Queue(Protocol):
     async def ping(self) -> None: ...
     async def request_status(self, request_id: str) -> dict[str, Any] | None: ...
     async def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]: ...
+    async def failure_count(self) -> int: ...  # kept by the store, not counted
+    # Retention (service/queue/retention.py): one batch of finished requests
+    # older than `older_than` seconds deleted (how many); space given back.
+    async def prune(self, older_than: float, max_tasks: int = ...) -> int: ...
+    async def compact(self) -> bool: ...
     # The bundle registry: which folders hold a bundle of which asset.
     async def record_bundle(self, asset_id: str, folder: str, status: str) -> None: ...
     async def bundle_folders(self, asset_id: str | None = None) -> list[str]: ...  # None: all

@@ -4,7 +4,8 @@ The delivery key is UNIQUE, and every write of the process is committed by
 one writer thread (service.queue.sqlite_store, group_commit), so concurrent
 identical deliveries are serialised and exactly one of them inserts. The
 backlog that decides a 429 is a counter the same transactions keep (by
-triggers), not a COUNT(*) that grows with the queue.
+triggers), not a COUNT(*) that grows with the queue. Status reads and
+retention are in sqlite_history.py.
 """
 
 from __future__ import annotations
@@ -29,17 +30,16 @@ from service.queue import (
     NewTask,
     QueueFull,
     Task,
-    as_observed,
     backoff_delay,
     lane_of,
     rank_after,
 )
 from service.queue import sqlite_sql as sql
+from service.queue.sqlite_history import SQLiteHistory
 from service.queue.sqlite_intake import Limits, admit_all
-from service.queue.sqlite_store import SQLiteStore
 
 
-class SQLiteQueue(SQLiteStore):
+class SQLiteQueue(SQLiteHistory):
     def __init__(
         self,
         path: str | Path,
@@ -63,6 +63,14 @@ class SQLiteQueue(SQLiteStore):
         self._work = anyio.Event()
 
     def create_schema(self, db: sqlite3.Connection) -> None:
+        if db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None:
+            # A new file: pages that retention frees can be handed back to the
+            # file system (service.queue.retention); only settable before the
+            # first table. An older file keeps reusing its free pages instead.
+            # The connection is in WAL mode already, so it takes a VACUUM
+            # (of an empty file: instant) for the setting to hold.
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            db.execute("VACUUM")
         db.executescript(sql.SCHEMA)
         # Databases made before Iconik jobs were reported lack the column.
         columns = {row["name"] for row in db.execute("PRAGMA table_info(requests)")}
@@ -98,6 +106,19 @@ class SQLiteQueue(SQLiteStore):
             # One transaction, under the write lock: no task changes state
             # between the first count and the triggers that keep it.
             db.executescript(f"BEGIN IMMEDIATE; {sql.COUNTS} COMMIT;")
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        counted_failures = db.execute(
+            "SELECT count(*) FROM task_counts WHERE state = 'failed'"
+        ).fetchone()[0]
+        if counted_failures < 2 or not set(sql.HISTORY_INDEX_NAMES) <= indexes:
+            # Since retention: the history's indexes, and failed tasks counted.
+            try:
+                db.executescript(
+                    f"BEGIN IMMEDIATE; {sql.HISTORY_INDEXES} {sql.COUNT_FAILED} COMMIT;"
+                )
+            except sqlite3.OperationalError:  # read-only: done on a later open
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
 
     # -- intake -----------------------------------------------------------
 
@@ -316,74 +337,6 @@ class SQLiteQueue(SQLiteStore):
 
         await self._submit(beat)
 
-    async def request_status(self, request_id: str) -> dict[str, Any] | None:
-        def read() -> dict[str, Any] | None:
-            db = self._connection()
-            request = db.execute(
-                "SELECT request_id, kind, payload, received_at, job_id FROM requests"
-                " WHERE request_id = ?",
-                (request_id,),
-            ).fetchone()
-            if request is None:
-                return None
-            tasks = db.execute(
-                "SELECT kind, asset_id, state, attempts, last_error, not_before, updated_at,"
-                " lease_until FROM tasks WHERE request_id = ? ORDER BY created_at, asset_id",
-                (request_id,),
-            ).fetchall()
-            return {
-                "request_id": request["request_id"],
-                "kind": request["kind"],
-                "received_at": request["received_at"],
-                "job_id": request["job_id"],
-                "payload": json.loads(request["payload"]),
-                "tasks": [as_observed(dict(t), self.clock()) for t in tasks],
-            }
-
-        return await self._run(read)
-
-    async def caption_deliveries(
-        self, asset_ids: list[str], limit: int = 100
-    ) -> list[dict[str, Any]]:
-        """Caption files delivered back to these assets (service/deliver.py), latest last."""
-
-        def read() -> list[dict[str, Any]]:
-            rows = (
-                self._connection()
-                .execute(
-                    "SELECT * FROM (SELECT r.request_id, r.received_at, r.payload, t.asset_id,"
-                    " t.state, t.attempts, t.last_error, t.lease_until FROM tasks t"
-                    " JOIN requests r USING (request_id)"
-                    " WHERE t.asset_id IN (SELECT value FROM json_each(?)) AND r.kind = 'deliver'"
-                    " ORDER BY r.received_at DESC LIMIT ?) ORDER BY received_at",
-                    (json.dumps(asset_ids), limit),
-                )
-                .fetchall()
-            )
-            found = []
-            for row in rows:
-                delivery = as_observed(dict(row), self.clock())
-                delivery["payload"] = json.loads(delivery["payload"])
-                found.append(delivery)
-            return found
-
-        return await self._run(read)
-
-    async def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
-        def read() -> list[dict[str, Any]]:
-            rows = (
-                self._connection()
-                .execute(
-                    "SELECT request_id, kind, asset_id, attempts, last_error, updated_at FROM tasks"
-                    " WHERE state = 'failed' ORDER BY updated_at DESC LIMIT ?",
-                    (limit,),
-                )
-                .fetchall()
-            )
-            return [dict(r) for r in rows]
-
-        return await self._run(read)
-
     # -- the bundle registry ---------------------------------------------------
 
     async def record_bundle(self, asset_id: str, folder: str, status: str) -> None:
@@ -394,23 +347,22 @@ class SQLiteQueue(SQLiteStore):
 
     async def bundle_folders(self, asset_id: str | None = None) -> list[str]:
         def read() -> list[str]:
-            rows = self._connection().execute(
-                "SELECT DISTINCT folder FROM bundles WHERE ? IS NULL OR asset_id = ?"
-                " ORDER BY folder",
-                (asset_id, asset_id),
-            )
+            db = self._connection()
+            if asset_id is None:
+                rows = db.execute(sql.BUNDLE_FOLDERS)
+            else:
+                rows = db.execute(sql.BUNDLE_FOLDERS_OF, (asset_id,))
             return [row["folder"] for row in rows]
 
         return await self._run(read)
 
     async def bundle_records(self, folder: str | None = None) -> list[tuple[str, str, str]]:
         def read() -> list[tuple[str, str, str]]:
-            where, params = ("WHERE folder = ?", (folder,)) if folder is not None else ("", ())
-            rows = self._connection().execute(
-                f"SELECT asset_id, folder, status FROM bundles {where}"  # noqa: S608
-                " ORDER BY folder, asset_id",
-                params,
-            )
+            db = self._connection()
+            if folder is None:
+                rows = db.execute(sql.BUNDLE_RECORDS)
+            else:
+                rows = db.execute(sql.BUNDLE_RECORDS_OF, (folder,))
             return [(row["asset_id"], row["folder"], row["status"]) for row in rows]
 
         return await self._run(read)
