@@ -14,6 +14,9 @@ runs with tiny parameters.
 - storm: a click's time to bundle during a webhook storm vs idle
 - track-memory: the worker's peak RSS bundling a 300 MiB caption track (`--track-mib`)
 - check-memory: a 20 MiB caption file delivered: peak RSS over idle, CPU of the check
+- captions: a 20 MiB caption file checked and converted, beside webvtt-py parsing it alone
+- retention: GET /requests/{id} and status reads at 1k vs 100k requests (`--history`),
+  and 100k requests past RETENTION_DAYS pruned while `serve` takes clicks (`--old`)
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from pathlib import Path
 
 from bench.ack import ack, ack_under_load
 from bench.bulk import bulk
+from bench.captions import captions_bench
 from bench.check_memory import MIB, check_memory
 from bench.copy import GIB, copy
 from bench.replicas import ack_pg, wakeup
+from bench.retention import retention
 from bench.storm import storm
 from bench.track_memory import track_memory
 
@@ -62,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="copy runs per side (medians)")
     parser.add_argument("--proxy-mib", type=int, default=512, help="ack-under-load proxy size")
     parser.add_argument("--track-mib", type=int, default=300, help="track-memory track size")
-    parser.add_argument("--caption-mib", type=float, default=20, help="check-memory file size")
+    parser.add_argument("--caption-mib", type=float, default=20, help="caption file size")
+    parser.add_argument(
+        "--history", default="1000,100000", help="retention: the two queue sizes compared"
+    )
+    parser.add_argument(
+        "--old", type=int, default=100_000, help="retention: requests past the window"
+    )
     args = parser.parse_args(argv)
     runs: dict[str, Callable[[Path], list[str]]] = {
         "ack": lambda d: ack(d, seconds=args.seconds),
@@ -78,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         "storm": lambda d: storm(d),
         "track-memory": lambda d: track_memory(d, track_mib=args.track_mib),
         "check-memory": lambda d: check_memory(d, size=int(args.caption_mib * MIB)),
+        "captions": lambda d: captions_bench(d, size=int(args.caption_mib * MIB)),
+        "retention": lambda d: retention(
+            d,
+            sizes=tuple(int(n) for n in args.history.split(",")),  # type: ignore[arg-type]
+            old=args.old,
+            recent=min(1_000, args.old),
+            seconds=args.seconds,
+        ),
     }
     unknown = [n for n in args.names if n not in runs]
     if unknown:

@@ -26,8 +26,10 @@ from starlette.routing import Route
 from service import logging as service_logging
 from service.server import Server, bind, config
 from service.simulator import ICONIK_LIMITS, Blob, Simulator, _srt, _vtt
+from tests.conftest import PAYLOAD_AUTH_TOKEN
 
 APP_ID, TOKEN = "bench-app", "bench-iconik-token"
+BENCH_USER_TOKEN = "bench-payload-token"  # bench/load.py's clicks
 
 
 def main() -> int:
@@ -41,6 +43,9 @@ def main() -> int:
     args = parser.parse_args()
     service_logging.configure("json")
     sim = Simulator(APP_ID, TOKEN, limits=ICONIK_LIMITS if args.limits else ())
+    # The clicks' auth_token (tests' custom_action_body, bench/load.py): a user who reads all.
+    sim.add_user(PAYLOAD_AUTH_TOKEN)
+    sim.add_user(BENCH_USER_TOKEN)
     assets = []
     for n in range(args.assets):
         asset = sim.add_asset(f"bench-{n}", f"Bench asset {n}")

@@ -6,7 +6,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 
@@ -49,6 +49,9 @@ def worker(settings: Settings, port: int | None) -> int:
     if port is not None:
         return serve(settings.model_copy(update={"port": port}), with_worker=True, intake=False)
 
+    from types import SimpleNamespace
+
+    from service import startup
     from service.metrics import Metrics
     from service.queue import queue_for
     from service.storage import open_storage
@@ -61,9 +64,10 @@ def worker(settings: Settings, port: int | None) -> int:
         await queue.open()
         try:
             async with iconik_client(settings) as iconik, anyio.create_task_group() as group:
-                runner = Worker(
-                    settings, queue, iconik, open_storage(settings.storage_url), metrics=Metrics()
-                )
+                storage = open_storage(settings.storage_url)
+                runner = Worker(settings, queue, iconik, storage, metrics=Metrics())
+                services = SimpleNamespace(settings=settings, queue=queue)
+                startup.check_in_background(group, services, storage, iconik)
 
                 async def stop_on_signal() -> None:
                     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -81,28 +85,31 @@ def worker(settings: Settings, port: int | None) -> int:
     return 0
 
 
-def simulator(port: int, large_proxy_mb: float) -> int:
-    from service.simulator import Simulator
-
-    app_id = os.environ.get("ICONIK_APP_ID") or "simulator-app-id"
-    token = os.environ.get("ICONIK_AUTH_TOKEN") or "simulator-auth-token"
-    sim = Simulator(app_id, token)
-    seeded = sim.seed(large_proxy_bytes=int(large_proxy_mb * 1024 * 1024))
-    log.info("simulator.seeded", assets=seeded.all, metadata_view_id=seeded.view_id, app_id=app_id)
-    return _run_uvicorn(sim.app(), "127.0.0.1", port)
-
-
 def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
     from service import register as wiring
-    from service.worker import iconik_client
+    from service.iconik import IconikClient
 
-    if not args.public_url.startswith(("https://", "http://")):
-        raise SettingsError("--public-url must be the http(s) URL Iconik reaches this service at")
+    problems = wiring.public_url_problems(
+        args.public_url, allow_http=remove or getattr(args, "allow_http", False)
+    )
     if not remove and not settings.bearer_tokens:
-        raise SettingsError(
+        problems.append(
             "BEARER_TOKENS must be set: Iconik can only send a static "
             "'Authorization: Bearer' header, and register puts the first token there"
         )
+    if not args.dry_run:
+        problems += [
+            f"{name} must be set to call Iconik"
+            for name, value in (
+                ("ICONIK_APP_ID", settings.iconik_app_id),
+                ("ICONIK_AUTH_TOKEN", settings.iconik_auth_token),
+            )
+            if not value
+        ]
+    if problems:
+        for problem in problems:
+            print(f"caption-bridge {args.command}: {problem}", file=sys.stderr)
+        return 2
     token = settings.bearer_tokens[0].get_secret_value() if settings.bearer_tokens else ""
     actions = wiring.desired_actions(
         args.public_url,
@@ -124,56 +131,97 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
                 f"webhook pointing at {args.public_url.rstrip('/')}"
             )
         return 0
-    settings.require_iconik()
 
     async def run() -> None:
-        async with iconik_client(settings) as iconik:
+        iconik_token = settings.iconik_auth_token
+        # A person waits: one retry, then the reason. A few calls: this
+        # process's own rate limit, not the replicas' shared budget (nor its database).
+        async with IconikClient(
+            settings.iconik_url,
+            settings.iconik_app_id,
+            iconik_token.get_secret_value() if iconik_token else None,
+            rate_limit=settings.iconik_rate_limit,
+            timeout=settings.iconik_timeout_seconds,
+            max_attempts=2,
+        ) as iconik:
             if remove:
                 steps = await wiring.plan_unregister(iconik, args.public_url)
             else:
-                steps = await wiring.plan_register(iconik, actions, webhooks)
+                plan = await wiring.plan_register(
+                    iconik,
+                    actions,
+                    webhooks,
+                    replace=args.replace_url,
+                    app_id=settings.iconik_app_id,
+                )
+                steps = plan.steps
+                for warning in plan.warnings():
+                    print(warning, file=sys.stderr)
             for step in steps:
                 print(step.describe())
             await wiring.apply(iconik, steps)
             if remove and not steps:
                 print("nothing to remove")
 
-    anyio.run(run)
+    try:
+        anyio.run(run)
+    except wiring.RegisterError as exc:
+        print(f"caption-bridge {args.command}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
-def status(settings: Settings, request_id: str | None) -> int:
+def status(args: argparse.Namespace) -> int:
+    """Read-only: needs only QUEUE_URL, opens the queue read-only, never creates it."""
     import json
 
-    from service.queue import describe_queue_url, queue_for
-    from service.status import request_summary
+    from service.settings import load_queue_settings
+    from service.status import queue_report, render_queue, render_request, request_report
+    from service.status_reader import QueueNotReadable, open_reader
 
-    async def run() -> int:
-        queue = queue_for(settings)
-        await queue.open()
-        try:
-            if request_id:
-                found = await request_summary(queue, request_id)
-                if found is None:
-                    where = describe_queue_url(settings.queue_url)
-                    print(f"no request {request_id} in {where}", file=sys.stderr)
-                    return 1
-                print(json.dumps(found, indent=2))
-                return 0
-            where = describe_queue_url(settings.queue_url)
-            print(f"queue {where}: {await queue.backlog()} task(s) waiting or running")
-            failures = await queue.recent_failures()
-            print(f"recent failures ({len(failures)}):" if failures else "no failed tasks")
-            for f in failures:
-                print(
-                    f"  request {f['request_id']}  asset {f['asset_id']}  "
-                    f"after {f['attempts']} attempt(s): {f['last_error']}"
+    queue_url = load_queue_settings().queue_url
+    try:
+        with open_reader(queue_url) as reader:
+            if args.request_id:
+                report = request_report(
+                    reader, args.request_id, limit=args.limit, offset=args.offset
                 )
-            return 0
-        finally:
-            await queue.close()
+                if report is None:
+                    print(f"no request {args.request_id} in {reader.where}", file=sys.stderr)
+                    return 1
+                lines = render_request(report, with_tasks=args.tasks)
+            else:
+                report = queue_report(reader, limit=args.limit, offset=args.offset)
+                lines = render_queue(report)
+    except QueueNotReadable as exc:
+        print(f"caption-bridge status: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(lines))
+    return 0
 
-    return anyio.run(run)
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _closed_pipe_is_fine(command: Callable[[], int]) -> int:
+    """Run a command whose output may go to `head`: a reader that stopped
+    reading ends the output quietly, not in a BrokenPipeError traceback."""
+    try:
+        code = command()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,7 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="also answer /healthz, /readyz and /metrics on this port (no deliveries)",
     )
-    commands.add_parser("demo", help="simulator + service on loopback, one click, print bundles")
+    demo_cmd = commands.add_parser(
+        "demo", help="simulator + service on loopback, one click, print bundles"
+    )
+    demo_cmd.add_argument(
+        "--storage-url",
+        help="where the bundles go (default: a new temporary folder, never STORAGE_URL)",
+    )
+    demo_cmd.add_argument(
+        "--queue-url", help="the demo's queue (default: in the temporary folder, never QUEUE_URL)"
+    )
     sim_cmd = commands.add_parser("simulator", help="a local Iconik stand-in with seeded assets")
     sim_cmd.add_argument("--port", type=int, default=8090)
     sim_cmd.add_argument("--large-proxy-mb", type=float, default=64)
@@ -214,6 +271,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reg_cmd.add_argument("--metadata-view", help="metadata view id shown as the action's form")
     reg_cmd.add_argument("--dry-run", action="store_true", help="print the plan; call nothing")
+    reg_cmd.add_argument(
+        "--replace-url",
+        action="store_true",
+        help="move what an earlier register made for another public URL here, "
+        "instead of adding a second set",
+    )
+    reg_cmd.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="accept an http:// public URL (tests on a private network only)",
+    )
     unreg_cmd = commands.add_parser("unregister", help="remove what `register` created")
     unreg_cmd.add_argument("--public-url", required=True)
     unreg_cmd.add_argument("--dry-run", action="store_true")
@@ -221,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="a request's state, or the queue and recent failures"
     )
     status_cmd.add_argument("request_id", nargs="?")
+    status_cmd.add_argument("--json", action="store_true", help="one JSON document, for machines")
+    status_cmd.add_argument(
+        "--limit", type=_count, default=20, help="failures (and tasks) listed (default 20)"
+    )
+    status_cmd.add_argument("--offset", type=_count, default=0, help="skip this many first")
+    status_cmd.add_argument(
+        "--tasks", action="store_true", help="with REQUEST_ID: also list its tasks (a page)"
+    )
     return parser
 
 
@@ -229,34 +305,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "simulator":
-        service_logging.configure("console")
-        return simulator(args.port, args.large_proxy_mb)
-    if args.command == "demo":
-        from service.demo import run_demo
-        from service.settings import Settings as _Settings
+        from service import simulator_cli
 
-        # The demo brings its own credentials; only storage, queue and tuning are read.
-        os.environ.setdefault("BEARER_TOKENS", "demo-placeholder")
+        service_logging.configure("console")
+        return simulator_cli.run(args.port, args.large_proxy_mb, sys.stdout)
+    if args.command == "demo":
+        from service.demo import DemoPlaces, run_demo
+
+        # The demo brings its own credentials and Iconik; only tuning is read
+        # from the environment. Storage and queue: the flags, or its own folder.
+        places = DemoPlaces.choose(args.storage_url, args.queue_url)
         try:
-            base = load_settings()
+            base = load_settings(
+                storage_url=places.storage_url,
+                queue_url=places.queue_url,
+                bearer_tokens="demo-placeholder",
+            )
         except SettingsError as exc:
             print(f"caption-bridge: {exc}", file=sys.stderr)
             return 2
-        assert isinstance(base, _Settings)
+        print(places.describe(), flush=True)
         service_logging.configure("console", level=30)
         return anyio.run(run_demo, base)
 
+    if args.command == "status":
+        # Read-only, needs only QUEUE_URL; output may go to `head`.
+        try:
+            return _closed_pipe_is_fine(lambda: status(args))
+        except SettingsError as exc:
+            print(f"caption-bridge: {exc}", file=sys.stderr)
+            return 2
+
     try:
         settings = load_settings()
-        service_logging.configure(settings.log_format, settings.secret_values())
+        # register/unregister talk to a person: warnings only, the command prints the rest.
+        quiet = {"level": 30} if args.command in ("register", "unregister") else {}
+        service_logging.configure(settings.log_format, settings.secret_values(), **quiet)
         if args.command == "serve":
             return serve(settings, with_worker=not args.no_worker)
         if args.command == "worker":
             return worker(settings, args.port)
         if args.command in ("register", "unregister"):
             return register(settings, args, remove=args.command == "unregister")
-        if args.command == "status":
-            return status(settings, args.request_id)
     except SettingsError as exc:
         print(f"caption-bridge: {exc}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service import auth
-from service.intake import DeliveryEndpoint, accept_custom_action, accept_webhook
+from service.intake import DeliveryEndpoint, accept_webhook, custom_action_intake
 from service.logging import Redactor, get_logger
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
 from service.queue import Queue, QueueUnavailable, queue_for
@@ -167,7 +167,7 @@ def create_app(
     deliveries = [
         Route(
             "/iconik/custom-action",
-            DeliveryEndpoint("custom_action", accept_custom_action),
+            DeliveryEndpoint("custom_action", custom_action_intake(settings)),
             methods=["POST"],
         ),
         Route("/iconik/webhook", DeliveryEndpoint("webhook", accept_webhook), methods=["POST"]),

@@ -46,7 +46,7 @@ class BundleError(ValueError):
 
 def is_valid_asset_id(asset_id: str) -> bool:
     """Iconik ids are UUIDs; anything that could steer a path is refused."""
-    return bool(_ASSET_ID.match(asset_id))
+    return bool(_ASSET_ID.fullmatch(asset_id))  # not `match`: "$" lets a final newline by
 
 
 def safe_name(text: str, max_chars: int = _MAX_TITLE_CHARS, fallback: str = "untitled") -> str:

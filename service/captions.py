@@ -1,35 +1,41 @@
 """Caption files a captioner delivers: which track a name means, what the
 file says, whether it may go to Iconik, and the WebVTT that goes. Pure.
 
-Reading and writing WebVTT and SubRip is webvtt-py's work (maintained, no
-dependencies of its own, keeps cue identifiers, settings and markup as
-written), one block at a time (service/caption_reader.py): the files are
-untrusted and up to 20 MiB, and the library's whole-file reading kept ~16x
-that. What this module adds is what a delivery needs on top of it:
+A delivered file reaches Iconik as the captioner wrote it, or not at all:
+every cue's start, end and text, in valid WebVTT (by the W3C parser, the
+one its validator and the browsers follow). The reading is
+service/caption_reader.py (one bounded pass, its timing lines read as in
+service/caption_lines.py, SubRip text made WebVTT in
+service/caption_text.py); this module adds what a delivery needs on top:
 
-- a line number for every problem, so a captioner can find it. The library
-  says which cues it read, not where they were, and it quietly skips a
-  SubRip cue it cannot read; so each timing line (a line with `-->`) is
-  also read on its own, as the library reads it, and matched in order with
-  the library's cues. A timing line that gave no cue is a refusal at its line.
-- the rules a track must meet: every timing readable; no cue ending before
-  it starts; start times in order (WebVTT requires it; overlapping cues are
-  legal and stay); no cue starting after the media ends (plus a tolerance).
+- a line number for every problem, all of them at once (up to MAX_PROBLEMS);
+- the rules a track must meet: every timing readable; every cue of some
+  duration; start times in order (overlapping cues are legal and stay); no
+  cue starting after the media ends (plus a tolerance);
+- the media's start timecode: a file timed from it (10:00:00:00 is the
+  broadcast norm) is read as such, its times made to count from zero, and
+  the track's notes say so;
 - a refusal, not a crash, for a file too large or too complex to read.
+
+webvtt-py (the captions library) still turns Iconik's own WebVTT into
+SubRip for the bundle (`webvtt_to_srt`); it no longer reads deliveries: it
+takes ~9 s and ~16x the file on 20 MiB by itself (bench `captions`), and
+reads times the W3C parser refuses.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
 
-from service import caption_lines, caption_reader
+from service import caption_lines, caption_reader, caption_srt, caption_text
+from service.caption_timecode import start_offset
 
 # A cue may start this long after the media's recorded end (rounding of
 # durations and frame rates) before it is taken for a cue of another cut.
@@ -51,7 +57,7 @@ NAMING_HINT = (
 
 
 # At most this many problems of one file are listed; the rest are counted.
-MAX_PROBLEMS = 50
+MAX_PROBLEMS = caption_reader.MAX_PROBLEMS
 
 
 class Refused(ValueError):
@@ -110,6 +116,17 @@ class Media:
     start_timecode: str | None = None  # as Iconik gives it: "10:00:00:00" or ";00" for drop frame
     frame_rate: str | None = None  # as Iconik gives it: "25", "29.97", "30000/1001"
 
+    @classmethod
+    def of(cls, asset: Any) -> Media:
+        """From project.json's "asset" (read back, so untrusted: wrong types are unknown)."""
+        asset = asset if isinstance(asset, dict) else {}
+        duration = asset.get("duration_seconds")
+        if not isinstance(duration, int | float) or isinstance(duration, bool):
+            duration = None
+        texts = [asset.get(key) for key in ("start_timecode", "frame_rate")]
+        start, rate = [str(t)[:40] if isinstance(t, str | int | float) else None for t in texts]
+        return cls(duration, start, rate)
+
 
 @dataclass(frozen=True)
 class Track:
@@ -140,109 +157,174 @@ def parse_name(filename: str) -> TrackName:
 def read(filename: str, data: bytes, media: Media | float | None) -> Track:
     """Check a delivered file and convert it to WebVTT; `Refused` says why not."""
     name = parse_name(filename)
-    duration_seconds = media.duration_seconds if isinstance(media, Media) else media
+    if not isinstance(media, Media):
+        media = Media(duration_seconds=media)
     try:
-        return _read(name, data, duration_seconds)
+        return _read(name, data, media)
+    except caption_lines.NotUtf8 as exc:
+        raise Refused(_NOT_UTF8, exc.line) from None
     except (MemoryError, RecursionError, OverflowError):
         raise Refused(TOO_COMPLEX) from None
-    except caption_reader.TooComplex as exc:
-        _check_utf8(data)  # as before: a file that is not UTF-8 is told so first
-        raise Refused(TOO_COMPLEX, exc.line or None) from None
 
 
 def webvtt_to_srt(text: str) -> str:
-    """Iconik's WebVTT as SubRip, for captioning tools that only take .srt."""
+    """Iconik's WebVTT as SubRip, for captioning tools that only take .srt:
+    <b> <i> <u> kept, other tags left out, `&lt;` written as `<` (SubRip is
+    read literally)."""
     try:
         document = webvtt.from_string(text)
     except (MalformedFileError, MalformedCaptionError) as exc:
         raise Refused(f"WebVTT cannot be read: {exc}") from None
-    out = io.StringIO()
-    document.write(out, format="srt", keep_formatting=True)
-    return out.getvalue() + "\n"
+    blocks = []
+    for number, caption in enumerate(document.captions, 1):
+        start = caption.start.replace(".", ",")
+        end = caption.end.replace(".", ",")
+        text = caption_text.webvtt_to_srt_text(caption.raw_text)
+        blocks.append(f"{number}\n{start} --> {end}\n{text}\n")
+    return "\n".join(blocks)
 
 
 def timestamp(ms: int) -> str:
-    hours, rest = divmod(ms, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    seconds, millis = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
+    return caption_lines.timestamp(ms)
 
 
 # -- the steps of `read` -------------------------------------------------------
 
+_NOT_UTF8 = "this line is not UTF-8 text; save the file as UTF-8"
+_SIGNATURE = re.compile(r"WEBVTT(?:[ \t].*)?", re.DOTALL)
 
-def _read(name: TrackName, data: bytes, duration_seconds: float | None) -> Track:
-    rules = _rules(duration_seconds)
-    reading = caption_reader.Reading(name.format, rules, Cue)
-    lines = reading.lines(data)
-    try:
-        first = [line for _, line in zip(range(3), lines, strict=False)]
-        if not _looks_like(name.format, first):
-            _check_utf8(data)
-            raise Refused(*_NOT_THE_FORMAT[name.format])
-        each = itertools.chain(first, lines)
-        if name.format == "vtt":
-            caption_reader.read_vtt(reading, each)
-        else:
-            caption_reader.read_srt(reading, each)
-    except caption_lines.NotUtf8 as exc:
-        raise Refused("this line is not UTF-8 text; save the file as UTF-8", exc.line) from None
-    reading.end()
-    reading.finish()
-    problems = [p for p in (reading.unread, reading.found) if p is not None]
+
+def _read(name: TrackName, data: bytes, media: Media) -> Track:
+    _check_start(name.format, data)
+    duration = media.duration_seconds
+    offset = start_offset(media.start_timecode, media.frame_rate)
+    try:  # (read once: the first cue says whether the file counts from the timecode)
+        reading = _pass(name.format, data, duration, offset[0] if offset else 0)
+        if reading.offset and not reading.past_the_end:
+            raise caption_reader.FromZero  # within the media from zero too: as written
+    except caption_reader.FromZero:
+        reading = _pass(name.format, data, duration, 0)
+    notes: tuple[str, ...] = ()
+    if offset is not None and reading.offset:
+        notes = (f"times counted from the start timecode {offset[1]}",)
+    problems = _problems(reading, duration, offset)
+    if not problems and not len(reading.cues):
+        problems = [(1, "the file has no cues")]
     if problems:
-        line, reason = min(problems)
-        raise Refused(reason, line, more=reading.unread_count + reading.found_count - 1)
-    if not reading.cues:
-        raise Refused("the file has no cues", 1)
-    if reading.write_error is not None:  # the library could not write what it read back
-        raise Refused(f"cannot be written as WebVTT: {reading.write_error}") from None
-    return Track(name, reading.cues, reading.webvtt)
+        count = len(problems) - len(reading.problems) - len(reading.late)
+        count += reading.problem_count + reading.late_count
+        line, reason = problems[0]
+        raise Refused(reason, line, more=count - 1, problems=problems)
+    reading.cues.make = Cue
+    return Track(
+        name,
+        reading.cues,
+        reading.webvtt,
+        notes=notes + reading.notes_text(),
+        offset_ms=reading.offset,
+    )
+
+
+def _pass(
+    fmt: str, data: bytes, duration: float | None, timecode_ms: int
+) -> caption_reader.Reading:
+    limit = None if duration is None else round((duration + TOLERANCE_SECONDS) * 1000)
+    reading = caption_reader.Reading(_rules(duration), timecode_ms, limit)
+    for line in _nul_lines(data):
+        reading.problem(line, "a NUL character (byte 0) in this line: is the file text?")
+    windows = caption_lines.iter_windows(data)
+    if fmt == "vtt":
+        caption_reader.read_vtt(reading, windows)
+    else:
+        caption_srt.read_srt(reading, windows)
+    reading.finish()
+    return reading
+
+
+def _nul_lines(data: bytes) -> Iterator[int]:
+    at = data.find(b"\0")
+    found = 0
+    while at >= 0 and found < MAX_PROBLEMS:
+        found += 1
+        yield data.count(b"\n", 0, at) + 1
+        at = data.find(b"\0", data.find(b"\n", at) + 1 or len(data))
+
+
+def _check_start(fmt: str, data: bytes) -> None:
+    """The file is of the format its name says (a word for each, at line 1)."""
+    first = list(itertools.islice(caption_lines.iter_lines(data[:4096]), 40))
+    if fmt == "vtt":
+        if not first or not _SIGNATURE.fullmatch(first[0]):
+            _check_utf8(data)
+            raise Refused("a WebVTT file must start with the line WEBVTT", 1)
+        return
+    content = [line.strip() for line in first if line.strip()][:2]
+    if content and content[0].isdigit():
+        content = content[1:]
+    if not content or "-->" not in content[0]:
+        _check_utf8(data)
+        raise Refused(
+            "not a SubRip file: it must start with a cue number, then a timing line "
+            "such as 00:00:01,000 --> 00:00:02,500",
+            1,
+        )
 
 
 def _check_utf8(data: bytes) -> None:
-    try:
-        for _ in caption_lines.iter_lines(data):
-            pass
-    except caption_lines.NotUtf8 as exc:
-        raise Refused("this line is not UTF-8 text; save the file as UTF-8", exc.line) from None
+    for _ in caption_lines.iter_windows(data):
+        pass
 
 
-def _looks_like(fmt: str, first: list[str]) -> bool:
-    """webvtt-py's is_valid_content, on the first three lines it reads."""
-    if fmt == "vtt":
-        return bool(first and first[0].startswith("WEBVTT"))
-    return len(first) >= 3 and first[0].isdigit() and "-->" in first[1]
+def _problems(
+    reading: caption_reader.Reading, duration: float | None, offset: tuple[int, str] | None
+) -> list[tuple[int | None, str]]:
+    """Every problem in line order, cues past the media's end told with a
+    hint when the media has a start timecode."""
+    late: list[tuple[int | None, str]] = []
+    if reading.late:
+        end_ms = round((duration or 0) * 1000)
+        hint = ""
+        if offset is not None:
+            offset_ms, written = offset
+            hint = (
+                f"; the video's start timecode is {written}: a file timed from it must "
+                f"have every cue start between {timestamp(offset_ms)} and "
+                f"{timestamp(offset_ms + end_ms)}"
+            )
+        late = [
+            (
+                line,
+                f"the cue starts ({timestamp(start)}) after the end of the video "
+                f"({timestamp(end_ms)}){hint}",
+            )
+            for line, start in reading.late
+        ]
+    found: list[tuple[int | None, str]] = [*reading.problems, *late]
+    found.sort(key=lambda problem: problem[0] or 0)
+    return found[:MAX_PROBLEMS]
 
 
-_NOT_THE_FORMAT = {
-    "vtt": ("a WebVTT file must start with the line WEBVTT", 1),
-    "srt": (
-        "not a SubRip file: it must start with a cue number, then a timing line "
-        "such as 00:00:01,000 --> 00:00:02,500",
-        1,
-    ),
-}
-
-
-Rules = Callable[[int, int, int, "tuple[int, int] | None"], list[tuple[int, str]]]
-
-
-def _rules(duration_seconds: float | None) -> Rules:
-    """The problems of a cue (start, end, its line), given (start, line) of the one above."""
-    limit_ms, end_of_media = None, ""
+def _rules(duration_seconds: float | None) -> caption_reader.Rules:
+    """The problems of a cue (start, end, its line); it remembers the cue above."""
+    limit_ms = None
     if duration_seconds is not None:
         limit_ms = round((duration_seconds + TOLERANCE_SECONDS) * 1000)
-        end_of_media = timestamp(round(duration_seconds * 1000))
+    previous = [-1, 0]  # start, line
 
-    def problems(
-        start_ms: int, end_ms: int, line: int, previous: tuple[int, int] | None
-    ) -> list[tuple[int, str]]:
-        found: list[tuple[int, str]] = []
-        if end_ms < start_ms:
-            ends, starts = timestamp(end_ms), timestamp(start_ms)
-            found.append((line, f"the cue ends ({ends}) before it starts ({starts})"))
-        if previous is not None and start_ms < previous[0]:
+    def problems(start_ms: int, end_ms: int, line: int) -> list[tuple[int, str | None]]:
+        found: list[tuple[int, str | None]] = []
+        if end_ms <= start_ms:
+            starts, ends = timestamp(start_ms), timestamp(end_ms)
+            found.append(
+                (line, f"the cue ends ({ends}) before it starts ({starts})")
+                if end_ms < start_ms
+                else (
+                    line,
+                    f"the cue ends when it starts ({starts}): it would never be shown; "
+                    "give it a duration, or remove it",
+                )
+            )
+        if start_ms < previous[0]:
             found.append(
                 (
                     line,
@@ -252,13 +334,8 @@ def _rules(duration_seconds: float | None) -> Rules:
                 )
             )
         if limit_ms is not None and start_ms > limit_ms:
-            found.append(
-                (
-                    line,
-                    f"the cue starts ({timestamp(start_ms)}) after the end of the video "
-                    f"({end_of_media})",
-                )
-            )
+            found.append((line, None))
+        previous[0], previous[1] = start_ms, line
         return found
 
     return problems

@@ -113,10 +113,10 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
         )
 
     # 2. check and convert (a long file takes a moment: off the event loop)
-    duration = manifest["asset"].get("duration_seconds")  # a number or None (readback)
+    media = captions.Media.of(manifest["asset"])  # duration, start timecode, frame rate
     filename = path.rsplit("/", 1)[-1]
     try:
-        track = await anyio.to_thread.run_sync(captions.read, filename, data, duration)
+        track = await anyio.to_thread.run_sync(captions.read, filename, data, media)
     except captions.Refused as refused:
         raise TaskFailed(f"{path}{_REFUSED}{refused}; fix the file and save it again") from None
     except (MemoryError, RecursionError):  # failed, not retried: no crash loop

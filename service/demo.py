@@ -1,10 +1,14 @@
 """`caption-bridge demo`: the whole product on one machine, in a few seconds.
 
 Starts the Iconik simulator and the service (receiver and worker) on free
-loopback ports, with the embedded defaults (bundles in ./bundles, the
-SQLite queue in ./data), sends a signed "Send to Captioning" for the seeded
-assets, waits for the worker, and prints each bundle. Exits non-zero if any
-asset failed.
+loopback ports, sends a signed "Send to Captioning" for the seeded assets,
+waits for the worker, and prints each bundle. Exits non-zero if any asset
+failed.
+
+Safe by default: bundles and queue go to a new temporary folder, whatever
+STORAGE_URL, QUEUE_URL or `.env` say (they may name a production share and
+queue); only `--storage-url` and `--queue-url` choose otherwise. It says
+where it writes, and keeps the folder so the bundles can be opened.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
@@ -32,11 +39,46 @@ from service.worker import background
 DEMO_APP_ID = "demo-app-id"
 
 
-async def run_demo(base: Settings, out: TextIO = sys.stdout, max_wait: float = 120) -> int:
+@dataclass(frozen=True)
+class DemoPlaces:
+    """Where the demo writes: the flags given, else a fresh temporary folder."""
+
+    storage_url: str
+    queue_url: str
+    temporary: Path | None  # the folder made for this run, if any
+
+    @classmethod
+    def choose(cls, storage_url: str | None, queue_url: str | None) -> DemoPlaces:
+        if storage_url and queue_url:
+            return cls(storage_url, queue_url, None)
+        folder = Path(tempfile.mkdtemp(prefix="caption-bridge-demo-"))
+        return cls(
+            storage_url or str(folder / "bundles"),
+            queue_url or f"sqlite:///{folder / 'queue.db'}",
+            folder,
+        )
+
+    def describe(self) -> str:
+        from service.queue import describe_queue_url
+
+        where = f"bundles in {self.storage_url}, queue {describe_queue_url(self.queue_url)}"
+        if self.temporary is None:
+            return f"demo: {where} (as given)"
+        return (
+            f"demo: {where}: a new temporary folder, kept so you can open the bundles "
+            f"(remove {self.temporary} when done; --storage-url and --queue-url choose "
+            "other places; STORAGE_URL and QUEUE_URL are not used)"
+        )
+
+
+async def run_demo(base: Settings, out: TextIO | None = None, max_wait: float = 120) -> int:
+    out = out or sys.stdout  # the one in place now, not at import
     token = secrets.token_urlsafe(16)
     secret = secrets.token_urlsafe(24)
     simulator = Simulator(DEMO_APP_ID, token)
     seeded = simulator.seed()
+    user_token = secrets.token_urlsafe(12)  # the clicking user's, as Iconik sends it
+    simulator.add_user(user_token, "demo editor")
 
     sim_ready, app_ready = AsyncReady(), AsyncReady()
     sim_server = Server(
@@ -83,7 +125,9 @@ async def run_demo(base: Settings, out: TextIO = sys.stdout, max_wait: float = 1
             if not (sim_server.started and app_server.started):
                 print("demo: a server did not start; see the log above", file=out)
                 return 1
-            result = await _click_and_wait(app_url, secret, token, seeded.all, out, max_wait)
+            result = await _click_and_wait(
+                app_url, secret, token, user_token, seeded.all, out, max_wait
+            )
         finally:
             sim_server.should_exit = app_server.should_exit = True
     if result is None:
@@ -97,7 +141,13 @@ async def run_demo(base: Settings, out: TextIO = sys.stdout, max_wait: float = 1
 
 
 async def _click_and_wait(
-    app_url: str, secret: str, token: str, asset_ids: list[str], out: TextIO, max_wait: float
+    app_url: str,
+    secret: str,
+    token: str,
+    user_token: str,
+    asset_ids: list[str],
+    out: TextIO,
+    max_wait: float,
 ) -> dict[str, Any] | None:
     action = {
         "user_id": "00000000-0000-4000-8000-00000000d3e0",
@@ -114,7 +164,7 @@ async def _click_and_wait(
             "notes": {"field_values": [{"value": "Speaker names in CAPS, please."}]},
         },
         "date_created": datetime.now(UTC).replace(tzinfo=None).isoformat(),
-        "auth_token": secrets.token_urlsafe(12),
+        "auth_token": user_token,
     }
     body = json.dumps(action, separators=(",", ":")).encode()
     headers = {"X-Iconik-Signature": auth.sign(secret.encode(), body)}

@@ -12,11 +12,13 @@ only when the bundle does not already hold that media.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from service import bundle
 from service.iconik import IconikClient, NotFound, ResponseTooLarge
+from service.iconik_paths import checked_download_url
 from service.logging import get_logger
 from service.queue import Task
 from service.tasks import ProxyNotReady, TaskContext, TaskFailed
@@ -31,6 +33,7 @@ log = get_logger("service.build")
 # made from it and for the preview page, which embeds it), at most
 # MAX_CAPTION_BYTES of it: this bounds what one build holds.
 MAX_TRACKS_PER_ASSET = 100
+_LANGUAGE_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,11 @@ class AssetSnapshot:
         for caption in self.captions:
             paths += [caption.path, caption.srt_path]
         return paths
+
+
+def usable_language(language: str) -> bool:
+    """A language code that can be a path segment ("en", "pt-BR", "zh_Hant")."""
+    return _LANGUAGE_CODE.fullmatch(language) is not None
 
 
 def pick_proxy(proxies: list[dict[str, Any]], max_height: int) -> dict[str, Any] | None:
@@ -151,14 +159,19 @@ async def gather(ctx: TaskContext, task: Task, asset_id: str) -> AssetSnapshot:
     }
     captions = [
         CaptionSource(
-            s.get("language") or "und",
+            str(s.get("language") or "und"),
             bool(s.get("closed_captions")),
             srt_by_format.get(s.get("format_id") or ""),
         )
         for s in subtitles
     ]
+    # A language becomes a segment of the track's path: one that could steer
+    # it (a "/", "..", a space) leaves that track out, not the whole bundle.
+    unusable = "Iconik's language code of the track cannot be part of an Iconik path"
+    skipped = [c.skipped(unusable) for c in captions if not usable_language(c.language)]
+    captions = [c for c in captions if usable_language(c.language)]
     over = f"more than MAX_TRACKS_PER_ASSET ({MAX_TRACKS_PER_ASSET}) tracks on the asset"
-    skipped = [c.skipped(over) for c in captions[MAX_TRACKS_PER_ASSET:]]
+    skipped += [c.skipped(over) for c in captions[MAX_TRACKS_PER_ASSET:]]
     return AssetSnapshot(
         asset,
         media,
@@ -239,6 +252,7 @@ async def read_track(
     if caption.srt is None:
         return vtt, None
     url = caption.srt.get("url") or await iconik.file_download_url(asset_id, caption.srt["id"])
+    url = checked_download_url(url, f"the .srt file of {name}")  # from Iconik: http(s) only
     try:
         srt = await iconik.read_capped(url, limit=limit, what=f"the .srt file of {name}")
     except ResponseTooLarge as exc:

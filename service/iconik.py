@@ -14,6 +14,13 @@ Downloads go through a second, blocking client (`httpx2.Client`): their
 bodies are read by a thread of their own (service/transfer.py), opening
 them (hop by hop, as above) costs a worker thread per request.
 
+Nothing reaches a URL unchecked (service/iconik_paths.py): ids must be
+Iconik ids, API paths words and ids, download URLs http(s) to a host.
+
+`for_user(token)` is the same client reading with the clicking user's
+token (service/expand.py): the same connections and rate limiter, GETs and
+the search only, and that user's 401/403 told apart from the application's.
+
 `transport` is the seam for tests: pass `httpx2.MockTransport` (both kinds
 of client use it) for unit tests of one function; the end-to-end tests
 point `base_url` at the simulator instead.
@@ -21,6 +28,7 @@ point `base_url` at the simulator instead.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -28,6 +36,8 @@ from typing import Any
 
 import anyio.to_thread
 import httpx2
+
+from service.iconik_endpoints import IconikEndpoints
 
 # The errors have their own module (service.transfer raises some too);
 # callers keep importing them from here, hence `X as X`.
@@ -37,7 +47,12 @@ from service.iconik_errors import DownloadInterrupted as DownloadInterrupted
 from service.iconik_errors import IconikError as IconikError
 from service.iconik_errors import IconikUnavailable as IconikUnavailable
 from service.iconik_errors import NotFound as NotFound
+from service.iconik_errors import NotPermitted as NotPermitted
 from service.iconik_errors import SignedUrlRefused as SignedUrlRefused
+from service.iconik_errors import UnusableId as UnusableId
+from service.iconik_errors import UnusableUrl as UnusableUrl
+from service.iconik_errors import UserTokenRefused as UserTokenRefused
+from service.iconik_paths import checked_download_url, checked_path
 from service.json_stream import JsonStream
 from service.logging import get_logger
 from service.ratelimit import RateLimiter as RateLimiter
@@ -55,6 +70,8 @@ from service.transfer import (
 log = get_logger("service.iconik")
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# What a `for_user` view may send besides GETs: the search, a read.
+_USER_CALLS = frozenset({("POST", "/API/search/v1/search/")})
 MAX_REDIRECTS = 5
 
 
@@ -86,7 +103,7 @@ def _retry_after(response: httpx2.Response) -> float | None:
         return None
 
 
-class IconikClient:
+class IconikClient(IconikEndpoints):
     def __init__(
         self,
         base_url: str,
@@ -120,8 +137,23 @@ class IconikClient:
         }
         self._http = httpx2.AsyncClient(**options)
         self._downloads = httpx2.Client(**options)
+        self._user_token: str | None = None  # set on a `for_user` view only
+
+    def for_user(self, token: str) -> IconikClient:
+        """This client, reading with the clicking user's token instead of the application's.
+
+        Shares the connections and the rate limiter (closing it closes
+        nothing); makes GETs and searches only; a 401 is `UserTokenRefused`
+        and a 403 `NotPermitted`, never "check ICONIK_AUTH_TOKEN".
+        """
+        view = copy.copy(self)
+        view._auth = {**self._auth, "Auth-Token": token}
+        view._user_token = token
+        return view
 
     async def aclose(self) -> None:
+        if self._user_token is not None:
+            return  # a view: the pools are its parent's
         await self._http.aclose()
         self._downloads.close()
         close_budget = getattr(self.limiter.budget, "aclose", None)
@@ -136,10 +168,20 @@ class IconikClient:
 
     # -- transport ---------------------------------------------------------
 
-    def _url(self, path_or_url: str) -> str:
+    def _api_url(self, path_or_url: str) -> str:
+        """The URL of an API call: an /API/ path (or a URL on Iconik's own origin, as a
+        `next_url` may be), checked segment by segment."""
         if path_or_url.startswith(("http://", "https://")):
-            return path_or_url
-        return self.base_url + path_or_url
+            url = httpx2.URL(path_or_url)
+            if origin(url) != self._origin:
+                raise UnusableId(
+                    "refusing an Iconik API call to another origin than ICONIK_URL's; "
+                    "nothing was asked of it"
+                )
+            path = url.raw_path.decode("ascii", "replace")
+        else:
+            path = path_or_url
+        return self.base_url + checked_path(path)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -151,7 +193,10 @@ class IconikClient:
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
     ) -> httpx2.Response:
         """One API call, rate-limited and retried; raises on anything but 2xx."""
-        response, _ = await self._send(method, self._url(path), params, json, limited=True)
+        user_write = method != "GET" and (method, path) not in _USER_CALLS
+        if self._user_token is not None and user_write:
+            raise UnusableId(f"the clicking user's token is for reads only, not {method}")
+        response, _ = await self._send(method, self._api_url(path), params, json, limited=True)
         return response
 
     async def _send(
@@ -188,7 +233,7 @@ class IconikClient:
                     return response, hop
                 await close(response)
                 if hop.iconik:
-                    self._raise_for_final(hop.target, response)
+                    self._raise_for_final(hop.target, response, self._user_token)
                 elif response.status_code not in _RETRY_STATUSES:
                     raise SignedUrlRefused(
                         f"signed storage URL expired or refused (HTTP {response.status_code}) "
@@ -273,8 +318,12 @@ class IconikClient:
         )
 
     @staticmethod
-    def _raise_for_final(where: str, response: httpx2.Response) -> None:
+    def _raise_for_final(where: str, response: httpx2.Response, user_token: str | None) -> None:
         status = response.status_code
+        if user_token is not None and status == 401:
+            raise UserTokenRefused(f"{where}: Iconik refused the clicking user's token (401)")
+        if user_token is not None and status == 403:
+            raise NotPermitted(f"{where}: the clicking user may not read this (403)")
         if status in (401, 403):
             raise CredentialsRejected(
                 f"{where}: Iconik answered {status}; check ICONIK_APP_ID and "
@@ -287,6 +336,8 @@ class IconikClient:
                 excerpt = response.text[:300]
             except httpx2.ResponseNotRead:  # a streamed download we did not read
                 excerpt = ""
+            if user_token:  # an answer may quote the request; never the user's token
+                excerpt = excerpt.replace(user_token, "[redacted]")
             raise BadResponse(f"{where}: Iconik answered {status}: {excerpt}")
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -338,7 +389,8 @@ class IconikClient:
         is retried as a whole (with a fresh signed URL). The body's reader has
         ended before this closes the response (`write_body` waits for it).
         """
-        response, hop = await self._send("GET", self._url(url), stream=True, what=what)
+        url = checked_download_url(url, what)
+        response, hop = await self._send("GET", url, stream=True, what=what)
         try:
             yield Download(
                 response,
@@ -360,7 +412,10 @@ class IconikClient:
         chunk on its way. Raises `ResponseTooLarge`; `api` spends a rate-limit
         token per hop to Iconik, as an API call does.
         """
-        response, hop = await self._send("GET", self._url(url), stream=True, limited=api, what=what)
+        # An API path (a track) is checked as one; a URL Iconik gave must be http(s).
+        relative = api or url.startswith("/")
+        url = self._api_url(url) if relative else checked_download_url(url, what)
+        response, hop = await self._send("GET", url, stream=True, limited=api, what=what)
         try:
             download = Download(
                 response,
@@ -382,86 +437,3 @@ class IconikClient:
             return bytes(body)
         finally:
             await close(response)  # unread, the connection is closed, not drained
-
-    # -- the API, by what the worker needs ------------------------------------
-
-    async def get_asset(self, asset_id: str) -> dict[str, Any]:
-        return await self.get_json(f"/API/assets/v1/assets/{asset_id}/")
-
-    async def list_proxies(self, asset_id: str) -> list[dict[str, Any]]:
-        params = {"generate_signed_url": "true", "content_disposition": "attachment"}
-        path = f"/API/files/v1/assets/{asset_id}/proxies/"
-        return [p async for p in self.paginate(path, params, cursor=True)]
-
-    async def proxy_download_url(self, asset_id: str, proxy_id: str) -> str:
-        body = await self.get_json(
-            f"/API/files/v1/assets/{asset_id}/proxies/{proxy_id}/download_url/"
-        )
-        return _url_of(body, f"proxy {proxy_id} of asset {asset_id}")
-
-    async def list_files(self, asset_id: str) -> list[dict[str, Any]]:
-        params = {"generate_signed_url": "true", "content_disposition": "attachment"}
-        path = f"/API/files/v1/assets/{asset_id}/files/"
-        return [f async for f in self.paginate(path, params, cursor=True)]
-
-    async def file_download_url(self, asset_id: str, file_id: str) -> str:
-        body = await self.get_json(f"/API/files/v1/assets/{asset_id}/files/{file_id}/download_url/")
-        return _url_of(body, f"file {file_id} of asset {asset_id}")
-
-    async def list_subtitles(self, asset_id: str) -> list[dict[str, Any]]:
-        path = f"/API/files/v1/assets/{asset_id}/subtitles/"
-        return [s async for s in self.paginate(path, cursor=True)]
-
-    def subtitle_path(self, asset_id: str, language: str, closed_captions: bool) -> str:
-        cc = "cc/" if closed_captions else ""
-        return f"/API/files/v1/assets/{asset_id}/subtitles/{language}/{cc}webvtt/"
-
-    async def metadata_view(self, asset_id: str, view_id: str) -> dict[str, Any]:
-        return await self.get_json(f"/API/metadata/v1/assets/{asset_id}/views/{view_id}/")
-
-    async def collection_contents(self, collection_id: str) -> AsyncIterator[dict[str, Any]]:
-        path = f"/API/assets/v1/collections/{collection_id}/contents/"
-        async for item in self.paginate(path):
-            yield item
-
-    # Writing a caption track (service/deliver.py): its format, then the subtitle.
-
-    async def create_format(self, asset_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        path = f"/API/files/v1/assets/{asset_id}/formats/"
-        return _object_of(await self.request("POST", path, json=body), f"POST {path}")
-
-    async def create_subtitle(
-        self, asset_id: str, body: dict[str, Any] | JsonStream
-    ) -> dict[str, Any]:
-        path = f"/API/files/v1/assets/{asset_id}/subtitles/"
-        return _object_of(await self.request("POST", path, json=body), f"POST {path}")
-
-    async def update_subtitle(
-        self, asset_id: str, subtitle_id: str, body: dict[str, Any] | JsonStream
-    ) -> dict[str, Any]:
-        path = f"/API/files/v1/assets/{asset_id}/subtitles/{subtitle_id}/"
-        return _object_of(await self.request("PUT", path, json=body), f"PUT {path}")
-
-    async def create_job(self, job: dict[str, Any]) -> dict[str, Any]:
-        response = await self.request("POST", "/API/jobs/v1/jobs/", json=job)
-        return response.json()
-
-    async def update_job(self, job_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        response = await self.request("PATCH", f"/API/jobs/v1/jobs/{job_id}/", json=changes)
-        return response.json()
-
-
-def _object_of(response: httpx2.Response, what: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict) or not body.get("id"):
-        raise BadResponse(f"{what}: Iconik's answer has no id")
-    return body
-
-
-def _url_of(body: Any, what: str) -> str:
-    if isinstance(body, dict) and isinstance(body.get("url"), str) and body["url"]:
-        return body["url"]
-    raise BadResponse(f"Iconik gave no download URL for {what}")

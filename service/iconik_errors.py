@@ -7,6 +7,8 @@ and never quotes a credential or a signed URL's query (its signature).
 
 from __future__ import annotations
 
+from service.tasks import TaskFailed
+
 
 class IconikError(Exception):
     """Base of everything this client raises."""
@@ -38,3 +40,24 @@ class SignedUrlRefused(IconikError):
 
 class DownloadInterrupted(IconikError):
     """The body stopped part-way (connection lost, short body, read timeout); retry."""
+
+
+class UserTokenRefused(CredentialsRejected):
+    """401 to a call made with the clicking user's token: expired or revoked."""
+
+
+class NotPermitted(IconikError):
+    """403 to a call made with the clicking user's token: that user may not read it."""
+
+
+class UnusableId(TaskFailed, IconikError):
+    """An id (from a payload or from Iconik) or a path that must not become part of a URL.
+
+    A `TaskFailed`: retrying cannot make it usable, so the task fails at once
+    with this reason. An `IconikError` too, so the best-effort callers that
+    catch those (job reports) catch it as well.
+    """
+
+
+class UnusableUrl(TaskFailed, IconikError):
+    """Iconik gave a download URL that is not http(s) to a host (file:, data:, a bare path)."""

@@ -11,6 +11,7 @@ same as before; only what it costs changed (bench/ack.py measures it).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -23,9 +24,11 @@ from service import auth, payloads
 from service.ids import new_id
 from service.logging import get_logger
 from service.queue import EVENT, Delivery, Enqueued, NewTask, QueueFull, QueueUnavailable
+from service.user_token import TokenSeal
 
 if TYPE_CHECKING:
     from service.app import Services
+    from service.settings import Settings
 
 log = get_logger("service.app")
 
@@ -206,9 +209,30 @@ async def _answer(
 
 
 def accept_custom_action(body: bytes, fields: dict[str, Any]) -> Delivery:
+    """A click, stored without the user's token (CLICK_RIGHTS=application)."""
     action = payloads.parse_custom_action(body)
     fields["context"], fields["action_id"] = action.context, action.action_id
     return _delivery("custom_action", body, action, NewTask("expand"))
+
+
+def custom_action_intake(settings: Settings) -> Accept:
+    """How clicks are accepted under `settings`: with CLICK_RIGHTS=user, the
+    clicking user's token is sealed and stored beside the payload for the
+    expand task (service/user_token.py); otherwise it is not kept at all."""
+    if settings.click_rights != "user":
+        return accept_custom_action
+    seal = TokenSeal.from_settings(settings)
+
+    def accept(body: bytes, fields: dict[str, Any]) -> Delivery:
+        action = payloads.parse_custom_action(body)
+        fields["context"], fields["action_id"] = action.context, action.action_id
+        delivery = _delivery("custom_action", body, action, NewTask("expand"))
+        token = action.auth_token.get_secret_value() if action.auth_token else ""
+        if not token:  # the expand task fails, saying so
+            return delivery
+        return dataclasses.replace(delivery, user_token=seal.seal(token))
+
+    return accept
 
 
 def accept_webhook(body: bytes, fields: dict[str, Any]) -> Delivery | None:
@@ -222,7 +246,8 @@ def accept_webhook(body: bytes, fields: dict[str, Any]) -> Delivery | None:
     action = webhook.action()
     if action is None:
         return None
-    return _delivery("webhook", body, webhook, NewTask(action.value, webhook.asset_id))
+    asset_id = webhook.asset_id.lower() if webhook.asset_id else None  # an Iconik id (checked)
+    return _delivery("webhook", body, webhook, NewTask(action.value, asset_id))
 
 
 def _delivery(kind: str, body: bytes, parsed: BaseModel, first_task: NewTask) -> Delivery:

@@ -3,9 +3,17 @@
 Parsing is lenient where Iconik is loose (unknown fields are ignored,
 `metadata_values` and the id lists may be null, `date_created` may lack a
 time zone) and strict only where the worker would otherwise have nothing to
-act on. The custom action's `auth_token` is a user token Iconik hands out;
-the service never uses it, so it is kept as a SecretStr, out of every repr,
-and stripped before anything is stored.
+act on, or where a value would become part of an Iconik path: every id the
+service may put in a URL (asset, collection and saved-search ids, a
+webhook's asset) must be an Iconik id (service/ids.py says which forms), and
+ids are given back in lower case. The other ids of a click (user, action,
+domain, metadata view) go into project.json only, and are checked the same
+way when present, so nothing of that shape ever reaches a bundle.
+
+The custom action's `auth_token` is the clicking user's Iconik token: it is
+kept as a SecretStr, out of every repr and error message, and never part of
+the stored payload (`storable` leaves it out); intake seals it on its own
+(service/user_token.py) for the expand task, which reads with it.
 """
 
 from __future__ import annotations
@@ -13,17 +21,20 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
+    StringConstraints,
     ValidationError,
     field_validator,
 )
 from pydantic_core import PydanticSerializationError
+
+from service.ids import ICONIK_ID_PATTERN, describe, is_iconik_id
 
 
 class PayloadError(ValueError):
@@ -41,6 +52,12 @@ def _none_to_empty_list(value: object) -> object:
     return [] if value is None else value
 
 
+# An Iconik id (service/ids.py), checked by pydantic's own (Rust) pattern
+# match on the hot path; `_describe` words its refusal. In Rust's regex `$`
+# is the end of the text: a final newline does not pass.
+IconikId = Annotated[str, StringConstraints(pattern=ICONIK_ID_PATTERN, to_lower=True)]
+
+
 def _assume_utc(value: datetime | None) -> datetime | None:
     # Iconik sometimes sends "2026-11-20T10:00:00.123456" with no offset; it is UTC.
     if value is not None and value.tzinfo is None:
@@ -52,13 +69,13 @@ class CustomAction(_IconikModel):
     """A custom-action POST ("Send to Captioning" clicked)."""
 
     context: str = Field(min_length=1)
-    action_id: str | None = None
-    user_id: str | None = None
-    system_domain_id: str | None = None
-    asset_ids: list[str] = Field(default_factory=list)
-    collection_ids: list[str] = Field(default_factory=list)
-    saved_search_ids: list[str] = Field(default_factory=list)
-    metadata_view_id: str | None = None
+    action_id: IconikId | None = None
+    user_id: IconikId | None = None
+    system_domain_id: IconikId | None = None
+    asset_ids: list[IconikId] = Field(default_factory=list)
+    collection_ids: list[IconikId] = Field(default_factory=list)
+    saved_search_ids: list[IconikId] = Field(default_factory=list)
+    metadata_view_id: IconikId | None = None
     metadata_values: dict[str, Any] | None = None
     date_created: datetime | None = None
     auth_token: SecretStr | None = Field(default=None, repr=False, exclude=True)
@@ -140,9 +157,13 @@ def _describe(exc: ValidationError) -> str:
     # Only field names and pydantic's message: never the input values, which
     # could include the auth_token.
     parts = []
-    for error in exc.errors(include_input=False, include_url=False):
+    for error in exc.errors(include_url=False):
         where = ".".join(str(p) for p in error["loc"]) or "body"
-        parts.append(f"{where}: {error['msg']}")
+        if error["type"] == "string_pattern_mismatch":  # only ids have a pattern
+            # What is wrong with it, described, never quoted.
+            parts.append(f"{where}: not an Iconik id (a UUID): {describe(error['input'])}")
+        else:
+            parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
 
 
@@ -167,7 +188,16 @@ def parse_custom_action(body: bytes) -> CustomAction:
 
 
 def parse_webhook(body: bytes) -> Webhook:
-    return _parse(Webhook, body, "webhook")
+    webhook = _parse(Webhook, body, "webhook")
+    # Only an event the service acts on puts its asset id in a path; others
+    # are ignored whatever their ids look like.
+    if webhook.action() is not None and not is_iconik_id(webhook.asset_id):
+        where = "object_id" if webhook.asset_id == webhook.object_id else "data.asset_id"
+        raise PayloadError(
+            f"not an Iconik webhook: {where} is not an Iconik id (a UUID): "
+            f"{describe(webhook.asset_id)}"
+        )
+    return webhook
 
 
 def storable(model: BaseModel) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio
 
-from service import leases
+from service import leases, startup
 from service.logging import get_logger
 from service.queue import Queue, QueueUnavailable
 from service.storage import Storage, StorageError
@@ -108,6 +108,7 @@ def filled_in_background(storage: Storage, retry_every: float = 30.0) -> Any:
                     await anyio.sleep(retry_every)
 
         async with anyio.create_task_group() as group:
+            startup.check_in_background(group, services, storage)  # no Iconik: no worker here
             group.start_soon(fill)
             yield
             group.cancel_scope.cancel()

@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.ids import iconik_id
+from service.user_token import check_key
+
 
 class SettingsError(Exception):
     """The configuration cannot be used; the message names the variable."""
@@ -69,10 +72,33 @@ class Settings(BaseSettings):
     deliver_scan_seconds: float = Field(default=60, ge=0)
     # The largest caption file read: a track from Iconik, or one in deliver/.
     max_caption_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    # Whose Iconik rights a click acts with: "user" (the clicking user's, from
+    # the custom action's auth_token) or "application" (ICONIK_AUTH_TOKEN's
+    # wider view). service/expand.py.
+    click_rights: Literal["user", "application"] = "user"
+    # Fernet keys sealing that token in the queue, the first current; unset:
+    # derived from WEBHOOK_SECRETS and BEARER_TOKENS (service/user_token.py).
+    user_token_keys: SecretList = Field(default_factory=list)
+    # How long the queue keeps finished requests (their tasks and payloads);
+    # 0 keeps them forever (service/queue/retention.py).
+    retention_days: float = Field(default=90, ge=0)
 
     _split = field_validator(
-        "webhook_secrets", "bearer_tokens", "metadata_view_ids", mode="before"
+        "webhook_secrets", "bearer_tokens", "metadata_view_ids", "user_token_keys", mode="before"
     )(_split_commas)
+
+    @field_validator("metadata_view_ids")
+    @classmethod
+    def _view_ids_are_iconik_ids(cls, value: list[str]) -> list[str]:
+        # Each becomes a segment of an Iconik path.
+        return [iconik_id(view_id, f"{view_id[:40]!r}") for view_id in value]
+
+    @field_validator("user_token_keys")
+    @classmethod
+    def _keys_are_fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            check_key(key.get_secret_value())
+        return value
 
     @field_validator("iconik_url")
     @classmethod
@@ -107,9 +133,7 @@ class Settings(BaseSettings):
                 raise ValueError("must look like sqlite:///relative/path.db or sqlite:////abs.db")
         elif parts.scheme in ("postgresql", "postgres"):
             if not parts.hostname or parts.path in ("", "/"):
-                raise ValueError(
-                    "must look like postgresql://user:password@host:5432/database"
-                )
+                raise ValueError("must look like postgresql://user:password@host:5432/database")
         else:
             raise ValueError(
                 "must be sqlite:///<path> (one machine) or "
@@ -150,16 +174,38 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redactor."""
-        values = [s.get_secret_value() for s in (*self.webhook_secrets, *self.bearer_tokens)]
+        values = [
+            s.get_secret_value()
+            for s in (*self.webhook_secrets, *self.bearer_tokens, *self.user_token_keys)
+        ]
         if self.iconik_auth_token is not None:
             values.append(self.iconik_auth_token.get_secret_value())
         return [v for v in values if v]
 
 
-def load_settings(**overrides: object) -> Settings:
+class QueueSettings(BaseSettings):
+    """What read-only commands (`caption-bridge status`) read: where the
+    queue is, and nothing a receiver or a worker needs."""
+
+    model_config = Settings.model_config
+
+    queue_url: str = Settings.model_fields["queue_url"].default
+    _queue_url_is_known = field_validator("queue_url")(
+        classmethod(Settings._queue_url_is_known.__func__)  # type: ignore[attr-defined]
+    )
+
+
+def load_queue_settings() -> QueueSettings:
+    """QUEUE_URL from the environment (and `.env`), or a SettingsError."""
+    return load_settings(settings_class=QueueSettings)  # type: ignore[return-value]
+
+
+def load_settings(
+    settings_class: type[BaseSettings] = Settings, **overrides: object
+) -> Settings:
     """Settings from the environment, or a SettingsError naming each bad variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return settings_class(**overrides)  # type: ignore[return-value]
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

@@ -33,6 +33,7 @@ from starlette.routing import Route
 from service.simulator_seed import SeedData, Seeded, _srt, _uuid, _vtt, sample_video
 from service.simulator_storage import Blob, DownloadGate, SignedStorage, served
 from service.simulator_tracks import TrackWrites
+from service.simulator_users import SimUser, UserRights
 
 # Re-exported: tests and the benches build simulators from these.
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "DownloadGate",
     "Seeded",
     "SimAsset",
+    "SimUser",
     "Simulator",
     "_srt",
     "_vtt",
@@ -70,7 +72,7 @@ class SimAsset:
 ICONIK_LIMITS = ((50, 1.0), (1000, 20.0))
 
 
-class Simulator(TrackWrites, SignedStorage, SeedData):
+class Simulator(UserRights, TrackWrites, SignedStorage, SeedData):
     def __init__(
         self,
         app_id: str,
@@ -107,6 +109,7 @@ class Simulator(TrackWrites, SignedStorage, SeedData):
         self.retry_after = "0"  # the Retry-After of 429s injected by fail_next
         self.echo_credentials = False  # injected faults quote the request's Auth-Token
         self._lock = threading.Lock()
+        self._init_users()  # tokens of users, and what each may not read
 
     # -- state changes (for tests and the demo) ----------------------------
 
@@ -275,6 +278,7 @@ class Simulator(TrackWrites, SignedStorage, SeedData):
             ),
             Route("/storage/{key:path}", self._storage, methods=["GET"]),
             *self.track_routes(),
+            *self.user_routes(),
         ]
         return Starlette(routes=routes)
 
@@ -305,11 +309,10 @@ class Simulator(TrackWrites, SignedStorage, SeedData):
                 if wait is not None:
                     self.throttled += 1
                     return _errors(429, "Rate limit exceeded", {"Retry-After": str(wait)})
-            if (
-                request.headers.get("app-id") != self.app_id
-                or request.headers.get("auth-token") != self.auth_token
-            ):
+            caller = self.caller(request)  # the application, a user, or None
+            if request.headers.get("app-id") != self.app_id or caller is None:
                 return _errors(401, "Token is invalid")
+            self.calls_by.append((request.method, path, caller))
             return await handler(request)
 
         return wrapped
@@ -343,6 +346,8 @@ class Simulator(TrackWrites, SignedStorage, SeedData):
     def _asset(self, request: Request) -> SimAsset | None:
         sim = self.assets.get(request.path_params["asset_id"])
         if sim is None or sim.asset["status"] == "DELETED":
+            return None
+        if not self.may_read(request, sim.asset["id"]):  # to that user, it is not there
             return None
         return sim
 
@@ -422,13 +427,13 @@ class Simulator(TrackWrites, SignedStorage, SeedData):
         collection_id = request.path_params["collection_id"]
         if collection_id not in self.collections:
             return _errors(404, "Collection does not exist")
-        return _numbered_page(request, self.collections[collection_id])
+        return _numbered_page(request, self.readable(request, self.collections[collection_id]))
 
     async def _saved_search(self, request: Request) -> Response:
         search_id = request.path_params["search_id"]
         if search_id not in self.saved_searches:
             return _errors(404, "Saved search does not exist")
-        items = self.saved_searches[search_id]
+        items = self.readable(request, self.saved_searches[search_id])
         if request.query_params.get("include_results") != "true":
             items = []
         return _numbered_page(request, items, {"id": search_id, "name": f"search {search_id}"})

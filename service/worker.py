@@ -21,13 +21,13 @@ from typing import Any
 import anyio
 import structlog
 
-from service import build, deliver, expand
+from service import build, deliver, expand, startup
 from service.deliver_scan import DeliverScan
 from service.iconik import IconikClient, IconikError, NotFound
 from service.jobs import JobReporter
 from service.logging import get_logger, redact
 from service.metrics import Metrics
-from service.queue import NewTask, Queue, QueueUnavailable, Task
+from service.queue import Expanded, NewTask, Queue, QueueUnavailable, Task, retention
 from service.ratelimit import RateLimiter, default_burst
 from service.registry import BundleRegistry
 from service.settings import Settings
@@ -36,7 +36,7 @@ from service.tasks import LeaseLost, ProxyNotReady, TaskContext, TaskFailed
 
 log = get_logger("service.worker")
 
-TaskKind = Callable[[TaskContext, Task], Awaitable[list[NewTask] | None]]
+TaskKind = Callable[[TaskContext, Task], Awaitable[list[NewTask] | Expanded | None]]
 
 TASK_KINDS: dict[str, TaskKind] = {
     "expand": expand.expand,
@@ -88,6 +88,8 @@ class Worker:
         # slot never waits on a slow PATCH; stopping flushes them.
         async with self.jobs.running(), anyio.create_task_group() as group:
             group.start_soon(self._fill_registry)
+            if self.settings.retention_days > 0:  # the queue's history, beside the slots
+                group.start_soon(self._prune)
             for slot in range(self.settings.worker_concurrency):
                 group.start_soon(self._slot, slot)
             if self.settings.deliver_scan_seconds > 0:  # the deliver/ folders, beside the slots
@@ -106,6 +108,12 @@ class Worker:
         # bucket's listing must not hold them up), not on an event's path.
         with contextlib.suppress(QueueUnavailable, StorageError):
             await self.registry.fill_once()
+
+    async def _prune(self) -> None:
+        # Finished requests older than RETENTION_DAYS, in small batches.
+        await retention.keep_pruning(
+            self.queue, self.settings.retention_days, on_error=(QueueUnavailable,)
+        )
 
     async def _slot(self, slot: int) -> None:
         while True:
@@ -242,8 +250,10 @@ class Worker:
             self.metrics.tasks.labels(task.kind, outcome).inc()
             return
         if outcome == "done":
-            await self.queue.complete(task, detail or None)
-            log.info("task.done", children=len(detail or []))
+            # An expand says what it made, and may leave a note for the status.
+            expanded = detail if isinstance(detail, Expanded) else Expanded(detail or [])
+            await self.queue.complete(task, expanded.children or None, expanded.note)
+            log.info("task.done", children=len(expanded.children))
         elif outcome == "failed":
             await self.queue.fail(task, detail)
             log.warning("task.failed", reason=detail)
@@ -289,6 +299,7 @@ def background(settings: Settings, storage: Storage, **worker_options: Any) -> A
                 **worker_options,
             )
             async with anyio.create_task_group() as group:
+                startup.check_in_background(group, services, storage, iconik)
                 group.start_soon(worker.run)
                 yield
                 group.cancel_scope.cancel()

@@ -39,6 +39,7 @@ USED = [
     ("POST", "/API/jobs/v1/jobs/"),
     ("PATCH", "/API/jobs/v1/jobs/{job_id}/"),
     ("GET", "/API/search/v1/search/saved/{search_id}/"),
+    ("POST", "/API/search/v1/search/"),
     ("GET", "/API/assets/v1/custom_actions/{context}/"),
     ("POST", "/API/assets/v1/custom_actions/{context}/"),
     ("PUT", "/API/assets/v1/custom_actions/{context}/{action_id}/"),

@@ -63,6 +63,9 @@ class Cluster:
     port: int
     pg_ctl: str
     user: pwd.struct_passwd | None
+    # Tests skip fsync (nothing they check needs the server's own crash
+    # safety); a benchmark of durable acknowledgements does not.
+    durable: bool = False
 
     def _run(self, *args: str) -> None:
         command = _as_user(self.user, [self.pg_ctl, *args])
@@ -77,8 +80,12 @@ class Cluster:
             "-w",
             "-o",
             f"-p {self.port} -k {self.data.parent} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=300",
+            + (
+                ""
+                if self.durable
+                else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            )
+            + "-c max_connections=300",
             "start",
         )
 
@@ -99,13 +106,15 @@ class Cluster:
         return self.url(name)
 
 
-def start_cluster() -> Cluster:
+def start_cluster(*, durable: bool = False, parent: Path | None = None) -> Cluster:
+    """A running cluster; `durable`: fsync and synchronous commits on (in
+    `parent`, on a real disk, since /tmp may be tmpfs, where fsync is free)."""
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     if initdb is None or pg_ctl is None:
         if os.environ.get("CI"):
             pytest.fail(INSTALL_HINT)
         pytest.skip(INSTALL_HINT)
-    base = Path(tempfile.mkdtemp(prefix="caption-bridge-pg-"))
+    base = Path(tempfile.mkdtemp(prefix="caption-bridge-pg-", dir=parent))
     user = None
     if os.geteuid() == 0:
         try:
@@ -131,7 +140,7 @@ def start_cluster() -> Cluster:
         "--no-sync",
     ]
     subprocess.run(_as_user(user, command), check=True, capture_output=True, timeout=120)
-    cluster = Cluster(data, _free_port(), pg_ctl, user)
+    cluster = Cluster(data, _free_port(), pg_ctl, user, durable)
     cluster.start()
     return cluster
 

@@ -33,7 +33,7 @@ from service.settings import Settings
 from service.simulator import Seeded, Simulator
 from service.storage import open_storage
 from service.worker import Worker
-from tests.conftest import ICONIK_TOKEN, make_settings, signed
+from tests.conftest import ICONIK_TOKEN, PAYLOAD_AUTH_TOKEN, make_settings, signed
 from tests.servers import running
 
 APP_ID = "test-app"
@@ -107,8 +107,10 @@ class WatchedQueue(SQLiteQueue):
         self.drained = anyio.Event()
         await super().open()
 
-    async def complete(self, task: Task, children: list[NewTask] | None = None) -> None:
-        await super().complete(task, children)
+    async def complete(
+        self, task: Task, children: list[NewTask] | None = None, note: str | None = None
+    ) -> None:
+        await super().complete(task, children, note)
         await self._ended()
 
     async def fail(self, task: Task, error: str) -> None:
@@ -300,6 +302,7 @@ def stack(
     tmp_path: Path, *, large_proxy_bytes: int = 3 * 1024 * 1024, **overrides: Any
 ) -> Iterator[Stack]:
     sim = Simulator(APP_ID, ICONIK_TOKEN)
+    sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry
     seeded = sim.seed(large_proxy_bytes=large_proxy_bytes)
     clock = FakeClock()
     with running(sim.app()) as sim_url, running(sim.storage_app()) as storage_url:

@@ -42,6 +42,9 @@ def client(server):
         yield c
 
 
+ASSET_A, ASSET_B = "0a1b2c3d-0000-4000-8000-00000000000a", "0a1b2c3d-0000-4000-8000-00000000000b"
+
+
 def bundles_exist(settings, *asset_ids):
     """As the worker records them: events about these assets are then acted on."""
     db = sqlite3.connect(settings.sqlite_path)
@@ -229,7 +232,7 @@ def test_unrelated_webhook_is_ignored_and_not_stored(client, settings):
 def test_backlog_over_limit_is_429_with_retry_after(tmp_path):
     settings = make_settings(tmp_path, queue_max_backlog=1)
     with running(create_app(settings)) as url:
-        one, two = custom_action_body(asset_ids=["a"]), custom_action_body(asset_ids=["b"])
+        one, two = custom_action_body(asset_ids=[ASSET_A]), custom_action_body(asset_ids=[ASSET_B])
         assert (
             httpx2.post(url + "/iconik/custom-action", content=one, headers=signed(one)).status_code
             == 202
@@ -268,7 +271,7 @@ def test_store_locked_by_another_writer_is_503_within_5_seconds(settings):
         blocker = sqlite3.connect(settings.sqlite_path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
         try:
-            other = custom_action_body(asset_ids=["b"])
+            other = custom_action_body(asset_ids=[ASSET_B])
             started = time.monotonic()
             refused = httpx2.post(
                 url + "/iconik/custom-action", content=other, headers=signed(other), timeout=30

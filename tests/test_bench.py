@@ -57,3 +57,17 @@ def test_track_memory_runs_and_reports_the_track_refused(tmp_path):
     assert "(26,214,400 > 20,971,520 bytes)" in out  # refused by its Content-Length
     assert "(more than 20,971,520 bytes)" in out  # cut off while streaming
     assert list(tmp_path.iterdir()) == []  # scratch folders are removed
+
+
+def test_captions_bench_runs_beside_the_library(tmp_path):
+    out = run_bench(tmp_path, "captions", "--caption-mib=0.05")
+    assert "captions:" in out and out.count("webvtt-py alone (baseline)") == 2
+    assert "captions.read from 10:00:00:00" in out and "goal for captions.read" in out
+
+
+def test_retention_runs_and_prints_its_baseline_and_goal(tmp_path):
+    # Tiny sizes: the full run (1k vs 100k, 100k pruned live) is `make bench`'s.
+    out = run_bench(tmp_path, "retention", "--history=50,200", "--old=300", "--seconds=0.5")
+    assert "retention, reads:" in out and "(baseline)" in out and "goal <= 2x" in out
+    assert "retention, pruned live:" in out and "the window's 300 of 300 kept" in out
+    assert list(tmp_path.iterdir()) == []  # scratch folders are removed

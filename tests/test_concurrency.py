@@ -18,7 +18,14 @@ from pathlib import Path
 import httpx2
 
 from service.simulator import Simulator
-from tests.conftest import bearer, custom_action_body, make_settings, signed, webhook_body
+from tests.conftest import (
+    PAYLOAD_AUTH_TOKEN,
+    bearer,
+    custom_action_body,
+    make_settings,
+    signed,
+    webhook_body,
+)
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, ICONIK_TOKEN
 
@@ -94,6 +101,7 @@ def _wait_until_done(app_url: str, request_ids: list[str], timeout: float = 90) 
 
 def test_many_clicks_and_webhooks_on_two_assets_leave_one_sound_bundle_each(tmp_path):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
+    sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry
     seeded = sim.seed(large_proxy_bytes=2 * 1024 * 1024)
     assets = [seeded.normal, seeded.large]
     root = tmp_path / "bundles"

@@ -17,7 +17,14 @@ import webvtt
 
 from service.__main__ import main
 from service.simulator import Blob, Simulator, sample_video
-from tests.conftest import ICONIK_TOKEN, custom_action_body, make_settings, signed, webhook_body
+from tests.conftest import (
+    ICONIK_TOKEN,
+    PAYLOAD_AUTH_TOKEN,
+    custom_action_body,
+    make_settings,
+    signed,
+    webhook_body,
+)
 from tests.iconik_api import operation_for, operations, request_schema
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, stack
@@ -238,10 +245,11 @@ def test_a_broken_file_is_refused_at_its_line_and_left_alone(tmp_path, monkeypat
         monkeypatch.setenv("QUEUE_URL", s.settings.queue_url)
         monkeypatch.setenv("BEARER_TOKENS", "t0ken")
         capsys.readouterr()  # the stack's own log lines, when nothing configured logging yet
-        assert main(["status", shown["request_id"]]) == 0
+        assert main(["status", shown["request_id"], "--json"]) == 0
         alone = json.loads(capsys.readouterr().out)
         assert alone["kind"] == "deliver" and alone["status"] == "failed"
-        assert alone["deliveries"] == [shown]
+        [listed] = alone["deliveries"]["items"]
+        assert listed == {**shown, "received_at": listed["received_at"]}
 
         # The captioner fixes it; the error goes, the track comes.
         (deliver / "de.vtt").write_text(BROKEN_DE.replace("01.200", "01.900"))
@@ -338,6 +346,7 @@ def test_a_delivery_iconik_keeps_refusing_fails_and_errors_say_so(tmp_path):
 def test_serve_runs_the_scan_beside_the_worker(tmp_path):
     """The real `caption-bridge serve`: no test drives the scan; its own clock does."""
     sim = Simulator(APP_ID, ICONIK_TOKEN)
+    sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry
     seeded = sim.seed(large_proxy_bytes=1024)
     with running(sim.app()) as sim_url:
         settings = make_settings(tmp_path, iconik_url=sim_url)

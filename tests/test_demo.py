@@ -1,32 +1,37 @@
-import io
-
-import anyio
-
-from service.demo import run_demo
-from tests.conftest import make_settings
+from service.__main__ import main
+from tests.cli import cli, logging_restored
 
 
-def test_demo_builds_every_seeded_bundle_and_exits_zero(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    base = make_settings(tmp_path, storage_url="bundles", queue_url="sqlite:///data/queue.db")
-    out = io.StringIO()
-    assert anyio.run(run_demo, base, out) == 0, out.getvalue()
-    text = out.getvalue()
-    assert "demo: all bundles ready" in text
-    folders = [p for p in (tmp_path / "bundles").iterdir() if not p.name.startswith(".")]
-    assert len(folders) == 5
-    assert all((p / "project.json").exists() for p in folders)
-    for folder in folders:
-        assert folder.name in text
-
-
-def test_demo_prints_bundles_from_a_file_url_storage(tmp_path, monkeypatch):
+def test_demo_with_flags_writes_where_they_say(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     target = tmp_path / "shared"
-    base = make_settings(
-        tmp_path, storage_url=f"file://{target}", queue_url="sqlite:///data/queue.db"
-    )
-    out = io.StringIO()
-    assert anyio.run(run_demo, base, out) == 0, out.getvalue()
+    queue = tmp_path / "q" / "demo.db"
+    args = ["demo", "--storage-url", f"file://{target}", "--queue-url", f"sqlite:///{queue}"]
+    with logging_restored():
+        assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"demo: bundles in file://{target}, queue sqlite:///{queue} (as given)" in out
     folders = [p.name for p in target.iterdir() if not p.name.startswith(".")]
-    assert len(folders) == 5 and all(f"{name}/" in out.getvalue() for name in folders)
+    assert len(folders) == 5 and all(f"{name}/" in out for name in folders)
+    assert queue.is_file()
+
+
+def test_demo_never_writes_where_the_settings_point(tmp_path):
+    """A production STORAGE_URL and QUEUE_URL (in the environment and in
+    .env) are left alone: the demo writes to a temporary folder and says so."""
+    share, queue_dir, temp, cwd = (tmp_path / name for name in ("share", "db", "tmp", "cwd"))
+    for folder in (share, queue_dir, temp, cwd):
+        folder.mkdir()
+    settings = {"STORAGE_URL": str(share), "QUEUE_URL": f"sqlite:///{queue_dir}/queue.db"}
+    (cwd / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    result = cli("demo", cwd=cwd, env={**settings, "TMPDIR": str(temp)}, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list(share.iterdir()) == [] and list(queue_dir.iterdir()) == []
+    assert [p.name for p in cwd.iterdir()] == [".env"]  # no ./bundles, no ./data
+    [made] = temp.iterdir()
+    assert made.name.startswith("caption-bridge-demo-")
+    assert f"demo: bundles in {made}/bundles, queue sqlite:///{made}/queue.db" in result.stdout
+    assert "STORAGE_URL and QUEUE_URL are not used" in result.stdout
+    bundles = [p for p in (made / "bundles").iterdir() if not p.name.startswith(".")]
+    assert len(bundles) == 5 and "demo: all bundles ready" in result.stdout
+    assert all((p / "project.json").exists() and p.name in result.stdout for p in bundles)

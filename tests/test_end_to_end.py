@@ -5,9 +5,11 @@ import json
 import re
 
 import anyio
+import httpx2
+import pytest
 
 from service.gather import pick_proxy
-from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body
+from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body, signed
 from tests.stack import blob_sha256, stack, with_worker
 
 
@@ -158,18 +160,28 @@ def test_no_proxy_and_no_fallback_fails_with_a_reason_naming_the_asset(tmp_path)
         assert not list(s.root.glob(f"*[[]{s.seeded.original_only}[]]"))
 
 
-def test_deleted_asset_fails_with_a_readable_reason(tmp_path):
-    with stack(tmp_path) as s:
+@pytest.mark.parametrize(
+    ("click_rights", "reason"),
+    [
+        ("user", "the user who clicked may not read this asset in Iconik (or it is gone)"),
+        ("application", "not found in Iconik"),
+    ],
+)
+def test_deleted_asset_fails_with_a_readable_reason(tmp_path, click_rights, reason):
+    with stack(tmp_path, click_rights=click_rights) as s:
         s.sim.delete_asset(s.seeded.normal)
-        answer = s.send(custom_action_body(asset_ids=[s.seeded.normal, "not/an-id"]))
+        answer = s.send(custom_action_body(asset_ids=[s.seeded.normal, s.seeded.large]))
         s.drain()
         errors = {
             t["asset_id"]: t["error"]
             for t in s.status(answer["request_id"])["tasks"]
             if t["kind"] == "build"
         }
-        assert f"asset {s.seeded.normal} not found in Iconik" in errors[s.seeded.normal]
-        assert "is not an Iconik asset id" in errors["not/an-id"]
+        assert reason in errors[s.seeded.normal] and errors[s.seeded.large] is None
+        # An id that is not an Iconik id never gets that far: refused at intake.
+        bad = custom_action_body(asset_ids=[s.seeded.normal, "not/an-id"])
+        refused = httpx2.post(s.app_url + "/iconik/custom-action", content=bad, headers=signed(bad))
+        assert refused.status_code == 400 and "not an Iconik id" in refused.json()["detail"]
 
 
 def test_iconik_errors_are_retried_and_the_bundle_still_completes(tmp_path):

@@ -150,3 +150,77 @@ async def test_a_cancelled_caller_still_waits_for_its_write(store):
         await call
     writer.stop()
     assert store.rows() == [7]
+
+
+# -- the network store's group commit (PostgreSQL's intake uses it) -----------
+
+
+@pytest.mark.anyio
+async def test_async_group_commit_writes_what_arrived_meanwhile_together():
+    from service.queue.group_commit import AsyncGroupCommit
+
+    batches: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def write(items):
+        batches.append(list(items))
+        await gate.wait()  # the round trip: everyone else arrives meanwhile
+        return [n * 10 for n in items]
+
+    writer = AsyncGroupCommit(write)
+    first = asyncio.ensure_future(writer.submit(0))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert batches == [[0]]  # written at once, alone: nobody waits for a batch to fill
+    calls = [first] + [asyncio.ensure_future(writer.submit(n)) for n in range(1, 50)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*calls) == [n * 10 for n in range(50)]
+    # The 49 that came while the first was out went together.
+    assert batches == [[0], list(range(1, 50))]
+
+
+@pytest.mark.anyio
+async def test_async_group_commit_gives_each_its_own_outcome_and_a_failed_write_to_its_batch():
+    from service.queue.group_commit import AsyncGroupCommit
+
+    async def write(items):
+        if "down" in items:
+            raise ConnectionError("store away")
+        return [ValueError(item) if item == "bad" else item.upper() for item in items]
+
+    writer = AsyncGroupCommit(write)
+    good, bad = await asyncio.gather(
+        writer.submit("ok"), writer.submit("bad"), return_exceptions=True
+    )
+    assert good == "OK" and isinstance(bad, ValueError)
+    with pytest.raises(ConnectionError):
+        await writer.submit("down")
+    assert await writer.submit("again") == "AGAIN"  # the next batch is written as usual
+
+
+@pytest.mark.anyio
+async def test_async_group_commit_a_cancelled_caller_still_waits_for_its_write():
+    from service.queue.group_commit import AsyncGroupCommit
+
+    written: list[str] = []
+    release = asyncio.Event()
+
+    async def write(items):
+        await release.wait()
+        written.extend(items)
+        return items
+
+    writer = AsyncGroupCommit(write)
+    call = asyncio.ensure_future(writer.submit("delivery"))
+    await asyncio.sleep(0)
+    call.cancel()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not call.done()  # still waiting on the write, not walked away from it
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert written == ["delivery"]
+    await writer.drain()

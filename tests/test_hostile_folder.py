@@ -20,7 +20,14 @@ import httpx2
 import pytest
 
 from service.simulator import Simulator
-from tests.conftest import ICONIK_TOKEN, bearer, custom_action_body, make_settings, signed
+from tests.conftest import (
+    ICONIK_TOKEN,
+    PAYLOAD_AUTH_TOKEN,
+    bearer,
+    custom_action_body,
+    make_settings,
+    signed,
+)
 from tests.conftest import webhook_body as event_body
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, stack
@@ -45,6 +52,7 @@ def real_serve(tmp_path, storage, *, queue_url=None, **env):
     """The simulator over HTTP and a real `caption-bridge serve` beside it,
     looking at the out-trays every 0.2 s."""
     sim = Simulator(APP_ID, ICONIK_TOKEN)
+    sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry
     seeded = sim.seed(large_proxy_bytes=1024)
     with running(sim.app()) as sim_url:
         queue = {"queue_url": queue_url} if queue_url else {}

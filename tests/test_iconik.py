@@ -40,6 +40,9 @@ async def body(download):
     return b"".join([chunk async for chunk in download.chunks()])
 
 
+ASSET = "0a1b2c3d-0000-4000-8000-00000000a001"
+
+
 def client(handler, waits=None, **kw):
     async def sleep(seconds):
         if waits is not None:
@@ -70,11 +73,11 @@ async def test_429_is_retried_honouring_retry_after():
         [
             httpx2.Response(429, headers={"Retry-After": "7"}),
             httpx2.Response(503),
-            httpx2.Response(200, json={"id": "a"}),
+            httpx2.Response(200, json={"id": ASSET}),
         ]
     )
     async with client(rec, waits, limiter=limiter) as c:
-        assert await c.get_asset("a") == {"id": "a"}
+        assert await c.get_asset(ASSET) == {"id": ASSET}
     # The 429 paused the shared limiter for Retry-After (the retry waited
     # there, not in a sleep of its own); the 503 got the usual backoff.
     assert paused[0] == pytest.approx(7.0)
@@ -86,7 +89,7 @@ async def test_gives_up_after_max_attempts_with_a_clear_message():
     rec = Recorder([httpx2.Response(500)] * 3)
     async with client(rec, [], max_attempts=3) as c:
         with pytest.raises(IconikUnavailable, match="HTTP 500 after 3 attempts"):
-            await c.get_asset("a")
+            await c.get_asset(ASSET)
 
 
 async def test_transport_errors_are_retried():
@@ -110,7 +113,7 @@ async def test_final_statuses_are_not_retried(status, error):
     rec = Recorder([httpx2.Response(status, json={"errors": ["x"]})])
     async with client(rec, []) as c:
         with pytest.raises(error):
-            await c.get_asset("a")
+            await c.get_asset(ASSET)
     assert len(rec.requests) == 1
 
 
@@ -118,7 +121,7 @@ async def test_credentials_error_tells_what_to_check_without_the_token():
     rec = Recorder([httpx2.Response(401)])
     async with client(rec, []) as c:
         with pytest.raises(CredentialsRejected) as err:
-            await c.get_asset("a")
+            await c.get_asset(ASSET)
     assert "ICONIK_AUTH_TOKEN" in str(err.value) and "tok" not in str(err.value).split(":")[0]
 
 

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.anyio
 
 REQUEST = "req-1"
 
+JOB_ID = "0b000000-0000-4000-8000-000000000b01"  # Iconik ids are UUIDs
+
 
 @pytest.fixture
 def anyio_backend():
@@ -72,7 +74,7 @@ class FakeJobsApi:
         body = json.loads(request.content)
         self.applied.append((process, request.method, body))
         self._applied_more.set()
-        return httpx2.Response(201 if request.method == "POST" else 200, json={"id": "job-1"})
+        return httpx2.Response(201 if request.method == "POST" else 200, json={"id": JOB_ID})
 
     async def wait_for(self, count: int) -> None:
         while len(self.applied) < count:
@@ -160,9 +162,7 @@ async def test_a_later_state_waits_for_a_delayed_patch_and_is_the_last_write(que
     assert api.states() == [("STARTED", 0), ("STARTED", 1), ("FINISHED", 3)]
 
 
-async def test_a_final_state_from_another_process_is_sent_again_after_a_late_patch(
-    queue, tmp_path
-):
+async def test_a_final_state_from_another_process_is_sent_again_after_a_late_patch(queue, tmp_path):
     api = FakeJobsApi()
     builds = await expanded_request(queue, ["a0", "a1"])
     other_queue = SQLiteQueue(tmp_path / "queue.db")  # the second process's own connection
@@ -245,7 +245,7 @@ async def test_reports_during_a_slow_create_make_one_job(queue):
     assert [method for _, method, _ in api.applied] == ["POST", "PATCH"]
     assert api.states() == [("STARTED", 0), ("FINISHED", 2)]
     status = await queue.request_status(REQUEST)
-    assert status is not None and status["job_id"] == "job-1"
+    assert status is not None and status["job_id"] == JOB_ID
 
 
 async def test_leaving_running_flushes_a_paused_update(queue):

@@ -98,11 +98,14 @@ def test_webhook_on_a_proxy_names_the_asset_from_its_data():
         webhook_body(
             realm="proxies",
             operation="create",
-            object_id="proxy-1",
-            data={"asset_id": "asset-9", "id": "proxy-1"},
+            object_id="0a1b2c3d-0000-4000-8000-0000000000b1",
+            data={
+                "asset_id": "0a1b2c3d-0000-4000-8000-00000000a009",
+                "id": "0a1b2c3d-0000-4000-8000-0000000000b1",
+            },
         )
     )
-    assert hook.asset_id == "asset-9"
+    assert hook.asset_id == "0a1b2c3d-0000-4000-8000-00000000a009"
 
 
 @pytest.mark.parametrize("body", [b"{}", b'{"event_type": null}', b"[]", b"nope"])

@@ -363,6 +363,223 @@ async def test_the_backlog_count_follows_every_change_of_state(queue, clock):
     assert await queue.backlog() == 0
 
 
+SEALED = "sealed-token"  # what intake stores: opaque to the queue
+
+
+def click(key: str = "k1") -> Delivery:
+    return Delivery(
+        key=key,
+        kind="custom_action",
+        payload='{"context": "BULK"}',
+        first_task=NewTask("expand"),
+        user_token=SEALED,
+    )
+
+
+async def test_the_user_token_goes_to_the_expand_task_only_and_is_deleted_when_it_ends(
+    queue, clock
+):
+    await queue.enqueue(click("k1"), "req-1")
+    await queue.enqueue(click("k2"), "req-2")
+    one = await queue.claim("w1")
+    assert one.user_token == "sealed-token" and "sealed-token" not in repr(one)
+    # A retried expand keeps it for its next attempt.
+    await queue.retry(one, "Iconik down", delay=0)
+    one = await queue.claim("w1")
+    assert one.kind == "expand" and one.user_token == "sealed-token"
+    clock.now += 1  # the build child comes after the other click's expand
+    await queue.complete(one, [NewTask("build", "a1")])
+    two = await queue.claim("w1")
+    assert two.kind == "expand" and two.user_token == "sealed-token"
+    await queue.fail(two, "the token expired")
+    # Gone once each expand ended, done or failed; a build never sees it.
+    build = await queue.claim("w1")
+    assert (build.kind, build.user_token) == ("build", None)
+    await queue.complete(build)
+    await queue.enqueue(click("k3"), "req-3")
+    three = await queue.claim("w1")
+    assert three.request_id == "req-3" and three.user_token == "sealed-token"
+    # A lapsed lease hands the task, token and all, to the next worker.
+    clock.now += 61
+    again = await queue.claim("w2")
+    assert again.task_id == three.task_id and again.user_token == "sealed-token"
+    for request_id in ("req-1", "req-2"):
+        status = await queue.request_status(request_id)
+        assert "sealed-token" not in repr(status)
+    assert await _stored_tokens(queue) == {"req-1": None, "req-2": None, "req-3": "sealed-token"}
+
+
+async def _stored_tokens(queue) -> dict[str, str | None]:
+    if isinstance(queue, SQLiteQueue):
+        import sqlite3
+
+        with sqlite3.connect(queue.path) as db:
+            rows = db.execute("SELECT request_id, user_token FROM requests").fetchall()
+    else:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(queue.url) as db:
+            cursor = await db.execute("SELECT request_id, user_token FROM requests")
+            rows = await cursor.fetchall()
+    return dict(rows)
+
+
+async def test_children_stored_failed_and_a_note_on_the_expand(queue):
+    await queue.enqueue(click(), "req-1")
+    expand = await queue.claim("w1")
+    children = [NewTask("build", "a1"), NewTask("build", "a2", failed="may not read it")]
+    await queue.complete(expand, children, note="read as the user")
+    status = await queue.request_status("req-1")
+    tasks = {t["asset_id"]: (t["state"], t["last_error"]) for t in status["tasks"]}
+    assert tasks == {
+        None: ("done", "read as the user"),
+        "a1": ("queued", None),
+        "a2": ("failed", "may not read it"),
+    }
+    assert await queue.backlog() == 1  # the failed child waits for nothing
+    build = await queue.claim("w1")
+    assert build.asset_id == "a1" and await queue.claim("w2") is None
+
+
+# -- retention: finished requests go after RETENTION_DAYS, nothing else -------
+
+DAY = 86_400.0
+
+
+async def _finish_all(queue, owner="w"):
+    while (task := await queue.claim(owner)) is not None:
+        await queue.complete(task)
+
+
+async def _prune_all(queue, older_than, **limits):
+    batches = []
+    while (deleted := await queue.prune(older_than, **limits)) > 0:
+        batches.append(deleted)
+    return batches
+
+
+async def test_finished_requests_older_than_the_window_are_deleted_with_their_tasks(queue, clock):
+    await queue.enqueue(delivery("old"), "old")
+    await _finish_all(queue)
+    clock.now += 10 * DAY
+    await queue.enqueue(delivery("recent"), "recent")
+    await _finish_all(queue)
+    clock.now += 1 * DAY
+    # "old" finished 11 days ago, "recent" 1 day ago: a 7-day window keeps one.
+    assert await _prune_all(queue, 7 * DAY) == [1]
+    assert await queue.request_status("old") is None
+    assert (await queue.request_status("recent"))["tasks"][0]["state"] == "done"
+    # Its delivery key went with it: the same delivery later is a new request.
+    again = await queue.enqueue(delivery("old"), "old-again")
+    assert (again.request_id, again.duplicate) == ("old-again", False)
+
+
+async def test_an_unfinished_request_is_never_deleted_however_old(queue, clock):
+    await queue.enqueue(delivery("waiting"), "waiting")
+    await queue.enqueue(delivery("running"), "running")
+    await queue.enqueue(delivery("expanded"), "expanded")
+    tasks = {t.request_id: t for t in [await queue.claim(f"w{n}") for n in range(3)]}
+    await queue.retry(tasks["waiting"], "later", delay=400 * DAY, count_attempt=False)
+    # An expand that finished long ago, one of whose assets still builds.
+    await queue.complete(tasks["expanded"], [NewTask("build", "a1")])
+    build = await queue.claim("w")
+    clock.now += 365 * DAY
+    await queue.extend_lease(tasks["running"])
+    await queue.extend_lease(build)
+    assert await _prune_all(queue, 7 * DAY) == []
+    for request_id in ("waiting", "running", "expanded"):
+        assert await queue.request_status(request_id) is not None
+
+
+async def test_a_request_changed_within_the_window_is_kept(queue, clock):
+    await queue.enqueue(delivery("slow"), "slow")
+    task = await queue.claim("w")
+    clock.now += 30 * DAY
+    await queue.fail(task, "gave up")  # received 30 days ago, finished just now
+    clock.now += 1 * DAY
+    assert await _prune_all(queue, 7 * DAY) == []
+    clock.now += 7 * DAY
+    assert await _prune_all(queue, 7 * DAY) == [1]
+
+
+async def test_pruning_goes_in_batches_bounded_by_tasks_and_keeps_the_registry(queue, clock):
+    await _registry_knows(queue, "a0", "a1", "a2")
+    await queue.record_bundle("a3", "Three [a3]", "ready")
+    for n in range(3):
+        await queue.enqueue(delivery(f"click-{n}"), f"click-{n}")
+        clock.now += 1
+    expand = await queue.claim("w")
+    assert expand.request_id == "click-0"
+    await queue.complete(expand, [NewTask("build", f"a{i}") for i in range(4)])  # 5 tasks
+    await _finish_all(queue)
+    clock.now += 100 * DAY
+    # A budget of 2 tasks: the oldest, of 5 tasks, still goes (alone), then
+    # the two others (a task each) together.
+    assert await _prune_all(queue, 90 * DAY, max_tasks=2) == [1, 2]
+    for n in range(3):
+        assert await queue.request_status(f"click-{n}") is None
+    assert await queue.bundle_folders("a3") == ["Three [a3]"]
+    assert len(await queue.bundle_records()) == 4
+    assert await queue.backlog() == 0
+
+
+async def test_the_failure_count_follows_failures_and_retention(queue, clock):
+    assert await queue.failure_count() == 0
+    for n in range(3):
+        await queue.enqueue(delivery(f"k{n}"), f"req-{n}")
+    tasks = [await queue.claim(f"w{n}") for n in range(3)]
+    for task in tasks[:2]:
+        await queue.fail(task, "no")
+    await queue.complete(tasks[2])
+    assert await queue.failure_count() == 2
+    assert len(await queue.recent_failures(limit=1)) == 1
+    clock.now += 100 * DAY
+    await _prune_all(queue, 90 * DAY)
+    assert await queue.failure_count() == 0
+    assert await queue.recent_failures() == []
+
+
+async def test_caption_deliveries_are_the_latest_of_those_assets(queue, clock):
+    from service import deliver
+
+    for n in range(5):
+        clock.now += 1
+        for asset_id in ("a1", "a2"):
+            key = f"deliver:{asset_id}:{n}"
+            payload = f'{{"path": "deliver/{n}.srt", "asset_id": "{asset_id}"}}'
+            d = Delivery(key, deliver.KIND, payload, NewTask(deliver.KIND, asset_id))
+            await queue.enqueue(d, f"{asset_id}-{n}")
+        # Builds of the same assets are history, not deliveries.
+        await queue.enqueue(delivery(f"b{n}", NewTask("build", "a1")), f"build-{n}")
+        await _finish_all(queue)  # (the backlog's limit is 5)
+    found = await queue.caption_deliveries(["a1"], limit=3)
+    assert [d["request_id"] for d in found] == ["a1-2", "a1-3", "a1-4"]
+    assert found[-1]["payload"]["path"] == "deliver/4.srt"
+
+
+async def test_events_arriving_together_leave_one_pending_refresh(queue):
+    await _registry_knows(queue, "a1")
+    results = []
+
+    async def send(n: int) -> None:
+        kind = "withdraw" if n == 7 else "refresh"
+        results.append(await queue.enqueue(event(f"e{n}", kind, "a1"), f"req-{n}"))
+
+    async with anyio.create_task_group() as group:
+        for n in range(12):
+            group.start_soon(send, n)
+    stored = [r for r in results if not (r.coalesced or r.duplicate or r.ignored)]
+    # However they were batched: a refresh before the delete (superseded by
+    # it), the delete, a refresh after it; every other update coalesced.
+    assert 1 <= len(stored) <= 3
+    assert "req-7" in {r.request_id for r in stored}
+    tasks = []
+    while (task := await queue.claim("w")) is not None:
+        tasks.append(task.kind)
+        await queue.complete(task)
+    assert tasks.count("withdraw") == 1 and tasks.count("refresh") <= 1
+
+
 async def test_a_lease_is_held_by_one_holder_until_released_or_expired(queue):
     assert await queue.take_lease("deliver-scan", "a", 60)
     assert await queue.take_lease("deliver-scan", "a", 60)  # renewed by its holder

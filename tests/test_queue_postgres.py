@@ -4,7 +4,7 @@ import anyio
 import psycopg
 import pytest
 
-from service.queue import Enqueued, QueueUnavailable
+from service.queue import Delivery, Enqueued, NewTask, QueueUnavailable
 from service.queue.postgres import PostgresQueue
 from service.queue.postgres_store import describe, migration_steps
 from tests.postgres import PASSWORD
@@ -133,3 +133,107 @@ async def test_replicas_share_one_rate_budget_and_one_pause(pg_url):
     finally:
         for budget in replicas:
             await budget.aclose()
+
+
+async def test_a_database_from_before_retention_is_upgraded(pg_url):
+    """Version 3 with failed tasks: step 4 counts them, and intake goes on."""
+    with psycopg.connect(pg_url) as connection:
+        connection.execute(
+            "CREATE TABLE schema_version"
+            " (version integer PRIMARY KEY, applied_at double precision NOT NULL)"
+        )
+        for version, sql in migration_steps()[:3]:
+            connection.execute(sql)
+            connection.execute("INSERT INTO schema_version VALUES (%s, 0)", (version,))
+        connection.execute(
+            "INSERT INTO requests VALUES ('r1', 'k1', 'custom_action', '{}', 1, NULL)"
+        )
+        connection.execute(
+            "INSERT INTO tasks (task_id, request_id, kind, state, not_before, created_at,"
+            " updated_at) VALUES ('t1', 'r1', 'expand', 'failed', 1, 1, 1)"
+        )
+    queue = PostgresQueue(pg_url, clock=FakeClock())
+    await queue.open()
+    try:
+        assert await queue.failure_count() == 1
+        assert (await queue.enqueue(delivery("k2"), "r2")).request_id == "r2"
+        assert (await queue.enqueue(delivery("k1"), "r3")).duplicate
+    finally:
+        await queue.close()
+
+
+async def test_deliveries_arriving_together_share_one_statement(pg_url):
+    queue = PostgresQueue(pg_url, max_backlog=10_000)
+    await queue.open()
+    batches: list[int] = []
+    write = queue._intake._write
+
+    async def counted(items):
+        batches.append(len(items))
+        return await write(items)
+
+    queue._intake._write = counted
+    try:
+        results = []
+
+        async def send(n: int) -> None:
+            results.append(await queue.enqueue(delivery(f"k{n}"), f"req-{n}"))
+
+        async with anyio.create_task_group() as group:
+            for n in range(300):
+                group.start_soon(send, n)
+        assert sorted(r.request_id for r in results) == sorted(f"req-{n}" for n in range(300))
+        assert sum(batches) == 300 and len(batches) < 300 / 4  # in batches, not one each
+        assert await queue.backlog() == 300
+    finally:
+        await queue.close()
+
+
+async def test_a_delivery_the_database_refuses_fails_alone(pg_url):
+    queue = PostgresQueue(pg_url, max_backlog=10_000)
+    await queue.open()
+    try:
+        refused = Delivery("bad", "custom_action", '{"text": "nul \\u0000"}', NewTask("expand"))
+        outcomes = []
+
+        async def send(d, request_id) -> None:
+            try:
+                outcomes.append(await queue.enqueue(d, request_id))
+            except QueueUnavailable as exc:
+                outcomes.append(exc)
+
+        async with anyio.create_task_group() as group:
+            for n in range(20):
+                group.start_soon(send, delivery(f"k{n}"), f"req-{n}")
+            group.start_soon(send, refused, "req-bad")
+        errors = [o for o in outcomes if isinstance(o, QueueUnavailable)]
+        assert len(errors) == 1 and PASSWORD not in str(errors[0])
+        assert await queue.backlog() == 20
+        assert await queue.request_status("req-bad") is None
+    finally:
+        await queue.close()
+
+
+async def test_replicas_pruning_at_once_delete_each_request_once(pg_url):
+    from tests.queue_fill import History, fill_postgres
+
+    clock = FakeClock()
+    replicas = [PostgresQueue(pg_url, clock=clock) for _ in range(3)]
+    for replica in replicas:
+        await replica.open()
+    fill_postgres(pg_url, History(n=3_000, start=clock.now - 200 * 86_400, spacing=60.0))
+    deleted: list[int] = []
+
+    async def prune(replica: PostgresQueue) -> None:
+        while (n := await replica.prune(90 * 86_400, max_tasks=100)) > 0:
+            deleted.append(n)
+
+    try:
+        async with anyio.create_task_group() as group:
+            for replica in replicas:
+                group.start_soon(prune, replica)
+        assert sum(deleted) == 3_000
+        assert await replicas[0].failure_count() == 0
+    finally:
+        for replica in replicas:
+            await replica.close()

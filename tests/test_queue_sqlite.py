@@ -4,6 +4,7 @@ import errno
 import os
 import sqlite3
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -120,8 +121,6 @@ async def test_connections_of_ended_threads_are_closed(queue):
     assert await queue.backlog() == 0  # the queue's own threads still work
 
 
-
-
 async def test_indexes_no_statement_uses_are_dropped_from_older_databases(tmp_path, clock):
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
@@ -144,3 +143,83 @@ async def test_indexes_no_statement_uses_are_dropped_from_older_databases(tmp_pa
     db.close()
     assert not names & set(sql.UNUSED_INDEXES)
     assert {"tasks_ready", "tasks_by_asset", "tasks_once"} <= names
+
+
+async def test_a_database_from_before_user_tokens_gains_the_column(tmp_path, clock):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    old_schema, cut = sql.SCHEMA.split("    job_id       TEXT,")[0], sql.SCHEMA.index("\n);")
+    db.executescript(old_schema + "    job_id       TEXT" + sql.SCHEMA[cut:])
+    assert "user_token" not in {row[1] for row in db.execute("PRAGMA table_info(requests)")}
+    db.close()
+    q = SQLiteQueue(path, **LIMITS, clock=clock)
+    await q.open()
+    try:
+        await q.enqueue(replace(delivery("k1"), user_token="sealed"), "r1")
+        assert (await q.claim("w")).user_token == "sealed"
+    finally:
+        await q.close()
+
+
+async def test_a_queue_file_from_before_retention_is_upgraded(tmp_path, clock):
+    """An older file gets the new indexes and its failed tasks counted, once."""
+    path = tmp_path / "old.db"
+    q = SQLiteQueue(path, **LIMITS, clock=clock)
+    await q.open()
+    for n in range(3):
+        await q.enqueue(delivery(f"k{n}"), f"r{n}")
+    for n in range(2):
+        await q.fail(await q.claim(f"w{n}"), "no")
+    await q.close()
+    # As the file was before: none of the new indexes, failures not counted.
+    db = sqlite3.connect(path)
+    db.executescript(
+        "DROP INDEX tasks_failed; DROP INDEX tasks_deliveries; DROP INDEX requests_by_time;"
+        "DROP INDEX bundles_by_folder; DELETE FROM task_counts WHERE state = 'failed';"
+    )
+    db.close()
+    q = SQLiteQueue(path, **LIMITS, clock=clock)
+    await q.open()
+    try:
+        assert await q.failure_count() == 2
+        assert len(await q.recent_failures()) == 2
+        await q.fail(await q.claim("w"), "no")
+        assert await q.failure_count() == 3
+    finally:
+        await q.close()
+    db = sqlite3.connect(path)
+    names = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    db.close()
+    assert {"tasks_failed", "tasks_deliveries", "requests_by_time", "bundles_by_folder"} <= names
+
+
+async def test_pruned_pages_go_back_to_the_file_system(tmp_path, clock):
+    from service.queue.retention import prune_expired
+
+    path = tmp_path / "q.db"
+    q = SQLiteQueue(path, **LIMITS, clock=clock)
+    await q.open()
+    await q.close()
+    from tests.queue_fill import History, fill_sqlite
+
+    fill_sqlite(str(path), History(n=5_000, start=clock.now - 200 * 86_400, spacing=1.0))
+    q = SQLiteQueue(path, **LIMITS, clock=clock)
+    await q.open()
+    try:
+
+        def pages() -> tuple[int, int]:
+            db = sqlite3.connect(path)
+            try:
+                return tuple(
+                    db.execute(f"PRAGMA {name}").fetchone()[0]
+                    for name in ("page_count", "freelist_count")
+                )
+            finally:
+                db.close()
+
+        full, _ = pages()
+        assert await prune_expired(q, 90 * 86_400) == 5_000
+        emptied, free = pages()
+    finally:
+        await q.close()
+    assert emptied < full / 4 and free < 1_024

@@ -1,9 +1,12 @@
 """`register` / `unregister` against the simulator over real HTTP."""
 
+import socket
+
 import pytest
 
 from service.__main__ import main
 from service.simulator import Simulator
+from tests.cli import cli, logging_restored, one_line_error
 from tests.conftest import BEARER, ICONIK_TOKEN
 from tests.extract_openapi import USED
 from tests.iconik_api import operation_for
@@ -17,7 +20,7 @@ PUBLIC = "https://captions.example.test"
 def sim(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     simulator = Simulator(APP_ID, ICONIK_TOKEN)
-    with running(simulator.app()) as url:
+    with logging_restored(), running(simulator.app()) as url:
         for name, value in {
             "ICONIK_URL": url,
             "ICONIK_APP_ID": APP_ID,
@@ -106,3 +109,113 @@ def test_register_needs_a_bearer_token(sim, monkeypatch, capsys):
     monkeypatch.setenv("WEBHOOK_SECRETS", "only-a-secret")
     assert main(["register", "--public-url", PUBLIC]) == 2
     assert "BEARER_TOKENS must be set" in capsys.readouterr().err
+
+
+MOVED = "https://captions-new.example.test"
+
+
+def ours(sim):
+    actions = sorted((a["context"], a["url"]) for a in sim.custom_actions.values())
+    hooks = sorted((h["operation"], h["realm"] or "", h["url"]) for h in sim.webhooks.values())
+    return actions, hooks
+
+
+def test_register_with_replace_url_moves_an_earlier_registration(sim, capsys):
+    assert main(["register", "--public-url", PUBLIC, "--saved-search"]) == 0
+    ids_before = set(sim.custom_actions) | set(sim.webhooks)
+    capsys.readouterr()
+    assert main(["register", "--public-url", MOVED, "--replace-url"]) == 0
+    actions, hooks = ours(sim)
+    # One set, at the new URL: moved in place (same ids), the extra context removed.
+    assert actions == [
+        (context, MOVED + "/iconik/custom-action") for context in ("ASSET", "BULK", "COLLECTION")
+    ]
+    assert [url for *_, url in hooks] == [MOVED + "/iconik/webhook"] * 3
+    assert set(sim.custom_actions) | set(sim.webhooks) < ids_before
+    out = capsys.readouterr().out
+    assert out.count("update ") == 6 and out.count("delete ") == 1 and "create " not in out
+    # And again: nothing left to move.
+    assert main(["register", "--public-url", MOVED, "--replace-url"]) == 0
+    assert ours(sim) == (actions, hooks)
+    assert capsys.readouterr().out.count("keep ") == 6
+
+
+def test_register_elsewhere_without_replace_url_warns_of_the_earlier_one(sim, capsys):
+    assert main(["register", "--public-url", PUBLIC]) == 0
+    capsys.readouterr()
+    assert main(["register", "--public-url", MOVED]) == 0
+    err = capsys.readouterr().err
+    assert f"an earlier registration points 6 action(s)/webhook(s) at {PUBLIC}" in err
+    assert "--replace-url" in err
+    assert len(sim.custom_actions) == 6  # both stay, as asked
+
+
+def test_register_refuses_http_unless_allowed(sim, capsys):
+    assert main(["register", "--public-url", "http://captions.example.test"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "use https://, or --allow-http" in err[0]
+    assert sim.requests == []
+    allowed = ["register", "--public-url", "http://10.0.0.5:8080", "--allow-http"]
+    assert main(allowed) == 0
+    assert {a["url"] for a in sim.custom_actions.values()} == {
+        "http://10.0.0.5:8080/iconik/custom-action"
+    }
+
+
+def test_register_prints_one_line_per_problem(sim, monkeypatch, capsys):
+    monkeypatch.delenv("BEARER_TOKENS")
+    monkeypatch.delenv("ICONIK_AUTH_TOKEN")
+    monkeypatch.setenv("WEBHOOK_SECRETS", "only-a-secret")
+    assert main(["register", "--public-url", "http://x.example.test/?a=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(": ", 2)[1].split(" ")[0] for line in err] == [
+        "--public-url",
+        "--public-url",
+        "BEARER_TOKENS",
+        "ICONIK_AUTH_TOKEN",
+    ]
+    assert sim.requests == []
+
+
+def cli_env(sim_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "ICONIK_URL": sim_url,
+        "ICONIK_APP_ID": APP_ID,
+        "ICONIK_AUTH_TOKEN": ICONIK_TOKEN,
+        "BEARER_TOKENS": BEARER,
+        **extra,
+    }
+
+
+@pytest.fixture
+def sim_url(sim):
+    import os
+
+    return os.environ["ICONIK_URL"]
+
+
+def test_register_with_refused_credentials_names_the_role_in_one_line(sim, sim_url, tmp_path):
+    result = cli(
+        "register", "--public-url", PUBLIC, cwd=tmp_path,
+        env=cli_env(sim_url, ICONIK_AUTH_TOKEN="a-revoked-token"),
+    )  # fmt: skip
+    line = one_line_error(result)
+    assert "Iconik refused GET /API/assets/v1/custom_actions/ASSET/" in line
+    assert "needs can_read_custom_actions" in line and "a-revoked-token" not in line
+
+
+def test_register_names_the_role_of_the_call_that_was_refused(sim, capsys):
+    sim.fail_next("/API/notifications/v1/webhooks/", None, 403)  # the GET passes, the POST not
+    assert main(["register", "--public-url", PUBLIC]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "Iconik refused POST /API/notifications/v1/webhooks/" in line
+    assert line.endswith("needs can_write_webhooks")
+
+
+def test_register_with_iconik_unreachable_names_the_host(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = cli_env(f"http://127.0.0.1:{port}", LOG_FORMAT="console")
+    line = one_line_error(cli("register", "--public-url", PUBLIC, cwd=tmp_path, env=env))
+    assert line.startswith(f"caption-bridge register: cannot reach Iconik at 127.0.0.1:{port}")

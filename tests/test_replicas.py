@@ -20,7 +20,7 @@ import psycopg
 
 from service.app import create_app
 from service.simulator import Simulator
-from tests.conftest import bearer, custom_action_body, make_settings, signed
+from tests.conftest import PAYLOAD_AUTH_TOKEN, bearer, custom_action_body, make_settings, signed
 from tests.postgres import PASSWORD
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, ICONIK_TOKEN
@@ -58,6 +58,7 @@ def test_three_replicas_one_killed_mid_bulk_every_asset_one_complete_bundle(
     tmp_path, pg_url, bucket, aws
 ):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
+    sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry
     assets = sim.add_tiny_assets(ASSETS, proxy_bytes=256 * 1024)
     held = sim.assets[assets[0]].proxies[0]["id"]
     gate = sim.hold_download(f"proxies/{held}", after_bytes=64 * 1024)
@@ -183,6 +184,7 @@ def test_three_replicas_share_one_iconik_rate_budget(tmp_path, pg_url):
     # a little later than they were granted: three replicas each drawing
     # their own 20/s would blow through it.
     sim = Simulator(APP_ID, ICONIK_TOKEN, limits=((rate + default_burst(rate) + 2, 1.0),))
+    sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry
     assets = sim.add_tiny_assets(24)
     with running(sim.app()) as sim_url, ExitStack() as stack:
         settings = make_settings(tmp_path, iconik_url=sim_url, queue_url=pg_url)

@@ -136,8 +136,15 @@ def test_a_worker_with_a_port_answers_probes_but_takes_no_deliveries(tmp_path, e
     assert "caption_bridge_tasks" in metrics.text
 
 
-def test_under_32_concurrent_senders_every_acknowledged_delivery_survives_kill_9(tmp_path, env):
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_under_32_concurrent_senders_every_acknowledged_delivery_survives_kill_9(
+    tmp_path, env, backend, request
+):
+    """Group commit (both backends) acknowledges only what its commit holds."""
     import concurrent.futures
+
+    if backend == "postgres":
+        env = {**env, "QUEUE_URL": request.getfixturevalue("pg_url")}
 
     acknowledged: dict[bytes, str] = {}
     enough = threading.Event()

@@ -2,6 +2,8 @@ import pytest
 
 from service.settings import SettingsError, load_settings
 
+V1, V2 = "0a1b2c3d-0000-4000-8000-0000000000f1", "0a1b2c3d-0000-4000-8000-0000000000f2"
+
 
 def test_defaults_match_the_contract(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
@@ -29,10 +31,10 @@ def test_defaults_match_the_contract(monkeypatch, tmp_path):
 def test_comma_separated_lists(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WEBHOOK_SECRETS", " new-key , old-key ,")
-    monkeypatch.setenv("METADATA_VIEW_IDS", "v1,v2")
+    monkeypatch.setenv("METADATA_VIEW_IDS", f"{V1},{V2}")
     s = load_settings()
     assert [x.get_secret_value() for x in s.webhook_secrets] == ["new-key", "old-key"]
-    assert s.metadata_view_ids == ["v1", "v2"]
+    assert s.metadata_view_ids == [V1, V2]
     assert "new-key" not in repr(s)
 
 

@@ -12,15 +12,17 @@ from tests.servers import running
 from tests.stack import APP_ID, stack
 
 TOKEN = "sim-token"
+C1, C2 = "0c000000-0000-4000-8000-0000000000c1", "0c000000-0000-4000-8000-0000000000c2"
+S1 = "05000000-0000-4000-8000-000000000051"
 
 
 def test_every_request_the_service_made_exists_in_iconiks_api(tmp_path):
     with stack(tmp_path, allow_original_media=True) as s:
-        s.sim.collections["c1"] = [{"id": s.seeded.normal, "object_type": "assets"}]
+        s.sim.collections[C1] = [{"id": s.seeded.normal, "object_type": "assets"}]
         s.send(custom_action_body(context="BULK", asset_ids=s.seeded.all))
-        s.send(custom_action_body(context="COLLECTION", asset_ids=[], collection_ids=["c1"]))
-        s.sim.saved_searches["s1"] = [{"id": s.seeded.large, "object_type": "assets"}]
-        s.send(custom_action_body(context="SAVED_SEARCH", asset_ids=[], saved_search_ids=["s1"]))
+        s.send(custom_action_body(context="COLLECTION", asset_ids=[], collection_ids=[C1]))
+        s.sim.saved_searches[S1] = [{"id": s.seeded.large, "object_type": "assets"}]
+        s.send(custom_action_body(context="SAVED_SEARCH", asset_ids=[], saved_search_ids=[S1]))
         s.drain()
         made = {(m, p) for m, p in s.sim.requests}
     used = {f"{m} {p}" for m, p in USED}
@@ -34,9 +36,9 @@ def test_every_request_the_service_made_exists_in_iconiks_api(tmp_path):
 def sim_server():
     sim = Simulator(APP_ID, TOKEN)
     seeded = sim.seed(large_proxy_bytes=1024)
-    sim.collections["c1"] = [
+    sim.collections[C1] = [
         {"id": seeded.normal, "object_type": "assets", "title": "Harbour Lights: Episode 1"},
-        {"id": "c2", "object_type": "collections", "title": "Sub"},
+        {"id": C2, "object_type": "collections", "title": "Sub"},
     ]
     with running(sim.app()) as url:
         yield (
@@ -74,7 +76,7 @@ def test_simulator_responses_validate_against_iconiks_schemas(sim_server):
         f"/API/files/v1/assets/{asset}/subtitles/en/webvtt/",
         f"/API/files/v1/assets/{asset}/subtitles/fr/cc/webvtt/",
         f"/API/metadata/v1/assets/{asset}/views/{seeded.view_id}/",
-        "/API/assets/v1/collections/c1/contents/",
+        f"/API/assets/v1/collections/{C1}/contents/",
     ]
     for path in gets:
         _validate("GET", path, client.get(path))
@@ -150,8 +152,8 @@ def test_paging_and_errors_look_like_iconik(sim_server):
         f"/API/files/v1/assets/{seeded.normal}/proxies/", params={"per_page": 1, "last_id": last_id}
     )
     assert second.json()["objects"][0]["id"] != last_id
-    page = client.get("/API/assets/v1/collections/c1/contents/", params={"per_page": 1}).json()
-    assert page["next_url"].startswith("/API/assets/v1/collections/c1/contents/?page=2")
+    page = client.get(f"/API/assets/v1/collections/{C1}/contents/", params={"per_page": 1}).json()
+    assert page["next_url"].startswith(f"/API/assets/v1/collections/{C1}/contents/?page=2")
     missing = client.get("/API/assets/v1/assets/00000000-0000-0000-0000-000000000000/")
     assert missing.status_code == 404 and missing.json() == {"errors": ["Asset does not exist"]}
     unauthorised = httpx2.get(str(client.base_url) + f"/API/assets/v1/assets/{seeded.normal}/")
@@ -164,3 +166,40 @@ def test_storage_urls_need_no_credentials_and_stream_generated_bytes(sim_server)
     url = client.get(f"/API/files/v1/assets/{seeded.large}/proxies/{large}/download_url/").json()
     body = httpx2.get(url["url"]).content
     assert len(body) == 1024 and body == httpx2.get(url["url"]).content
+
+
+def test_search_validates_and_honours_each_users_rights(sim_server):
+    sim, seeded, client = sim_server
+    hidden, seen = seeded.large, seeded.normal
+    sim.add_user("viewer-token", "viewer", cannot_read=(hidden,))
+    sim.add_user("gone-token", "gone").expired = True
+    viewer = {"App-ID": APP_ID, "Auth-Token": "viewer-token"}
+    body = {
+        "doc_types": ["assets"],
+        "filter": {"operator": "AND", "terms": [{"name": "id", "value_in": [seen, hidden]}]},
+    }
+    _valid_request("POST", "/API/search/v1/search/", body)
+    params = {"per_page": 100, "generate_signed_url": "false", "save_search_history": "false"}
+    path = "/API/search/v1/search/"
+    as_app = _validate("POST", path, client.post(path, params=params, json=body)).json()
+    assert sorted(o["id"] for o in as_app["objects"]) == sorted([seen, hidden])
+    as_viewer = client.post(path, params=params, json=body, headers=viewer)
+    assert [o["id"] for o in _validate("POST", path, as_viewer).json()["objects"]] == [seen]
+    # By id, in a collection: what the viewer may not read is not there for them.
+    assert client.get(f"/API/assets/v1/assets/{hidden}/", headers=viewer).status_code == 404
+    assert client.get(f"/API/assets/v1/assets/{seen}/", headers=viewer).status_code == 200
+    sim.collections[C2] = [
+        {"id": seen, "object_type": "assets"},
+        {"id": hidden, "object_type": "assets"},
+    ]
+    listed = client.get(f"/API/assets/v1/collections/{C2}/contents/", headers=viewer).json()
+    assert [o["id"] for o in listed["objects"]] == [seen]
+    # An expired user token is refused like any invalid token.
+    expired = {"App-ID": APP_ID, "Auth-Token": "gone-token"}
+    assert client.post(path, json=body, headers=expired).status_code == 401
+    # What Iconik would refuse, the simulator refuses too.
+    assert client.post(path, json={"filter": {"terms": []}}).status_code == 400
+    assert client.post(path, json={"doc_types": ["files"]}).status_code == 400
+    assert client.post(path, json={"colour": "red"}).status_code == 400
+    assert client.post(path, json=[]).status_code == 400
+    assert ("POST", path, "viewer") in sim.calls_by

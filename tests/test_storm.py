@@ -10,7 +10,13 @@ import httpx2
 import pytest
 
 from service.simulator import Simulator
-from tests.conftest import custom_action_body, make_settings, signed, webhook_body
+from tests.conftest import (
+    PAYLOAD_AUTH_TOKEN,
+    custom_action_body,
+    make_settings,
+    signed,
+    webhook_body,
+)
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, ICONIK_TOKEN, stack
 
@@ -80,6 +86,7 @@ def test_a_storm_over_ten_bundles_refreshes_each_once(tmp_path, queue_url):
 
 def test_a_click_in_the_middle_of_a_storm_is_published_before_the_storm_is_done(tmp_path):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
+    sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry
     stormed = sim.add_tiny_assets(40)
     seeded = sim.seed()
     root = tmp_path / "bundles"

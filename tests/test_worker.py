@@ -1,5 +1,7 @@
 from service.gather import pick_original, pick_proxy
 
+ASSET_A, ASSET_B = "0a1b2c3d-0000-4000-8000-00000000000a", "0a1b2c3d-0000-4000-8000-00000000000b"
+
 
 def proxy(name, height, fmt="MP4", codec="h264", status="CLOSED"):
     return {
@@ -71,10 +73,10 @@ def test_a_queue_outage_while_settling_does_not_stop_the_worker(tmp_path):
                 attempts=1,
                 owner=owner,
                 request_kind="webhook",
-                payload={"asset_ids": ["a", "b"], "context": "BULK"},
+                payload={"asset_ids": [ASSET_A, ASSET_B], "context": "BULK"},
             )
 
-        async def complete(self, task, children=None):
+        async def complete(self, task, children=None, note=None):
             if task.task_id == "t1":
                 raise QueueUnavailable("database is locked")
             self.completed.append(task.task_id)
@@ -86,7 +88,10 @@ def test_a_queue_outage_while_settling_does_not_stop_the_worker(tmp_path):
         async def extend_lease(self, task):
             pass
 
-    settings = make_settings(tmp_path, worker_concurrency=1)
+    # (retention off: this queue keeps no history to prune)
+    settings = make_settings(
+        tmp_path, worker_concurrency=1, click_rights="application", retention_days=0
+    )
     queue = FlakyQueue()
     jobs = JobReporter(iconik=None, queue=queue, enabled=False)
     worker = Worker(settings, queue, iconik=None, storage=None, poll_interval=0, jobs=jobs)
@@ -123,3 +128,45 @@ def test_a_worker_that_lost_its_task_to_another_publishes_nothing(tmp_path):
         assert [p.name for p in s.root.iterdir() if not p.name.startswith(".")] == []
         [build] = [t for t in s.status(answer["request_id"])["tasks"] if t["kind"] == "build"]
         assert (build["state"], build["attempts"]) == ("running", 2)  # the other worker's
+
+
+def test_the_worker_prunes_the_history_past_retention_days_and_keeps_the_rest(tmp_path):
+    import anyio
+
+    from service.jobs import JobReporter
+    from service.queue.sqlite import SQLiteQueue
+    from service.worker import Worker
+    from tests.conftest import make_settings
+    from tests.queue_fill import History, fill_sqlite
+    from tests.test_queue import FakeClock
+
+    clock = FakeClock()
+    day = 86_400
+    settings = make_settings(tmp_path, worker_concurrency=1, retention_days=30)
+    queue = SQLiteQueue(settings.sqlite_path, clock=clock)
+
+    async def main():
+        await queue.open()
+        await queue.fill_registry([])
+        await queue.close()
+        # 3000 finished requests, one an hour: the older 2280 (95 days to 30
+        # days and an hour ago) are past the window, the last 720 are not.
+        fill_sqlite(str(settings.sqlite_path), History(3000, clock.now - 125 * day, 3600.0))
+        await queue.open()
+        jobs = JobReporter(iconik=None, queue=queue, enabled=False)
+        worker = Worker(settings, queue, iconik=None, storage=None, poll_interval=0, jobs=jobs)
+        try:
+            with anyio.fail_after(30):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(worker.run)
+                    while True:  # bounded by fail_after
+                        if await queue.request_status("hr2279") is None:
+                            break
+                        await anyio.sleep(0.01)
+                    group.cancel_scope.cancel()
+            kept = [await queue.request_status(f"hr{n}") for n in (2278, 2280, 2999)]
+            assert kept[0] is None and kept[1] is not None and kept[2] is not None
+        finally:
+            await queue.close()
+
+    anyio.run(main)

@@ -11,7 +11,13 @@ import httpx2
 
 from service.app import create_app
 from service.simulator import Simulator
-from tests.conftest import ICONIK_TOKEN, custom_action_body, make_settings, signed
+from tests.conftest import (
+    ICONIK_TOKEN,
+    PAYLOAD_AUTH_TOKEN,
+    custom_action_body,
+    make_settings,
+    signed,
+)
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, FakeClock, drain
 
@@ -36,6 +42,7 @@ def _digests(folder):
 
 def test_sigkill_mid_download_then_restart_gives_the_same_bundle(tmp_path):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
+    sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry
     seeded = sim.seed(large_proxy_bytes=PROXY_BYTES)
     proxy_id = sim.assets[seeded.large].proxies[0]["id"]
     gate = sim.hold_download(f"proxies/{proxy_id}", after_bytes=PROXY_BYTES // 2)

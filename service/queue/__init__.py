@@ -14,6 +14,10 @@ process sharing the queue: a claim skips a task whose asset has another task
 running under a live lease, so two clicks on one asset, overlapping
 selections, or a click and a webhook never build one bundle at once.
 
+A request is kept while any of its tasks waits or runs, and for
+`RETENTION_DAYS` after its last change once all have finished; then the
+worker deletes it with its tasks (service/queue/retention.py).
+
 Backends share this interface and its rules: `sqlite` (the embedded
 default, one machine) and `postgresql` (several replicas). Which one runs is
 a matter of `QUEUE_URL` only.
@@ -67,12 +71,26 @@ class Delivery:
     kind: str  # "custom_action" | "webhook" | "deliver"
     payload: str  # a JSON object, as stored (made once, off the writer's thread)
     first_task: NewTask
+    # The clicking user's Iconik token, sealed (service/user_token.py); kept
+    # beside the payload, never in it, and deleted once the expand task ends.
+    user_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class NewTask:
     kind: str  # "expand" | "build" | "refresh" | "withdraw" | "deliver"
     asset_id: str | None = None
+    # Set: the task is stored already failed, with this reason (an asset of a
+    # click that the clicking user may not read: the status says so per asset).
+    failed: str | None = None
+
+
+@dataclass(frozen=True)
+class Expanded:
+    """What an expand task returns: its children, and a note for the request's status."""
+
+    children: list[NewTask]
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,8 @@ class Task:
     request_kind: str
     payload: dict[str, Any] = field(default_factory=dict)
     first_claimed_at: float | None = None
+    # An expand task's sealed user token (None for every other kind).
+    user_token: str | None = field(default=None, repr=False)
 
 
 class Queue(Protocol):
@@ -111,7 +131,10 @@ class Queue(Protocol):
     async def close(self) -> None: ...
     async def enqueue(self, delivery: Delivery, request_id: str) -> Enqueued: ...
     async def claim(self, owner: str) -> Task | None: ...
-    async def complete(self, task: Task, children: list[NewTask] | None = None) -> None: ...
+    # Ending an expand task (complete, or fail) also deletes its request's user token.
+    async def complete(
+        self, task: Task, children: list[NewTask] | None = None, note: str | None = None
+    ) -> None: ...
     async def retry(
         self, task: Task, error: str, delay: float | None = None, count_attempt: bool = True
     ) -> bool: ...
@@ -124,6 +147,11 @@ class Queue(Protocol):
     async def ping(self) -> None: ...
     async def request_status(self, request_id: str) -> dict[str, Any] | None: ...
     async def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]: ...
+    async def failure_count(self) -> int: ...  # kept by the store, not counted
+    # Retention (service/queue/retention.py): one batch of finished requests
+    # older than `older_than` seconds deleted (how many); space given back.
+    async def prune(self, older_than: float, max_tasks: int = ...) -> int: ...
+    async def compact(self) -> bool: ...
     # The bundle registry: which folders hold a bundle of which asset.
     async def record_bundle(self, asset_id: str, folder: str, status: str) -> None: ...
     async def bundle_folders(self, asset_id: str | None = None) -> list[str]: ...  # None: all

@@ -31,7 +31,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -219,3 +219,72 @@ def _settle(jobs: list[_Job[Any]]) -> None:
             job.future.set_exception(job.error)
         else:
             job.future.set_result(job.result)
+
+
+class AsyncGroupCommit(Generic[T]):
+    """Group commit for a store reached over the network (PostgreSQL).
+
+    The first item handed over is written at once, alone; whatever arrives
+    while that write is on its way waits, and goes in the next write, all
+    together (up to MAX_BATCH): one statement, one transaction, one commit
+    for the lot, so under load a round trip and a commit are shared by
+    everything that arrived meanwhile, and when idle nobody waits for a
+    batch to fill. Each caller gets its own item's outcome only once the
+    write that held it has committed. `write(items)` returns, per item, its
+    result or the exception its caller should get.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[Any]], Awaitable[list[T | BaseException]]],
+        *,
+        max_batch: int = MAX_BATCH,
+        in_flight: int = 1,
+    ) -> None:
+        self._write = write
+        self._max_batch = max_batch
+        self._in_flight = in_flight
+        self._pending: list[tuple[Any, asyncio.Future[T]]] = []
+        self._flushers: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((item, future))
+        if len(self._flushers) < self._in_flight:
+            # Its own task, not the caller's: a caller cancelled meanwhile
+            # must not take the others' write down with it.
+            flusher = loop.create_task(self._flush())
+            self._flushers.add(flusher)
+            flusher.add_done_callback(self._flushers.discard)
+        return await _outcome(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                outcomes: list[Any] = await self._write([item for item, _ in batch])
+            except asyncio.CancelledError:
+                stopped = RuntimeError("the queue's writer was stopped")
+                outcomes = [stopped] * len(batch)
+                _settle_futures(batch, outcomes)
+                raise
+            except Exception as exc:  # nothing of this batch was committed
+                outcomes = [exc] * len(batch)
+            _settle_futures(batch, outcomes)
+
+    async def drain(self) -> None:
+        """Wait until everything handed over so far has been written."""
+        while self._flushers:
+            await asyncio.gather(*self._flushers, return_exceptions=True)
+
+
+def _settle_futures(batch: list[tuple[Any, asyncio.Future[Any]]], outcomes: list[Any]) -> None:
+    for (_, future), outcome in zip(batch, outcomes, strict=True):
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

@@ -1,13 +1,15 @@
 """The queue on PostgreSQL, for several replicas: same rules as the SQLite queue.
 
 Every replica's receiver and worker share one database. A delivery is
-acknowledged only once its transaction committed; its key is UNIQUE, so
-concurrent duplicates on any replicas store one request (`ON CONFLICT DO
+acknowledged only once its transaction committed: deliveries that arrive
+while the previous batch is on its way are stored together, by one call of
+`admit_deliveries()` (group commit: postgres_intake.py). Its key is UNIQUE,
+so concurrent duplicates on any replicas store one request (`ON CONFLICT DO
 NOTHING`). Workers claim through `claim_task()` (postgres.sql), which skips
 locked rows and keeps one task per asset running at a time; `LISTEN/NOTIFY`
 wakes idle workers on every replica as soon as there is work, with a slow
 poll as a safety net. The pool, the schema steps and the listener are in
-postgres_store.py.
+postgres_store.py; status reads and retention in postgres_history.py.
 """
 
 from __future__ import annotations
@@ -26,35 +28,40 @@ from service.queue import (
     Delivery,
     Enqueued,
     NewTask,
-    QueueFull,
+    QueueUnavailable,
     Task,
-    as_observed,
     backoff_delay,
     lane_of,
+    postgres_intake,
     rank_after,
 )
-from service.queue.postgres_store import NOTIFY_CHANNEL, PostgresStore
+from service.queue.group_commit import AsyncGroupCommit
+from service.queue.postgres_history import PostgresHistory
+from service.queue.postgres_store import NOTIFY_CHANNEL, _reason
 
-# An asset the service knows: it has a bundle, or a task waiting or running.
-# Until the registry holds the bundles made before it existed, every asset
-# may have one, and events are stored (the worker then looks).
-_KNOWN_ASSET = (
-    "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM registry_filled)"
-    " OR EXISTS (SELECT 1 FROM bundles WHERE asset_id = %s)"
-    " OR EXISTS (SELECT 1 FROM tasks WHERE asset_id = %s AND state IN ('queued', 'running'))"
-)
-_PENDING_REFRESH = (
-    "SELECT request_id FROM tasks WHERE asset_id = %s AND kind = 'refresh' AND state = 'queued'"
-    " LIMIT 1"
-)
-# A delete makes a waiting refresh of the same asset pointless.
-_SUPERSEDE_REFRESH = (
-    "UPDATE tasks SET state = 'done', last_error = 'superseded by a delete event',"
-    " updated_at = %s WHERE asset_id = %s AND kind = 'refresh' AND state = 'queued'"
+# The clicking user's token is kept only until the expand task ends (done or failed).
+_FORGET_USER_TOKEN = "UPDATE requests SET user_token = NULL WHERE request_id = %s"  # noqa: S105
+
+# Which folders hold a bundle of an asset (the primary key), of every asset,
+# and who a folder belongs to (bundles_by_folder). Split by argument: a
+# generic plan of `%s IS NULL OR asset_id = %s` cannot use an index.
+BUNDLE_FOLDERS = "SELECT DISTINCT folder FROM bundles ORDER BY folder"
+BUNDLE_FOLDERS_OF = "SELECT folder FROM bundles WHERE asset_id = %s ORDER BY folder"
+BUNDLE_RECORDS = "SELECT asset_id, folder, status FROM bundles ORDER BY folder, asset_id"
+BUNDLE_RECORDS_OF = (
+    "SELECT asset_id, folder, status FROM bundles WHERE folder = %s ORDER BY asset_id"
 )
 
 
-class PostgresQueue(PostgresStore):
+class _Refused(Exception):
+    """A statement's own error, carried past the pool's "queue unavailable"."""
+
+    def __init__(self, error: psycopg.Error) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class PostgresQueue(PostgresHistory):
     def __init__(
         self,
         url: str,
@@ -76,70 +83,52 @@ class PostgresQueue(PostgresStore):
         self.lease_seconds = lease_seconds
         self.retry_after_seconds = retry_after_seconds
         self.backoff = backoff
+        self._intake: AsyncGroupCommit[Enqueued] = AsyncGroupCommit(self._store_deliveries)
+
+    async def close(self) -> None:
+        await self._intake.drain()  # what was handed over is written first
+        await super().close()
 
     # -- intake -----------------------------------------------------------
 
     async def enqueue(self, delivery: Delivery, request_id: str) -> Enqueued:
-        async def insert(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> Enqueued:
-            return await self._admit(cursor, delivery, request_id, self.clock())
+        # Stored with whatever else arrived meanwhile, in one statement
+        # (postgres_intake.py); acknowledged once that has committed.
+        outcome: Enqueued = await self._intake.submit((delivery, request_id))
+        return outcome
 
-        return await self._in_transaction(insert)
+    async def _store_deliveries(
+        self, items: list[tuple[Delivery, str]]
+    ) -> list[Enqueued | BaseException]:
+        async def execute(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+            try:
+                async with self._connection() as connection:
+                    try:
+                        cursor = await connection.execute(sql, params)  # type: ignore[arg-type]
+                        return await cursor.fetchall()
+                    except postgres_intake.STATEMENT_ERRORS as exc:
+                        # Not the connection's trouble: admit_all's to handle.
+                        raise _Refused(exc) from exc
+            except _Refused as refused:
+                raise refused.error from None
 
-    async def _admit(
-        self,
-        cursor: psycopg.AsyncCursor[dict[str, Any]],
-        delivery: Delivery,
-        request_id: str,
-        now: float,
-    ) -> Enqueued:
-        """Store one delivery in the caller's transaction, or say why not (same rules as SQLite)."""
-        lane, task = lane_of(delivery.kind), delivery.first_task
-        if lane == EVENT and task.asset_id is not None:
-            # Events about one asset are admitted one at a time, so two
-            # updates arriving together still leave one pending refresh.
-            await cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('caption-bridge intake'), hashtext(%s))",
-                (task.asset_id,),
+        try:
+            outcomes = await postgres_intake.admit_all(
+                execute,
+                items,
+                now=self.clock(),
+                max_backlog=self.max_backlog,
+                max_event_backlog=self.max_event_backlog,
+                retry_after=self.retry_after_seconds,
             )
-        await cursor.execute(
-            "SELECT request_id FROM requests WHERE delivery_key = %s", (delivery.key,)
-        )
-        existing = await cursor.fetchone()
-        if existing is not None:
-            return Enqueued(existing["request_id"], duplicate=True)
-        if lane == EVENT and task.asset_id is not None:
-            await cursor.execute(_KNOWN_ASSET, (task.asset_id, task.asset_id))
-            if await cursor.fetchone() is None:
-                return Enqueued(None, duplicate=False, ignored=True)
-            if task.kind == "refresh":
-                await cursor.execute(_PENDING_REFRESH, (task.asset_id,))
-                pending = await cursor.fetchone()
-                if pending is not None:
-                    return Enqueued(pending["request_id"], duplicate=False, coalesced=True)
-            elif task.kind == "withdraw":
-                await cursor.execute(_SUPERSEDE_REFRESH, (now, task.asset_id))
-        limit = self.max_event_backlog if lane == EVENT else self.max_backlog
-        await cursor.execute(
-            "SELECT count(*) AS n FROM tasks WHERE lane = %s AND state = 'queued'", (lane,)
-        )
-        waiting = await cursor.fetchone()
-        if waiting is not None and waiting["n"] >= limit:
-            raise QueueFull(self.retry_after_seconds, lane)
-        await cursor.execute(
-            "INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (delivery_key) DO NOTHING"
-            " RETURNING request_id",
-            (request_id, delivery.key, delivery.kind, delivery.payload, now),
-        )
-        if await cursor.fetchone() is None:  # a concurrent twin committed first
-            await cursor.execute(
-                "SELECT request_id FROM requests WHERE delivery_key = %s", (delivery.key,)
-            )
-            twin = await cursor.fetchone()
-            assert twin is not None
-            return Enqueued(twin["request_id"], duplicate=True)
-        await self._insert_tasks(cursor, request_id, [task], now, lane)
-        return Enqueued(request_id, duplicate=False)
+        except psycopg.Error as exc:  # deadlocked again and again: nothing was stored
+            raise QueueUnavailable(f"{self.description}: {_reason(exc)}") from None
+        return [
+            QueueUnavailable(f"{self.description}: {_reason(o)}")
+            if isinstance(o, psycopg.Error)
+            else o
+            for o in outcomes
+        ]
 
     @staticmethod
     async def _insert_tasks(
@@ -150,11 +139,27 @@ class PostgresQueue(PostgresStore):
         lane: str,
     ) -> None:
         rank = now + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
+        # A child with `failed` is stored already failed, with its reason.
         await cursor.executemany(
-            "INSERT INTO tasks (task_id, request_id, kind, asset_id, state, not_before,"
-            " created_at, updated_at, lane, rank_at)"
-            " VALUES (%s, %s, %s, %s, 'queued', %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [(new_id(), request_id, t.kind, t.asset_id, now, now, now, lane, rank) for t in tasks],
+            "INSERT INTO tasks (task_id, request_id, kind, asset_id, state, last_error,"
+            " not_before, created_at, updated_at, lane, rank_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [
+                (
+                    new_id(),
+                    request_id,
+                    t.kind,
+                    t.asset_id,
+                    "queued" if t.failed is None else "failed",
+                    t.failed,
+                    now,
+                    now,
+                    now,
+                    lane,
+                    rank,
+                )
+                for t in tasks
+            ],
         )
         await cursor.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
 
@@ -169,7 +174,8 @@ class PostgresQueue(PostgresStore):
             if row is None:
                 return None
             await cursor.execute(
-                "SELECT kind, payload FROM requests WHERE request_id = %s", (row["request_id"],)
+                "SELECT kind, payload, user_token FROM requests WHERE request_id = %s",
+                (row["request_id"],),
             )
             request = await cursor.fetchone()
             assert request is not None
@@ -183,6 +189,7 @@ class PostgresQueue(PostgresStore):
                 request_kind=request["kind"],
                 payload=request["payload"],
                 first_claimed_at=row["first_claimed_at"],
+                user_token=request["user_token"] if row["kind"] == "expand" else None,
             )
 
         return await self._in_transaction(take)
@@ -199,16 +206,20 @@ class PostgresQueue(PostgresStore):
 
         return await self._in_transaction(update)
 
-    async def complete(self, task: Task, children: list[NewTask] | None = None) -> None:
+    async def complete(
+        self, task: Task, children: list[NewTask] | None = None, note: str | None = None
+    ) -> None:
         async def done(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
             now = self.clock()
             await cursor.execute(
                 "UPDATE tasks SET state = 'done', lease_owner = NULL, lease_until = NULL,"
-                " last_error = NULL, updated_at = %s"
+                " last_error = %s, updated_at = %s"
                 " WHERE task_id = %s AND lease_owner = %s AND state = 'running'",
-                (now, task.task_id, task.owner),
+                (note, now, task.task_id, task.owner),
             )
             if cursor.rowcount == 1:
+                if task.kind == "expand":
+                    await cursor.execute(_FORGET_USER_TOKEN, (task.request_id,))
                 if children:
                     lane = lane_of(task.request_kind)
                     await self._insert_tasks(cursor, task.request_id, children, now, lane)
@@ -238,12 +249,17 @@ class PostgresQueue(PostgresStore):
         return True
 
     async def fail(self, task: Task, error: str) -> None:
-        await self._owned_update(
-            task,
-            "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
-            " last_error = %s, updated_at = %s",
-            (error, self.clock()),
-        )
+        async def failed(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
+            await cursor.execute(
+                "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
+                " last_error = %s, updated_at = %s"
+                " WHERE task_id = %s AND lease_owner = %s AND state = 'running'",
+                (error, self.clock(), task.task_id, task.owner),
+            )
+            if cursor.rowcount == 1 and task.kind == "expand":
+                await cursor.execute(_FORGET_USER_TOKEN, (task.request_id,))
+
+        await self._in_transaction(failed)
 
     async def extend_lease(self, task: Task) -> bool:
         now = self.clock()
@@ -288,46 +304,6 @@ class PostgresQueue(PostgresStore):
 
         await self._in_transaction(write)
 
-    async def request_status(self, request_id: str) -> dict[str, Any] | None:
-        requests = await self._read(
-            "SELECT request_id, kind, payload, received_at, job_id FROM requests"
-            " WHERE request_id = %s",
-            (request_id,),
-        )
-        if not requests:
-            return None
-        request = requests[0]
-        tasks = await self._read(
-            "SELECT kind, asset_id, state, attempts, last_error, not_before, updated_at,"
-            " lease_until FROM tasks WHERE request_id = %s"
-            " ORDER BY created_at, asset_id NULLS FIRST",
-            (request_id,),
-        )
-        now = self.clock()
-        return {**request, "tasks": [as_observed(t, now) for t in tasks]}
-
-    async def caption_deliveries(
-        self, asset_ids: list[str], limit: int = 100
-    ) -> list[dict[str, Any]]:
-        """Caption files delivered back to these assets (service/deliver.py), latest last."""
-        rows = await self._read(
-            "SELECT * FROM (SELECT r.request_id, r.received_at, r.payload, t.asset_id,"
-            " t.state, t.attempts, t.last_error, t.lease_until FROM tasks t"
-            " JOIN requests r USING (request_id)"
-            " WHERE t.asset_id = ANY(%s) AND r.kind = 'deliver'"
-            " ORDER BY r.received_at DESC LIMIT %s) latest ORDER BY received_at",
-            (asset_ids, limit),
-        )
-        now = self.clock()
-        return [as_observed(row, now) for row in rows]
-
-    async def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
-        return await self._read(
-            "SELECT request_id, kind, asset_id, attempts, last_error, updated_at FROM tasks"
-            " WHERE state = 'failed' ORDER BY updated_at DESC LIMIT %s",
-            (limit,),
-        )
-
     # -- the bundle registry ---------------------------------------------------
 
     async def record_bundle(self, asset_id: str, folder: str, status: str) -> None:
@@ -342,19 +318,17 @@ class PostgresQueue(PostgresStore):
         await self._in_transaction(record)
 
     async def bundle_folders(self, asset_id: str | None = None) -> list[str]:
-        rows = await self._read(
-            "SELECT DISTINCT folder FROM bundles WHERE %s::text IS NULL OR asset_id = %s"
-            " ORDER BY folder",
-            (asset_id, asset_id),
-        )
+        if asset_id is None:
+            rows = await self._read(BUNDLE_FOLDERS)
+        else:
+            rows = await self._read(BUNDLE_FOLDERS_OF, (asset_id,))
         return [row["folder"] for row in rows]
 
     async def bundle_records(self, folder: str | None = None) -> list[tuple[str, str, str]]:
-        rows = await self._read(
-            "SELECT asset_id, folder, status FROM bundles"
-            " WHERE %s::text IS NULL OR folder = %s ORDER BY folder, asset_id",
-            (folder, folder),
-        )
+        if folder is None:
+            rows = await self._read(BUNDLE_RECORDS)
+        else:
+            rows = await self._read(BUNDLE_RECORDS_OF, (folder,))
         return [(row["asset_id"], row["folder"], row["status"]) for row in rows]
 
     async def registry_filled(self) -> bool:

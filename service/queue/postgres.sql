@@ -163,6 +163,154 @@ END;
 $$;
 
 -- version: 4
+-- The clicking user's Iconik token, sealed (service/user_token.py), for the
+-- request's expand task; set to NULL in the transaction that ends that task.
+ALTER TABLE requests ADD COLUMN user_token text;
+
+-- version: 5
+-- Replicas of the previous version may still be running: no task changes
+-- state between the failures' count below and the triggers that keep it.
+LOCK TABLE tasks IN SHARE ROW EXCLUSIVE MODE;
+
+-- Status reads, each bounded by an index however long the history: the
+-- latest failures (partial: only failed tasks are in it), the caption files
+-- delivered to an asset, and, for retention, the oldest requests first;
+-- which asset a folder belongs to is one lookup per delivery.
+CREATE INDEX tasks_failed ON tasks (updated_at) WHERE state = 'failed';
+CREATE INDEX tasks_deliveries ON tasks (asset_id, created_at) WHERE kind = 'deliver';
+CREATE INDEX requests_by_time ON requests (received_at);
+CREATE INDEX bundles_by_folder ON bundles (folder);
+
+-- How many tasks have failed: `status` shows it beside the latest ones
+-- without counting them all. Kept by a trigger that does nothing (its WHEN
+-- is false) unless a task enters or leaves the failed state.
+CREATE TABLE failed_tasks (id integer PRIMARY KEY CHECK (id = 1), n bigint NOT NULL);
+INSERT INTO failed_tasks SELECT 1, count(*) FROM tasks WHERE state = 'failed';
+
+CREATE FUNCTION count_failed_tasks() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' AND OLD.state = 'failed' THEN
+        UPDATE failed_tasks SET n = n - 1 WHERE id = 1;
+    END IF;
+    IF TG_OP <> 'DELETE' AND NEW.state = 'failed' THEN
+        UPDATE failed_tasks SET n = n + 1 WHERE id = 1;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER failed_tasks_insert AFTER INSERT ON tasks
+    FOR EACH ROW WHEN (NEW.state = 'failed') EXECUTE FUNCTION count_failed_tasks();
+CREATE TRIGGER failed_tasks_update AFTER UPDATE OF state ON tasks
+    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state
+                       AND 'failed' IN (OLD.state, NEW.state))
+    EXECUTE FUNCTION count_failed_tasks();
+CREATE TRIGGER failed_tasks_delete AFTER DELETE ON tasks
+    FOR EACH ROW WHEN (OLD.state = 'failed') EXECUTE FUNCTION count_failed_tasks();
+
+-- Group commit: every delivery a process received meanwhile, admitted in
+-- one statement (one round trip, one transaction, one commit), by the same
+-- rules as the SQLite queue's (service/queue/sqlite_intake.py), in order,
+-- each delivery seeing the ones before it:
+-- - a delivery key stored before (or earlier in the batch) is a duplicate;
+-- - an event about an asset with no bundle and no waiting task is ignored
+--   (until the registry is filled, every asset may have a bundle);
+-- - a second update of an asset whose refresh still waits is coalesced
+--   into it; a delete supersedes the waiting refresh;
+-- - a lane whose queued tasks reached its limit refuses ('full').
+-- Events about one asset are admitted one at a time across replicas (an
+-- advisory lock per asset, taken in one order so batches never deadlock).
+-- p_items: [{"request_id", "key", "kind", "payload" (an object), "task_id",
+-- "task_kind", "asset_id", "lane", "user_token" (sealed, or null)}]. Returns, per item, its place (item_at,
+-- from 1), its outcome ('stored', 'duplicate', 'coalesced', 'ignored',
+-- 'full') and the request id it ended as.
+CREATE FUNCTION admit_deliveries(p_items jsonb, p_now double precision,
+                                 p_max_backlog integer, p_max_event_backlog integer,
+                                 p_lane_delay double precision)
+RETURNS TABLE (item_at integer, outcome text, admitted_id text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_item jsonb;
+    v_at bigint;
+    v_asset text;
+    v_lane text;
+    v_found text;
+    v_waiting_click bigint;
+    v_waiting_event bigint;
+    v_superseded bigint;
+    v_stored boolean := false;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('caption-bridge intake'), lock_key)
+    FROM (SELECT DISTINCT hashtext(e->>'asset_id') AS lock_key
+          FROM jsonb_array_elements(p_items) e
+          WHERE e->>'lane' = 'event' AND e->>'asset_id' IS NOT NULL) locks
+    ORDER BY lock_key;
+    SELECT count(*) INTO v_waiting_click FROM tasks WHERE lane = 'click' AND state = 'queued';
+    SELECT count(*) INTO v_waiting_event FROM tasks WHERE lane = 'event' AND state = 'queued';
+    FOR v_item, v_at IN SELECT value, ordinality FROM jsonb_array_elements(p_items)
+                        WITH ORDINALITY LOOP
+        item_at := v_at;
+        v_asset := v_item->>'asset_id';
+        v_lane := v_item->>'lane';
+        SELECT r.request_id INTO v_found FROM requests r WHERE r.delivery_key = v_item->>'key';
+        IF FOUND THEN
+            outcome := 'duplicate'; admitted_id := v_found; RETURN NEXT; CONTINUE;
+        END IF;
+        IF v_lane = 'event' AND v_asset IS NOT NULL THEN
+            IF EXISTS (SELECT 1 FROM registry_filled)
+               AND NOT EXISTS (SELECT 1 FROM bundles b WHERE b.asset_id = v_asset)
+               AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.asset_id = v_asset
+                               AND t.state IN ('queued', 'running')) THEN
+                outcome := 'ignored'; admitted_id := NULL; RETURN NEXT; CONTINUE;
+            END IF;
+            IF v_item->>'task_kind' = 'refresh' THEN
+                SELECT t.request_id INTO v_found FROM tasks t
+                WHERE t.asset_id = v_asset AND t.kind = 'refresh' AND t.state = 'queued' LIMIT 1;
+                IF FOUND THEN
+                    outcome := 'coalesced'; admitted_id := v_found; RETURN NEXT; CONTINUE;
+                END IF;
+            ELSIF v_item->>'task_kind' = 'withdraw' THEN
+                UPDATE tasks t SET state = 'done', last_error = 'superseded by a delete event',
+                       updated_at = p_now
+                WHERE t.asset_id = v_asset AND t.kind = 'refresh' AND t.state = 'queued';
+                GET DIAGNOSTICS v_superseded = ROW_COUNT;
+                v_waiting_event := v_waiting_event - v_superseded;
+            END IF;
+        END IF;
+        IF (v_lane = 'event' AND v_waiting_event >= p_max_event_backlog)
+           OR (v_lane <> 'event' AND v_waiting_click >= p_max_backlog) THEN
+            outcome := 'full'; admitted_id := NULL; RETURN NEXT; CONTINUE;
+        END IF;
+        INSERT INTO requests (request_id, delivery_key, kind, payload, received_at, user_token)
+        VALUES (v_item->>'request_id', v_item->>'key', v_item->>'kind', v_item->'payload', p_now,
+                v_item->>'user_token')
+        ON CONFLICT (delivery_key) DO NOTHING;
+        IF NOT FOUND THEN  -- a twin committed meanwhile (another replica)
+            SELECT r.request_id INTO v_found FROM requests r
+            WHERE r.delivery_key = v_item->>'key';
+            outcome := 'duplicate'; admitted_id := v_found; RETURN NEXT; CONTINUE;
+        END IF;
+        INSERT INTO tasks (task_id, request_id, kind, asset_id, state, not_before,
+                           created_at, updated_at, lane, rank_at)
+        VALUES (v_item->>'task_id', v_item->>'request_id', v_item->>'task_kind', v_asset,
+                'queued', p_now, p_now, p_now, v_lane,
+                p_now + CASE WHEN v_lane = 'event' THEN p_lane_delay ELSE 0 END)
+        ON CONFLICT DO NOTHING;
+        IF v_lane = 'event' THEN
+            v_waiting_event := v_waiting_event + 1;
+        ELSE
+            v_waiting_click := v_waiting_click + 1;
+        END IF;
+        v_stored := true;
+        outcome := 'stored'; admitted_id := v_item->>'request_id'; RETURN NEXT;
+    END LOOP;
+    IF v_stored THEN
+        PERFORM pg_notify('caption_bridge_tasks', '');
+    END IF;
+END;
+$$;
+
+-- version: 6
 -- Work one process of the deployment does at a time (the deliver scan, the
 -- registry's first fill): held by `holder` until `expires_at` (the
 -- database's clock, so replicas' clocks need not agree), then free.

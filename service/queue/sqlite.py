@@ -4,7 +4,8 @@ The delivery key is UNIQUE, and every write of the process is committed by
 one writer thread (service.queue.sqlite_store, group_commit), so concurrent
 identical deliveries are serialised and exactly one of them inserts. The
 backlog that decides a 429 is a counter the same transactions keep (by
-triggers), not a COUNT(*) that grows with the queue.
+triggers), not a COUNT(*) that grows with the queue. Status reads and
+retention are in sqlite_history.py.
 """
 
 from __future__ import annotations
@@ -29,17 +30,16 @@ from service.queue import (
     NewTask,
     QueueFull,
     Task,
-    as_observed,
     backoff_delay,
     lane_of,
     rank_after,
 )
 from service.queue import sqlite_sql as sql
+from service.queue.sqlite_history import SQLiteHistory
 from service.queue.sqlite_intake import Limits, admit_all
-from service.queue.sqlite_store import SQLiteStore
 
 
-class SQLiteQueue(SQLiteStore):
+class SQLiteQueue(SQLiteHistory):
     def __init__(
         self,
         path: str | Path,
@@ -63,11 +63,22 @@ class SQLiteQueue(SQLiteStore):
         self._work = anyio.Event()
 
     def create_schema(self, db: sqlite3.Connection) -> None:
+        if db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None:
+            # A new file: pages that retention frees can be handed back to the
+            # file system (service.queue.retention); only settable before the
+            # first table. An older file keeps reusing its free pages instead.
+            # The connection is in WAL mode already, so it takes a VACUUM
+            # (of an empty file: instant) for the setting to hold.
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            db.execute("VACUUM")
         db.executescript(sql.SCHEMA)
         # Databases made before Iconik jobs were reported lack the column.
         columns = {row["name"] for row in db.execute("PRAGMA table_info(requests)")}
         if "job_id" not in columns:
             db.execute("ALTER TABLE requests ADD COLUMN job_id TEXT")
+        # ...and before clicks were expanded with the clicking user's token.
+        if "user_token" not in columns:
+            db.execute("ALTER TABLE requests ADD COLUMN user_token TEXT")
         # ...and before clicks and events had lanes of their own.
         task_columns = {row["name"] for row in db.execute("PRAGMA table_info(tasks)")}
         if "lane" not in task_columns:
@@ -95,6 +106,19 @@ class SQLiteQueue(SQLiteStore):
             # One transaction, under the write lock: no task changes state
             # between the first count and the triggers that keep it.
             db.executescript(f"BEGIN IMMEDIATE; {sql.COUNTS} COMMIT;")
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        counted_failures = db.execute(
+            "SELECT count(*) FROM task_counts WHERE state = 'failed'"
+        ).fetchone()[0]
+        if counted_failures < 2 or not set(sql.HISTORY_INDEX_NAMES) <= indexes:
+            # Since retention: the history's indexes, and failed tasks counted.
+            try:
+                db.executescript(
+                    f"BEGIN IMMEDIATE; {sql.HISTORY_INDEXES} {sql.COUNT_FAILED} COMMIT;"
+                )
+            except sqlite3.OperationalError:  # read-only: done on a later open
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
 
     # -- intake -----------------------------------------------------------
 
@@ -129,8 +153,21 @@ class SQLiteQueue(SQLiteStore):
         rank = now + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
         db.executemany(
             sql.INSERT_TASK,
-            [(new_id(), request_id, t.kind, t.asset_id, now, now, now, lane, rank) for t in tasks],
+            [
+                (new_id(), request_id, t.kind, t.asset_id, now, now, now, lane, rank)
+                for t in tasks
+                if t.failed is None
+            ],
         )
+        failed = [t for t in tasks if t.failed is not None]
+        if failed:
+            db.executemany(
+                sql.INSERT_FAILED_TASK,
+                [
+                    (new_id(), request_id, t.kind, t.asset_id, t.failed, now, now, now, lane, rank)
+                    for t in failed
+                ],
+            )
 
     # -- worker side ------------------------------------------------------
 
@@ -157,6 +194,7 @@ class SQLiteQueue(SQLiteStore):
                 request_kind=row["request_kind"],
                 payload=json.loads(row["payload"]),
                 first_claimed_at=first_claimed,
+                user_token=row["user_token"] if row["kind"] == "expand" else None,
             )
 
         return await self._submit(take)
@@ -178,15 +216,19 @@ class SQLiteQueue(SQLiteStore):
 
         return await self._submit(update)
 
-    async def complete(self, task: Task, children: list[NewTask] | None = None) -> None:
+    async def complete(
+        self, task: Task, children: list[NewTask] | None = None, note: str | None = None
+    ) -> None:
         def done(db: sqlite3.Connection) -> None:
             now = self.clock()
             cursor = db.execute(
                 "UPDATE tasks SET state = 'done', lease_owner = NULL, lease_until = NULL,"
-                " last_error = NULL, updated_at = ?"
+                " last_error = ?, updated_at = ?"
                 " WHERE task_id = ? AND lease_owner = ? AND state = 'running'",
-                (now, task.task_id, task.owner),
+                (note, now, task.task_id, task.owner),
             )
+            if cursor.rowcount == 1 and task.kind == "expand":
+                db.execute(sql.FORGET_USER_TOKEN, (task.request_id,))
             if cursor.rowcount == 1 and children:
                 lane = lane_of(task.request_kind)
                 self._insert_tasks(db, task.request_id, children, now, lane)
@@ -221,12 +263,17 @@ class SQLiteQueue(SQLiteStore):
         return True
 
     async def fail(self, task: Task, error: str) -> None:
-        await self._owned_update(
-            task,
-            "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
-            " last_error = ?, updated_at = ?",
-            lambda: (error, self.clock()),
-        )
+        def failed(db: sqlite3.Connection) -> None:
+            cursor = db.execute(
+                "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
+                " last_error = ?, updated_at = ?"
+                " WHERE task_id = ? AND lease_owner = ? AND state = 'running'",
+                (error, self.clock(), task.task_id, task.owner),
+            )
+            if cursor.rowcount == 1 and task.kind == "expand":
+                db.execute(sql.FORGET_USER_TOKEN, (task.request_id,))
+
+        await self._submit(failed)
 
     async def extend_lease(self, task: Task) -> bool:
         """Renew the lease; False when this worker no longer holds the task."""
@@ -290,74 +337,6 @@ class SQLiteQueue(SQLiteStore):
 
         await self._submit(beat)
 
-    async def request_status(self, request_id: str) -> dict[str, Any] | None:
-        def read() -> dict[str, Any] | None:
-            db = self._connection()
-            request = db.execute(
-                "SELECT request_id, kind, payload, received_at, job_id FROM requests"
-                " WHERE request_id = ?",
-                (request_id,),
-            ).fetchone()
-            if request is None:
-                return None
-            tasks = db.execute(
-                "SELECT kind, asset_id, state, attempts, last_error, not_before, updated_at,"
-                " lease_until FROM tasks WHERE request_id = ? ORDER BY created_at, asset_id",
-                (request_id,),
-            ).fetchall()
-            return {
-                "request_id": request["request_id"],
-                "kind": request["kind"],
-                "received_at": request["received_at"],
-                "job_id": request["job_id"],
-                "payload": json.loads(request["payload"]),
-                "tasks": [as_observed(dict(t), self.clock()) for t in tasks],
-            }
-
-        return await self._run(read)
-
-    async def caption_deliveries(
-        self, asset_ids: list[str], limit: int = 100
-    ) -> list[dict[str, Any]]:
-        """Caption files delivered back to these assets (service/deliver.py), latest last."""
-
-        def read() -> list[dict[str, Any]]:
-            rows = (
-                self._connection()
-                .execute(
-                    "SELECT * FROM (SELECT r.request_id, r.received_at, r.payload, t.asset_id,"
-                    " t.state, t.attempts, t.last_error, t.lease_until FROM tasks t"
-                    " JOIN requests r USING (request_id)"
-                    " WHERE t.asset_id IN (SELECT value FROM json_each(?)) AND r.kind = 'deliver'"
-                    " ORDER BY r.received_at DESC LIMIT ?) ORDER BY received_at",
-                    (json.dumps(asset_ids), limit),
-                )
-                .fetchall()
-            )
-            found = []
-            for row in rows:
-                delivery = as_observed(dict(row), self.clock())
-                delivery["payload"] = json.loads(delivery["payload"])
-                found.append(delivery)
-            return found
-
-        return await self._run(read)
-
-    async def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
-        def read() -> list[dict[str, Any]]:
-            rows = (
-                self._connection()
-                .execute(
-                    "SELECT request_id, kind, asset_id, attempts, last_error, updated_at FROM tasks"
-                    " WHERE state = 'failed' ORDER BY updated_at DESC LIMIT ?",
-                    (limit,),
-                )
-                .fetchall()
-            )
-            return [dict(r) for r in rows]
-
-        return await self._run(read)
-
     # -- the bundle registry ---------------------------------------------------
 
     async def record_bundle(self, asset_id: str, folder: str, status: str) -> None:
@@ -368,23 +347,22 @@ class SQLiteQueue(SQLiteStore):
 
     async def bundle_folders(self, asset_id: str | None = None) -> list[str]:
         def read() -> list[str]:
-            rows = self._connection().execute(
-                "SELECT DISTINCT folder FROM bundles WHERE ? IS NULL OR asset_id = ?"
-                " ORDER BY folder",
-                (asset_id, asset_id),
-            )
+            db = self._connection()
+            if asset_id is None:
+                rows = db.execute(sql.BUNDLE_FOLDERS)
+            else:
+                rows = db.execute(sql.BUNDLE_FOLDERS_OF, (asset_id,))
             return [row["folder"] for row in rows]
 
         return await self._run(read)
 
     async def bundle_records(self, folder: str | None = None) -> list[tuple[str, str, str]]:
         def read() -> list[tuple[str, str, str]]:
-            where, params = ("WHERE folder = ?", (folder,)) if folder is not None else ("", ())
-            rows = self._connection().execute(
-                f"SELECT asset_id, folder, status FROM bundles {where}"  # noqa: S608
-                " ORDER BY folder, asset_id",
-                params,
-            )
+            db = self._connection()
+            if folder is None:
+                rows = db.execute(sql.BUNDLE_RECORDS)
+            else:
+                rows = db.execute(sql.BUNDLE_RECORDS_OF, (folder,))
             return [(row["asset_id"], row["folder"], row["status"]) for row in rows]
 
         return await self._run(read)

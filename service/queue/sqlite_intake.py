@@ -107,7 +107,8 @@ class _Batch:
         # The payload is already a JSON object: it goes into the batch's array
         # as it is, not escaped into a string (that was most of the encoding).
         head = json.dumps([request_id, delivery.key, delivery.kind])
-        self._requests.append(f"{head[:-1]},{payload},{now!r}]")
+        token = json.dumps(delivery.user_token)  # sealed already, or null
+        self._requests.append(f"{head[:-1]},{payload},{now!r},{token}]")
         self._tasks.append((new_id(), request_id, task.kind, task.asset_id, now, lane, rank))
         self.stored[delivery.key] = request_id
         self.waiting[lane] += 1

@@ -10,7 +10,9 @@ CREATE TABLE IF NOT EXISTS requests (
     kind         TEXT NOT NULL,
     payload      TEXT NOT NULL,
     received_at  REAL NOT NULL,
-    job_id       TEXT
+    job_id       TEXT,
+    -- The clicking user's Iconik token, sealed; NULL once the expand task ended.
+    user_token   TEXT
 );
 CREATE TABLE IF NOT EXISTS tasks (
     task_id          TEXT PRIMARY KEY,
@@ -61,6 +63,23 @@ ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded
 WHERE leases.holder = excluded.holder OR leases.expires_at <= :now
 """
 
+# Indexes added with retention (older files get them on their next writable
+# open; until then their reads are slower, not wrong).
+HISTORY_INDEXES = """
+-- Which asset a folder belongs to: one lookup per delivery (the primary key
+-- leads with the asset).
+CREATE INDEX IF NOT EXISTS bundles_by_folder ON bundles(folder);
+-- Status reads, each bounded by an index however long the history:
+-- the latest failures (partial: only failed tasks are in it)...
+CREATE INDEX IF NOT EXISTS tasks_failed ON tasks(updated_at) WHERE state = 'failed';
+-- ...the caption files delivered to an asset, latest first...
+CREATE INDEX IF NOT EXISTS tasks_deliveries ON tasks(asset_id, created_at)
+    WHERE kind = 'deliver';
+-- ...and, for retention, the oldest requests first.
+CREATE INDEX IF NOT EXISTS requests_by_time ON requests(received_at);
+"""
+HISTORY_INDEX_NAMES = ("bundles_by_folder", "tasks_failed", "tasks_deliveries", "requests_by_time")
+
 # Indexes that earlier versions made and that no statement needs: a task's
 # request is found by tasks_once's first column, its asset's waiting tasks
 # by tasks_by_asset, and the lanes' sizes are kept in task_counts. Every
@@ -90,8 +109,57 @@ INSERT OR IGNORE INTO task_counts (lane, state, n)
     SELECT lanes.lane, states.state,
            (SELECT COUNT(*) FROM tasks WHERE lane = lanes.lane AND state = states.state)
     FROM (SELECT 'click' AS lane UNION ALL SELECT 'event') lanes,
-         (SELECT 'queued' AS state UNION ALL SELECT 'running') states;
+         (SELECT 'queued' AS state UNION ALL SELECT 'running' UNION ALL SELECT 'failed') states;
 """
+# The failed tasks are counted too (for `status`'s total), since the
+# retention change: a counter made before it gets their rows, counted once
+# (through tasks_failed) under the write lock, like the counter itself.
+COUNT_FAILED = """
+INSERT OR IGNORE INTO task_counts (lane, state, n)
+    SELECT lanes.lane, 'failed',
+           (SELECT COUNT(*) FROM tasks WHERE state = 'failed' AND lane = lanes.lane)
+    FROM (SELECT 'click' AS lane UNION ALL SELECT 'event') lanes;
+"""
+
+# Requests past the retention window: every task finished (done or failed)
+# and nothing about them changed since the cutoff. Walked oldest first by
+# requests_by_time; an old request still unfinished is skipped, never
+# deleted. Each candidate comes with its task count, so a batch can stop
+# at a number of rows rather than of requests (a click may hold 1000 tasks).
+EXPIRED = """
+SELECT r.request_id, (SELECT count(*) FROM tasks t WHERE t.request_id = r.request_id) AS n
+FROM requests r
+WHERE r.received_at < :cutoff
+  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.request_id = r.request_id
+                  AND (t.state IN ('queued', 'running') OR t.updated_at >= :cutoff))
+ORDER BY r.received_at
+LIMIT :candidates
+"""
+DELETE_TASKS = "DELETE FROM tasks WHERE request_id IN (SELECT value FROM json_each(?))"
+DELETE_REQUESTS = "DELETE FROM requests WHERE request_id IN (SELECT value FROM json_each(?))"
+
+REQUEST = "SELECT request_id, kind, payload, received_at, job_id FROM requests WHERE request_id = ?"
+# A request's tasks, through tasks_once (it leads with the request).
+REQUEST_TASKS = (
+    "SELECT kind, asset_id, state, attempts, last_error, not_before, updated_at, lease_until"
+    " FROM tasks WHERE request_id = ? ORDER BY created_at, asset_id"
+)
+# The caption files delivered back to some assets, latest first: through
+# tasks_deliveries, so what is read is those assets' deliveries, never their
+# whole history of builds and refreshes.
+CAPTION_DELIVERIES = """
+SELECT * FROM (
+    SELECT r.request_id, r.received_at, r.payload, t.asset_id, t.state, t.attempts,
+           t.last_error, t.lease_until
+    FROM tasks t JOIN requests r USING (request_id)
+    WHERE t.kind = 'deliver' AND t.asset_id IN (SELECT value FROM json_each(?))
+    ORDER BY t.created_at DESC LIMIT ?
+) ORDER BY received_at
+"""
+RECENT_FAILURES = (
+    "SELECT request_id, kind, asset_id, attempts, last_error, updated_at FROM tasks"
+    " WHERE state = 'failed' ORDER BY updated_at DESC LIMIT ?"
+)
 
 
 # The next task to run: due (or left behind by a worker whose lease lapsed),
@@ -99,9 +167,12 @@ INSERT OR IGNORE INTO task_counts (lane, state, n)
 # events), and never one whose asset already has a task running under a
 # live lease. The rule lives here, in the claim's own transaction, so it holds
 # for every worker of every process sharing the file, not just within one.
+# CROSS JOIN keeps the tasks the outer loop whatever the statistics say: with
+# those of an ANALYZE of a long history, SQLite scanned every request instead
+# (140 ms per claim at 100k, every claim holding the writer).
 CLAIM = """
-SELECT t.*, r.kind AS request_kind, r.payload FROM tasks t
-JOIN requests r USING (request_id)
+SELECT t.*, r.kind AS request_kind, r.payload, r.user_token FROM tasks t
+CROSS JOIN requests r USING (request_id)
 WHERE ((t.state = 'queued' AND t.not_before <= :now)
        OR (t.state = 'running' AND t.lease_until < :now))
   AND (t.asset_id IS NULL OR NOT EXISTS (
@@ -130,6 +201,15 @@ SUPERSEDE_REFRESH = (
     "UPDATE tasks SET state = 'done', last_error = 'superseded by a delete event',"
     " updated_at = ? WHERE asset_id = ? AND kind = 'refresh' AND state = 'queued'"
 )
+# Which folders hold a bundle of an asset (the primary key), of every asset,
+# and who a folder belongs to (bundles_by_folder). Split by argument: one
+# statement with `? IS NULL OR asset_id = ?` made SQLite scan them all.
+BUNDLE_FOLDERS = "SELECT DISTINCT folder FROM bundles ORDER BY folder"
+BUNDLE_FOLDERS_OF = "SELECT folder FROM bundles WHERE asset_id = ? ORDER BY folder"
+BUNDLE_RECORDS = "SELECT asset_id, folder, status FROM bundles ORDER BY folder, asset_id"
+BUNDLE_RECORDS_OF = (
+    "SELECT asset_id, folder, status FROM bundles WHERE folder = ? ORDER BY asset_id"
+)
 RECORD_BUNDLE = (
     "INSERT INTO bundles (asset_id, folder, status, updated_at) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (asset_id, folder) DO UPDATE SET status = excluded.status,"
@@ -140,8 +220,8 @@ RECORD_BUNDLE = (
 # them: Python's sqlite3 hands the GIL back and forth around every row of an
 # executemany, and each hand-over waits on the event loop's thread.
 INSERT_REQUESTS = """
-INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)
-SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each(?)
+INSERT INTO requests (request_id, delivery_key, kind, payload, received_at, user_token)
+SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?)
 """
 INSERT_TASKS = """
 INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state,
@@ -149,6 +229,13 @@ INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state,
 SELECT value->>0, value->>1, value->>2, value->>3, 'queued',
        value->>4, value->>4, value->>4, value->>5, value->>6 FROM json_each(?)
 """
+# A child stored already failed (an asset the clicking user may not read).
+INSERT_FAILED_TASK = (
+    "INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state, last_error,"
+    " not_before, created_at, updated_at, lane, rank_at)"
+    " VALUES (?, ?, ?, ?, 'failed', ?, ?, ?, ?, ?, ?)"
+)
+FORGET_USER_TOKEN = "UPDATE requests SET user_token = NULL WHERE request_id = ?"  # noqa: S105
 INSERT_TASK = (
     "INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state,"
     " not_before, created_at, updated_at, lane, rank_at)"

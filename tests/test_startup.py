@@ -1,0 +1,60 @@
+"""At start-up, the service logs one line per dependency with its outcome (real processes)."""
+
+from __future__ import annotations
+
+from service.simulator import Simulator
+from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN
+from tests.servers import ServiceProcess, running, service_process
+from tests.stack import APP_ID
+from tests.test_readiness import DROP_ROOT_OVERRIDES
+
+
+def dependencies(process: ServiceProcess, names: set[str]) -> dict[str, dict]:
+    seen: dict[str, dict] = {}
+    while set(seen) != names:
+        line = process.wait_for("startup.dependency")
+        seen[line["dependency"]] = line
+    return seen
+
+
+def env_for(tmp_path, iconik_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "WEBHOOK_SECRETS": CURRENT_SECRET,
+        "BEARER_TOKENS": BEARER,
+        "PORT": "0",
+        "QUEUE_URL": f"sqlite:///{tmp_path}/queue.db",
+        "STORAGE_URL": str(tmp_path / "bundles"),
+        "ICONIK_URL": iconik_url,
+        "ICONIK_APP_ID": APP_ID,
+        "ICONIK_AUTH_TOKEN": ICONIK_TOKEN,
+        "LOG_FORMAT": "json",
+        **extra,
+    }
+
+
+def test_serve_logs_each_dependency_and_a_refused_iconik_token(tmp_path):
+    sim = Simulator(APP_ID, "the-token-iconik-knows")
+    with (
+        running(sim.app()) as sim_url,
+        service_process("serve", env=env_for(tmp_path, sim_url), cwd=tmp_path) as serve,
+    ):
+        seen = dependencies(serve, {"queue", "storage", "iconik"})
+    assert seen["queue"]["outcome"] == "ok" and seen["storage"]["outcome"] == "ok"
+    assert seen["iconik"]["outcome"] == "failed" and seen["iconik"]["where"] == sim_url
+    assert seen["iconik"]["reason"].startswith("credentials refused")
+    assert "ICONIK_AUTH_TOKEN" in seen["iconik"]["reason"]
+    assert ICONIK_TOKEN not in str(seen)
+
+
+def test_worker_logs_iconik_reachable_and_an_unwritable_storage(tmp_path):
+    sim = Simulator(APP_ID, ICONIK_TOKEN)
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    bundles.chmod(0o555)  # binds the worker: it runs without root's overrides
+    with running(sim.app()) as sim_url:
+        env = env_for(tmp_path, sim_url)
+        with service_process("worker", env=env, cwd=tmp_path, prefix=DROP_ROOT_OVERRIDES) as worker:
+            seen = dependencies(worker, {"queue", "storage", "iconik"})
+    assert seen["iconik"]["outcome"] == "ok" and seen["queue"]["outcome"] == "ok"
+    assert seen["storage"]["outcome"] == "failed" and str(bundles) in seen["storage"]["where"]
+    assert seen["storage"]["reason"]
