@@ -24,11 +24,17 @@ from service.server import config as server_config
 
 
 @contextmanager
-def running(app: Any) -> Iterator[str]:
-    """Serve `app` with real uvicorn on a free loopback port; yield its base URL."""
+def running(app: Any, limits: Any = None) -> Iterator[str]:
+    """Serve `app` with real uvicorn on a free loopback port; yield its base URL.
+
+    `limits` (service.edge.EdgeLimits) replaces the default limits at the edge.
+    """
     ready = threading.Event()
     server = Server(
-        server_config(app), bind("127.0.0.1", 0), handle_signals=False, on_ready=ready.set
+        server_config(app, limits=limits),
+        bind("127.0.0.1", 0),
+        handle_signals=False,
+        on_ready=ready.set,
     )
     thread = threading.Thread(target=server.run_here, daemon=True)
     thread.start()

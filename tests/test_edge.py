@@ -1,0 +1,289 @@
+"""The guard at the edge (service/edge.py), over real sockets against a real server.
+
+Each test serves a small app with small limits in this process and speaks
+raw HTTP/1.1 to it, so that what is sent is exactly what a hostile client
+would send. The whole-process scenario is in tests/test_edge_process.py.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import pytest
+
+from service.edge import Edge, EdgeLimits, EdgeProtocol
+from tests.servers import running
+
+SMALL = EdgeLimits(
+    max_url_bytes=1024,
+    max_header_line_bytes=1024,
+    max_header_bytes=4096,
+    header_timeout_seconds=0.3,
+    body_timeout_seconds=0.3,
+    min_body_bytes_per_second=1000,
+    keep_alive_timeout_seconds=5,
+    max_connections=40,
+    max_connections_per_client=10,
+    max_requests_in_flight=2,
+)
+
+
+class App:
+    """Reads the body and answers 202 with its size; /hold waits for `release`."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.holding = threading.Semaphore(0)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        if scope["path"] == "/hold":
+            import anyio
+
+            self.holding.release()
+            await anyio.to_thread.run_sync(self.release.wait)
+        body = json.dumps({"size": size}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 202,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+@contextmanager
+def served(limits: EdgeLimits = SMALL) -> Iterator[tuple[str, int, App]]:
+    app = App()
+    with running(app, limits) as url:
+        host, port = url.removeprefix("http://").split(":")
+        try:
+            yield host, int(port), app
+        finally:
+            app.release.set()
+
+
+def connect(port: int, source: str = "127.0.0.1") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+    return sock
+
+
+def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One response: status, headers, body (by Content-Length)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    while len(body) < int(headers.get("content-length", 0)):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def post(path: str = "/", body: bytes = b"{}", extra: str = "") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def test_a_header_line_past_the_limit_is_a_431_with_a_json_body():
+    with served() as (_, port, _app), connect(port) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 1100)
+        status, headers, body = read_answer(sock)
+        assert status == 431
+        assert headers["connection"] == "close"
+        assert json.loads(body)["error"] == "header_too_large"
+        assert "MAX_HEADER_LINE_BYTES (1024 bytes)" in json.loads(body)["detail"]
+        assert closed_by_server(sock)
+
+
+def test_an_endless_header_is_cut_without_reading_the_rest():
+    with served() as (_, port, _app), connect(port) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: ")
+        sent = 0
+        with suppress(ConnectionError, TimeoutError):  # the server hangs up mid-stream
+            while sent < 50 * 1024 * 1024:
+                sock.sendall(b"a" * 512)
+                sent += 512
+        # Cut at its first kilobytes, not after megabytes had to be buffered.
+        assert sent < 4 * 1024 * 1024
+
+
+def test_too_many_header_lines_are_a_431():
+    many = "".join(f"X-H{i}: {'v' * 50}\r\n" for i in range(100))  # ~6 KiB of short lines
+    with served() as (_, port, _app), connect(port) as sock:
+        sock.sendall(post(extra=many))
+        status, _, body = read_answer(sock)
+        assert status == 431
+        assert json.loads(body)["error"] == "headers_too_large"
+        assert "MAX_HEADER_BYTES (4096 bytes)" in json.loads(body)["detail"]
+
+
+def test_a_long_url_is_a_414_even_when_sent_a_byte_at_a_time():
+    with served() as (_, port, _app), connect(port) as sock:
+        sock.sendall(b"GET /")
+        status = None
+        with suppress(ConnectionError):
+            for _ in range(2000):
+                sock.sendall(b"a")
+        status, _, body = read_answer(sock)
+        assert status == 414
+        assert json.loads(body) == {
+            "error": "url_too_long",
+            "detail": "the URL is longer than MAX_URL_BYTES (1024 bytes)",
+        }
+
+
+def test_a_url_just_past_the_limit_is_a_414_and_one_at_it_is_served():
+    with served() as (_, port, _app):
+        with connect(port) as sock:
+            sock.sendall(post("/" + "a" * 1024))
+            assert read_answer(sock)[0] == 414
+        with connect(port) as sock:
+            sock.sendall(post("/" + "a" * 1023))
+            assert read_answer(sock)[0] == 202
+
+
+def test_a_body_larger_than_the_header_limit_in_one_piece_is_not_mistaken_for_headers():
+    body = json.dumps({"pad": "x" * 20000}).encode()
+    with served() as (_, port, _app), connect(port) as sock:
+        sock.sendall(post(body=body))
+        status, _, answer = read_answer(sock)
+        assert status == 202
+        assert json.loads(answer) == {"size": len(body)}
+
+
+def test_a_head_sent_a_byte_at_a_time_with_lines_at_the_limit_is_served():
+    line = "X-Fill: " + "v" * (1024 - len("X-Fill: ") - 1) + "\r\n"  # 1024 bytes before \n
+    request = post(extra=line * 3)
+    with served() as (_, port, _app), connect(port) as sock:
+        for i in range(len(request)):
+            sock.send(request[i : i + 1])
+        assert read_answer(sock)[0] == 202
+        # ...and the next request on the same connection is measured afresh.
+        sock.sendall(post(extra=line * 3))
+        assert read_answer(sock)[0] == 202
+
+
+def test_a_head_not_finished_in_time_is_a_408():
+    with served() as (_, port, _app), connect(port) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        status, _, body = read_answer(sock)  # the socket's 5 s timeout bounds the wait
+        assert status == 408
+        assert "HEADER_TIMEOUT_SECONDS (0.3 s)" in json.loads(body)["detail"]
+
+
+def test_a_connection_that_says_nothing_is_closed_without_an_answer():
+    with served() as (_, port, _app), connect(port) as sock:
+        assert closed_by_server(sock)
+
+
+def test_a_body_trickled_too_slowly_is_a_408():
+    with served() as (_, port, _app), connect(port) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 200
+        )
+        status, _, body = read_answer(sock)
+        assert status == 408
+        assert "MIN_BODY_BYTES_PER_SECOND (1000)" in json.loads(body)["detail"]
+
+
+def test_one_client_cannot_hold_more_than_its_share_of_connections():
+    with served() as (_, port, _app):
+        hog = [connect(port, "127.0.0.2") for _ in range(SMALL.max_connections_per_client + 5)]
+        try:
+            # The oldest five made room for the newest; each is closed at once.
+            assert all(closed_by_server(sock) for sock in hog[:5])
+            with connect(port) as sock:
+                sock.sendall(post())
+                assert read_answer(sock)[0] == 202
+            for sock in hog[5:]:  # the rest still stand, doing nothing
+                sock.sendall(post())
+                assert read_answer(sock)[0] == 202
+        finally:
+            for sock in hog:
+                sock.close()
+
+
+def test_at_the_connection_cap_the_biggest_clients_oldest_idle_connection_makes_room():
+    with served() as (_, port, _app):
+        # Four addresses of ten idle connections each fill the cap of 40.
+        crowd = [connect(port, f"127.0.1.{n // 10 + 1}") for n in range(SMALL.max_connections)]
+        try:
+            first = crowd[0]
+            with connect(port) as sock:
+                sock.sendall(post())
+                assert read_answer(sock)[0] == 202
+            assert closed_by_server(first)
+        finally:
+            for sock in crowd:
+                sock.close()
+
+
+def test_past_the_requests_in_flight_cap_a_request_is_a_503_with_retry_after():
+    with served() as (_, port, app):
+        held = [connect(port) for _ in range(SMALL.max_requests_in_flight)]
+        try:
+            for sock in held:
+                sock.sendall(post("/hold"))
+            for _ in held:
+                assert app.holding.acquire(timeout=5)
+            with connect(port) as sock:
+                sock.sendall(post())
+                status, headers, body = read_answer(sock)
+            assert status == 503
+            assert headers["retry-after"] == "1"
+            assert json.loads(body)["error"] == "busy"
+            app.release.set()
+            for sock in held:
+                assert read_answer(sock)[0] == 202
+        finally:
+            for sock in held:
+                sock.close()
+
+
+def test_a_request_that_is_not_http_is_a_400_with_a_json_body():
+    with served() as (_, port, _app), connect(port) as sock:
+        sock.sendall(b"\x16\x03\x01 not http\r\n\r\n")
+        status, _, body = read_answer(sock)
+        assert status == 400
+        assert json.loads(body)["error"] == "bad_request"
+
+
+@pytest.mark.parametrize("soft", [1024, 65536])
+def test_the_connection_cap_leaves_a_quarter_of_the_file_handles(soft):
+    edge = Edge(EdgeLimits(max_connections=5000), file_handles=soft * 3 // 4)
+    assert edge.max_connections == min(5000, soft * 3 // 4)
+    assert EdgeProtocol.__mro__[1].__name__ == "HttpToolsProtocol"
