@@ -14,6 +14,7 @@ runs with tiny parameters.
 - storm: a click's time to bundle during a webhook storm vs idle
 - track-memory: the worker's peak RSS bundling a 300 MiB caption track (`--track-mib`)
 - check-memory: a 20 MiB caption file delivered: peak RSS over idle, CPU of the check
+- edge: signed clicks from fresh connections while hostile clients press on the port vs calm
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bench.ack import ack, ack_under_load
 from bench.bulk import bulk
 from bench.check_memory import MIB, check_memory
 from bench.copy import GIB, copy
+from bench.edge import edge
 from bench.replicas import ack_pg, wakeup
 from bench.storm import storm
 from bench.track_memory import track_memory
@@ -63,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proxy-mib", type=int, default=512, help="ack-under-load proxy size")
     parser.add_argument("--track-mib", type=int, default=300, help="track-memory track size")
     parser.add_argument("--caption-mib", type=float, default=20, help="check-memory file size")
+    parser.add_argument("--edge-seconds", type=float, default=30, help="edge: time under attack")
     args = parser.parse_args(argv)
     runs: dict[str, Callable[[Path], list[str]]] = {
         "ack": lambda d: ack(d, seconds=args.seconds),
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "storm": lambda d: storm(d),
         "track-memory": lambda d: track_memory(d, track_mib=args.track_mib),
         "check-memory": lambda d: check_memory(d, size=int(args.caption_mib * MIB)),
+        "edge": lambda d: edge(d, seconds=args.edge_seconds),
     }
     unknown = [n for n in args.names if n not in runs]
     if unknown:
