@@ -237,7 +237,9 @@ def clicks(port: int, seconds: float, *, every: float = 0.05) -> dict[str, Any]:
     }
 
 
-def edge(workdir: Path, *, seconds: float = 30.0, idle: int = 1100) -> list[str]:
+def edge(
+    workdir: Path, *, seconds: float = 30.0, idle: int = 1100, addresses: int = 11
+) -> list[str]:
     from bench.ack import service_env
     from bench.procs import listening
 
@@ -246,7 +248,7 @@ def edge(workdir: Path, *, seconds: float = 30.0, idle: int = 1100) -> list[str]
         ["-m", "service", "serve", "--no-worker"], env, workdir, "service", prefix=PRLIMIT
     ) as service:
         calm = clicks(service.port, min(seconds, 5.0))
-        with attacking(service.port, idle=idle) as counts:
+        with attacking(service.port, idle=idle, addresses=addresses) as counts:
             besieged = clicks(service.port, seconds)
     met = besieged["ok"] == besieged["clicks"] > 0
     return [
@@ -255,7 +257,8 @@ def edge(workdir: Path, *, seconds: float = 30.0, idle: int = 1100) -> list[str]
         _row("nobody attacking (baseline)", calm),
         _row("under attack", besieged),
         f"  {'attack':<28}endless header cut {counts.get('header_cut', '?')}x "
-        f"({counts.get('header_mib', '?')} MiB sent), {idle} idle connections: "
+        f"({counts.get('header_mib', '?')} MiB sent), {idle} idle connections from "
+        f"{addresses} address(es): "
         f"{counts.get('idle_closed', '?')} closed and reopened, 1 byte/s body cut "
         f"{counts.get('trickle_cut', '?')}x",
         f"  {'p99 ratio to baseline':<28}{besieged['p99_ms'] / calm['p99_ms']:9.2f}x   goal: "

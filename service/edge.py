@@ -40,10 +40,15 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.logging import get_logger
+
 # Where a connection is in its current request.
 HEAD, BODY, APP, IDLE, CLOSED = range(5)
 # "GET " ... " HTTP/1.1\r": what a request line holds besides its URL.
 REQUEST_LINE_OVERHEAD = 32
+REPORT_SECONDS = 10.0
+
+log = get_logger("service.edge")
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,8 @@ class Edge:
         smallest = min(limits.header_timeout_seconds, limits.body_timeout_seconds)
         self.sweep_seconds = min(0.5, max(0.02, smallest / 4))
         self._sweeping: asyncio.TimerHandle | None = None
+        self._next_report = 0.0
+        self._reported: tuple[dict[int, int], int] = ({}, 0)
 
     # Connections: admitted on open, forgotten on close.
 
@@ -136,12 +143,35 @@ class Edge:
         now = loop.time()
         for conn in list(self.connections):
             conn.check_deadline(now)
+        if now >= self._next_report:
+            self.report(now)
         self._sweeping = (
             loop.call_later(self.sweep_seconds, self.sweep, loop) if self.connections else None
         )
 
     def count_refusal(self, status: int) -> None:
         self.refused[status] = self.refused.get(status, 0) + 1
+
+    def report(self, now: float) -> None:
+        """One log line when limits were hit since the last: an attack, or limits too tight.
+
+        Counts only, at most every REPORT_SECONDS, so that a flood of
+        refusals is not also a flood of log lines.
+        """
+        self._next_report = now + REPORT_SECONDS
+        seen = (dict(self.refused), self.evicted)
+        if seen == self._reported:
+            return
+        refused = {str(k): v - self._reported[0].get(k, 0) for k, v in seen[0].items()}
+        log.warning(
+            "edge.limits_hit",
+            refused={k: v for k, v in refused.items() if v},
+            evicted=seen[1] - self._reported[1],
+            connections=len(self.connections),
+            clients=len(self.by_client),
+            seconds=REPORT_SECONDS,
+        )
+        self._reported = seen
 
 
 class _Refused(Exception):
@@ -339,6 +369,13 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def check_deadline(self, now: float) -> None:
         limits = self.limits
+        if self.flow is not None and self.flow.read_paused and self.phase in (HEAD, BODY):
+            # uvicorn stopped reading (a pipelined request waits, or the app has not
+            # taken the body so far): the client is not the slow one. It gets its
+            # time afresh once reading resumes.
+            self.since = now
+            self.body_bytes = 0
+            return
         if self.phase == HEAD:
             if now - self.since <= limits.header_timeout_seconds:
                 return

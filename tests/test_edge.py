@@ -287,3 +287,19 @@ def test_the_connection_cap_leaves_a_quarter_of_the_file_handles(soft):
     edge = Edge(EdgeLimits(max_connections=5000), file_handles=soft * 3 // 4)
     assert edge.max_connections == min(5000, soft * 3 // 4)
     assert EdgeProtocol.__mro__[1].__name__ == "HttpToolsProtocol"
+
+
+def test_limits_hit_are_reported_as_counts_at_most_once_a_period():
+    from structlog.testing import capture_logs
+
+    edge = Edge(SMALL, file_handles=100)
+    with capture_logs() as logs:
+        edge.report(0.0)  # nothing hit yet: nothing said
+        for status in (431, 431, 408):
+            edge.count_refusal(status)
+        edge.evicted += 3
+        edge.report(10.0)
+        edge.report(20.0)  # nothing new since
+    assert [(line["event"], line["refused"], line["evicted"]) for line in logs] == [
+        ("edge.limits_hit", {"431": 2, "408": 1}, 3)
+    ]
