@@ -303,3 +303,13 @@ def test_limits_hit_are_reported_as_counts_at_most_once_a_period():
     assert [(line["event"], line["refused"], line["evicted"]) for line in logs] == [
         ("edge.limits_hit", {"431": 2, "408": 1}, 3)
     ]
+
+
+def test_every_limit_is_a_setting_and_serve_passes_them_on(tmp_path):
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, max_url_bytes=2048, max_connections_per_client=7)
+    limits = EdgeLimits.from_settings(settings)
+    assert (limits.max_url_bytes, limits.max_connections_per_client) == (2048, 7)
+    defaults = EdgeLimits.from_settings(make_settings(tmp_path))
+    assert defaults == EdgeLimits()  # one set of defaults, not two that drift apart
