@@ -120,14 +120,10 @@ class Edge:
 
     def _make_room(self, new: EdgeProtocol, *pools: dict[EdgeProtocol, None]) -> None:
         for pool in pools:
-            for conn in pool:
-                if conn is not new and conn.phase in (IDLE, HEAD) and not conn.head_bytes_seen:
-                    conn.evict()
-                    return
-            for conn in pool:  # then those still sending a head, oldest first
-                if conn is not new and conn.phase in (IDLE, HEAD):
-                    conn.evict()
-                    return
+            victim = _victim(pool, new)
+            if victim is not None:
+                victim.evict()
+                return
         new.evict()  # everyone else is busy with a request: this one waits its turn
 
     def forget(self, conn: EdgeProtocol) -> None:
@@ -172,6 +168,27 @@ class Edge:
             seconds=REPORT_SECONDS,
         )
         self._reported = seen
+
+
+def _victim(pool: dict[EdgeProtocol, None], new: EdgeProtocol) -> EdgeProtocol | None:
+    """The connection of `pool` to close for `new`, oldest first.
+
+    One that never sent a byte, else one still sending its head (a client
+    that has sent headers for longer than any other), else one idle between
+    requests (closing it costs a well-behaved client a reconnect).
+    Connections whose request is being handled are never chosen.
+    """
+    half_sent = idle = None
+    for conn in pool:
+        if conn is new:
+            continue
+        if conn.phase == HEAD:
+            if not conn.head_bytes_seen:
+                return conn
+            half_sent = half_sent or conn
+        elif conn.phase == IDLE:
+            idle = idle or conn
+    return half_sent or idle
 
 
 class _Refused(Exception):
@@ -359,6 +376,15 @@ class EdgeProtocol(HttpToolsProtocol):
         if self.phase == BODY:
             self.phase = APP
         super().on_message_complete()
+        if self.phase == APP and self.cycle.response_complete and not self.pipeline:
+            # Answered before its body was in (a route that reads none): the
+            # connection is idle from now, and uvicorn armed its keep-alive
+            # timer at the answer, which the body's bytes since cancelled.
+            self.phase = IDLE
+            self._unset_keepalive_if_required()
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     def on_response_complete(self) -> None:
         if self.phase == APP and not self.pipeline:

@@ -313,3 +313,48 @@ def test_every_limit_is_a_setting_and_serve_passes_them_on(tmp_path):
     assert (limits.max_url_bytes, limits.max_connections_per_client) == (2048, 7)
     defaults = EdgeLimits.from_settings(make_settings(tmp_path))
     assert defaults == EdgeLimits()  # one set of defaults, not two that drift apart
+
+
+def test_room_is_made_from_silent_connections_first_then_half_sent_heads_then_idle_ones():
+    from dataclasses import dataclass
+
+    from service.edge import APP, BODY, HEAD, IDLE, _victim
+
+    @dataclass(eq=False)
+    class Conn:
+        phase: int
+        head_bytes_seen: bool
+
+    def conn(phase, spoke=True):
+        return Conn(phase, spoke)
+
+    idle, half_sent, silent = conn(IDLE), conn(HEAD), conn(HEAD, spoke=False)
+    busy, receiving, new = conn(APP), conn(BODY), conn(HEAD, spoke=False)
+    pool = dict.fromkeys([busy, idle, receiving, half_sent, silent, new])
+    assert _victim(pool, new) is silent
+    del pool[silent]
+    assert _victim(pool, new) is half_sent
+    del pool[half_sent]
+    assert _victim(pool, new) is idle
+    del pool[idle]
+    assert _victim(pool, new) is None  # requests being handled are never cut for room
+
+
+def test_a_request_answered_before_its_body_was_in_leaves_an_idle_connection_that_is_closed():
+    # /early answers without reading the body; the body then arrives in full.
+    # The connection must not stay "busy" (uncuttable, untimed) for ever.
+    limits = EdgeLimits(**{**SMALL.__dict__, "keep_alive_timeout_seconds": 0.3})
+    app = App()
+
+    async def early(scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != "/early":
+            return await app(scope, receive, send)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    with running(early, limits) as url, connect(int(url.rsplit(":", 1)[1])) as sock:
+        sock.sendall(b"GET /early HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+        assert read_answer(sock)[0] == 200
+        sock.sendall(b"0123456789")
+        assert closed_by_server(sock)  # by the keep-alive timeout; the socket's 5 s bound it
