@@ -12,7 +12,8 @@ is that protocol with a guard in front of its parser:
   closed, nothing more read;
 - a head must be complete within HEADER_TIMEOUT_SECONDS of its first byte
   (of the connection opening, for the first request), and a body must keep
-  up MIN_BODY_BYTES_PER_SECOND after BODY_TIMEOUT_SECONDS of grace, or 408;
+  up MIN_BODY_BYTES_PER_SECOND after BODY_TIMEOUT_SECONDS of grace, or 408,
+  and a client that stops reading its answer is cut off after as long;
 - a kept-alive connection with no new request for KEEP_ALIVE_TIMEOUT_SECONDS
   is closed (uvicorn's own timer);
 - no client address holds more than MAX_CONNECTIONS_PER_CLIENT connections
@@ -242,6 +243,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self.line = 0  # bytes of the current head line, so far
         self.first_line = True
         self.body_bytes = 0
+        self.stalled_since: float | None = None  # since when the client takes no answer
 
     # The connection's life.
 
@@ -395,6 +397,19 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def check_deadline(self, now: float) -> None:
         limits = self.limits
+        if self.flow is not None and self.flow.write_paused:
+            # The client does not take its answer: the request stays in flight
+            # (and counts against MAX_REQUESTS_IN_FLIGHT) for as long as it
+            # lets it. It gets BODY_TIMEOUT_SECONDS, as a body does.
+            if self.stalled_since is None:
+                self.stalled_since = now
+            elif now - self.stalled_since > limits.body_timeout_seconds:
+                self.phase = CLOSED
+                self.edge.forget(self)
+                self.transport.abort()
+                return
+        else:
+            self.stalled_since = None
         if self.flow is not None and self.flow.read_paused and self.phase in (HEAD, BODY):
             # uvicorn stopped reading (a pipelined request waits, or the app has not
             # taken the body so far): the client is not the slow one. It gets its

@@ -29,6 +29,13 @@ def running(app: Any, limits: Any = None) -> Iterator[str]:
 
     `limits` (service.edge.EdgeLimits) replaces the default limits at the edge.
     """
+    with running_server(app, limits) as server:
+        yield server.url
+
+
+@contextmanager
+def running_server(app: Any, limits: Any = None) -> Iterator[Server]:
+    """`running`, yielding the server itself (its `.url`, `.config`)."""
     ready = threading.Event()
     server = Server(
         server_config(app, limits=limits),
@@ -43,7 +50,7 @@ def running(app: Any, limits: Any = None) -> Iterator[str]:
         thread.join(10)
         raise RuntimeError("test server did not start")
     try:
-        yield server.url
+        yield server
     finally:
         server.should_exit = True
         thread.join(30)

@@ -16,7 +16,8 @@ from contextlib import contextmanager, suppress
 import pytest
 
 from service.edge import Edge, EdgeLimits, EdgeProtocol
-from tests.servers import running
+from service.server import edge_of
+from tests.servers import running, running_server
 
 SMALL = EdgeLimits(
     max_url_bytes=1024,
@@ -358,3 +359,40 @@ def test_a_request_answered_before_its_body_was_in_leaves_an_idle_connection_tha
         assert read_answer(sock)[0] == 200
         sock.sendall(b"0123456789")
         assert closed_by_server(sock)  # by the keep-alive timeout; the socket's 5 s bound it
+
+
+def test_a_client_that_does_not_read_its_answer_is_cut_off():
+    # Otherwise its request stays in flight for as long as it likes, and a
+    # few hundred such clients fill MAX_REQUESTS_IN_FLIGHT for everyone.
+    import time
+
+    size = 64 * 1024 * 1024
+
+    async def big(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        headers = [(b"content-length", str(size).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        piece = b"x" * (1 << 20)
+        for _ in range(size // len(piece)):
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    with running_server(big, SMALL) as server:
+        edge = edge_of(server.config)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(5)
+        with sock:
+            sock.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            # Read nothing until the server has let the connection go (polled, bounded).
+            deadline = time.monotonic() + 5
+            while edge.connections:
+                assert time.monotonic() < deadline, "still waiting on a client reading nothing"
+                time.sleep(0.02)
+            received = 0
+            with suppress(ConnectionError):
+                while chunk := sock.recv(1 << 20):
+                    received += len(chunk)
+        assert received < size  # the answer was cut short, and the connection closed
