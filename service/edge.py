@@ -393,23 +393,31 @@ class EdgeProtocol(HttpToolsProtocol):
             self.phase = IDLE  # uvicorn's keep-alive timer closes it if nothing follows
         super().on_response_complete()
 
+    # Answers out: a client that reads them slowly lets the buffer drain from
+    # time to time (resume); one that reads nothing never does.
+
+    def pause_writing(self) -> None:
+        self.stalled_since = self.loop.time()
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self.stalled_since = None
+        super().resume_writing()
+
     # Deadlines, from the sweep.
 
     def check_deadline(self, now: float) -> None:
         limits = self.limits
-        if self.flow is not None and self.flow.write_paused:
-            # The client does not take its answer: the request stays in flight
-            # (and counts against MAX_REQUESTS_IN_FLIGHT) for as long as it
-            # lets it. It gets BODY_TIMEOUT_SECONDS, as a body does.
-            if self.stalled_since is None:
-                self.stalled_since = now
-            elif now - self.stalled_since > limits.body_timeout_seconds:
-                self.phase = CLOSED
-                self.edge.forget(self)
-                self.transport.abort()
-                return
-        else:
-            self.stalled_since = None
+        if self.stalled_since is not None and (
+            now - self.stalled_since > limits.body_timeout_seconds
+        ):
+            # The client does not take its answer: the request would stay in
+            # flight (and count against MAX_REQUESTS_IN_FLIGHT) for as long as
+            # it lets it. It gets BODY_TIMEOUT_SECONDS, as a body does.
+            self.phase = CLOSED
+            self.edge.forget(self)
+            self.transport.abort()
+            return
         if self.flow is not None and self.flow.read_paused and self.phase in (HEAD, BODY):
             # uvicorn stopped reading (a pipelined request waits, or the app has not
             # taken the body so far): the client is not the slow one. It gets its

@@ -386,8 +386,12 @@ def test_a_client_that_does_not_read_its_answer_is_cut_off():
         with sock:
             sock.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            # Read nothing until the server has let the connection go (polled, bounded).
+            # Read nothing until the server has taken the connection, and then let
+            # it go (polled, bounded).
             deadline = time.monotonic() + 5
+            while not edge.connections:
+                assert time.monotonic() < deadline, "the connection was never accepted"
+                time.sleep(0.02)
             while edge.connections:
                 assert time.monotonic() < deadline, "still waiting on a client reading nothing"
                 time.sleep(0.02)
