@@ -244,6 +244,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self.first_line = True
         self.body_bytes = 0
         self.stalled_since: float | None = None  # since when the client takes no answer
+        self.began_midway = False
 
     # The connection's life.
 
@@ -310,7 +311,9 @@ class EdgeProtocol(HttpToolsProtocol):
             if self.phase != CLOSED:
                 self._refuse(400, "bad_request", "the request is not valid HTTP/1.1")
             return
-        if self.phase == HEAD:  # the head goes on past this piece: all of it was head
+        if self.began_midway:  # a pipelined head began inside this piece, somewhere:
+            self.began_midway = False  # undercounted by at most the piece, never over
+        elif self.phase == HEAD:  # the head goes on past this piece: all of it was head
             self.head_bytes += len(data)
             end = data.rfind(b"\n")
             if end < 0:
@@ -358,6 +361,7 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         if self.phase != HEAD:  # a pipelined request, begun in the same piece as the last
             self._start_head()
+            self.began_midway = True
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:

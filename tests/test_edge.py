@@ -400,3 +400,24 @@ def test_a_client_that_does_not_read_its_answer_is_cut_off():
                 while chunk := sock.recv(1 << 20):
                     received += len(chunk)
         assert received < size  # the answer was cut short, and the connection closed
+
+
+def test_a_pipelined_head_after_a_body_larger_than_the_header_limit_is_not_refused():
+    # The tail of one body and the start of the next head arrive in one piece:
+    # the body's bytes must not be counted as the next head's.
+    body = json.dumps({"pad": "x" * 6000}).encode()  # past MAX_HEADER_BYTES (4096)
+    second = post(body=body)
+
+    def answer_of(answers) -> tuple[bytes, bytes]:
+        status_line, length = answers.readline(), 0
+        while line := answers.readline().strip():
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        return status_line.split()[1], answers.read(length)
+
+    with served() as (_, port, _app), connect(port) as sock, sock.makefile("rb") as answers:
+        sock.sendall(post(body=body) + second[:20])
+        assert answer_of(answers) == (b"202", json.dumps({"size": len(body)}).encode())
+        sock.sendall(second[20:])  # the server has read the first piece by now
+        assert answer_of(answers) == (b"202", json.dumps({"size": len(body)}).encode())
