@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 import anyio
 import uvicorn
 
-from service.edge import Edge, EdgeLimits, EdgeProtocol
+from service.edge import Edge, EdgeLimits
+from service.edge_protocol import EdgeProtocol
 from service.logging import get_logger
 
 log = get_logger("service.server")

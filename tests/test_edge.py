@@ -15,7 +15,8 @@ from contextlib import contextmanager, suppress
 
 import pytest
 
-from service.edge import Edge, EdgeLimits, EdgeProtocol
+from service.edge import Edge, EdgeLimits
+from service.edge_protocol import EdgeProtocol
 from service.server import edge_of
 from tests.servers import running, running_server
 
