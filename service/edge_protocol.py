@@ -64,6 +64,10 @@ class EdgeProtocol(HttpToolsProtocol):
         self.limits = edge.limits
         self.first_line_limit = self.limits.max_url_bytes + REQUEST_LINE_OVERHEAD
         self.fast_limit = min(self.first_line_limit, self.limits.max_header_line_bytes)
+        # Read on every request: plain attributes, not a lookup through the limits.
+        self.max_header_bytes = self.limits.max_header_bytes
+        self.max_url_bytes = self.limits.max_url_bytes
+        self.max_in_flight = self.limits.max_requests_in_flight
         self.service_app = self.app
         self.client_host = ""
         self.phase = HEAD
@@ -114,14 +118,16 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         phase = self.phase
-        if phase == IDLE:
-            self._start_head()
-            phase = HEAD
+        if phase == IDLE:  # _start_head(), inline: this is every kept-alive request
+            phase = self.phase = HEAD
+            self.since = self.loop.time()
+            self.head_bytes = self.line = 0
+            self.first_line = True
         if phase == HEAD:
             self.head_bytes_seen = True
             size = len(data)
             if self.line + size > self.fast_limit or (
-                self.head_bytes + size > self.limits.max_header_bytes
+                self.head_bytes + size > self.max_header_bytes
             ):
                 refusal = self._measure_head(data)
                 if refusal is not None:
@@ -195,18 +201,21 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
-        if len(self.url) > self.limits.max_url_bytes:
+        if len(self.url) > self.max_url_bytes:
             self._refuse(414, "url_too_long", self.url_too_long)
             raise _Refused
         self.phase = BODY
         self.since = self.loop.time()
         self.body_bytes = 0
-        if len(self.tasks) >= self.limits.max_requests_in_flight:
-            self.app = _busy
-            self.edge.count_refusal(503)
-        else:
+        if len(self.tasks) < self.max_in_flight:
+            super().on_headers_complete()
+            return
+        self.edge.count_refusal(503)
+        self.app = _busy
+        try:
+            super().on_headers_complete()
+        finally:
             self.app = self.service_app
-        super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         if self.phase == BODY:
