@@ -15,6 +15,7 @@ runs with tiny parameters.
 - track-memory: the worker's peak RSS bundling a 300 MiB caption track (`--track-mib`)
 - check-memory: a 20 MiB caption file delivered: peak RSS over idle, CPU of the check
 - edge: signed clicks from fresh connections while hostile clients press on the port vs calm
+- edge-cost: CPU per request of uvicorn's httptools protocol alone, with the guard vs without
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bench.ack import ack, ack_under_load
 from bench.bulk import bulk
 from bench.check_memory import MIB, check_memory
 from bench.copy import GIB, copy
-from bench.edge import edge
+from bench.edge import edge, guard_cost
 from bench.replicas import ack_pg, wakeup
 from bench.storm import storm
 from bench.track_memory import track_memory
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "track-memory": lambda d: track_memory(d, track_mib=args.track_mib),
         "check-memory": lambda d: check_memory(d, size=int(args.caption_mib * MIB)),
         "edge": lambda d: edge(d, seconds=args.edge_seconds),
+        "edge-cost": lambda d: guard_cost(),
     }
     unknown = [n for n in args.names if n not in runs]
     if unknown:

@@ -271,6 +271,94 @@ def edge(
     ]
 
 
+def guard_cost(requests: int = 20000, rounds: int = 5) -> list[str]:
+    """CPU per request of the protocol alone, uvicorn's vs the guarded one (medians)."""
+    import asyncio
+    import functools
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from service.edge import Edge, EdgeLimits
+    from service.edge_protocol import EdgeProtocol
+    from tests.conftest import custom_action_body, signed
+
+    body = custom_action_body()
+    head = "".join(f"{k}: {v}\r\n" for k, v in signed(body).items())
+    request = (
+        f"POST /iconik/custom-action HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await receive()
+            headers = [(b"content-length", b"2")]
+            await send({"type": "http.response.start", "status": 202, "headers": headers})
+            await send({"type": "http.response.body", "body": b"{}"})
+
+    class Transport:  # the least a protocol needs, so that only the protocol is timed
+        answered: asyncio.Future[None]
+
+        def get_extra_info(self, name: str, default: Any = None) -> Any:
+            return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
+                name, default
+            )
+
+        def write(self, data: bytes) -> None:
+            if data.endswith(b"{}"):
+                self.answered.set_result(None)
+
+        def is_closing(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            pass
+
+        def pause_reading(self) -> None:
+            pass
+
+        def resume_reading(self) -> None:
+            pass
+
+    async def per_request(guarded: bool) -> float:
+        http: Any = functools.partial(EdgeProtocol, edge=Edge(EdgeLimits())) if guarded else (
+            "httptools"
+        )
+        cfg = uvicorn.Config(app, lifespan="off", log_config=None, http=http)
+        cfg.load()
+        protocol = cfg.http_protocol_class(config=cfg, server_state=ServerState(), app_state={})
+        transport = Transport()
+        protocol.connection_made(transport)  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
+        for n in range(requests + 1000):  # the first thousand warm up
+            if n == 1000:
+                started = time.process_time()
+            transport.answered = loop.create_future()
+            protocol.data_received(request)  # type: ignore[attr-defined]
+            await transport.answered
+        return (time.process_time() - started) / requests * 1e6
+
+    loop_factory = None  # the server's own loop: uvloop when installed
+    with suppress(ImportError):
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    plain, guarded = [], []
+    for _ in range(rounds):
+        for guard, figures in ((False, plain), (True, guarded)):
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                figures.append(runner.run(per_request(guard)))
+    plain_us, guarded_us = sorted(plain)[rounds // 2], sorted(guarded)[rounds // 2]
+    return [
+        f"edge-cost: the protocol alone, one kept-alive connection, {requests} signed clicks "
+        f"(medians of {rounds})",
+        f"  {'uvicorn httptools (baseline)':<28}{plain_us:9.2f} us CPU a request",
+        f"  {'with the guard':<28}{guarded_us:9.2f} us CPU a request   "
+        f"+{guarded_us - plain_us:.2f} us ({guarded_us / plain_us:.2f}x)",
+    ]
+
+
 def _row(label: str, figures: dict[str, Any]) -> str:
     failed = figures["failures"]
     odd = f"   failed: {failed[:3]}" if failed else ""

@@ -422,3 +422,10 @@ def test_a_pipelined_head_after_a_body_larger_than_the_header_limit_is_not_refus
         assert answer_of(answers) == (b"202", json.dumps({"size": len(body)}).encode())
         sock.sendall(second[20:])  # the server has read the first piece by now
         assert answer_of(answers) == (b"202", json.dumps({"size": len(body)}).encode())
+
+
+def test_the_guard_cost_benchmark_runs():
+    from bench.edge import guard_cost
+
+    lines = guard_cost(requests=200, rounds=1)
+    assert lines[0].startswith("edge-cost:") and "(baseline)" in lines[1] and "x)" in lines[2]
