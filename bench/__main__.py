@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             "wakeup",
             "storm",
             "track-memory",
+            "edge",
+            "edge-cost",
         ],
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="load per ack measurement")
