@@ -34,6 +34,7 @@ connections; service/edge_protocol.py the protocol that enforces them.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import resource
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,23 @@ def usable_file_handles() -> int:
     return max(16, soft * 3 // 4)
 
 
+def client_of(host: str) -> str:
+    """Whose connection this is: its IPv4 address, or its IPv6 /64.
+
+    One IPv6 host is usually given a whole /64, so a client counted by its
+    address alone could open each connection from an address of its own.
+    """
+    if ":" not in host:
+        return host
+    try:
+        address = ipaddress.IPv6Address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
+
+
 class Edge:
     """The limits and the open connections of one server, shared by its protocols."""
 
@@ -123,7 +141,7 @@ class Edge:
             if victim is not None:
                 victim.evict()
                 return
-        new.evict()  # everyone else is busy with a request: this one waits its turn
+        new.evict()  # every other one is busy with a request: this one is turned away
 
     def forget(self, conn: EdgeProtocol) -> None:
         self.connections.pop(conn, None)

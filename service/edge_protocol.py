@@ -16,7 +16,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from service.edge import APP, BODY, CLOSED, HEAD, IDLE, Edge
+from service.edge import APP, BODY, CLOSED, HEAD, IDLE, Edge, client_of
 
 # "GET " ... " HTTP/1.1\r": what a request line holds besides its URL.
 REQUEST_LINE_OVERHEAD = 32
@@ -84,7 +84,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.client_host = self.client[0] if self.client else ""
+        self.client_host = client_of(self.client[0]) if self.client else ""
         self._start_head()
         self.edge.admit(self)
 

@@ -42,7 +42,7 @@ def config(
     so that what the guard costs is inside the measurement.
     """
     limits = limits or EdgeLimits()
-    cfg = uvicorn.Config(
+    return uvicorn.Config(
         app,  # type: ignore[arg-type]
         http=functools.partial(EdgeProtocol, edge=Edge(limits)),  # type: ignore[arg-type]
         ws="none",  # nothing here speaks WebSocket: no upgrade path to guard
@@ -53,7 +53,6 @@ def config(
         # SIGTERM: stop accepting, let in-flight requests finish, then exit.
         timeout_graceful_shutdown=30,
     )
-    return cfg
 
 
 def edge_of(cfg: uvicorn.Config) -> Edge:

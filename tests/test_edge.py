@@ -429,3 +429,19 @@ def test_the_guard_cost_benchmark_runs():
 
     lines = guard_cost(requests=200, rounds=1)
     assert lines[0].startswith("edge-cost:") and "(baseline)" in lines[1] and "x)" in lines[2]
+
+
+@pytest.mark.parametrize(
+    ("host", "client"),
+    [
+        ("127.0.0.2", "127.0.0.2"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::7", "2001:db8:1:2::/64"),  # the same host, another address
+        ("::ffff:192.0.2.9", "192.0.2.9"),
+        ("fe80::1%eth0", "fe80::/64"),
+    ],
+)
+def test_a_client_is_an_ipv4_address_or_an_ipv6_64(host, client):
+    from service.edge import client_of
+
+    assert client_of(host) == client
