@@ -17,11 +17,12 @@ front of its parser:
   and a client that stops reading its answer is cut off after as long;
 - a kept-alive connection with no new request for KEEP_ALIVE_TIMEOUT_SECONDS
   is closed (uvicorn's own timer);
-- no client address holds more than MAX_CONNECTIONS_PER_CLIENT connections
-  and the process no more than MAX_CONNECTIONS (never more than three
-  quarters of its file handle limit): over either, the oldest connection
-  doing nothing (idle, or still sending its head) of the client with the
-  most connections is closed to make room, so a fresh connection is served;
+- no client (an IPv4 address, an IPv6 /64) holds more than
+  MAX_CONNECTIONS_PER_CLIENT connections and the process no more than
+  MAX_CONNECTIONS (never more than three quarters of its file handle
+  limit): over either, the oldest connection doing nothing (silent, still
+  sending its head, or idle) of the client with the most connections is
+  closed to make room, so a fresh connection is served;
 - past MAX_REQUESTS_IN_FLIGHT requests being handled, a new one is a 503.
 
 Deadlines are checked by one sweep a few times a second over the open
