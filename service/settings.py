@@ -83,6 +83,19 @@ class Settings(BaseSettings):
     # 0 keeps them forever (service/queue/retention.py).
     retention_days: float = Field(default=90, ge=0)
 
+    # Limits at the edge (service/edge.py): what a client reaching the port
+    # may cost before it is authenticated.
+    max_url_bytes: int = Field(default=8 * 1024, ge=256)
+    max_header_line_bytes: int = Field(default=8 * 1024, ge=256)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    header_timeout_seconds: float = Field(default=10, gt=0)
+    body_timeout_seconds: float = Field(default=10, gt=0)
+    min_body_bytes_per_second: float = Field(default=1024, gt=0)
+    keep_alive_timeout_seconds: float = Field(default=5, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
+    max_connections_per_client: int = Field(default=100, ge=1)
+    max_requests_in_flight: int = Field(default=256, ge=1)
+
     _split = field_validator(
         "webhook_secrets", "bearer_tokens", "metadata_view_ids", "user_token_keys", mode="before"
     )(_split_commas)
