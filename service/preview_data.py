@@ -13,7 +13,6 @@ not have the expected shape is left out, never an error.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -115,8 +114,12 @@ def format_frames(frame: int, rate: FrameRate) -> str:
 
 
 def media_frame(seconds: float, rate: FrameRate) -> int:
-    """The frame nearest a time in the media (what the page shows for a cue's start)."""
-    return math.floor(Fraction(seconds) * rate.rate + Fraction(1, 2))  # halves up, as in JS
+    """The frame nearest a time in the media, from its whole milliseconds (as cue
+    times are written), halves up: exact in integers, as the page's script does."""
+    ms = round(seconds * 1000)
+    return (ms * rate.rate.numerator * 2 + 1000 * rate.rate.denominator) // (
+        2000 * rate.rate.denominator
+    )
 
 
 def timing(asset: dict[str, Any]) -> dict[str, Any] | None:

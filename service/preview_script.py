@@ -74,7 +74,10 @@ SCRIPT = """
   }
   // As service/preview_data.py's format_frames (keep the two alike).
   function timecode(t) {
-    var frame = timing.start_frame + Math.floor(t * timing.numerator / timing.denominator + 0.5);
+    // From whole milliseconds, in integers (exact below 2^53), halves up.
+    var ms = Math.round(t * 1000), den = timing.denominator;
+    var frame = timing.start_frame +
+      Math.floor((ms * timing.numerator * 2 + 1000 * den) / (2000 * den));
     var nominal = timing.nominal, drop = timing.drop;
     if (drop) {
       var perTen = nominal * 600 - drop * 9, perMinute = nominal * 60 - drop;
@@ -101,7 +104,8 @@ SCRIPT = """
       var range = lines[at].split("-->");
       var start = seconds(range[0]), end = seconds(range[1].trim().split(/\\s+/)[0]);
       if (!isFinite(start) || !isFinite(end)) return;  // a malformed cue: the rest still show
-      cues.push({ start: start, end: end, text: lines.slice(at + 1).join("\\n") });
+      var words = lines.slice(at + 1).join("\\n").replace(/\\n+$/, "");
+      cues.push({ start: start, end: end, text: words });
     });
     return cues;
   }

@@ -161,9 +161,10 @@ def check(
     assert head_title is not None and head_title.text == f"{shown}: captioning project"
     h1 = doc.find("body/h1")
     assert h1 is not None and text_of(h1) == shown
-    assert table(doc, "request") == [("Requested by", as_parsed(title)), ("Request id", "r1")][
-        not title :
-    ]
+    assert (
+        table(doc, "request")
+        == [("Requested by", as_parsed(title)), ("Request id", "r1")][not title :]
+    )
     named = labels or {}
     shown_form = [
         (as_parsed(named.get(k, k)), as_parsed(v)) for k, v in form.items() if v and k != "due_date"
