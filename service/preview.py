@@ -62,7 +62,7 @@ _PAGE = """<!doctype html>
 </div>
 </div>
 <h2>Delivery</h2>
-<p class="status">As of revision {revision} ({generated_at}): deliver/RECEIPT.json
+<p class="status">As of revision {revision} of this folder: deliver/RECEIPT.json
 and deliver/ERRORS.txt say what is newer.</p>
 <table id="delivery" class="info">{delivery_rows}</table>
 {errors}
@@ -116,6 +116,18 @@ def _rows(rows: list[tuple[str, str]]) -> str:
     return "".join(f"<tr><th>{_text(k)}</th><td>{_text(v)}</td></tr>" for k, v in rows if v)
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
 def _skipped_label(track: dict[str, Any]) -> str:
     return caption_label(str(track.get("language") or "und"), bool(track.get("closed_captions")))
 
@@ -141,10 +153,15 @@ def render_preview(
     due_date_field: str = "due_date",
 ) -> str:
     """index.html for a bundle; `caption_texts` maps each caption file's path to
-    its text; `errors_text` is deliver/ERRORS.txt as it is now (None: absent)."""
-    asset = manifest["asset"]
-    request = manifest.get("request") or {}
-    files = manifest["files"]
+    its text; `errors_text` is deliver/ERRORS.txt as it is now (None: absent).
+
+    The manifest may be one read back from the folder (service/readback.py:
+    the service's shape, not every value's type): a delivery rewrites the page
+    after the track is in Iconik, so nothing here may fail on a value.
+    """
+    asset = _dict(manifest.get("asset"))
+    request = _dict(manifest.get("request"))
+    files = [f for f in _list(manifest.get("files")) if isinstance(f, dict)]
     media = next((f for f in files if f["kind"] == "media"), None)
     captions = [
         {
@@ -164,7 +181,8 @@ def render_preview(
     ) + "".join(
         f'<li class="skipped">{_text(_skipped_label(t))}: not in this bundle. '
         f"{_text(str(t.get('reason', '')))}</li>"
-        for t in manifest.get("tracks_skipped", [])
+        for t in _list(manifest.get("tracks_skipped"))
+        if isinstance(t, dict)
     )
     duration = asset.get("duration_seconds")
     withdrawn = ""
@@ -180,13 +198,13 @@ def render_preview(
     form = request.get("form_values")
     metadata = data.labelled(asset.get("metadata"), asset.get("metadata_labels"))
     return _PAGE.format(
-        title=_text(asset.get("title") or "untitled"),
+        title=_text(data.display(asset.get("title")) or "untitled"),
         style=STYLE,
         script=SCRIPT,
         asset_id=_text(str(asset.get("id", ""))),
-        revision=int(manifest.get("revision", 1)),
-        generated_at=_text(str(manifest.get("generated_at", ""))),
+        revision=_count(manifest.get("revision")),
         duration=f" · {duration:.2f} s" if isinstance(duration, int | float) else "",
+        # (readback keeps a duration only when it is a number)
         timing=_text(timing_line),
         withdrawn=withdrawn,
         due=f'<p class="due" id="due-date">Due: {_text(due)}</p>' if due else "",

@@ -18,7 +18,7 @@ import html5lib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import bundle, preview
+from service import bundle, preview, readback
 
 ASSET = "0a1b2c3d-0000-4000-8000-00000000a001"
 HOSTILE = [
@@ -232,3 +232,36 @@ def test_a_track_left_out_is_named_with_its_reason_as_text(language, reason):
     assert text_of(item) == as_parsed(f"{label}: not in this bundle. {reason}")
     [shown] = json.loads(next(doc.iter("script")).text or "")["captions"]
     assert shown["path"] == "captions/0.vtt"  # the track left out is not among the page's
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    edits=st.dictionaries(
+        st.sampled_from(["asset", "request", "files", "deliveries", "tracks_skipped", "revision"]),
+        json_values,
+    ),
+    asset=st.dictionaries(
+        st.sampled_from(["title", "frame_rate", "start_timecode", "metadata", "metadata_labels"]),
+        json_values,
+    ),
+    request=st.dictionaries(st.sampled_from(["form_values", "form_labels"]), json_values),
+    errors=st.none() | texts,
+)
+def test_a_manifest_read_back_after_any_edit_still_renders(edits, asset, request, errors):
+    # A delivery rewrites the page from project.json as read back, after the
+    # track is in Iconik: no value a captioner could write there may stop it.
+    m = manifest("t", {}, ["en"])
+    m["asset"].update(asset)
+    m["request"].update(request)
+    m.update(edits)
+    read = readback.manifest(json.loads(json.dumps(m)))
+    assert read is not None
+    doc = parse(preview.render_preview(read, {}, errors_text=errors))
+    assert {e.tag for e in doc.iter()} <= PAGE_TAGS
