@@ -28,7 +28,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from service import bundle, captions, outtray
+from service import bundle, captions, outtray, preview_publish
 from service.iconik import CredentialsRejected, IconikClient, IconikError, NotFound
 from service.json_stream import JsonStream
 from service.logging import get_logger
@@ -142,6 +142,8 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
     updated = {**manifest, "revision": manifest["revision"] + 1, "deliveries": deliveries}
     async with ctx.storage.stage(folder) as staging:
         await staging.write_bytes(outtray.RECEIPT_PATH, outtray.receipt_bytes(deliveries))
+        # The page shows each language's delivery state: rewritten with it.
+        updated = await preview_publish.rewrite_page(ctx, folder, updated, staging)
         await ctx.still_mine()
         # The track is in Iconik now: whatever a captioner put in the way of
         # RECEIPT.json, the manifest records it (and the scan says what is blocked).

@@ -100,4 +100,8 @@ def _request(value: Any) -> dict[str, Any] | None:
     facts["metadata_view_id"] = view if isinstance(view, str) else None
     form = value.get("form_values")
     facts["form_values"] = form if isinstance(form, dict) else {}
+    labels = value.get("form_labels")  # shown on the page: text only
+    facts["form_labels"] = (
+        {k: v for k, v in labels.items() if isinstance(v, str)} if isinstance(labels, dict) else {}
+    )
     return facts

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     # How long the queue keeps finished requests (their tasks and payloads);
     # 0 keeps them forever (service/queue/retention.py).
     retention_days: float = Field(default=90, ge=0)
+    # The custom action form's field that holds the due date (shown on the page).
+    due_date_field: str = "due_date"
 
     # Limits at the edge (service/edge.py): what a client reaching the port
     # may cost before it is authenticated.

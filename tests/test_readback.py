@@ -30,7 +30,13 @@ def test_edited_parts_are_dropped_or_reset():
         "files": [FILE, {"path": 3}, "x", {**FILE, "size": -1}],
         "deliveries": [DELIVERY, {"language": None}],
         "captioner_edits": "everything",
-        "request": {"request_id": "r1", "surprise": 1, "context": 5, "form_values": []},
+        "request": {
+            "request_id": "r1",
+            "surprise": 1,
+            "context": 5,
+            "form_values": [],
+            "form_labels": {"due": "Due date", "x": ["not", "text"]},
+        },
         "withdrawn": "yes",
         "extra": {"huge": "x"},
     }
@@ -47,6 +53,7 @@ def test_edited_parts_are_dropped_or_reset():
             "requested_at": None,
             "metadata_view_id": None,
             "form_values": {},
+            "form_labels": {"due": "Due date"},
         },
     }
     assert readback.manifest([1, 2]) is None
