@@ -145,3 +145,16 @@ def test_a_delivery_rewrites_the_page_but_never_a_captioners(tmp_path):
         assert page.read_bytes() == theirs  # the next build writes the service's beside it
         [entry] = [f for f in s.manifest(asset)["files"] if f["path"] == "index.html"]
         assert entry["sha256"] == hashlib.sha256(rewritten).hexdigest()
+
+
+def test_a_click_of_many_assets_reads_the_forms_labels_once(tmp_path):
+    from service.simulator_seed import FORM_VIEW_ID
+
+    with stack(tmp_path) as s:
+        assets = s.sim.add_tiny_assets(4)
+        s.send(custom_action_body(context="BULK", asset_ids=assets, metadata_view_id=FORM_VIEW_ID))
+        s.drain()
+        reads = [p for m, p in s.sim.requests if p == f"/API/metadata/v1/views/{FORM_VIEW_ID}/"]
+        assert len(reads) == 1  # one per process every few minutes, not one per asset
+        labels = s.manifest(assets[0])["request"].get("form_labels")
+        assert labels, "the labels reached the bundle"
