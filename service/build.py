@@ -12,10 +12,11 @@ A build reads as three steps:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
-from service import bundle, captions, outtray, plan, preview
+from service import bundle, captions, outtray, outtray_readme, plan, preview
 from service.gather import gather, read_track, signed_url
 from service.logging import get_logger, redact
 from service.queue import Task
@@ -128,8 +129,11 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
         )
         # The out-tray's instructions go to their own path, never beside: the
         # contract reserves deliver/README.txt for the service.
-        readme = outtray.readme(
-            facts.title, asset_id, facts.duration_seconds, ctx.settings.deliver_scan_seconds
+        readme = outtray_readme.readme_of(
+            dataclasses.asdict(facts),
+            asset_id,
+            ctx.settings.deliver_scan_seconds,
+            ctx.settings.style,
         ).encode()
         size, digest = await staging.write_bytes(outtray.README_PATH, readme)
         files.append(bundle.BundleFile(outtray.README_PATH, size, digest, "note"))

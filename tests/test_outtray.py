@@ -2,7 +2,7 @@
 
 import json
 
-from service import outtray, plan
+from service import outtray, outtray_readme, plan
 from service.outtray import Problem
 
 
@@ -43,7 +43,7 @@ def test_deliveries_read_back_keep_only_entries_of_the_written_shape():
 
 
 def test_readme_says_how_to_name_what_happens_and_where_to_look():
-    text = outtray.readme("Harbour Lights", "a1", 2.0, 60)
+    text = outtray_readme.readme("Harbour Lights", "a1", 2.0, 60)
     for words in (
         "en.vtt",
         "fr.cc.vtt",
@@ -57,8 +57,8 @@ def test_readme_says_how_to_name_what_happens_and_where_to_look():
         "Harbour Lights (a1)",
     ):
         assert words in text, words
-    assert "every 15 seconds" in outtray.readme("T", "a1", None, 15)
-    assert "turned off" in outtray.readme("T", "a1", None, 0)
+    assert "every 15 seconds" in outtray_readme.readme("T", "a1", None, 15)
+    assert "turned off" in outtray_readme.readme("T", "a1", None, 0)
 
 
 def test_errors_list_one_line_per_file_and_nothing_when_all_is_well():

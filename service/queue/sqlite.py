@@ -411,4 +411,3 @@ class SQLiteQueue(SQLiteStore):
             )
 
         await self._submit(fill)
-
