@@ -411,3 +411,4 @@ class SQLiteQueue(SQLiteStore):
             )
 
         await self._submit(fill)
+
