@@ -39,7 +39,6 @@ process (`Worker.run`); tests drive `step()` one look at a time.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections.abc import Callable
@@ -49,11 +48,11 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from service import bundle, captions, deliver, house_style, outtray, outtray_readme, readback
+from service import bundle, captions, deliver, house_style, outtray, readback
 from service.logging import get_logger
 from service.metrics import Metrics
 from service.outtray import Problem
-from service.outtray_files import ScanWrites
+from service.outtray_files import ReadmeCheck, ScanWrites
 from service.outtray_view import Checked, View, check, path_of
 from service.queue import Delivery, Queue, QueueFull, QueueUnavailable
 from service.registry import BundleRegistry
@@ -93,19 +92,15 @@ class DeliverScan:
         self.clock = clock
         self.max_caption_bytes = max_caption_bytes
         self.style = style or house_style.Style()
-        # The scan interval README.txt should state (DELIVER_SCAN_SECONDS);
-        # None: README.txt is not checked.
-        self.readme_every = readme_every
         # The last look at each file, and when that look was first seen.
         self._looks: dict[tuple[str, str], tuple[tuple[Any, ...], float]] = {}
         self._checked: dict[tuple[str, str], tuple[tuple[Any, ...], Checked | Problem]] = {}
         self._digests: dict[tuple[str, str], tuple[tuple[Any, ...], str | None]] = {}
         # The delivery key each file's content was stored under, and its request.
         self._stored: dict[tuple[str, str], tuple[str, str]] = {}
-        # Per folder, the README.txt look found current, and the rewrite asked for.
-        self._readme_ok: dict[str, tuple[Any, ...]] = {}
-        self._readme_asked: dict[str, str] = {}
         self._writes = ScanWrites(storage)
+        # README.txt for `readme_every` (DELIVER_SCAN_SECONDS); None: not checked.
+        self._readme = ReadmeCheck(queue, self.style, readme_every)
 
     async def run(self, every: float) -> None:
         """Look every `every` seconds until cancelled; a failed look is logged and retried."""
@@ -147,9 +142,8 @@ class DeliverScan:
         self._checked = {k: v for k, v in self._checked.items() if k in looked}
         self._digests = {k: v for k, v in self._digests.items() if k in looked}
         self._stored = {k: v for k, v in self._stored.items() if k in looked}
-        self._readme_ok = {k: v for k, v in self._readme_ok.items() if k in owners}
-        self._readme_asked = {k: v for k, v in self._readme_asked.items() if k in owners}
         self._writes.keep_only(set(owners))
+        self._readme.keep_only(set(owners))
         self.metrics.deliver_scans.labels("complete").inc()
         self.metrics.deliver_scan_last.set(self.clock())
         if report.queued:
@@ -188,16 +182,10 @@ class DeliverScan:
             theirs = theirs[: outtray.MAX_ENTRIES]
         manifest = None
         readme = own.get(outtray.README)
-        if (
-            status == "ready"
-            and self.readme_every is not None
-            and readme is not None
-            and readme.kind == "file"
-            and self._readme_ok.get(folder) != readme.look
-        ):
+        if status == "ready" and self._readme.due(folder, readme):
             manifest = await self.storage.read_manifest(folder)
-            if manifest is not None:
-                await self._check_readme(folder, asset_id, manifest, readme)
+            if manifest is not None and readme is not None:
+                await self._readme.check(folder, asset_id, manifest, readme)
         if not theirs:
             await self._write(folder, View(), None, notes, own, None)
             return
@@ -396,31 +384,6 @@ class DeliverScan:
             return f"not delivered: {failed[0].get('last_error')} (request {request_id})"
         return None
 
-    async def _check_readme(
-        self, folder: str, asset_id: str, manifest: dict[str, Any], readme: StoredFile
-    ) -> None:
-        """Ask for README.txt anew when the one on record is not the one the
-        scan would write now (another interval, another house style)."""
-        assert self.readme_every is not None
-        text = outtray_readme.readme_of(manifest["asset"], asset_id, self.readme_every, self.style)
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        entry = next((f for f in manifest["files"] if f["path"] == outtray.README_PATH), None)
-        if entry is None or entry["sha256"] == digest:
-            self._readme_ok[folder] = readme.look
-            return
-        delivery = deliver.new_readme(folder, asset_id, manifest["revision"], digest)
-        if self._readme_asked.get(folder) == delivery.key:
-            return
-        try:
-            await self.queue.enqueue(delivery, uuid.uuid4().hex)
-        except QueueFull as exc:
-            log.warning(
-                "deliver_scan.queue_full", folder=folder, path=outtray.README_PATH, error=str(exc)
-            )
-            return
-        self._readme_asked[folder] = delivery.key
-        log.info("deliver_scan.readme_queued", folder=folder, every=self.readme_every)
-
     async def _write(
         self,
         folder: str,
@@ -435,7 +398,3 @@ class DeliverScan:
             log.info("deliver_scan.errors_written", folder=folder, problems=len(view.problems))
         findings = outtray.report_text(view.findings, self.style, frame_rate)
         await self._writes.replace(folder, outtray.REPORT_PATH, findings, own.get(outtray.REPORT))
-
-
-def _path(found: StoredFile) -> str:
-    return f"{outtray.FOLDER}/{found.name}"
