@@ -227,7 +227,7 @@ class DeliverScan:
                 f"deleted in Iconik (see {bundle.WITHDRAWN_NOTE} in the project folder)."
             )
             for found in files:
-                entry = await self._delivered(folder, found, deliveries)
+                entry = await self._delivered(folder, found, deliveries, latest=False)
                 if entry is not None:
                     view.delivered(found.name, {**entry, "notes": ["before the withdrawal"]}, None)
                 else:
@@ -236,7 +236,13 @@ class DeliverScan:
             return
 
         for found in changing:
-            view.waiting(found.name, now)
+            # First seen (or seen again after a restart): the content it had
+            # when delivered is said to be delivered, not to be waiting.
+            entry = await self._delivered(folder, found, deliveries, latest=True)
+            if entry is not None:
+                view.delivered(found.name, entry, None)
+            else:
+                view.waiting(found.name, now)
         by_track: dict[tuple[str, bool], list[tuple[StoredFile, Checked]]] = {}
         for found in stable:
             try:
@@ -298,10 +304,11 @@ class DeliverScan:
         return result
 
     async def _delivered(
-        self, folder: str, found: StoredFile, deliveries: list[dict[str, Any]]
+        self, folder: str, found: StoredFile, deliveries: list[dict[str, Any]], *, latest: bool
     ) -> dict[str, Any] | None:
-        """The receipt entry of this file's content, if it was delivered (read only
-        for a regular file a receipt names, once per look)."""
+        """The receipt entry of this file's content, if it was delivered (and,
+        with `latest`, is still its track's): read only for a regular file a
+        receipt names, once per look."""
         path = path_of(found)
         if found.kind != "file" or found.size > self.max_caption_bytes:
             return None
@@ -312,6 +319,10 @@ class DeliverScan:
         if cached is None or cached[0] != found.look:
             cached = (found.look, await self.storage.file_digest(folder, path))
             self._digests[key] = cached
+        if cached[1] is None:
+            return None
+        if latest:
+            return outtray.delivered_as(deliveries, path, cached[1])
         return next(
             (e for e in reversed(deliveries) if (e["path"], e["sha256"]) == (path, cached[1])),
             None,

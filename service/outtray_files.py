@@ -69,21 +69,31 @@ class ScanWrites:
 
 
 class ReadmeCheck:
+    # At most this many README.txt rewrites are asked for in one look: after
+    # a change of interval every bundle needs one, and they must not take
+    # the room of the clicks' tasks in the queue all at once.
+    PER_LOOK = 50
+
     def __init__(self, queue: Queue, style: house_style.Style, every: float | None) -> None:
         self.queue, self.style, self.every = queue, style, every
+        self._budget = self.PER_LOOK
         # Per folder, the README.txt look found current, and the rewrite asked for.
         self._current: dict[str, tuple[Any, ...]] = {}
         self._asked: dict[str, str] = {}
 
     def keep_only(self, folders: set[str]) -> None:
+        """After a look: forget the folders no longer looked at, and give the
+        next look its own share of rewrites."""
         self._current = {k: v for k, v in self._current.items() if k in folders}
         self._asked = {k: v for k, v in self._asked.items() if k in folders}
+        self._budget = self.PER_LOOK
 
     def due(self, folder: str, readme: StoredFile | None) -> bool:
         """Whether the manifest must be read to check README.txt: not since it
         last changed (a folder's first look in this process reads it once)."""
         return (
             self.every is not None
+            and self._budget > 0
             and readme is not None
             and readme.kind == "file"
             and self._current.get(folder) != readme.look
@@ -102,6 +112,7 @@ class ReadmeCheck:
         delivery = deliver.new_readme(folder, asset_id, manifest["revision"], digest)
         if self._asked.get(folder) == delivery.key:
             return
+        self._budget -= 1
         try:
             await self.queue.enqueue(delivery, uuid.uuid4().hex)
         except QueueFull as exc:

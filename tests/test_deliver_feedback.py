@@ -9,6 +9,7 @@ deliver/ scan driven one step at a time.
 import dataclasses
 import hashlib
 import json
+import sqlite3
 
 from service import captions
 from service.deliver_scan import DeliverScan
@@ -112,7 +113,7 @@ def test_a_delivered_track_notes_reach_its_receipt_and_its_state(tmp_path, monke
 
     monkeypatch.setattr(captions, "read", noting)
     with stack(tmp_path) as s:
-        asset, deliver_dir = bundled(s)
+        _asset, deliver_dir = bundled(s)
         (deliver_dir / "en.vtt").write_text(OUT_OF_STYLE)
         (deliver_dir / "fr.vtt").write_text(OUT_OF_STYLE)
         assert take(s) == [0, 2]
@@ -137,13 +138,7 @@ def test_readme_follows_the_scan_interval(tmp_path):
 
         # The service comes back with another interval.
         s.settings = s.settings.model_copy(update={"deliver_scan_seconds": 60})
-        s.scanner = DeliverScan(
-            s.scanner.queue,
-            s.scanner.storage,
-            clock=s.clock,
-            style=s.settings.style,
-            readme_every=s.settings.deliver_scan_seconds,
-        )
+        s.scanner = rescanner(s)
         take(s, 2)
         s.drain()
         text = readme.read_text()
@@ -161,3 +156,53 @@ def test_readme_follows_the_scan_interval(tmp_path):
         # It states the media's facts, and that either timing works.
         assert "start timecode 10:00:00:00, frame rate 25." in text
         assert "both work" in text
+
+
+def rescanner(s):
+    """The scanner of a worker process started anew, with the stack's settings."""
+    return DeliverScan(
+        s.scanner.queue,
+        s.scanner.storage,
+        clock=s.clock,
+        style=s.settings.style,
+        readme_every=s.settings.deliver_scan_seconds,
+    )
+
+
+def test_after_a_restart_a_delivered_file_is_not_said_to_be_waiting(tmp_path):
+    with stack(tmp_path) as s:
+        _asset, deliver_dir = bundled(s)
+        (deliver_dir / "en.vtt").write_text(OUT_OF_STYLE)
+        assert take(s) == [0, 1]
+        s.drain()
+        s.scanner = rescanner(s)  # remembers no look at any file
+        (deliver_dir / "fr.vtt").write_text(OUT_OF_STYLE)
+        assert take(s, 1) == [0]
+        errors = (deliver_dir / "ERRORS.txt").read_text()
+        assert errors == (
+            "THE FILES IN THIS FOLDER\n"
+            "  en.vtt: delivered at 2027-01-15 08:00:00 UTC\n"
+            f"  fr.vtt: waiting (seen at {hms(s)} UTC, still changing)\n"
+        )
+
+
+def test_readme_rewrites_are_asked_a_few_at_a_time(tmp_path, monkeypatch):
+    from service.outtray_files import ReadmeCheck
+
+    def readme_requests(s):
+        db = sqlite3.connect(s.settings.sqlite_path)
+        try:
+            return db.execute("SELECT COUNT(*) FROM requests WHERE kind = 'readme'").fetchone()[0]
+        finally:
+            db.close()
+
+    with stack(tmp_path, deliver_scan_seconds=10) as s:
+        s.send(custom_action_body(asset_ids=[s.seeded.normal, s.seeded.traversal_title]))
+        s.drain()
+        monkeypatch.setattr(ReadmeCheck, "PER_LOOK", 1)
+        s.settings = s.settings.model_copy(update={"deliver_scan_seconds": 60})
+        s.scanner = rescanner(s)
+        assert [(s.scan(), readme_requests(s))[1] for _ in range(3)] == [1, 2, 2]
+        s.drain()
+        for asset in (s.seeded.normal, s.seeded.traversal_title):
+            assert "every minute" in (s.bundle_dir(asset) / "deliver" / "README.txt").read_text()
