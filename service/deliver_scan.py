@@ -229,7 +229,8 @@ class DeliverScan:
             for found in files:
                 entry = await self._delivered(folder, found, deliveries, latest=False)
                 if entry is not None:
-                    view.delivered(found.name, {**entry, "notes": ["before the withdrawal"]}, None)
+                    noted = [*outtray.entry_notes(entry), "before the withdrawal"]
+                    view.delivered(found.name, {**entry, "notes": noted}, None)
                 else:
                     view.say(found.name, "not delivered: this project was withdrawn")
             await self._write(folder, view, note, notes, own, None)

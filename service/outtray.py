@@ -223,12 +223,16 @@ class State:
         return f"  {shown(self.file)}: {shown(self.words)}"
 
 
+def problem_count(refusal: Refused) -> int:
+    """How many problems a refusal found: `more` counts those past the first
+    (service/captions.py), whether listed in `problems` or not."""
+    return max(len(refusal.problems), refusal.more + 1)
+
+
 def problems_of(file: str, refusal: Refused) -> list[Problem]:
     """Every problem a refusal lists, then one line counting those it does not."""
     listed = [Problem(file, line, reason) for line, reason in refusal.problems]
-    # `more` counts the problems past the first that the refusal's str()
-    # does not show (service/captions.py): past the listed ones, this many.
-    unlisted = max(0, refusal.more + 1 - len(refusal.problems))
+    unlisted = problem_count(refusal) - len(refusal.problems)
     if unlisted:
         listed.append(
             Problem(
@@ -241,8 +245,7 @@ def problems_of(file: str, refusal: Refused) -> list[Problem]:
     return listed
 
 
-def refused_words(count: int, more: int = 0) -> str:
-    total = count + more
+def refused_words(total: int) -> str:
     return f"refused: {total} problem{'s' if total > 1 else ''}, listed below"
 
 

@@ -101,7 +101,7 @@ class View:
         problems: list[Problem] = []
         if checked.refusal is not None:
             problems = outtray.problems_of(file, checked.refusal)
-            words = outtray.refused_words(len(problems))
+            words = outtray.refused_words(outtray.problem_count(checked.refusal))
         elif outcome is False:
             words = "waiting (the service is busy: it is sent at a later look)"
         elif outcome:

@@ -138,11 +138,11 @@ def test_every_problem_of_a_refusal_is_listed_then_counted():
     ]
     text = outtray.errors_text(
         outtray.problems_of("fr.srt", refused),
-        states=[outtray.State("fr.srt", outtray.refused_words(4))],
+        states=[outtray.State("fr.srt", outtray.refused_words(outtray.problem_count(refused)))],
     )
     assert text.splitlines()[:7] == [
         "THE FILES IN THIS FOLDER",
-        "  fr.srt: refused: 4 problems, listed below",
+        "  fr.srt: refused: 43 problems, listed below",
         "",
         "PROBLEMS",
         "fr.srt, line 3: first",
