@@ -195,7 +195,7 @@ def new_readme(folder: str, asset_id: str, revision: int, digest: str) -> Delive
     return Delivery(
         key=readme_key(asset_id, revision, digest),
         kind=README_KIND,
-        payload=json.dumps({"folder": folder, "asset_id": asset_id}),
+        payload=json.dumps({"folder": folder, "asset_id": asset_id, "sha256": digest}),
         first_task=NewTask(README_KIND, asset_id),
     )
 
@@ -213,6 +213,12 @@ async def rewrite_readme(ctx: TaskContext, task: Task) -> None:
     text = outtray_readme.readme_of(
         manifest["asset"], asset_id, ctx.settings.deliver_scan_seconds, ctx.settings.style
     ).encode()
+    if hashlib.sha256(text).hexdigest() != task.payload.get("sha256"):
+        # Asked by a process with other settings (a change being rolled out):
+        # no README.txt written back and forth; the scan asks again with the
+        # bundle's next revision.
+        log.info("readme.not_rewritten", folder=folder, reason="asked with other settings")
+        return
     listed = [f for f in manifest["files"] if f["path"] != outtray.README_PATH]
     async with ctx.storage.stage(folder) as staging:
         size, digest = await staging.write_bytes(outtray.README_PATH, text)

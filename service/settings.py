@@ -119,7 +119,9 @@ class Settings(BaseSettings):
                 raise ValueError("must look like sqlite:///relative/path.db or sqlite:////abs.db")
         elif parts.scheme in ("postgresql", "postgres"):
             if not parts.hostname or parts.path in ("", "/"):
-                raise ValueError("must look like postgresql://user:password@host:5432/database")
+                raise ValueError(
+                    "must look like postgresql://user:password@host:5432/database"
+                )
         else:
             raise ValueError(
                 "must be sqlite:///<path> (one machine) or "

@@ -206,3 +206,26 @@ def test_readme_rewrites_are_asked_a_few_at_a_time(tmp_path, monkeypatch):
         s.drain()
         for asset in (s.seeded.normal, s.seeded.traversal_title):
             assert "every minute" in (s.bundle_dir(asset) / "deliver" / "README.txt").read_text()
+
+
+def test_workers_with_other_intervals_do_not_rewrite_readme_back_and_forth(tmp_path):
+    """During a rolling change, a scan with the new interval asks; a worker
+    still on the old one does not write its own text in return."""
+    with stack(tmp_path, deliver_scan_seconds=10) as s:
+        asset, deliver_dir = bundled(s)
+        before = (deliver_dir / "README.txt").read_bytes()
+        revision = s.manifest(asset)["revision"]
+        s.scanner = DeliverScan(
+            s.scanner.queue, s.scanner.storage, clock=s.clock, readme_every=60
+        )  # the workers (s.drain) still run with 10 seconds
+        for _ in range(3):
+            s.scan()
+            s.drain()
+        assert (deliver_dir / "README.txt").read_bytes() == before
+        assert s.manifest(asset)["revision"] == revision
+        db = sqlite3.connect(s.settings.sqlite_path)
+        try:
+            asked = db.execute("SELECT COUNT(*) FROM requests WHERE kind = 'readme'").fetchone()
+        finally:
+            db.close()
+        assert asked == (1,)  # asked once for this revision, not at every look
