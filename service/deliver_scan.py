@@ -207,15 +207,13 @@ class DeliverScan:
             if f.kind != "file":
                 view.say(f.name, "not delivered", Problem(f.name, None, outtray.not_a_file(f.kind)))
         files = [f for f in theirs if f.kind == "file"]
-        stable, changing = [], []
+        changing = []
         now = self.clock()
         for found in files:
             key = (folder, found.name)
             looked.add(key)
             last = self._looks.get(key)
-            if last is not None and last[0] == found.look:
-                stable.append(found)
-            else:
+            if last is None or last[0] != found.look:
                 self._looks[key] = (found.look, now)
                 changing.append(found)
 
@@ -236,27 +234,27 @@ class DeliverScan:
             await self._write(folder, view, note, notes, own, None)
             return
 
-        for found in changing:
-            # First seen (or seen again after a restart): the content it had
-            # when delivered is said to be delivered, not to be waiting.
-            entry = await self._delivered(folder, found, deliveries, latest=True)
-            if entry is not None:
-                view.delivered(found.name, entry, None)
-            else:
-                view.waiting(found.name, now)
-        by_track: dict[tuple[str, bool], list[tuple[StoredFile, Checked]]] = {}
-        for found in stable:
+        # What its name or size says is said at once, changing or not.
+        named: list[tuple[StoredFile, captions.TrackName]] = []
+        for found in files:
             try:
-                name = captions.parse_name(found.name)
+                named.append((found, captions.parse_name(found.name)))
             except captions.Refused as refused:
                 view.say(found.name, "not delivered", Problem(found.name, None, refused.reason))
-                continue
+        by_track: dict[tuple[str, bool], list[tuple[StoredFile, Checked]]] = {}
+        for found, name in named:
             if found.size > self.max_caption_bytes:
-                view.say(
-                    found.name,
-                    "not delivered",
-                    Problem(found.name, None, self._too_large(found.size)),
-                )
+                problem = Problem(found.name, None, self._too_large(found.size))
+                view.say(found.name, "not delivered", problem)
+                continue
+            if found in changing:
+                # First seen (or seen again after a restart): the content it had
+                # when delivered is said to be delivered, not to be waiting.
+                entry = await self._delivered(folder, found, deliveries, latest=True)
+                if entry is not None:
+                    view.delivered(found.name, entry, None)
+                else:
+                    view.waiting(found.name, now)
                 continue
             checked = await self._check(folder, found, name, media)
             if isinstance(checked, Problem):

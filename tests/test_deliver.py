@@ -223,7 +223,12 @@ def test_a_broken_file_is_refused_at_its_line_and_left_alone(tmp_path, monkeypat
         deliver = s.bundle_dir(asset) / "deliver"
         (deliver / "de.vtt").write_text(BROKEN_DE)
         (deliver / "notes.docx").write_bytes(b"PK\x03\x04")
-        assert take(s) == [0, 1]
+        assert take(s, 1) == [0]
+        # At the first look: the name is not a track's, the caption file waits.
+        first = (deliver / "ERRORS.txt").read_text()
+        assert f"  de.vtt: waiting (seen at {hms(s)} UTC, still changing)\n" in first
+        assert "\nnotes.docx: not a name the service delivers" in first
+        assert take(s, 1) == [1]
         errors = (deliver / "ERRORS.txt").read_text().splitlines()
         assert errors[:7] == [
             "THE FILES IN THIS FOLDER",
