@@ -16,7 +16,7 @@ import dataclasses
 import functools
 from typing import Any
 
-from service import bundle, captions, outtray, plan, preview_publish
+from service import bundle, captions, outtray, outtray_readme, plan, preview_publish
 from service.gather import field_labels, gather, read_track, signed_url
 from service.logging import get_logger
 from service.queue import Task
@@ -138,8 +138,11 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
         )
         # The out-tray's instructions go to their own path, never beside: the
         # contract reserves deliver/README.txt for the service.
-        readme = outtray.readme(
-            facts.title, asset_id, facts.duration_seconds, ctx.settings.deliver_scan_seconds
+        readme = outtray_readme.readme_of(
+            dataclasses.asdict(facts),
+            asset_id,
+            ctx.settings.deliver_scan_seconds,
+            ctx.settings.style,
         ).encode()
         size, digest = await staging.write_bytes(outtray.README_PATH, readme)
         files.append(bundle.BundleFile(outtray.README_PATH, size, digest, "note"))
