@@ -34,6 +34,7 @@ from service.simulator_seed import SeedData, Seeded, _srt, _uuid, _vtt, sample_v
 from service.simulator_storage import Blob, DownloadGate, SignedStorage, served
 from service.simulator_tracks import TrackWrites
 from service.simulator_users import SimUser, UserRights
+from service.simulator_views import MetadataViews
 
 # Re-exported: tests and the benches build simulators from these.
 __all__ = [
@@ -72,7 +73,7 @@ class SimAsset:
 ICONIK_LIMITS = ((50, 1.0), (1000, 20.0))
 
 
-class Simulator(UserRights, TrackWrites, SignedStorage, SeedData):
+class Simulator(UserRights, TrackWrites, SignedStorage, SeedData, MetadataViews):
     def __init__(
         self,
         app_id: str,
@@ -88,6 +89,7 @@ class Simulator(UserRights, TrackWrites, SignedStorage, SeedData):
         self.saved_searches: dict[str, list[dict[str, Any]]] = {}
         self.custom_actions: dict[str, dict[str, Any]] = {}
         self.webhooks: dict[str, dict[str, Any]] = {}
+        self.views: dict[str, dict[str, Any]] = {}  # metadata view definitions, by id
         self.jobs: dict[str, dict[str, Any]] = {}
         self.blobs: dict[str, Blob] = {}
         self.requests: list[tuple[str, str]] = []  # API calls, as (method, path)
@@ -279,6 +281,7 @@ class Simulator(UserRights, TrackWrites, SignedStorage, SeedData):
             Route("/storage/{key:path}", self._storage, methods=["GET"]),
             *self.track_routes(),
             *self.user_routes(),
+            *self.view_routes(),
         ]
         return Starlette(routes=routes)
 

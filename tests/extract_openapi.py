@@ -36,6 +36,7 @@ USED = [
     ("POST", "/API/files/v1/assets/{asset_id}/subtitles/"),
     ("PUT", "/API/files/v1/assets/{asset_id}/subtitles/{subtitle_id}/"),
     ("GET", "/API/metadata/v1/{object_type}/{object_id}/views/{view_id}/"),
+    ("GET", "/API/metadata/v1/views/{view_id}/"),
     ("POST", "/API/jobs/v1/jobs/"),
     ("PATCH", "/API/jobs/v1/jobs/{job_id}/"),
     ("GET", "/API/search/v1/search/saved/{search_id}/"),
