@@ -128,38 +128,65 @@ class LocalWatch:
         self.root = Path(root).absolute()
         self.folders = folders
         self._renew = anyio.Event()
+        self._watched: set[str] = set()
+        # Folders the root's watch saw appear (a new bundle is renamed into
+        # place whole, deliver/ included): watched from then on.
+        self._appeared: set[str] = set()
+        self._fresh: set[str] = set()  # appeared since the watch was last made
 
     def renew(self) -> None:
         """Watch the folders `folders()` gives now (at the next change or at once)."""
         self._renew.set()
 
     def _paths(self) -> list[Path]:
+        self.root.mkdir(parents=True, exist_ok=True)  # the service's own folder
         paths = [self.root]
-        for folder in sorted(set(self.folders())):
+        self._watched = set()
+        for folder in sorted(set(self.folders()) | self._appeared):
             path = self.root / folder / OUTTRAY
             try:
                 if stat.S_ISDIR(os.lstat(path).st_mode):  # a real folder, not a link
                     paths.append(path)
+                    self._watched.add(folder)
             except (OSError, ValueError):
                 continue
         return paths
 
     async def batches(self) -> AsyncIterator[set[str]]:
+        """Folders that changed; an empty set once the first watch is in place:
+        what changed before it is for a look at everything to find
+        (service/deliver_loop.py does one then). A watch renewed for new
+        bundles names them instead: a look at them covers the gap."""
         import watchfiles  # only where a local folder is watched
 
+        first = True
         while True:
             self._renew = anyio.Event()
             paths = await anyio.to_thread.run_sync(self._paths)
             log.info("deliver_events.watching", folders=len(paths) - 1)
+            in_place = False
             async for changes in watchfiles.awatch(
                 *paths,
                 recursive=False,
                 stop_event=self._renew,
                 debounce=200,
                 watch_filter=None,
-                ignore_permission_denied=True,
+                # An empty set a second after the watch is made (and each
+                # quiet second after, skipped): the sign that it is in place.
+                rust_timeout=1000,
+                yield_on_timeout=True,
             ):
+                if not in_place:
+                    in_place = True
+                    fresh, self._fresh = self._fresh, set()
+                    if first or fresh:
+                        yield set() if first else fresh
+                    first = False
                 found = {f for _, path in changes if (f := self._folder_of(path)) is not None}
+                if found - self._watched:
+                    self._appeared |= found - self._watched
+                    self._fresh |= found - self._watched
+                    self._renew.set()  # watch their deliver/ too, from the next batch
                 if found:
                     yield found
 
@@ -173,3 +200,18 @@ class LocalWatch:
         if len(relative) >= 2 and relative[1] == OUTTRAY and not relative[0].startswith("."):
             return relative[0]
         return None
+
+
+def source_for(
+    settings: Any, storage: Any, folders: Callable[[], Iterable[str]]
+) -> SqsEvents | LocalWatch | None:
+    """The event source the settings and the storage allow, or None (polling)."""
+    from service.storage.local import LocalStorage
+    from service.storage.s3 import S3Storage
+
+    if isinstance(storage, S3Storage) and settings.deliver_events_queue_url:
+        return SqsEvents(settings.deliver_events_queue_url, storage.prefix)
+    if isinstance(storage, LocalStorage) and settings.deliver_watch:
+        return LocalWatch(storage.root, folders)
+    return None
+
