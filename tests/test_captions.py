@@ -340,10 +340,19 @@ def test_valid_files_are_written_as_webvtt_py_wrote_them(fmt, cues, newline):
     data = newline.join(blocks).encode()
     if fmt == "vtt":
         _same_as_before(f"en.{fmt}", data, 10_000.0)
-    else:  # the same cues; the WebVTT differs where SubRip text needed escaping
+    elif all(text for _, _, text, _ in cues):  # (no text: see the test below)
+        # the same cues; the WebVTT differs where SubRip text needed escaping
         _same_cues_as_before("en.srt", data, 10_000.0)
     if fmt == "vtt" and cues:  # (a SubRip cue of blank text is left out)
         assert len(captions.read(f"en.{fmt}", data, 10_000.0).cues) == len(cues)
+
+
+def test_a_subrip_cue_of_no_text_is_left_out_and_the_next_one_read():
+    """webvtt-py lost its place after a SubRip cue with no text and refused the
+    next cue; a cue of no text shows nothing, so it is left out."""
+    data = b"1\n00:00:00,000 --> 00:00:00,001\n\n2\n00:00:00,000 --> 00:00:00,001\nHello\n"
+    track = captions.read("en.srt", data, 10_000.0)
+    assert [(c.start_ms, c.end_ms, c.text, c.line) for c in track.cues] == [(0, 1, "Hello", 5)]
 
 
 @pytest.mark.parametrize("window", [1, 7, 64])
