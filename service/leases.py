@@ -1,9 +1,9 @@
 """Work one process of the deployment does at a time, whatever the replicas.
 
 A lease is a row in the queue's store (`Queue.take_lease`): taken when free
-or expired, renewed by its holder, released when the work is done. A holder
-that dies stops renewing, and another process takes the work over once the
-lease expires. Nothing here is a correctness lock: the work done under a
+or expired, renewed by its holder (taking it again), released when the work
+is done. A holder that dies stops renewing, and another process takes the
+work over once the lease expires. Nothing here is a correctness lock: the work done under a
 lease is safe to do twice (the deliver scan enqueues under delivery keys,
 the registry fill inserts what is missing); the lease keeps it from being
 done by every replica at once, which costs storage requests and time.
@@ -32,27 +32,13 @@ def new_holder() -> str:
 
 @contextlib.asynccontextmanager
 async def held(queue: Queue, name: str, holder: str, seconds: float) -> AsyncIterator[bool]:
-    """Whether `holder` got `name`; while the block runs the lease is renewed
-    every third of `seconds`, and released after it."""
+    """Whether `holder` got `name` for `seconds` (long enough for the work:
+    it is not renewed), released after the block."""
     if not await queue.take_lease(name, holder, seconds):
         yield False
         return
-
-    async def renew() -> None:
-        while True:
-            await anyio.sleep(seconds / 3)
-            with contextlib.suppress(QueueUnavailable):  # next time, or it expires
-                if not await queue.take_lease(name, holder, seconds):
-                    log.warning("lease.lost", lease=name)
-                    return
-
     try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(renew)
-            try:
-                yield True
-            finally:
-                group.cancel_scope.cancel()
+        yield True
     finally:
         with anyio.CancelScope(shield=True), contextlib.suppress(QueueUnavailable):
             await queue.release_lease(name, holder)

@@ -5,7 +5,9 @@ around every publish and withdrawal, so that finding an asset's bundles is
 one indexed lookup and never a listing of the bundle storage, on every
 replica alike. Bundles made before the registry existed are found once per
 queue, by one listing of the storage (reading every manifest), by the one
-process that holds the `registry-fill` lease; the others wait for it. One
+process that holds the `registry-fill` lease (15 minutes: a listing of
+10,000 bundles on S3 took 136 s); the others wait for it, or for the lease
+to expire if its holder died. One
 process shares one registry, so it never fills twice either. Until the
 registry is filled, intake stores every event (service/intake.py): an event
 about an asset it cannot tell yet is kept, not dropped.
@@ -34,7 +36,7 @@ class BundleRegistry:
         storage: Storage,
         *,
         wait_between: float = 2.0,
-        lease_seconds: float = 60.0,
+        lease_seconds: float = 900.0,
     ) -> None:
         self.queue = queue
         self.storage = storage
