@@ -40,23 +40,20 @@ process (`Worker.run`); tests drive `step()` one look at a time.
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import anyio
-import anyio.to_thread
-
 from service import bundle, captions, deliver, house_style, outtray, readback
+from service.deliver_memory import FileMemory, ScanReport
 from service.logging import get_logger
+from service.lru import Lru
 from service.metrics import Metrics
 from service.outtray import Problem
 from service.outtray_files import ReadmeCheck, ScanWrites
-from service.outtray_view import Checked, View, check, path_of
-from service.queue import Delivery, Queue, QueueFull, QueueUnavailable
+from service.outtray_view import Checked, View, path_of
+from service.queue import Queue, QueueUnavailable
 from service.registry import BundleRegistry
-from service.storage import NotRegularFile, Storage, StoredFile, TooLarge
+from service.storage import NotRegularFile, Outtray, Storage, StoredFile
 
 log = get_logger("service.deliver_scan")
 
@@ -64,11 +61,8 @@ log = get_logger("service.deliver_scan")
 MAX_CAPTION_BYTES = 20 * 1024 * 1024
 
 
-@dataclass
-class ScanReport:
-    folders: int = 0
-    queued: int = 0
-    refused: int = 0
+# Files (and folders) whose last look the scan remembers (DELIVER_CACHE_FILES).
+CACHE_FILES = 10_000
 
 
 class DeliverScan:
@@ -82,73 +76,119 @@ class DeliverScan:
         max_caption_bytes: int = MAX_CAPTION_BYTES,
         style: house_style.Style | None = None,
         readme_every: float | None = None,
+        registry: BundleRegistry | None = None,
+        cache_files: int = CACHE_FILES,
     ) -> None:
         self.queue = queue
         self.storage = storage
-        # Bundles are found in the registry (the queue's store), never by
-        # listing the storage root on every look.
-        self.registry = BundleRegistry(queue, storage)
+        # Which asset each folder delivers to is the registry's (the queue's
+        # store); the worker's own, so one process fills it once.
+        self.registry = registry or BundleRegistry(queue, storage)
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.max_caption_bytes = max_caption_bytes
         self.style = style or house_style.Style()
-        # The last look at each file, and when that look was first seen.
-        self._looks: dict[tuple[str, str], tuple[tuple[Any, ...], float]] = {}
-        self._checked: dict[tuple[str, str], tuple[tuple[Any, ...], Checked | Problem]] = {}
-        self._digests: dict[tuple[str, str], tuple[tuple[Any, ...], str | None]] = {}
-        # The delivery key each file's content was stored under, and its request.
-        self._stored: dict[tuple[str, str], tuple[str, str]] = {}
+        # What each caption file was at the last look, and what came of it.
+        self.files = FileMemory(
+            queue,
+            storage,
+            style=self.style,
+            max_caption_bytes=max_caption_bytes,
+            cache_files=cache_files,
+        )
+        # Per folder, project.json as last read and the listing's look at it.
+        self._manifests: Lru[str, tuple[tuple[Any, ...], dict[str, Any]]] = Lru(cache_files)
+        # Folders holding a file seen changing at the last look: looked at
+        # again soon (service/deliver_loop.py), so it is taken once it settles.
+        self.unsettled: set[str] = set()
+        # Every folder the registry had at the last look at everything.
+        self.known_folders: frozenset[str] = frozenset()
         self._writes = ScanWrites(storage)
         # README.txt for `readme_every` (DELIVER_SCAN_SECONDS); None: not checked.
         self._readme = ReadmeCheck(queue, self.style, readme_every)
 
-    async def run(self, every: float) -> None:
-        """Look every `every` seconds until cancelled; a failed look is logged and retried."""
-        log.info("deliver_scan.started", every=every)
-        while True:
-            try:
-                await self.step()
-            except Exception as exc:  # the queue or storage is down, or a bug: next time
-                self.metrics.deliver_scans.labels("failed").inc()
-                log.warning("deliver_scan.failed", error=str(exc) or type(exc).__name__)
-            await anyio.sleep(every)
-
-    async def step(self) -> ScanReport:
-        """One look at every out-tray."""
+    async def step(self, folders: Iterable[str] | None = None) -> ScanReport:
+        """One look at every out-tray (one walk of the storage), or at `folders`'."""
         report = ScanReport()
-        looked: set[tuple[str, str]] = set()
-        owners: dict[str, list[tuple[str, str]]] = {}
-        for asset_id, folder, status in await self.registry.every_bundle():
-            owners.setdefault(folder, []).append((asset_id, status))
-        for folder, records in owners.items():
-            report.folders += 1
-            if len(records) != 1:  # never guess which asset a folder delivers to
-                log.warning("deliver_scan.folder_ambiguous", folder=folder, assets=len(records))
-                continue
-            [(asset_id, status)] = records
-            try:
-                await self._look_at(folder, asset_id, status, looked, report)
-            except QueueUnavailable:
-                raise  # every folder would fail alike: the look fails once
-            except Exception as exc:  # whatever is in one folder, the others go on
-                log.warning(
-                    "deliver_scan.folder_failed",
-                    folder=folder,
-                    error=f"bundle storage ({self.storage.description}): "
-                    f"{str(exc) or type(exc).__name__}",
-                )
-        # Forget files that are gone: a file put back is looked at afresh.
-        self._looks = {k: v for k, v in self._looks.items() if k in looked}
-        self._checked = {k: v for k, v in self._checked.items() if k in looked}
-        self._digests = {k: v for k, v in self._digests.items() if k in looked}
-        self._stored = {k: v for k, v in self._stored.items() if k in looked}
-        self._writes.keep_only(set(owners))
-        self._readme.keep_only(set(owners))
+        if folders is None:
+            await self._look_at_everything(report)
+        else:
+            for folder in sorted(set(folders)):
+                owner = await self.registry.owner_of(folder)
+                if owner is not None:
+                    report.folders += 1
+                    await self._look_safely(folder, *owner, set(), report, None)
         self.metrics.deliver_scans.labels("complete").inc()
         self.metrics.deliver_scan_last.set(self.clock())
         if report.queued:
             log.info("deliver_scan.queued", deliveries=report.queued, folders=report.folders)
         return report
+
+    async def _look_at_everything(self, report: ScanReport) -> None:
+        looked: set[tuple[str, str]] = set()
+        owners: dict[str, list[tuple[str, str]]] = {}
+        for asset_id, folder, status in await self.registry.every_bundle():
+            owners.setdefault(folder, []).append((asset_id, status))
+        self.known_folders = frozenset(owners)
+        # One walk of the storage gives every deliver/ (service/storage: on
+        # S3 about one request per hundred bundles), folders in name order.
+        async for tray in self.storage.outtrays():
+            report.present.add(tray.folder)
+            records = owners.get(tray.folder)
+            if records is None:
+                continue  # not a bundle the service made, or not on record yet
+            report.folders += 1
+            if len(records) != 1:  # never guess which asset a folder delivers to
+                log.warning(
+                    "deliver_scan.folder_ambiguous", folder=tray.folder, assets=len(records)
+                )
+                continue
+            if tray.problem is not None:
+                # Nothing can be written into it either: the operator hears of it.
+                log.warning(
+                    "deliver_scan.outtray_unusable", folder=tray.folder, reason=tray.problem
+                )
+                continue
+            [(asset_id, status)] = records
+            await self._look_safely(tray.folder, asset_id, status, looked, report, tray)
+        report.missing = set(owners) - report.present
+        # Forget files that are gone: a file put back is looked at afresh.
+        self.files.keep_only(looked)
+        self._manifests.keep_only(set(owners))
+        self._writes.keep_only(set(owners))
+        self._readme.keep_only(set(owners))
+        self.unsettled &= set(owners)
+
+    async def _look_safely(
+        self,
+        folder: str,
+        asset_id: str,
+        status: str,
+        looked: set[tuple[str, str]],
+        report: ScanReport,
+        outtray: Outtray | None,
+    ) -> None:
+        try:
+            await self._look_at(folder, asset_id, status, looked, report, outtray)
+        except QueueUnavailable:
+            raise  # every folder would fail alike: the look fails once
+        except Exception as exc:  # whatever is in one folder, the others go on
+            log.warning(
+                "deliver_scan.folder_failed",
+                folder=folder,
+                error=f"bundle storage ({self.storage.description}): "
+                f"{str(exc) or type(exc).__name__}",
+            )
+
+    async def _manifest(self, folder: str, look: StoredFile | None) -> dict[str, Any] | None:
+        """project.json, read again only when the listing shows it changed."""
+        cached = self._manifests.get(folder)
+        if look is not None and cached is not None and cached[0] == look.look:
+            return cached[1]
+        manifest = await self.storage.read_manifest(folder)
+        if manifest is not None and look is not None:
+            self._manifests[folder] = (look.look, manifest)
+        return manifest
 
     async def _look_at(
         self,
@@ -157,15 +197,21 @@ class DeliverScan:
         status: str,
         looked: set[tuple[str, str]],
         report: ScanReport,
+        walked: Outtray | None = None,
     ) -> None:
         # "publishing" is a bundle being built, or one whose worker died before
         # recording "ready": its manifest says whether it is complete.
-        try:
-            listed = await self.storage.list_files(folder, outtray.FOLDER)
-        except NotRegularFile as exc:
-            # Nothing can be written into it either: the operator hears of it.
-            log.warning("deliver_scan.outtray_unusable", folder=folder, reason=str(exc))
-            return
+        self.unsettled.discard(folder)
+        manifest_look = walked.manifest if walked is not None else None
+        if walked is not None:
+            listed = walked.files
+        else:
+            try:
+                listed = await self.storage.list_files(folder, outtray.FOLDER)
+            except NotRegularFile as exc:
+                # Nothing can be written into it either: the operator hears of it.
+                log.warning("deliver_scan.outtray_unusable", folder=folder, reason=str(exc))
+                return
         own = {f.name: f for f in listed if f.name in outtray.SERVICE_FILES}
         notes = [
             outtray.blocked(f.name, f.kind)
@@ -183,13 +229,13 @@ class DeliverScan:
         manifest = None
         readme = own.get(outtray.README)
         if status == "ready" and self._readme.due(folder, readme):
-            manifest = await self.storage.read_manifest(folder)
+            manifest = await self._manifest(folder, manifest_look)
             if manifest is not None and readme is not None:
                 await self._readme.check(folder, asset_id, manifest, readme)
         if not theirs:
             await self._write(folder, View(), None, notes, own, None)
             return
-        manifest = manifest or await self.storage.read_manifest(folder)
+        manifest = manifest or await self._manifest(folder, manifest_look)
         if manifest is None:
             return  # being changed (or missing until the next refresh): next time
         said = manifest["asset"]  # a dict: storage.read_manifest keeps the written shape
@@ -212,10 +258,12 @@ class DeliverScan:
         for found in files:
             key = (folder, found.name)
             looked.add(key)
-            last = self._looks.get(key)
+            last = self.files.looks.get(key)
             if last is None or last[0] != found.look:
-                self._looks[key] = (found.look, now)
+                self.files.looks[key] = (found.look, now)
                 changing.append(found)
+        if changing:
+            self.unsettled.add(folder)
 
         deliveries = manifest["deliveries"]
         if status == "withdrawn":
@@ -225,7 +273,7 @@ class DeliverScan:
                 f"deleted in Iconik (see {bundle.WITHDRAWN_NOTE} in the project folder)."
             )
             for found in files:
-                entry = await self._delivered(folder, found, deliveries, latest=False)
+                entry = await self.files.delivered(folder, found, deliveries, latest=False)
                 if entry is not None:
                     noted = [*outtray.entry_notes(entry), "before the withdrawal"]
                     view.delivered(found.name, {**entry, "notes": noted}, None)
@@ -244,19 +292,19 @@ class DeliverScan:
         by_track: dict[tuple[str, bool], list[tuple[StoredFile, Checked]]] = {}
         for found, name in named:
             if found.size > self.max_caption_bytes:
-                problem = Problem(found.name, None, self._too_large(found.size))
+                problem = Problem(found.name, None, self.files.too_large(found.size))
                 view.say(found.name, "not delivered", problem)
                 continue
             if found in changing:
                 # First seen (or seen again after a restart): the content it had
                 # when delivered is said to be delivered, not to be waiting.
-                entry = await self._delivered(folder, found, deliveries, latest=True)
+                entry = await self.files.delivered(folder, found, deliveries, latest=True)
                 if entry is not None:
                     view.delivered(found.name, entry, None)
                 else:
                     view.waiting(found.name, now)
                 continue
-            checked = await self._check(folder, found, name, media)
+            checked = await self.files.check(folder, found, name, media)
             if isinstance(checked, Problem):
                 view.say(found.name, "not delivered", checked)
             elif checked is not None:
@@ -271,61 +319,6 @@ class DeliverScan:
                 continue
             view.one_too_many(bundle.caption_label(language, cc), tracks, deliveries)
         await self._write(folder, view, None, notes, own, media.frame_rate)
-
-    def _too_large(self, size: int) -> str:
-        return (
-            f"too large for a caption file ({size:,} bytes; the limit is "
-            f"{self.max_caption_bytes:,}): split it, or ask for the limit to be raised"
-        )
-
-    async def _check(
-        self, folder: str, found: StoredFile, name: captions.TrackName, media: captions.Media
-    ) -> Checked | Problem | None:
-        """The file's content and its check, read once per look of the file."""
-        key = (folder, found.name)
-        cached = self._checked.get(key)
-        if cached is not None and cached[0] == (found.look, media):
-            return cached[1]
-        result: Checked | Problem
-        try:
-            data = await self.storage.read_file(
-                folder, path_of(found), limit=self.max_caption_bytes
-            )
-        except TooLarge as exc:
-            result = Problem(found.name, None, self._too_large(exc.size))
-        except NotRegularFile as exc:
-            result = Problem(found.name, None, outtray.not_a_file(exc.kind))
-        else:
-            if data is None:
-                return None  # removed since the listing
-            result = await anyio.to_thread.run_sync(check, found.name, data, media, self.style)
-        self._checked[key] = ((found.look, media), result)
-        return result
-
-    async def _delivered(
-        self, folder: str, found: StoredFile, deliveries: list[dict[str, Any]], *, latest: bool
-    ) -> dict[str, Any] | None:
-        """The receipt entry of this file's content, if it was delivered (and,
-        with `latest`, is still its track's): read only for a regular file a
-        receipt names, once per look."""
-        path = path_of(found)
-        if found.kind != "file" or found.size > self.max_caption_bytes:
-            return None
-        if not any(entry["path"] == path for entry in deliveries):
-            return None
-        key = (folder, found.name)
-        cached = self._digests.get(key)
-        if cached is None or cached[0] != found.look:
-            cached = (found.look, await self.storage.file_digest(folder, path))
-            self._digests[key] = cached
-        if cached[1] is None:
-            return None
-        if latest:
-            return outtray.delivered_as(deliveries, path, cached[1])
-        return next(
-            (e for e in reversed(deliveries) if (e["path"], e["sha256"]) == (path, cached[1])),
-            None,
-        )
 
     async def _settle(
         self,
@@ -359,40 +352,7 @@ class DeliverScan:
             track=name,
             replaces=(latest or {}).get("sha256"),
         )
-        view.stored(found.name, checked, await self._store(folder, found, delivery, report))
-
-    async def _store(
-        self, folder: str, found: StoredFile, delivery: Delivery, report: ScanReport
-    ) -> str | bool | None:
-        """Store the delivery (once); False when the queue is full, the reason
-        when it was stored before and failed, else None."""
-        stored = self._stored.get((folder, found.name))
-        if stored is not None and stored[0] == delivery.key:
-            request_id = stored[1]  # stored on an earlier look: no write to repeat
-        else:
-            try:
-                enqueued = await self.queue.enqueue(delivery, uuid.uuid4().hex)
-            except QueueFull as exc:
-                log.warning(
-                    "deliver_scan.queue_full", folder=folder, path=path_of(found), error=str(exc)
-                )
-                return False
-            request_id = enqueued.request_id
-            self._stored[(folder, found.name)] = (delivery.key, request_id)
-            if not enqueued.duplicate:
-                report.queued += 1
-                log.info(
-                    "deliver_scan.delivery_queued",
-                    folder=folder,
-                    path=path_of(found),
-                    request_id=request_id,
-                )
-                return None
-        status = await self.queue.request_status(request_id)
-        failed = [t for t in (status or {}).get("tasks", []) if t["state"] == "failed"]
-        if failed:
-            return f"not delivered: {failed[0].get('last_error')} (request {request_id})"
-        return None
+        view.stored(found.name, checked, await self.files.store(folder, found, delivery, report))
 
     async def _write(
         self,

@@ -3,8 +3,14 @@
 Kept in the queue's store (SQLite or PostgreSQL), written by the worker
 around every publish and withdrawal, so that finding an asset's bundles is
 one indexed lookup and never a listing of the bundle storage, on every
-replica alike. Bundles made before the registry existed are found once, by
-one listing of the storage, the first time a process needs the registry.
+replica alike. Bundles made before the registry existed are found once per
+queue, by one listing of the storage (reading every manifest), by the one
+process that holds the `registry-fill` lease (15 minutes: a listing of
+10,000 bundles on S3 took 136 s); the others wait for it, or for the lease
+to expire if its holder died. One
+process shares one registry, so it never fills twice either. Until the
+registry is filled, intake stores every event (service/intake.py): an event
+about an asset it cannot tell yet is kept, not dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from service import startup
+from service import leases, startup
 from service.logging import get_logger
 from service.queue import Queue, QueueUnavailable
 from service.storage import Storage, StorageError
@@ -24,10 +30,21 @@ log = get_logger("service.registry")
 
 
 class BundleRegistry:
-    def __init__(self, queue: Queue, storage: Storage) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        storage: Storage,
+        *,
+        wait_between: float = 2.0,
+        lease_seconds: float = 900.0,
+    ) -> None:
         self.queue = queue
         self.storage = storage
+        self.wait_between = wait_between  # how often a waiting process looks again
+        self.lease_seconds = lease_seconds
+        self.holder = leases.new_holder()
         self._filled = False
+        self._filling = anyio.Lock()
 
     async def find(self, asset_id: str) -> list[str]:
         """The folders holding a bundle of `asset_id`, oldest name first."""
@@ -55,12 +72,23 @@ class BundleRegistry:
     async def fill_once(self) -> None:
         if self._filled:
             return
-        if not await self.queue.registry_filled():
-            found = await self.storage.list_bundles()
-            await self.queue.fill_registry(found)
-            log.info("registry.filled", bundles=len(found))
-        self._filled = True
-        log.info("registry.ready")
+        async with self._filling:  # one fill at a time in this process
+            while not self._filled and not await self.queue.registry_filled():
+                lease = leases.held(
+                    self.queue, leases.REGISTRY_FILL, self.holder, self.lease_seconds
+                )
+                async with lease as holding:
+                    if holding and not await self.queue.registry_filled():
+                        found = await self.storage.list_bundles()
+                        await self.queue.fill_registry(found)
+                        log.info("registry.filled", bundles=len(found))
+                        break
+                if not holding:  # another process is filling it: wait for it
+                    log.info("registry.waiting_for_fill")
+                    await anyio.sleep(self.wait_between)
+            if not self._filled:
+                self._filled = True
+                log.info("registry.ready")
 
 
 def filled_in_background(storage: Storage, retry_every: float = 30.0) -> Any:

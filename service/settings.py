@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     task_lease_seconds: float = Field(default=60, ge=5)
     # How often the deliver/ folders are looked at; 0 turns deliveries off.
     deliver_scan_seconds: float = Field(default=60, ge=0)
+    # Where deliver/ changed, as the storage tells it (service/deliver_events.py):
+    # the SQS queue the bucket's event notifications go to (S3 only), and
+    # inotify on a local folder; with either, a look at everything only every
+    # DELIVER_RECONCILE_SECONDS (service/deliver_loop.py).
+    deliver_events_queue_url: str = ""
+    deliver_watch: bool = True
+    deliver_reconcile_seconds: float = Field(default=6 * 3600, gt=0)
+    # Caption files whose last look the scan remembers (an LRU; service/lru.py).
+    deliver_cache_files: int = Field(default=10_000, ge=100)
     # The largest caption file read: a track from Iconik, or one in deliver/.
     max_caption_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     # Whose Iconik rights a click acts with: "user" (the clicking user's, from

@@ -21,7 +21,8 @@ from typing import Any
 import anyio
 import structlog
 
-from service import build, deliver, expand, startup
+from service import build, deliver, deliver_events, expand, startup
+from service.deliver_loop import ScanLoop
 from service.deliver_scan import DeliverScan
 from service.iconik import IconikClient, IconikError, NotFound
 from service.jobs import JobReporter
@@ -102,8 +103,19 @@ class Worker:
                     max_caption_bytes=self.settings.max_caption_bytes,
                     style=self.settings.style,
                     readme_every=self.settings.deliver_scan_seconds,
+                    registry=self.registry,
+                    cache_files=self.settings.deliver_cache_files,
                 )
-                group.start_soon(scan.run, self.settings.deliver_scan_seconds)
+                loop = ScanLoop(
+                    scan,
+                    self.queue,
+                    every=self.settings.deliver_scan_seconds,
+                    events=deliver_events.source_for(
+                        self.settings, self.storage, lambda: scan.known_folders
+                    ),
+                    reconcile_every=self.settings.deliver_reconcile_seconds,
+                )
+                group.start_soon(loop.run)
 
     async def _fill_registry(self) -> None:
         # Until the registry has the bundles made before it existed, intake

@@ -57,7 +57,7 @@ def real_serve(tmp_path, storage, *, queue_url=None, **env):
     with running(sim.app()) as sim_url:
         queue = {"queue_url": queue_url} if queue_url else {}
         settings = make_settings(tmp_path, iconik_url=sim_url, **queue)
-        env = service_env(settings, storage, PORT="0", DELIVER_SCAN_SECONDS="0.2", **env)
+        env = service_env(settings, storage, **{"PORT": "0", "DELIVER_SCAN_SECONDS": "0.2", **env})
         with service_process("serve", env=env, cwd=tmp_path) as serve:
             port = serve.wait_for("service.listening")["port"]
             yield Served(sim, seeded, serve, f"http://127.0.0.1:{port}")

@@ -578,3 +578,37 @@ async def test_events_arriving_together_leave_one_pending_refresh(queue):
         tasks.append(task.kind)
         await queue.complete(task)
     assert tasks.count("withdraw") == 1 and tasks.count("refresh") <= 1
+
+
+async def test_a_lease_is_held_by_one_holder_until_released_or_expired(queue):
+    assert await queue.take_lease("deliver-scan", "a", 60)
+    assert await queue.take_lease("deliver-scan", "a", 60)  # renewed by its holder
+    assert not await queue.take_lease("deliver-scan", "b", 60)
+    assert await queue.take_lease("registry-fill", "b", 60)  # another name: its own lease
+    await queue.release_lease("deliver-scan", "b")  # not b's: nothing happens
+    assert not await queue.take_lease("deliver-scan", "b", 60)
+    await queue.release_lease("deliver-scan", "a")
+    assert await queue.take_lease("deliver-scan", "b", 0)
+    assert await queue.take_lease("deliver-scan", "a", 60)  # b's expired at once
+
+
+async def test_concurrent_takers_get_one_lease(queue):
+    holders = [f"h{i}" for i in range(8)]
+    won: list[str] = []
+
+    async def take(holder: str) -> None:
+        if await queue.take_lease("deliver-scan", holder, 60):
+            won.append(holder)
+
+    async with anyio.create_task_group() as group:
+        for holder in holders:
+            group.start_soon(take, holder)
+    assert len(won) == 1
+
+
+async def test_retired_folders_leave_the_registry(queue):
+    await queue.record_bundle("a1", "A [a1]", "ready")
+    await queue.record_bundle("a2", "B [a2]", "ready")
+    await queue.record_bundle("a3", "B [a2]", "ready")  # two records of one folder
+    await queue.retire_bundles(["B [a2]", "gone"])
+    assert await queue.bundle_records() == [("a1", "A [a1]", "ready")]

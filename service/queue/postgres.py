@@ -350,3 +350,38 @@ class PostgresQueue(PostgresHistory):
             )
 
         await self._in_transaction(fill)
+
+    # -- leases and the registry's retirements ----------------------------------
+
+    async def take_lease(self, name: str, holder: str, seconds: float) -> bool:
+        rows = await self._write_read(
+            "INSERT INTO leases AS l (name, holder, expires_at)"
+            " VALUES (%(name)s, %(holder)s, extract(epoch FROM clock_timestamp()) + %(seconds)s)"
+            " ON CONFLICT (name) DO UPDATE"
+            " SET holder = excluded.holder, expires_at = excluded.expires_at"
+            " WHERE l.holder = excluded.holder"
+            " OR l.expires_at <= extract(epoch FROM clock_timestamp())"
+            " RETURNING holder",
+            {"name": name, "holder": holder, "seconds": seconds},
+        )
+        return bool(rows)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._write_read(
+            "DELETE FROM leases WHERE name = %(name)s AND holder = %(holder)s RETURNING 1",
+            {"name": name, "holder": holder},
+        )
+
+    async def retire_bundles(self, folders: list[str]) -> None:
+        await self._write_read(
+            "DELETE FROM bundles WHERE folder = ANY(%(folders)s) RETURNING 1",
+            {"folders": folders},
+        )
+
+    async def _write_read(self, statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async def run(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> list[dict[str, Any]]:
+            await cursor.execute(statement, params)  # type: ignore[arg-type]
+            return await cursor.fetchall()
+
+        return await self._in_transaction(run)
+

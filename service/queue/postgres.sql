@@ -309,3 +309,13 @@ BEGIN
     END IF;
 END;
 $$;
+
+-- version: 6
+-- Work one process of the deployment does at a time (the deliver scan, the
+-- registry's first fill): held by `holder` until `expires_at` (the
+-- database's clock, so replicas' clocks need not agree), then free.
+CREATE TABLE leases (
+    name       text PRIMARY KEY,
+    holder     text NOT NULL,
+    expires_at double precision NOT NULL
+);

@@ -389,3 +389,28 @@ class SQLiteQueue(SQLiteHistory):
             )
 
         await self._submit(fill)
+
+    # -- leases and the registry's retirements ----------------------------------
+
+    async def take_lease(self, name: str, holder: str, seconds: float) -> bool:
+        def take(db: sqlite3.Connection) -> bool:
+            now = self.clock()
+            params = {"name": name, "holder": holder, "expires": now + seconds, "now": now}
+            db.execute(sql.TAKE_LEASE, params)
+            row = db.execute("SELECT holder FROM leases WHERE name = ?", (name,)).fetchone()
+            return row is not None and row["holder"] == holder
+
+        return await self._submit(take)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        def release(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+        await self._submit(release)
+
+    async def retire_bundles(self, folders: list[str]) -> None:
+        def retire(db: sqlite3.Connection) -> None:
+            db.executemany("DELETE FROM bundles WHERE folder = ?", [(f,) for f in folders])
+
+        await self._submit(retire)
+

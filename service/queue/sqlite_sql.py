@@ -46,6 +46,21 @@ CREATE TABLE IF NOT EXISTS bundles (
 );
 -- One row once the registry holds the bundles made before it existed.
 CREATE TABLE IF NOT EXISTS registry_filled (id INTEGER PRIMARY KEY, filled_at REAL NOT NULL);
+-- Work one process of the deployment does at a time (the deliver scan, the
+-- registry's first fill): held by `holder` until `expires_at`, then free.
+CREATE TABLE IF NOT EXISTS leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+# Taken when free or expired, renewed by its holder; the caller reads back
+# who holds it (SQLite's upsert cannot say whether its WHERE let it through).
+TAKE_LEASE = """
+INSERT INTO leases (name, holder, expires_at) VALUES (:name, :holder, :expires)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE leases.holder = excluded.holder OR leases.expires_at <= :now
 """
 
 # Indexes added with retention (older files get them on their next writable

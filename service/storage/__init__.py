@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -122,8 +122,39 @@ class Storage(Protocol):
     # (a removal leaves anything but a regular file alone).
     async def list_folders(self) -> list[str]: ...
     async def list_files(self, folder: str, under: str) -> list[StoredFile]: ...
+    # Every folder with what its deliver/ holds, in folder order, in as few
+    # requests as the backend allows (S3: one listing of the whole prefix).
+    def outtrays(self) -> AsyncIterator[Outtray]: ...
     async def put_file(self, folder: str, path: str, data: bytes) -> None: ...
     async def delete_file(self, folder: str, path: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outtray:
+    """A folder under the root and the entries directly in its deliver/
+    ([] when it has none); `problem` when deliver/ itself cannot be read
+    (a symlink or a file in its place), said as the listing found it."""
+
+    folder: str
+    files: list[StoredFile]
+    problem: str | None = None
+    # project.json as the listing saw it (None: not there, or not looked at):
+    # unchanged, the scan need not read it again.
+    manifest: StoredFile | None = None
+
+
+async def pulled(
+    pages: Iterator[list[Outtray]], call: Callable[[Callable[[], Any]], Awaitable[Any]]
+) -> AsyncIterator[Outtray]:
+    """A blocking walk's pages, each fetched by `call` (in a worker thread),
+    given one out-tray at a time: the walk never holds every folder at once."""
+    done: list[Outtray] = []
+    while True:
+        page = await call(lambda: next(pages, done))
+        if page is done:
+            return
+        for outtray in page:
+            yield outtray
 
 
 def changed(size: int) -> str:

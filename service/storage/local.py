@@ -25,7 +25,7 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,12 +38,14 @@ from service.bundle import MANIFEST, MANIFEST_ASIDE
 from service.storage import (
     Blocked,
     NotRegularFile,
+    Outtray,
     StorageError,
     StoredFile,
     TooLarge,
     asset_of_folder,
     changed,
     check_relative,
+    pulled,
     read_manifest,
     safe_fs,
 )
@@ -55,6 +57,8 @@ from service.storage.local_staging import (
     clear_dead_staging,
     held_lock,
 )
+
+OUTTRAY = "deliver"  # the captioners' folder in each bundle (service/outtray.py)
 
 
 class LocalStorage:
@@ -234,25 +238,61 @@ class LocalStorage:
 
     async def list_files(self, folder: str, under: str) -> list[StoredFile]:
         inner = check_relative(under).split("/")
+        return await anyio.to_thread.run_sync(self._entries, folder, inner)
 
-        def scan() -> list[StoredFile]:
-            fd = self._reading_dir(folder, inner)
-            if fd is None:
-                return []
-            found = []
-            with safe_fs.opened(fd):
-                for entry in list(os.scandir(fd)):
-                    try:
-                        # The entry itself (lstat): a link is shown, never followed.
-                        st = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue  # removed while listing
-                    tag = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-                    kind = safe_fs.kind_of(st.st_mode)
-                    found.append(StoredFile(entry.name, st.st_size, st.st_mtime, tag, kind))
-            return sorted(found, key=lambda f: f.name)
+    def outtrays(self) -> AsyncIterator[Outtray]:
+        return pulled(self._outtray_pages(), anyio.to_thread.run_sync)
 
-        return await anyio.to_thread.run_sync(scan)
+    def _outtray_pages(self, per_page: int = 200) -> Iterator[list[Outtray]]:
+        """Blocking: every folder's deliver/, `per_page` folders a step (a
+        thread hop per folder would cost more than the listing itself)."""
+        root = self._open_root()
+        if root is None:
+            return
+        with safe_fs.opened(root):
+            folders = _folders(root)
+        for start in range(0, len(folders), per_page):
+            page = []
+            for folder in folders[start : start + per_page]:
+                try:
+                    manifest = self._manifest_look(folder)
+                    page.append(Outtray(folder, self._entries(folder, [OUTTRAY]), None, manifest))
+                except NotRegularFile as exc:
+                    page.append(Outtray(folder, [], f"{exc.path} is a {exc.kind}"))
+                except FileNotFoundError:
+                    continue  # removed while listing
+            yield page
+
+    def _manifest_look(self, folder: str) -> StoredFile | None:
+        """Blocking: project.json as a listing shows it (never followed)."""
+        fd = self._reading_dir(folder, [])
+        if fd is None:
+            return None
+        with safe_fs.opened(fd):
+            try:
+                st = os.stat(MANIFEST, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+        tag = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+        return StoredFile(MANIFEST, st.st_size, st.st_mtime, tag, safe_fs.kind_of(st.st_mode))
+
+    def _entries(self, folder: str, inner: list[str]) -> list[StoredFile]:
+        """Blocking: the entries directly in `folder/inner...`, none followed."""
+        fd = self._reading_dir(folder, inner)
+        if fd is None:
+            return []
+        found = []
+        with safe_fs.opened(fd):
+            for entry in list(os.scandir(fd)):
+                try:
+                    # The entry itself (lstat): a link is shown, never followed.
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed while listing
+                tag = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+                kind = safe_fs.kind_of(st.st_mode)
+                found.append(StoredFile(entry.name, st.st_size, st.st_mtime, tag, kind))
+        return sorted(found, key=lambda f: f.name)
 
     # -- writing ----------------------------------------------------------------------
 

@@ -32,13 +32,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from service.logging import get_logger
 from service.storage import (
     NotRegularFile,
+    Outtray,
     StorageError,
     StoredFile,
     TooLarge,
     asset_of_folder,
     changed,
     check_relative,
+    pulled,
     read_manifest,
+    s3_outtrays,
 )
 from service.storage.s3_staging import MISSING, S3Staging, error_code
 
@@ -287,6 +290,11 @@ class S3Storage:
             return sorted(listed, key=lambda f: f.name)[:MAX_LISTED]
 
         return await self.call(scan)
+
+    def outtrays(self) -> AsyncIterator[Outtray]:
+        base = f"{self.prefix}/" if self.prefix else ""
+        walk = s3_outtrays.walk_pages(self.client.list_objects_v2, self.bucket, base, MAX_LISTED)
+        return pulled(walk, self.call)
 
     async def put_file(self, folder: str, path: str, data: bytes) -> None:
         key = self.key(check_relative(folder), check_relative(path))

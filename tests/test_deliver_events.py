@@ -1,0 +1,132 @@
+"""Where deliver/ changed: S3 event notifications through SQS (moto's server
+over HTTP) and inotify on a real folder, each giving only folder names."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import anyio
+import boto3
+import pytest
+
+from service.deliver_events import LocalWatch, SqsEvents, folder_of, folders_in_message
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def test_only_keys_in_a_bundles_deliver_name_a_folder():
+    assert folder_of("shared/A [1]/deliver/en.vtt", "shared") == "A [1]"
+    assert folder_of("shared/A [1]/deliver/sub/en.vtt", "shared/") == "A [1]"
+    assert folder_of("A [1]/deliver/en.vtt") == "A [1]"
+    for key in (
+        "shared/A [1]/captions/en.vtt",  # not the out-tray
+        "shared/A [1]/deliver",  # the folder's name as an object, nothing in it
+        "other/A [1]/deliver/en.vtt",  # another prefix
+        "shared/.staging/deliver/en.vtt",  # hidden: not a bundle
+        "shared/../deliver/en.vtt",
+        "shared/deliver/en.vtt",
+    ):
+        assert folder_of(key, "shared") is None, key
+
+
+def test_a_message_names_folders_or_nothing():
+    record = {"s3": {"object": {"key": "shared%2FA+%5B1%5D%2Fdeliver%2Fen+fr.vtt"}}}
+    plain = json.dumps({"Records": [record, {"s3": {}}, "junk"]})
+    assert folders_in_message(plain, "shared") == {"A [1]"}
+    through_sns = json.dumps({"Type": "Notification", "Message": plain})
+    assert folders_in_message(through_sns, "shared") == {"A [1]"}
+    for body in (
+        json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"}),
+        "not json",
+        "[]",
+        json.dumps({"Records": {"s3": 1}}),
+        json.dumps({"Type": "Notification", "Message": "{"}),
+        " " * 300_000 + "{}",
+    ):
+        assert folders_in_message(body, "shared") == set(), body[:40]
+
+
+async def test_sqs_events_name_the_folder_a_captioner_wrote_to(bucket):
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName=f"{bucket}-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": arn["Attributes"]["QueueArn"],
+                    "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+                }
+            ]
+        },
+    )
+    s3.put_object(Bucket=bucket, Key="shared/B [2]/captions/en.vtt", Body=b"x")  # not deliver/
+    s3.put_object(Bucket=bucket, Key="shared/A [1]/deliver/en.vtt", Body=b"x")
+    events = SqsEvents(queue_url, "shared", wait_seconds=1)
+    with anyio.fail_after(20):
+        batches = events.batches()
+        assert await anext(batches) == {"A [1]"}
+        s3.delete_object(Bucket=bucket, Key="shared/A [1]/deliver/en.vtt")
+        s3.put_object(Bucket=bucket, Key="shared/C [3]/deliver/fr.srt", Body=b"x")
+        seen: set[str] = set()
+        while seen != {"A [1]", "C [3]"}:
+            seen |= await anext(batches)
+        await batches.aclose()
+    leftover = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0)
+    assert not leftover.get("Messages")  # every message handed on was deleted
+
+
+async def reported(batches, write, *, wanted: str) -> set[str]:
+    """The first batch that names `wanted`, writing (`write()`) every 50 ms
+    until it comes: inotify gives no sign of when a watch is in place."""
+    got: set[str] = set()
+    async with anyio.create_task_group() as group:
+
+        async def keep_writing() -> None:
+            while True:
+                write()
+                await anyio.sleep(0.05)
+
+        group.start_soon(keep_writing)
+        while wanted not in got:
+            got = await anext(batches)
+        group.cancel_scope.cancel()
+    return got
+
+
+async def test_local_watch_sees_deliver_only_and_never_through_a_link(tmp_path):
+    root = tmp_path / "share"
+    for folder in ("A [1]", "B [2]"):
+        (root / folder / "deliver").mkdir(parents=True)
+        (root / folder / "captions").mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / "L [3]").mkdir()
+    os.symlink(elsewhere, root / "L [3]" / "deliver")
+    (root / "N [4]" / "deliver").mkdir(parents=True)  # not a bundle the registry knows yet
+    folders = ["A [1]", "B [2]", "L [3]"]
+    watch = LocalWatch(root, lambda: folders)
+
+    def write_around() -> None:
+        (root / "N [4]" / "deliver" / "de.vtt").write_text("x")  # not watched yet
+        (root / "B [2]" / "captions" / "x.vtt").write_text("x")  # not deliver/
+        (elsewhere / "en.vtt").write_text("x")  # L's deliver/ is a link: not watched
+        (root / "A [1]" / "deliver" / "en.vtt").write_text("WEBVTT\n")
+
+    with anyio.fail_after(20):
+        batches = watch.batches()
+        assert await reported(batches, write_around, wanted="A [1]") == {"A [1]"}
+
+        # Once the registry knows it, its deliver/ is watched too.
+        folders.append("N [4]")
+        watch.renew()
+        write = lambda: (root / "N [4]" / "deliver" / "de.vtt").write_text("x")  # noqa: E731
+        assert "N [4]" in await reported(batches, write, wanted="N [4]")
+        await batches.aclose()
