@@ -123,7 +123,9 @@ def _listed_id(item: dict[str, object], where: str) -> str:
 async def _readable(reader: IconikClient, asset_ids: list[str]) -> set[str]:
     """Those of `asset_ids` the reader's token may read: found by its search, or by id."""
     try:
-        found = {doc["id"].lower() for doc in await reader.search_assets(asset_ids)}
+        # Ids only: what the builds bundle they read later (service/bulk_reads.py).
+        documents = await reader.search_assets(asset_ids, include_fields=["id", "title"])
+        found = {doc["id"].lower() for doc in documents}
     except NotPermitted:  # a role without can_search: each asset is asked for by id
         found = set()
     for asset_id in asset_ids:

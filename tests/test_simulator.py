@@ -7,7 +7,7 @@ import pytest
 from service.simulator import Simulator
 from tests.conftest import custom_action_body
 from tests.extract_openapi import USED
-from tests.iconik_api import operation_for, operations, request_schema, strict_schema
+from tests.iconik_api import operation_for, operations, request_schema, schema, strict_schema
 from tests.servers import running
 from tests.stack import APP_ID, stack
 
@@ -58,6 +58,20 @@ def _validate(method, path, response):
         jsonschema.validate(response.json(), strict_schema(expected["schema"]))
     else:
         assert response.headers["content-type"].startswith(expected["media_type"])
+    return response
+
+
+def _validate_search(response):
+    """A search's answer: the page as SearchDocumentsSchema, each asset document as
+    assets.json's AssetElasticSchema (what the search of assets holds), strictly."""
+    key = "POST /API/search/v1/search/"
+    assert response.status_code == operations()[key]["status"], response.text
+    page = operations()[key]["response"]["schema"]
+    envelope = {**page, "properties": {**page["properties"], "objects": {"type": "array"}}}
+    jsonschema.validate(response.json(), strict_schema(envelope))
+    for document in response.json()["objects"]:
+        assert document["object_type"] == "assets"
+        jsonschema.validate(document, strict_schema(schema("AssetElasticSchema")))
     return response
 
 
@@ -181,10 +195,14 @@ def test_search_validates_and_honours_each_users_rights(sim_server):
     _valid_request("POST", "/API/search/v1/search/", body)
     params = {"per_page": 100, "generate_signed_url": "false", "save_search_history": "false"}
     path = "/API/search/v1/search/"
-    as_app = _validate("POST", path, client.post(path, params=params, json=body)).json()
+    as_app = _validate_search(client.post(path, params=params, json=body)).json()
     assert sorted(o["id"] for o in as_app["objects"]) == sorted([seen, hidden])
     as_viewer = client.post(path, params=params, json=body, headers=viewer)
-    assert [o["id"] for o in _validate("POST", path, as_viewer).json()["objects"]] == [seen]
+    assert [o["id"] for o in _validate_search(as_viewer).json()["objects"]] == [seen]
+    # Asked for ids only (as the expand task asks), a document is Iconik's plain one.
+    only_ids = {**body, "include_fields": ["id", "title"]}
+    plain = _validate("POST", path, client.post(path, params=params, json=only_ids)).json()
+    assert {tuple(sorted(o)) for o in plain["objects"]} == {("id", "object_type", "title")}
     # By id, in a collection: what the viewer may not read is not there for them.
     assert client.get(f"/API/assets/v1/assets/{hidden}/", headers=viewer).status_code == 404
     assert client.get(f"/API/assets/v1/assets/{seen}/", headers=viewer).status_code == 200
