@@ -125,9 +125,9 @@ def _one_click(workdir: Path, assets: int, concurrency: int) -> list[str]:
     met = per_asset <= 1.5 and took <= seconds and stats["throttled"] == 0
     met = met and done == assets
     lines = [
-        f"  WORKER_CONCURRENCY={concurrency}: {len(calls)} Iconik calls, "
-        f"{per_asset:.2f} per asset; a smooth {RATE}/s pacer would take {ideal:.1f} s for them",
-        f"    click to done {took:7.1f} s   429s {stats['throttled']}   "
+        f"  WORKER_CONCURRENCY={concurrency}: {len(calls)} Iconik calls, {per_asset:.2f} per asset",
+        f"    smooth {RATE}/s pacer (baseline)  {ideal:7.1f} s for those calls",
+        f"    service, click to done        {took:7.1f} s   429s {stats['throttled']}   "
         f"assets done {done}/{assets}",
     ]
     for name, count in sorted(by_endpoint.items(), key=lambda item: -item[1]):

@@ -39,7 +39,7 @@ from typing import Any
 
 import anyio
 
-from service.iconik import IconikClient, NotFound, NotPermitted
+from service.iconik import CredentialsRejected, IconikClient, NotFound, NotPermitted
 from service.logging import get_logger
 from service.queue import Queue
 
@@ -112,15 +112,20 @@ class BulkReads:
     async def _search(
         self, iconik: IconikClient, request_id: str, asset_id: str, view_ids: list[str]
     ) -> None:
-        fresh = {a for a, held in self._held.items() if self.clock() - held.read_at <= self.max_age}
+        now = self.clock()
+        for stale in [a for a, held in self._held.items() if now - held.read_at > self.max_age]:
+            del self._held[stale]  # built elsewhere, or not yet: read again when it is
+        fresh = set(self._held)
         others = [a for a in await self.pending_builds(request_id) if a not in fresh]
         ids = list(dict.fromkeys([asset_id, *others]))[: self.batch]
-        views = await _view_fields(iconik, view_ids)
         try:
+            views = await _view_fields(iconik, view_ids)
             documents = await iconik.search_assets(ids, per_page=self.batch, params=SIGNED_URLS)
-        except NotPermitted:  # the application's role may not search: each reads per asset
+        except (NotPermitted, CredentialsRejected):
+            # 403: the token's role lacks can_search or can_read_metadata_views. Each
+            # build reads per asset (whose own refusal, if any, then says what to fix).
             log.warning("bulk_reads.search_refused", asked=len(ids))
-            documents = []
+            views, documents = {}, []
         now = self.clock()
         found = {d["id"].lower(): d for d in documents}
         for asset in ids:

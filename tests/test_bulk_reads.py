@@ -161,3 +161,18 @@ def test_the_user_may_not_read_an_asset_the_application_never_searches_for_it(tm
     assert _builds(status) == {**dict.fromkeys(ids, "done"), ids[2]: "failed"}
     app_searched = {a for who, asked in s.sim.searches if who == APPLICATION for a in asked}
     assert app_searched == set(ids) - {ids[2]}
+
+
+def test_an_application_role_without_can_search_reads_per_asset(tmp_path):
+    with stack(tmp_path) as s:
+        ids = _add_assets(s, 2)
+        s.sim.fail_next("/API/search/v1/search/", None, 403)  # the user's passes; the builds' not
+        answer = s.send(custom_action_body(context="BULK", asset_ids=ids))
+        s.drain()
+        status = s.status(answer["request_id"])
+        manifest = s.manifest(ids[0])
+    assert _builds(status) == dict.fromkeys(ids, "done")
+    assert all(t["attempts"] == 1 for t in status["tasks"])
+    app_reads = {p for m, p, who in s.sim.calls_by if who == APPLICATION and m == "GET"}
+    assert {f"/API/assets/v1/assets/{a}/" for a in ids} <= app_reads
+    assert manifest["asset"]["metadata"]["Description"] == "Asset 0"
