@@ -17,6 +17,11 @@ user to click again; nothing falls back to the application token, which is
 used only by CLICK_RIGHTS=application (the application's wider view, chosen
 by the house). The token is read from the queue only here, and the queue
 deletes it when this task ends (done or failed).
+
+The user's search here asks for ids only: it says what may be bundled. The
+builds then read those assets (proxies, files, metadata) from Iconik's
+search with the application token, a batch at a time, when they run
+(service/bulk_reads.py), so that no signed URL waits in the queue.
 """
 
 from __future__ import annotations
