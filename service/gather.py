@@ -172,8 +172,11 @@ async def _from_search(
 ) -> AssetSnapshot | None:
     """The snapshot from the asset's search document and its subtitle listing (which
     the search does not hold); None when the document shows no finished proxy (the
-    per-asset reads then wait for it, or take the original)."""
+    per-asset reads then wait for it, or take the original), or an asset that is
+    not ACTIVE in it."""
     document = found.document
+    if document.get("status", "ACTIVE") != "ACTIVE":  # deleted since: as Iconik says per asset
+        return None
     proxies = [p for p in document.get("proxies") or [] if isinstance(p, dict) and p.get("id")]
     proxy = pick_proxy(proxies, ctx.settings.proxy_max_height)
     if proxy is None:

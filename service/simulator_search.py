@@ -56,6 +56,7 @@ class SearchDocuments:
     signed_url_life: float | None
     url_clock: Callable[[], float] | None
     expired_refusals: int
+    sign_search_urls: bool  # False: an Iconik that ignores the flags (tests)
     if TYPE_CHECKING:
 
         def _api(self, handler: Any) -> Any: ...
@@ -66,16 +67,18 @@ class SearchDocuments:
         self.signed_url_life = None
         self.url_clock = None
         self.expired_refusals = 0
+        self.sign_search_urls = True
 
     def search_document(self, request: Request, sim: SimAsset, criteria: dict[str, Any]) -> dict:
         """The asset as Iconik's search finds it, for this request's criteria and flags."""
         query = request.query_params
         proxies, files = sim.proxies, sim.files
-        if query.get("generate_signed_proxy_url") == "true":
+        signs = self.sign_search_urls
+        if signs and query.get("generate_signed_proxy_url") == "true":
             proxies = [
                 {**p, "url": self._signed_url(request, f"proxies/{p['id']}")} for p in proxies
             ]
-        if query.get("generate_signed_download_url") == "true":
+        if signs and query.get("generate_signed_download_url") == "true":
             files = [{**f, "url": self._signed_url(request, f"files/{f['id']}")} for f in files]
         metadata: dict[str, list[Any]] = {}
         for values in sim.metadata.values():
