@@ -90,6 +90,7 @@ def test_simulator_responses_validate_against_iconiks_schemas(sim_server):
         f"/API/files/v1/assets/{asset}/subtitles/en/webvtt/",
         f"/API/files/v1/assets/{asset}/subtitles/fr/cc/webvtt/",
         f"/API/metadata/v1/assets/{asset}/views/{seeded.view_id}/",
+        f"/API/metadata/v1/views/{seeded.view_id}/",
         f"/API/assets/v1/collections/{C1}/contents/",
     ]
     for path in gets:
@@ -221,3 +222,49 @@ def test_search_validates_and_honours_each_users_rights(sim_server):
     assert client.post(path, json={"colour": "red"}).status_code == 400
     assert client.post(path, json=[]).status_code == 400
     assert ("POST", path, "viewer") in sim.calls_by
+
+
+def test_search_documents_hold_proxies_files_and_metadata_with_urls_on_request(sim_server):
+    sim, seeded, client = sim_server
+    path = "/API/search/v1/search/"
+    body = {
+        "doc_types": ["assets"],
+        "filter": {"operator": "AND", "terms": [{"name": "id", "value_in": [seeded.normal]}]},
+    }
+    plain = _validate_search(client.post(path, params={"per_page": 10}, json=body)).json()
+    [document] = plain["objects"]
+    assert [p["id"] for p in document["proxies"]] == [
+        p["id"] for p in sim.assets[seeded.normal].proxies
+    ]
+    assert not any("url" in p for p in document["proxies"] + document["files"])
+    assert document["metadata"]["Genre"] == ["Drama", "Coastal"]  # by field, as lists
+    flags = {
+        "per_page": 10,
+        "generate_signed_proxy_url": "true",
+        "generate_signed_download_url": "true",
+    }
+    [signed] = _validate_search(client.post(path, params=flags, json=body)).json()["objects"]
+    assert all(p["url"] for p in signed["proxies"]) and all(f["url"] for f in signed["files"])
+    # The view's definition says which fields it shows.
+    view = client.get(f"/API/metadata/v1/views/{seeded.view_id}/").json()
+    assert {f["name"] for f in view["view_fields"]} == {"Description", "Genre"}
+    missing = client.get("/API/metadata/v1/views/00000000-0000-4000-8000-000000000000/")
+    assert missing.status_code == 404
+
+
+def test_a_signed_url_past_its_life_is_refused_by_storage():
+    from tests.stack import FakeClock
+
+    sim = Simulator(APP_ID, TOKEN)
+    seeded = sim.seed(large_proxy_bytes=1024)
+    clock = FakeClock()
+    sim.signed_url_life, sim.url_clock = 60.0, clock
+    with running(sim.app()) as url:
+        client = httpx2.Client(base_url=url, headers={"App-ID": APP_ID, "Auth-Token": TOKEN})
+        proxy = sim.assets[seeded.large].proxies[0]["id"]
+        link = client.get(f"/API/files/v1/assets/{seeded.large}/proxies/{proxy}/download_url/")
+        signed = link.json()["url"]
+        assert httpx2.get(signed).status_code == 200
+        clock.now += 61
+        assert httpx2.get(signed).status_code == 403
+    assert sim.expired_refusals == 1
