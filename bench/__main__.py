@@ -17,6 +17,8 @@ runs with tiny parameters.
 - captions: a 20 MiB caption file checked and converted, beside webvtt-py parsing it alone
 - retention: GET /requests/{id} and status reads at 1k vs 100k requests (`--history`),
   and 100k requests past RETENTION_DAYS pruned while `serve` takes clicks (`--old`)
+- edge: signed clicks from fresh connections while hostile clients press on the port vs calm
+- edge-cost: CPU per request of uvicorn's httptools protocol alone, with the guard vs without
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from bench.bulk import bulk
 from bench.captions import captions_bench
 from bench.check_memory import MIB, check_memory
 from bench.copy import GIB, copy
+from bench.edge import edge, guard_cost
 from bench.replicas import ack_pg, wakeup
 from bench.retention import retention
 from bench.storm import storm
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             "wakeup",
             "storm",
             "track-memory",
+            "edge",
+            "edge-cost",
         ],
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="load per ack measurement")
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--old", type=int, default=100_000, help="retention: requests past the window"
     )
+    parser.add_argument("--edge-seconds", type=float, default=30, help="edge: time under attack")
     args = parser.parse_args(argv)
     runs: dict[str, Callable[[Path], list[str]]] = {
         "ack": lambda d: ack(d, seconds=args.seconds),
@@ -102,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             recent=min(1_000, args.old),
             seconds=args.seconds,
         ),
+        "edge": lambda d: edge(d, seconds=args.edge_seconds),
+        "edge-cost": lambda d: guard_cost(),
     }
     unknown = [n for n in args.names if n not in runs]
     if unknown:

@@ -125,8 +125,10 @@ def _deliver(workdir: Path, fmt: str, size: int, timeout: float) -> dict[str, fl
             dropped = time.monotonic()
             receipt, errors = bundle / "deliver" / "RECEIPT.json", bundle / "deliver" / "ERRORS.txt"
             while name not in (receipt.read_text() if receipt.exists() else ""):
-                if errors.exists():
-                    raise RuntimeError(f"{name} refused: {errors.read_text()[:500]}")
+                # ERRORS.txt says "waiting" and "checking" too: only problems are a refusal.
+                said = errors.read_text() if errors.exists() else ""
+                if "\nPROBLEMS\n" in said:
+                    raise RuntimeError(f"{name} refused: {said[:500]}")
                 if time.monotonic() - dropped > timeout:
                     raise RuntimeError(f"{name} not delivered within {timeout:.0f} s")
                 time.sleep(0.05)

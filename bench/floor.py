@@ -3,8 +3,9 @@
 A bare Starlette app that does the least a receiver can do (read the body,
 check the bearer token, answer 202), served by the service's own server
 stack (service.server: uvicorn, uvloop and httptools when installed, one
-process). Nothing the service does could be faster on this machine, so
-the service's figures are printed as a ratio of this one's.
+process, behind the limits at the edge of service/edge.py). Nothing the
+service does could be faster on this machine, so the service's figures are
+printed as a ratio of this one's.
 """
 
 from __future__ import annotations

@@ -61,12 +61,21 @@ class Child:
 
 
 @contextmanager
-def child(args: Sequence[str], env: Mapping[str, str], workdir: Path, name: str) -> Iterator[Child]:
-    """`python *args` with `env`, its log in `workdir/name.log`; SIGTERM, then SIGKILL."""
+def child(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    workdir: Path,
+    name: str,
+    prefix: Sequence[str] = (),
+) -> Iterator[Child]:
+    """`python *args` with `env`, its log in `workdir/name.log`; SIGTERM, then SIGKILL.
+
+    `prefix` is a command that execs the rest in its place (`prlimit ...`).
+    """
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, *args],
+            [*prefix, sys.executable, *args],
             env={
                 **os.environ,
                 **env,
@@ -106,9 +115,13 @@ def _reap(process: subprocess.Popen[bytes]) -> float | None:
 
 @contextmanager
 def listening(
-    args: Sequence[str], env: Mapping[str, str], workdir: Path, name: str
+    args: Sequence[str],
+    env: Mapping[str, str],
+    workdir: Path,
+    name: str,
+    prefix: Sequence[str] = (),
 ) -> Iterator[Child]:
-    with child(args, env, workdir, name) as handle:
+    with child(args, env, workdir, name, prefix) as handle:
         handle.port = int(handle.wait_for("service.listening")["port"])
         yield handle
 

@@ -58,6 +58,12 @@ def main() -> int:
             asset, name=f"bench_{n}.mp4", blob=Blob(args.proxy_bytes, seed=f"bench-{n}")
         )
         if args.metadata_view:
+            if n == 0:
+                sim.add_view(
+                    args.metadata_view,
+                    "Bench",
+                    [("Description", "Description", "text"), ("Genre", "Genre", "drop_down")],
+                )
             asset.metadata[args.metadata_view] = {
                 "Description": {"field_values": [{"value": f"Bench asset {n}"}]},
                 "Genre": {"field_values": [{"value": "Drama"}, {"value": "Bench"}]},

@@ -12,6 +12,7 @@ import anyio
 
 from service import logging as service_logging
 from service.app import create_app
+from service.edge import EdgeLimits
 from service.server import Server, bind
 from service.server import config as server_config
 from service.settings import Settings, SettingsError, load_settings
@@ -19,8 +20,8 @@ from service.settings import Settings, SettingsError, load_settings
 log = service_logging.get_logger("service.main")
 
 
-def _run_uvicorn(app: object, host: str, port: int) -> int:
-    return Server(server_config(app), bind(host, port)).run_here()
+def _run_uvicorn(app: object, host: str, port: int, limits: EdgeLimits | None = None) -> int:
+    return Server(server_config(app, limits=limits), bind(host, port)).run_here()
 
 
 def serve(settings: Settings, with_worker: bool, intake: bool = True) -> int:
@@ -37,7 +38,7 @@ def serve(settings: Settings, with_worker: bool, intake: bool = True) -> int:
         background=background(settings, storage) if with_worker else filled_in_background(storage),
         intake=intake,
     )
-    return _run_uvicorn(app, settings.host, settings.port)
+    return _run_uvicorn(app, settings.host, settings.port, EdgeLimits.from_settings(settings))
 
 
 def worker(settings: Settings, port: int | None) -> int:

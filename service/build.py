@@ -12,15 +12,14 @@ A build reads as three steps:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
-from service import bundle, captions, outtray, plan, preview
-from service.gather import gather, read_track, signed_url
-from service.logging import get_logger, redact
+from service import bundle, captions, outtray, outtray_readme, plan, preview_publish
+from service.gather import field_labels, gather, read_track, signed_url
+from service.logging import get_logger
 from service.queue import Task
-from service.storage import NotRegularFile, check_relative
-from service.storage import TooLarge as StorageTooLarge
 from service.tasks import TaskContext, TaskFailed
 
 log = get_logger("service.build")
@@ -64,6 +63,16 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
     revision = int(previous.get("revision", 0)) + 1 if previous else 1
     placement = await _placement(ctx, folder, snapshot.wanted_paths, previous, revision)
     where = placement.where
+    request = _request_facts(task, previous)
+    # The labels of the form's fields and of the asset's metadata, for the page.
+    labels = await field_labels(ctx, [request.metadata_view_id, *ctx.settings.metadata_view_ids])
+    form_labels = labels.get(request.metadata_view_id or "", {})
+    request = dataclasses.replace(request, form_labels=form_labels)
+    metadata_labels = {
+        name: label
+        for view_id in ctx.settings.metadata_view_ids
+        for name, label in labels.get(view_id, {}).items()
+    }
     iconik, media = ctx.iconik, snapshot.media
 
     async with ctx.storage.stage(folder) as staging:
@@ -125,11 +134,15 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
             proxy=media.record if media.source == "proxy" else None,
             metadata=snapshot.metadata,
             web_url=f"{ctx.settings.iconik_url}/asset/{asset_id}",
+            metadata_labels=metadata_labels,
         )
         # The out-tray's instructions go to their own path, never beside: the
         # contract reserves deliver/README.txt for the service.
-        readme = outtray.readme(
-            facts.title, asset_id, facts.duration_seconds, ctx.settings.deliver_scan_seconds
+        readme = outtray_readme.readme_of(
+            dataclasses.asdict(facts),
+            asset_id,
+            ctx.settings.deliver_scan_seconds,
+            ctx.settings.style,
         ).encode()
         size, digest = await staging.write_bytes(outtray.README_PATH, readme)
         files.append(bundle.BundleFile(outtray.README_PATH, size, digest, "note"))
@@ -137,7 +150,7 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
         manifest_for = functools.partial(
             bundle.build_manifest,
             asset=facts,
-            request=_request_facts(task, previous),
+            request=request,
             revision=revision,
             generated_at=ctx.iso_now(),
             captioner_edits=placement.captioner_edits,
@@ -146,7 +159,9 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
             deliveries=(previous or {}).get("deliveries", []),
         )
         # The page shows the manifest's files; the manifest lists the page.
-        page = redact(preview.render_preview(manifest_for(files=files), caption_texts)).encode()
+        page = await preview_publish.page_bytes(
+            ctx, folder, manifest_for(files=files), caption_texts
+        )
         size, digest = await staging.write_bytes(where[bundle.PREVIEW], page)
         files.append(bundle.BundleFile(where[bundle.PREVIEW], size, digest, "preview"))
         manifest = manifest_for(files=files)
@@ -189,27 +204,6 @@ async def refresh(ctx: TaskContext, task: Task) -> None:
     await build(ctx, task, existing)
 
 
-async def _caption_texts(ctx: TaskContext, folder: str, files: Any) -> dict[str, str]:
-    """The WebVTT tracks a manifest read back from the folder lists, as text for the
-    page; an entry of another shape, or a file that is no longer a plain file
-    under the cap, is left out (anyone may have edited the manifest or the file)."""
-    texts: dict[str, str] = {}
-    for entry in files if isinstance(files, list) else []:
-        if not isinstance(entry, dict) or entry.get("kind") != "caption":
-            continue
-        path = entry.get("path")
-        if not isinstance(path, str) or not path.endswith(".vtt"):
-            continue
-        try:
-            data = await ctx.storage.read_file(
-                folder, check_relative(path), limit=ctx.settings.max_caption_bytes
-            )
-        except (NotRegularFile, StorageTooLarge, ValueError):
-            continue
-        texts[path] = (data or b"").decode("utf-8", "replace")
-    return texts
-
-
 async def withdraw(ctx: TaskContext, task: Task) -> None:
     """The asset was deleted: mark every bundle of it withdrawn; delete nothing."""
     storage = ctx.storage
@@ -226,9 +220,8 @@ async def withdraw(ctx: TaskContext, task: Task) -> None:
         # the manifest, so a restore (refresh) replaces or removes them.
         wanted = [bundle.PREVIEW, bundle.WITHDRAWN_NOTE]
         placement = await _placement(ctx, folder, wanted, manifest, withdrawn["revision"])
-        captions = await _caption_texts(ctx, folder, withdrawn["files"])
         note = bundle.withdrawn_note(withdrawn).encode()
-        page = redact(preview.render_preview(withdrawn, captions)).encode()
+        page = await preview_publish.page_bytes(ctx, folder, withdrawn)
         withdrawn["files"] = [f for f in withdrawn["files"] if f["path"] not in wanted] + [
             bundle.BundleFile.of(placement.where[bundle.PREVIEW], page, "preview").entry(),
             bundle.BundleFile.of(placement.where[bundle.WITHDRAWN_NOTE], note, "note").entry(),

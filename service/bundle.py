@@ -4,8 +4,8 @@ A bundle is the folder a captioner opens:
 
     <title, made safe> [<asset_id>]/
       project.json          the manifest, written last: present means complete
-      index.html            offline preview, the media with every caption track
-                            (service/preview.py)
+      index.html            offline preview: the captioner's workspace, the media
+                            with a cue list per track (service/preview.py)
       media/<proxy filename>
       captions/<language>[.cc].vtt and .srt (Iconik's .srt, or one made from its WebVTT)
       deliver/              the captioners' out-tray (service/outtray.py)
@@ -129,6 +129,8 @@ class AssetFacts:
     start_timecode: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     web_url: str | None = None
+    # {field name: label} of the METADATA_VIEW_IDS views, for the preview page.
+    metadata_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,8 @@ class RequestFacts:
     requested_at: str | None = None
     metadata_view_id: str | None = None
     form_values: dict[str, Any] = field(default_factory=dict)
+    # {field name: label} of the form's metadata view, for the preview page.
+    form_labels: dict[str, str] = field(default_factory=dict)
 
 
 def flatten_metadata(values: dict[str, Any] | None) -> dict[str, Any]:
@@ -171,6 +175,7 @@ def asset_facts(
     proxy: dict[str, Any] | None,
     metadata: dict[str, Any],
     web_url: str,
+    metadata_labels: dict[str, str] | None = None,
 ) -> AssetFacts:
     start = asset.get("time_start_milliseconds")
     end = asset.get("time_end_milliseconds")
@@ -186,6 +191,7 @@ def asset_facts(
         start_timecode=(proxy or {}).get("start_time_code"),
         metadata=metadata,
         web_url=web_url,
+        metadata_labels=dict(metadata_labels or {}),
     )
 
 

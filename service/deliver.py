@@ -7,11 +7,19 @@ A delivery reads as three steps:
    bundle registry holds as this asset's and still `ready` (never what the
    folder's own project.json says: a captioner can write that);
 2. check and convert (service.captions, pure): refused with a line number,
-   or WebVTT for Iconik;
+   or WebVTT for Iconik; checked against the house style (service/house_style.py):
+   findings are counted in the receipt, or refuse the file under HOUSE_STYLE=strict;
 3. write to Iconik: the track of that language and kind is replaced when
    the asset has one (exactly one remains), else its format is created and
    the subtitle added; RECEIPT.json and project.json's `deliveries` then
-   record it, published together (readers never see one without the other).
+   record it, published together (readers never see one without the other),
+   with what was noted on the way (Track.notes) and the findings counted;
+   each track's latest entry and the `outtray.HISTORY_PER_TRACK` before it
+   are kept.
+
+The `readme` task writes deliver/README.txt anew, with project.json's record
+of it, when the scan finds it was written for another scan interval or
+house style.
 
 The scan (service/deliver_scan.py) enqueues one task per new content; the
 queue runs it under the asset's one-task-at-a-time rule, so a delivery never
@@ -28,7 +36,15 @@ from typing import Any
 
 import anyio.to_thread
 
-from service import bundle, captions, outtray
+from service import (
+    bundle,
+    captions,
+    house_style,
+    outtray,
+    outtray_readme,
+    preview_publish,
+    readback,
+)
 from service.iconik import CredentialsRejected, IconikClient, IconikError, NotFound
 from service.json_stream import JsonStream
 from service.logging import get_logger
@@ -40,6 +56,7 @@ from service.tasks import TaskContext, TaskFailed
 log = get_logger("service.deliver")
 
 KIND = "deliver"
+README_KIND = "readme"
 _REFUSED = " was refused: "  # how a refusal's reason reads; `report` counts them apart
 _ROLES = "writing caption tracks needs the roles can_write_formats and can_write_asset_subtitles"
 
@@ -113,10 +130,12 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
         )
 
     # 2. check and convert (a long file takes a moment: off the event loop)
-    media = captions.Media.of(manifest["asset"])  # duration, start timecode, frame rate
+    said = manifest["asset"]  # the facts of the media, in their shape (readback)
+    media = readback.media_of(said)
     filename = path.rsplit("/", 1)[-1]
+    style = ctx.settings.style
     try:
-        track = await anyio.to_thread.run_sync(captions.read, filename, data, media)
+        track, findings = await anyio.to_thread.run_sync(_read, filename, data, media, style)
     except captions.Refused as refused:
         raise TaskFailed(f"{path}{_REFUSED}{refused}; fix the file and save it again") from None
     except (MemoryError, RecursionError):  # failed, not retried: no crash loop
@@ -136,12 +155,16 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
         closed_captions=track.name.closed_captions,
         subtitle_id=subtitle_id,
         delivered_at=ctx.iso_now(),
+        notes=track.notes,
+        house_style=findings.counts,
     )
     # The manifest as read back has the service's shape (service/readback.py).
-    deliveries = [*manifest["deliveries"], entry]
+    deliveries = outtray.with_delivery(manifest["deliveries"], entry)
     updated = {**manifest, "revision": manifest["revision"] + 1, "deliveries": deliveries}
     async with ctx.storage.stage(folder) as staging:
         await staging.write_bytes(outtray.RECEIPT_PATH, outtray.receipt_bytes(deliveries))
+        # The page shows each language's delivery state: rewritten with it.
+        updated = await preview_publish.rewrite_page(ctx, folder, updated, staging)
         await ctx.still_mine()
         # The track is in Iconik now: whatever a captioner put in the way of
         # RECEIPT.json, the manifest records it (and the scan says what is blocked).
@@ -155,8 +178,71 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
         closed_captions=track.name.closed_captions,
         subtitle_id=subtitle_id,
         cues=len(track.cues),
+        house_style=findings.total,
         revision=updated["revision"],
     )
+
+
+def _read(
+    filename: str, data: bytes, media: captions.Media, style: house_style.Style
+) -> tuple[captions.Track, house_style.Report]:
+    """The track and its house-style findings; Refused under strict when there are any."""
+    track = captions.read(filename, data, media)
+    findings = house_style.check(track.cues, style, media.frame_rate)
+    refused = house_style.refusal(findings, style)
+    if refused is not None:
+        raise refused
+    return track, findings
+
+
+def readme_key(asset_id: str, revision: int, digest: str) -> str:
+    """One README.txt rewrite per revision of the bundle and text wanted."""
+    return f"readme:{asset_id}:r{revision}:{digest}"
+
+
+def new_readme(folder: str, asset_id: str, revision: int, digest: str) -> Delivery:
+    """What the scan stores when a bundle's README.txt is not the one it would write."""
+    return Delivery(
+        key=readme_key(asset_id, revision, digest),
+        kind=README_KIND,
+        payload=json.dumps({"folder": folder, "asset_id": asset_id, "sha256": digest}),
+        first_task=NewTask(README_KIND, asset_id),
+    )
+
+
+async def rewrite_readme(ctx: TaskContext, task: Task) -> None:
+    """deliver/README.txt as the settings make it now, and project.json's record of it."""
+    folder, asset_id = task.payload["folder"], task.asset_id or ""
+    owner = await ctx.registry.owner_of(folder)
+    if owner is None or (owner[0], owner[1]) != (asset_id, "ready"):
+        log.info("readme.not_rewritten", folder=folder, reason="not a ready bundle of the asset")
+        return
+    manifest = await ctx.storage.read_manifest(folder)
+    if manifest is None:
+        return  # written anew with the bundle when the asset next changes
+    text = outtray_readme.readme_of(
+        manifest["asset"], asset_id, ctx.settings.deliver_scan_seconds, ctx.settings.style
+    ).encode()
+    if hashlib.sha256(text).hexdigest() != task.payload.get("sha256"):
+        # Asked by a process with other settings (a change being rolled out):
+        # no README.txt written back and forth; the scan asks again with the
+        # bundle's next revision.
+        log.info("readme.not_rewritten", folder=folder, reason="asked with other settings")
+        return
+    listed = [f for f in manifest["files"] if f["path"] != outtray.README_PATH]
+    async with ctx.storage.stage(folder) as staging:
+        size, digest = await staging.write_bytes(outtray.README_PATH, text)
+        note = bundle.BundleFile(outtray.README_PATH, size, digest, "note").entry()
+        updated = {
+            **manifest,
+            "revision": manifest["revision"] + 1,
+            "files": [*listed, note],
+        }
+        await ctx.still_mine()
+        blocked = await staging.publish(bundle.manifest_bytes(updated), [])
+    if blocked:
+        log.warning("readme.blocked", paths=blocked)
+    log.info("readme.rewritten", folder=folder, revision=updated["revision"])
 
 
 async def write_track(iconik: IconikClient, asset_id: str, track: captions.Track) -> str:

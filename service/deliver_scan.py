@@ -10,11 +10,17 @@ and withdrawn bundles alike:
   kind was last delivered from becomes one `deliver` task, stored in the
   queue under a delivery key (service.deliver.delivery_key): several
   scanning processes, or the same content seen again, enqueue it once;
-- deliver/ERRORS.txt says what is still wrong (a name the service does not
-  deliver, a file that fails its checks, two files for one track, a
-  delivery that failed, a withdrawn project, an entry that is not a regular
-  file, something in the way of the service's own files), and is removed
-  once nothing is.
+- deliver/ERRORS.txt says, from the first look that sees a file, what state
+  each file is in (waiting, checking, delivered, refused, not delivered),
+  then every problem of each (a name the service does not deliver, every
+  problem a check found, two files for one track, a delivery that failed,
+  an entry that is not a regular file, something in the way of the
+  service's own files); it is removed once every file is delivered;
+- deliver/REPORT.txt lists the house-style findings (service/house_style.py)
+  of each file read; under HOUSE_STYLE=strict they are problems too;
+- a README.txt written for another scan interval or house style (the
+  manifest's digest of it is not that of the one the scan would write) gets
+  a `readme` task that writes it anew (service/deliver.py).
 
 The folder is the captioners', and anything in it may be hostile, so:
 - which asset a folder delivers to, and whether it is withdrawn, is the
@@ -24,16 +30,15 @@ The folder is the captioners', and anything in it may be hostile, so:
 - at most `outtray.MAX_ENTRIES` entries of one folder are looked at;
 - one folder, whatever is in it, never stops the look at the others.
 
-The scan only reads and enqueues, and writes nothing but ERRORS.txt (which no
-manifest lists, so no reader can find it torn), replaced whole and never read
-back: everything else in the bundle changes in the `deliver` task, under the
-asset's one-task-at-a-time rule. It runs beside the worker's slots in every
-worker process (`Worker.run`); tests drive `step()` one look at a time.
+The scan only reads and enqueues, and writes nothing but ERRORS.txt and
+REPORT.txt (service/outtray_files.py): everything else in the bundle
+changes in the `deliver` or `readme` task, under the asset's
+one-task-at-a-time rule. It runs beside the worker's slots in every worker
+process (`Worker.run`); tests drive `step()` one look at a time.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections.abc import Callable
@@ -43,27 +48,20 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from service import bundle, captions, deliver, outtray
-from service.logging import get_logger, redact
+from service import bundle, captions, deliver, house_style, outtray, readback
+from service.logging import get_logger
 from service.metrics import Metrics
 from service.outtray import Problem
-from service.queue import Queue, QueueFull, QueueUnavailable
+from service.outtray_files import ReadmeCheck, ScanWrites
+from service.outtray_view import Checked, View, check, path_of
+from service.queue import Delivery, Queue, QueueFull, QueueUnavailable
 from service.registry import BundleRegistry
-from service.storage import Blocked, NotRegularFile, Storage, StoredFile, TooLarge
+from service.storage import NotRegularFile, Storage, StoredFile, TooLarge
 
 log = get_logger("service.deliver_scan")
 
 # The default of MAX_CAPTION_BYTES: larger files are refused unread.
 MAX_CAPTION_BYTES = 20 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Checked:
-    """One content of one file, read and checked (kept while the file stays as it is)."""
-
-    sha256: str
-    name: captions.TrackName
-    refusal: captions.Refused | None
 
 
 @dataclass
@@ -82,6 +80,8 @@ class DeliverScan:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         max_caption_bytes: int = MAX_CAPTION_BYTES,
+        style: house_style.Style | None = None,
+        readme_every: float | None = None,
     ) -> None:
         self.queue = queue
         self.storage = storage
@@ -91,13 +91,16 @@ class DeliverScan:
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.max_caption_bytes = max_caption_bytes
-        self._looks: dict[tuple[str, str], tuple[Any, ...]] = {}  # last look at each file
+        self.style = style or house_style.Style()
+        # The last look at each file, and when that look was first seen.
+        self._looks: dict[tuple[str, str], tuple[tuple[Any, ...], float]] = {}
         self._checked: dict[tuple[str, str], tuple[tuple[Any, ...], Checked | Problem]] = {}
+        self._digests: dict[tuple[str, str], tuple[tuple[Any, ...], str | None]] = {}
         # The delivery key each file's content was stored under, and its request.
         self._stored: dict[tuple[str, str], tuple[str, str]] = {}
-        # Per folder, the digest of the ERRORS.txt last written and how the
-        # listing showed it since: unchanged, it is not written again.
-        self._errors: dict[str, tuple[str, tuple[Any, ...] | None]] = {}
+        self._writes = ScanWrites(storage)
+        # README.txt for `readme_every` (DELIVER_SCAN_SECONDS); None: not checked.
+        self._readme = ReadmeCheck(queue, self.style, readme_every)
 
     async def run(self, every: float) -> None:
         """Look every `every` seconds until cancelled; a failed look is logged and retried."""
@@ -137,8 +140,10 @@ class DeliverScan:
         # Forget files that are gone: a file put back is looked at afresh.
         self._looks = {k: v for k, v in self._looks.items() if k in looked}
         self._checked = {k: v for k, v in self._checked.items() if k in looked}
+        self._digests = {k: v for k, v in self._digests.items() if k in looked}
         self._stored = {k: v for k, v in self._stored.items() if k in looked}
-        self._errors = {k: v for k, v in self._errors.items() if k in owners}
+        self._writes.keep_only(set(owners))
+        self._readme.keep_only(set(owners))
         self.metrics.deliver_scans.labels("complete").inc()
         self.metrics.deliver_scan_last.set(self.clock())
         if report.queued:
@@ -161,11 +166,11 @@ class DeliverScan:
             # Nothing can be written into it either: the operator hears of it.
             log.warning("deliver_scan.outtray_unusable", folder=folder, reason=str(exc))
             return
-        errors_file = next((f for f in listed if f.name == outtray.ERRORS), None)
+        own = {f.name: f for f in listed if f.name in outtray.SERVICE_FILES}
         notes = [
             outtray.blocked(f.name, f.kind)
-            for f in listed
-            if f.name in (outtray.README, outtray.RECEIPT) and f.kind == "directory"
+            for f in own.values()
+            if f.name != outtray.ERRORS and f.kind == "directory"
         ]
         theirs = sorted((f for f in listed if outtray.is_captioners(f.name)), key=lambda f: f.name)
         if len(theirs) > outtray.MAX_ENTRIES:
@@ -175,10 +180,16 @@ class DeliverScan:
                 "delivered or not a caption file out of this folder"
             )
             theirs = theirs[: outtray.MAX_ENTRIES]
+        manifest = None
+        readme = own.get(outtray.README)
+        if status == "ready" and self._readme.due(folder, readme):
+            manifest = await self.storage.read_manifest(folder)
+            if manifest is not None and readme is not None:
+                await self._readme.check(folder, asset_id, manifest, readme)
         if not theirs:
-            await self._write_errors(folder, [], None, notes, errors_file)
+            await self._write(folder, View(), None, notes, own, None)
             return
-        manifest = await self.storage.read_manifest(folder)
+        manifest = manifest or await self.storage.read_manifest(folder)
         if manifest is None:
             return  # being changed (or missing until the next refresh): next time
         said = manifest["asset"]  # a dict: storage.read_manifest keeps the written shape
@@ -189,60 +200,77 @@ class DeliverScan:
                 f"{asset_id} (the service's own record), and project.json is written anew "
                 "with the next change"
             )
-        problems = [
-            Problem(f.name, None, outtray.not_a_file(f.kind)) for f in theirs if f.kind != "file"
-        ]
+        # Facts of the media, as read back (service/readback.py keeps their shape).
+        media = readback.media_of(said)
+        view = View()
+        for f in theirs:
+            if f.kind != "file":
+                view.say(f.name, "not delivered", Problem(f.name, None, outtray.not_a_file(f.kind)))
         files = [f for f in theirs if f.kind == "file"]
-        stable = []
+        changing = []
+        now = self.clock()
         for found in files:
             key = (folder, found.name)
             looked.add(key)
-            if self._looks.get(key) == found.look:
-                stable.append(found)
-            self._looks[key] = found.look
+            last = self._looks.get(key)
+            if last is None or last[0] != found.look:
+                self._looks[key] = (found.look, now)
+                changing.append(found)
 
+        deliveries = manifest["deliveries"]
         if status == "withdrawn":
             when = manifest.get("withdrawn", {})
             note = (
                 f"this project was withdrawn on {str(when.get('at') or '?')[:40]}: the asset was "
                 f"deleted in Iconik (see {bundle.WITHDRAWN_NOTE} in the project folder)."
             )
-            problems += [Problem(f.name, None, "not delivered (withdrawn project)") for f in files]
-            await self._write_errors(folder, problems, note, notes, errors_file)
+            for found in files:
+                entry = await self._delivered(folder, found, deliveries, latest=False)
+                if entry is not None:
+                    noted = [*outtray.entry_notes(entry), "before the withdrawal"]
+                    view.delivered(found.name, {**entry, "notes": noted}, None)
+                else:
+                    view.say(found.name, "not delivered: this project was withdrawn")
+            await self._write(folder, view, note, notes, own, None)
             return
 
-        by_track: dict[tuple[str, bool], list[tuple[StoredFile, Checked]]] = {}
-        duration = said.get("duration_seconds")  # a number or None (service/readback.py)
-        for found in stable:
+        # What its name or size says is said at once, changing or not.
+        named: list[tuple[StoredFile, captions.TrackName]] = []
+        for found in files:
             try:
-                name = captions.parse_name(found.name)
+                named.append((found, captions.parse_name(found.name)))
             except captions.Refused as refused:
-                problems.append(Problem(found.name, None, refused.reason))
-                continue
+                view.say(found.name, "not delivered", Problem(found.name, None, refused.reason))
+        by_track: dict[tuple[str, bool], list[tuple[StoredFile, Checked]]] = {}
+        for found, name in named:
             if found.size > self.max_caption_bytes:
-                problems.append(Problem(found.name, None, self._too_large(found.size)))
+                problem = Problem(found.name, None, self._too_large(found.size))
+                view.say(found.name, "not delivered", problem)
                 continue
-            checked = await self._check(folder, found, name, duration)
+            if found in changing:
+                # First seen (or seen again after a restart): the content it had
+                # when delivered is said to be delivered, not to be waiting.
+                entry = await self._delivered(folder, found, deliveries, latest=True)
+                if entry is not None:
+                    view.delivered(found.name, entry, None)
+                else:
+                    view.waiting(found.name, now)
+                continue
+            checked = await self._check(folder, found, name, media)
             if isinstance(checked, Problem):
-                problems.append(checked)
+                view.say(found.name, "not delivered", checked)
             elif checked is not None:
                 by_track.setdefault((name.language, name.closed_captions), []).append(
                     (found, checked)
                 )
 
-        deliveries = manifest["deliveries"]
         for (language, cc), tracks in by_track.items():
-            if len(tracks) > 1:
-                names = " and ".join(sorted(outtray.shown(f.name) for f, _ in tracks))
-                track = bundle.caption_label(language, cc)
-                reason = f"not delivered: {names} are both the {track} track; keep one"
-                problems += [Problem(f.name, None, reason) for f, _ in tracks]
+            if len(tracks) == 1:
+                [(found, checked)] = tracks
+                await self._settle(folder, asset_id, deliveries, found, checked, report, view)
                 continue
-            [(found, checked)] = tracks
-            problem = await self._enqueue(folder, asset_id, deliveries, found, checked, report)
-            if problem is not None:
-                problems.append(problem)
-        await self._write_errors(folder, problems, None, notes, errors_file)
+            view.one_too_many(bundle.caption_label(language, cc), tracks, deliveries)
+        await self._write(folder, view, None, notes, own, media.frame_rate)
 
     def _too_large(self, size: int) -> str:
         return (
@@ -251,17 +279,18 @@ class DeliverScan:
         )
 
     async def _check(
-        self, folder: str, found: StoredFile, name: captions.TrackName, duration: Any
+        self, folder: str, found: StoredFile, name: captions.TrackName, media: captions.Media
     ) -> Checked | Problem | None:
         """The file's content and its check, read once per look of the file."""
         key = (folder, found.name)
         cached = self._checked.get(key)
-        if cached is not None and cached[0] == (found.look, duration):
+        if cached is not None and cached[0] == (found.look, media):
             return cached[1]
-        path = f"{outtray.FOLDER}/{found.name}"
         result: Checked | Problem
         try:
-            data = await self.storage.read_file(folder, path, limit=self.max_caption_bytes)
+            data = await self.storage.read_file(
+                folder, path_of(found), limit=self.max_caption_bytes
+            )
         except TooLarge as exc:
             result = Problem(found.name, None, self._too_large(exc.size))
         except NotRegularFile as exc:
@@ -269,21 +298,36 @@ class DeliverScan:
         else:
             if data is None:
                 return None  # removed since the listing
-            refusal = None
-            try:
-                await anyio.to_thread.run_sync(captions.read, found.name, data, duration)
-            except captions.Refused as refused:
-                refusal = refused
-            except (MemoryError, RecursionError):
-                # Not retried while the file stays as it is: no crash loop.
-                refusal = captions.Refused(
-                    "the file could not be checked: it is too large or too complex to read"
-                )
-            result = Checked(hashlib.sha256(data).hexdigest(), name, refusal)
-        self._checked[key] = ((found.look, duration), result)
+            result = await anyio.to_thread.run_sync(check, found.name, data, media, self.style)
+        self._checked[key] = ((found.look, media), result)
         return result
 
-    async def _enqueue(
+    async def _delivered(
+        self, folder: str, found: StoredFile, deliveries: list[dict[str, Any]], *, latest: bool
+    ) -> dict[str, Any] | None:
+        """The receipt entry of this file's content, if it was delivered (and,
+        with `latest`, is still its track's): read only for a regular file a
+        receipt names, once per look."""
+        path = path_of(found)
+        if found.kind != "file" or found.size > self.max_caption_bytes:
+            return None
+        if not any(entry["path"] == path for entry in deliveries):
+            return None
+        key = (folder, found.name)
+        cached = self._digests.get(key)
+        if cached is None or cached[0] != found.look:
+            cached = (found.look, await self.storage.file_digest(folder, path))
+            self._digests[key] = cached
+        if cached[1] is None:
+            return None
+        if latest:
+            return outtray.delivered_as(deliveries, path, cached[1])
+        return next(
+            (e for e in reversed(deliveries) if (e["path"], e["sha256"]) == (path, cached[1])),
+            None,
+        )
+
+    async def _settle(
         self,
         folder: str,
         asset_id: str,
@@ -291,19 +335,20 @@ class DeliverScan:
         found: StoredFile,
         checked: Checked,
         report: ScanReport,
-    ) -> Problem | None:
-        """A delivery for this content unless the track already came from it;
-        what ERRORS.txt should say about the file, if anything."""
-        name, path = checked.name, f"{outtray.FOLDER}/{found.name}"
-        latest = outtray.latest_delivery(deliveries, name.language, name.closed_captions)
-        if latest and (latest.get("path"), latest.get("sha256")) == (path, checked.sha256):
-            return None  # delivered: the track is this file's content
+        view: View,
+    ) -> None:
+        """What becomes of one file, the only one of its track: delivered
+        already, or a delivery stored for it; its state, problems and findings."""
+        name, path = checked.name, path_of(found)
+        entry = outtray.delivered_as(deliveries, path, checked.sha256)
+        if entry is not None:
+            view.delivered(found.name, entry, checked)
+            return
         # A refused file is still a delivery (it fails with the reason, in the
         # request's status and the Iconik job); ERRORS.txt says why at once.
-        problem = None
         if checked.refusal is not None:
             report.refused += 1
-            problem = Problem(found.name, checked.refusal.line, _plain(checked.refusal))
+        latest = outtray.latest_delivery(deliveries, name.language, name.closed_captions)
         delivery = deliver.new_delivery(
             folder=folder,
             asset_id=asset_id,
@@ -314,6 +359,13 @@ class DeliverScan:
             track=name,
             replaces=(latest or {}).get("sha256"),
         )
+        view.stored(found.name, checked, await self._store(folder, found, delivery, report))
+
+    async def _store(
+        self, folder: str, found: StoredFile, delivery: Delivery, report: ScanReport
+    ) -> str | bool | None:
+        """Store the delivery (once); False when the queue is full, the reason
+        when it was stored before and failed, else None."""
         stored = self._stored.get((folder, found.name))
         if stored is not None and stored[0] == delivery.key:
             request_id = stored[1]  # stored on an earlier look: no write to repeat
@@ -321,8 +373,10 @@ class DeliverScan:
             try:
                 enqueued = await self.queue.enqueue(delivery, uuid.uuid4().hex)
             except QueueFull as exc:
-                log.warning("deliver_scan.queue_full", folder=folder, path=path, error=str(exc))
-                return problem
+                log.warning(
+                    "deliver_scan.queue_full", folder=folder, path=path_of(found), error=str(exc)
+                )
+                return False
             request_id = enqueued.request_id
             self._stored[(folder, found.name)] = (delivery.key, request_id)
             if not enqueued.duplicate:
@@ -330,59 +384,27 @@ class DeliverScan:
                 log.info(
                     "deliver_scan.delivery_queued",
                     folder=folder,
-                    path=path,
+                    path=path_of(found),
                     request_id=request_id,
-                    asset_id=asset_id,
                 )
-                return problem
-        if problem is None:  # stored before: say so if it failed for another reason
-            status = await self.queue.request_status(request_id)
-            failed = [t for t in (status or {}).get("tasks", []) if t["state"] == "failed"]
-            if failed:
-                reason = f"not delivered: {failed[0].get('last_error')} (request {request_id})"
-                problem = Problem(found.name, None, reason)
-        return problem
+                return None
+        status = await self.queue.request_status(request_id)
+        failed = [t for t in (status or {}).get("tasks", []) if t["state"] == "failed"]
+        if failed:
+            return f"not delivered: {failed[0].get('last_error')} (request {request_id})"
+        return None
 
-    async def _write_errors(
+    async def _write(
         self,
         folder: str,
-        problems: list[Problem],
+        view: View,
         withdrawn: str | None,
         notes: list[str],
-        listed: StoredFile | None,
+        own: dict[str, StoredFile],
+        frame_rate: str | None,
     ) -> None:
-        """Replace ERRORS.txt whole (never reading what is there), or remove it."""
-        text = redact(outtray.errors_text(problems, withdrawn, notes))
-        if not text:
-            self._errors.pop(folder, None)
-            if listed is not None:  # only a regular file is removed
-                await self.storage.delete_file(folder, outtray.ERRORS_PATH)
-            return
-        data = text.encode()
-        digest = hashlib.sha256(data).hexdigest()
-        last = self._errors.get(folder)
-        # Written by this scan and not changed since (the first look after the
-        # write is taken as it is): nothing to do.
-        unchanged = (
-            listed is not None
-            and listed.kind == "file"
-            and last is not None
-            and last[0] == digest
-            and last[1] in (None, listed.look)
-        )
-        if unchanged and listed is not None:
-            self._errors[folder] = (digest, listed.look)
-            return
-        try:
-            await self.storage.put_file(folder, outtray.ERRORS_PATH, data)
-        except Blocked as exc:
-            log.warning("deliver_scan.errors_blocked", folder=folder, reason=str(exc))
-            return
-        self._errors[folder] = (digest, None)
-        log.info("deliver_scan.errors_written", folder=folder, problems=len(problems))
-
-
-def _plain(refusal: captions.Refused) -> str:
-    """A refusal as ERRORS.txt words it (its line is in the Problem already)."""
-    more = refusal.more
-    return refusal.reason + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+        errors = outtray.errors_text(view.problems, withdrawn, notes, view.states)
+        if await self._writes.replace(folder, outtray.ERRORS_PATH, errors, own.get(outtray.ERRORS)):
+            log.info("deliver_scan.errors_written", folder=folder, problems=len(view.problems))
+        findings = outtray.report_text(view.findings, self.style, frame_rate)
+        await self._writes.replace(folder, outtray.REPORT_PATH, findings, own.get(outtray.REPORT))

@@ -33,6 +33,7 @@ from service.server import AsyncReady, Server, bind
 from service.server import config as server_config
 from service.settings import Settings
 from service.simulator import Simulator
+from service.simulator_seed import FORM_VIEW_ID
 from service.storage import MAX_MANIFEST_BYTES, Storage, StorageError, open_storage, parse_manifest
 from service.worker import background
 
@@ -157,7 +158,7 @@ async def _click_and_wait(
         "asset_ids": asset_ids,
         "collection_ids": [],
         "saved_search_ids": [],
-        "metadata_view_id": None,
+        "metadata_view_id": FORM_VIEW_ID,
         "metadata_values": {
             "target_languages": {"field_values": [{"value": "en"}, {"value": "fr"}]},
             "due_date": {"field_values": [{"value": "2026-12-01"}]},

@@ -21,10 +21,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from service import bundle
+from service import bundle, preview_data
 from service.bulk_reads import SearchDocument
-from service.iconik import IconikClient, NotFound, ResponseTooLarge
+from service.iconik import CredentialsRejected, IconikClient, NotFound, ResponseTooLarge
 from service.iconik_paths import checked_download_url
+from service.ids import is_iconik_id
 from service.logging import get_logger
 from service.queue import Task
 from service.tasks import ProxyNotReady, TaskContext, TaskFailed
@@ -288,6 +289,41 @@ async def _metadata(ctx: TaskContext, asset_id: str) -> dict[str, Any]:
             continue
         values.update(bundle.flatten_metadata(view.get("metadata_values")))
     return values
+
+
+async def field_labels(ctx: TaskContext, view_ids: list[str | None]) -> dict[str, dict[str, str]]:
+    """Each metadata view's {field name: label}, from its definition, so the
+    page shows a form's labels instead of its keys. A view that cannot be read
+    (gone, or the token lacks can_read_metadata_views) shows its keys: that
+    is no reason to hold the bundle back."""
+    labels: dict[str, dict[str, str]] = {}
+    now = ctx.clock()
+    for view_id in dict.fromkeys(v for v in view_ids if v):
+        if not is_iconik_id(view_id):  # an id, never a path
+            continue
+        key = (ctx.iconik.base_url, view_id)
+        cached = _VIEW_LABELS.get(key)
+        if cached is not None and now - cached[0] < VIEW_LABELS_SECONDS:
+            labels[view_id] = cached[1]
+            continue
+        try:
+            definition = await ctx.iconik.get_json(f"/API/metadata/v1/views/{view_id}/")
+        except (NotFound, CredentialsRejected) as exc:
+            log.info("metadata.view_labels_unavailable", view_id=view_id, reason=str(exc))
+            continue
+        labels[view_id] = preview_data.labels_of(definition)
+        if len(_VIEW_LABELS) >= MAX_CACHED_VIEWS:
+            _VIEW_LABELS.pop(next(iter(_VIEW_LABELS)))  # the oldest first
+        _VIEW_LABELS[key] = (now, labels[view_id])
+    return labels
+
+
+# A click of 1,000 assets names one form and the same metadata views: their
+# labels are read once per process every few minutes, not once per asset
+# (an admin's relabelled field shows within that time).
+VIEW_LABELS_SECONDS = 300.0
+MAX_CACHED_VIEWS = 256
+_VIEW_LABELS: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
 
 
 async def read_track(

@@ -2,9 +2,12 @@
 writes there. Pure.
 
     deliver/
-      README.txt     how to deliver (written with every build)
+      README.txt     how to deliver (written with every build, and again when
+                     the scan interval or the house style changes)
       RECEIPT.json   what reached Iconik, and when (written with each delivery)
-      ERRORS.txt     what could not be delivered, and why (kept current by the scan)
+      ERRORS.txt     each file's state, and every problem of each file not
+                     delivered (kept current by the scan)
+      REPORT.txt     the house-style findings of each file (kept current by the scan)
 
 Everything else in the folder is the captioners'; the service reads it and
 never writes, renames or deletes it.
@@ -14,21 +17,29 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from service.captions import TOLERANCE_SECONDS, timestamp
+from service import house_style
+from service.captions import MAX_PROBLEMS, Refused
 from service.logging import redact_all
 
 FOLDER = "deliver"
 README = "README.txt"
 RECEIPT = "RECEIPT.json"
 ERRORS = "ERRORS.txt"
-SERVICE_FILES = frozenset({README, RECEIPT, ERRORS})
+REPORT = "REPORT.txt"
+SERVICE_FILES = frozenset({README, RECEIPT, ERRORS, REPORT})
 README_PATH = f"{FOLDER}/{README}"
 RECEIPT_PATH = f"{FOLDER}/{RECEIPT}"
 ERRORS_PATH = f"{FOLDER}/{ERRORS}"
+REPORT_PATH = f"{FOLDER}/{REPORT}"
+
+# How many earlier deliveries of one track (language and kind) RECEIPT.json
+# and project.json keep beside its latest: the lists stay bounded however
+# often a track is corrected.
+HISTORY_PER_TRACK = 20
 
 
 # What operating systems and editors leave in any folder they open: never
@@ -86,67 +97,6 @@ def blocked(name: str, kind: str) -> str:
     return f"{what} named {name} is in the way of the service's own {name}: remove it"
 
 
-def readme(title: str, asset_id: str, duration_seconds: float | None, scan_seconds: float) -> str:
-    """deliver/README.txt: plain words for someone who has only this folder."""
-    if scan_seconds > 0:
-        every = "every minute" if scan_seconds == 60 else f"every {scan_seconds:g} seconds"
-        when = (
-            f"The service looks at this folder {every}. A file is taken once it has\n"
-            "stopped changing (so a file still being copied is never sent half-way),\n"
-            "checked, and sent to Iconik, where it replaces the asset's track of\n"
-            "that language and kind. Your file stays here exactly as it is."
-        )
-    else:
-        when = (
-            "Deliveries through this folder are turned off at the moment: files put\n"
-            "here stay here and are not sent. Please tell your contact."
-        )
-    length = timestamp(round(duration_seconds * 1000)) if duration_seconds is not None else "?"
-    return f"""DELIVERING FINISHED CAPTIONS
-============================
-
-Project: {title} ({asset_id}), video length {length}.
-
-1. Name each finished track after its language, one file per track:
-
-     en.vtt        English subtitles, WebVTT
-     en.srt        English subtitles, SubRip
-     fr.cc.vtt     French closed captions (with sound descriptions), WebVTT
-     pt-BR.cc.srt  Brazilian Portuguese closed captions, SubRip
-
-   The language is a short code (en, fr, de, es, pt-BR, ...). Put ".cc"
-   before the extension for closed captions. Use one file per language and
-   kind: en.vtt and en.srt side by side are not delivered.
-
-2. Put the file in this folder (not in a subfolder).
-
-WHAT HAPPENS NEXT
-
-{when}
-
-To correct a track, save the new version under the same name: it is sent
-again and replaces the one in Iconik. The same content is never sent twice.
-
-WHERE TO LOOK
-
-  RECEIPT.json  every file that reached Iconik: its name, its language,
-                whether it is closed captions, and when it was delivered.
-  ERRORS.txt    every file that could not be delivered: its name, the line
-                and what is wrong. Fix the file and save it again; the list
-                is rewritten at each look and disappears once nothing is wrong.
-
-A file is refused when it is not UTF-8 text, when a cue's times cannot be
-read (WebVTT 00:01:02.500 --> 00:01:04.000, SubRip 00:01:02,500 -->
-00:01:04,000), when a cue ends before it starts, when a cue starts before
-the cue above it (cues overlapping is fine), or when a cue starts after the
-end of the video (with {TOLERANCE_SECONDS:g} second of leeway).
-
-README.txt, RECEIPT.json and ERRORS.txt are written by the service; changes
-to them are overwritten. Nothing else in this folder is ever changed or
-deleted by the service.
-"""
-
-
 def receipt_bytes(deliveries: list[dict[str, Any]]) -> bytes:
     text = json.dumps(redact_all({"deliveries": deliveries}), indent=2, ensure_ascii=False)
     return (text + "\n").encode()
@@ -160,9 +110,16 @@ def delivery_entry(
     closed_captions: bool,
     subtitle_id: str,
     delivered_at: str,
+    notes: Iterable[str] = (),
+    house_style: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """One delivered file, as RECEIPT.json and project.json's `deliveries` list it."""
-    return {
+    """One delivered file, as RECEIPT.json and project.json's `deliveries` list it.
+
+    `notes`: what was changed on the way (captions.Track.notes), only when
+    something was; `house_style`: the findings counted per rule, only when
+    there are any.
+    """
+    entry: dict[str, Any] = {
         "path": path,
         "sha256": sha256,
         "language": language,
@@ -170,6 +127,27 @@ def delivery_entry(
         "subtitle_id": subtitle_id,
         "delivered_at": delivered_at,
     }
+    if notes := list(notes):
+        entry["notes"] = notes
+    if house_style:
+        entry["house_style"] = dict(house_style)
+    return entry
+
+
+def with_delivery(deliveries: list[dict[str, Any]], entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """`deliveries` with `entry` added last, keeping per track (language and
+    kind) its latest entry and the HISTORY_PER_TRACK before it, in order: the
+    list (and RECEIPT.json, and project.json) stays bounded however often a
+    track is corrected."""
+    wanted = [*deliveries, entry]
+    kept: list[dict[str, Any]] = []
+    seen: dict[tuple[str, bool], int] = {}
+    for item in reversed(wanted):
+        track = (str(item.get("language", "")).lower(), bool(item.get("closed_captions")))
+        seen[track] = seen.get(track, 0) + 1
+        if seen[track] <= HISTORY_PER_TRACK + 1:
+            kept.append(item)
+    return kept[::-1]
 
 
 def latest_delivery(
@@ -186,6 +164,19 @@ def latest_delivery(
     return found
 
 
+def delivered_as(
+    deliveries: Iterable[dict[str, Any]], path: str, sha256: str
+) -> dict[str, Any] | None:
+    """The latest delivery of this content of this file, if it is still its track's."""
+    for entry in reversed(trusted_deliveries(deliveries)):
+        if (entry["path"], entry["sha256"]) == (path, sha256):
+            latest = latest_delivery(
+                deliveries, entry["language"], bool(entry.get("closed_captions"))
+            )
+            return entry if latest is entry else None
+    return None
+
+
 def trusted_deliveries(deliveries: Any) -> list[dict[str, Any]]:
     """The entries of a `deliveries` list read back from project.json that
     have the shape the service writes (anyone may have edited the file)."""
@@ -199,7 +190,15 @@ def trusted_deliveries(deliveries: Any) -> list[dict[str, Any]]:
     ]
 
 
-@dataclass(frozen=True, order=True)
+def entry_notes(entry: Mapping[str, Any]) -> list[str]:
+    """An entry's notes as read back: short strings only, a few."""
+    notes = entry.get("notes")
+    if not isinstance(notes, list):
+        return []
+    return [n[:300] for n in notes[:10] if isinstance(n, str)]
+
+
+@dataclass(frozen=True)
 class Problem:
     """One line of ERRORS.txt: a file that is not delivered, where, and why."""
 
@@ -212,30 +211,120 @@ class Problem:
         return f"{shown(self.file)}{where}: {shown(self.reason)}"
 
 
-def errors_text(
-    problems: Iterable[Problem], withdrawn: str | None = None, notes: Iterable[str] = ()
-) -> str:
-    """deliver/ERRORS.txt; empty when there is nothing to say (the file is removed then).
+@dataclass(frozen=True)
+class State:
+    """One file's line in ERRORS.txt's list of states: `en.vtt: waiting (...)`."""
 
-    `notes` are about the folder as a whole (said first, one paragraph each).
+    file: str
+    words: str
+    delivered: bool = False  # nothing to wait for and nothing to fix
+
+    def __str__(self) -> str:
+        return f"  {shown(self.file)}: {shown(self.words)}"
+
+
+def problem_count(refusal: Refused) -> int:
+    """How many problems a refusal found: `more` counts those past the first
+    (service/captions.py), whether listed in `problems` or not."""
+    return max(len(refusal.problems), refusal.more + 1)
+
+
+def problems_of(file: str, refusal: Refused) -> list[Problem]:
+    """Every problem a refusal lists, then one line counting those it does not."""
+    listed = [Problem(file, line, reason) for line, reason in refusal.problems]
+    unlisted = problem_count(refusal) - len(refusal.problems)
+    if unlisted:
+        listed.append(
+            Problem(
+                file,
+                None,
+                f"and {unlisted} more problem{'s' if unlisted > 1 else ''} "
+                f"(at most {MAX_PROBLEMS} are listed for one file)",
+            )
+        )
+    return listed
+
+
+def refused_words(total: int) -> str:
+    return f"refused: {total} problem{'s' if total > 1 else ''}, listed below"
+
+
+def errors_text(
+    problems: Iterable[Problem],
+    withdrawn: str | None = None,
+    notes: Iterable[str] = (),
+    states: Iterable[State] = (),
+) -> str:
+    """deliver/ERRORS.txt; empty when there is nothing to say (the file is removed then):
+    no problem, no note, and every file delivered.
+
+    `notes` are about the folder as a whole (said first, one paragraph each);
+    `states` one line per file; then every problem, each file's in its order.
     """
-    lines = [str(p) for p in sorted(problems)]
+    # A stable sort: one file's problems stay in the order they were found.
+    lines = [str(p) for p in sorted(problems, key=lambda p: p.file)]
+    states = sorted(states, key=lambda s: s.file)
     head = [shown(note) for note in notes]
     if withdrawn:
         head.insert(0, shown(f"Nothing in this folder is delivered: {withdrawn}"))
-    if not lines and not head:
+    if not lines and not head and all(s.delivered for s in states):
         return ""
-    if head:
-        head = [line for note in head for line in (note, "")]
-    if not lines:
-        return "\n".join([*head[:-1], ""])
-    return "\n".join(
-        [
-            *head,
+    out = [line for note in head for line in (note, "")]
+    if states:
+        out += ["THE FILES IN THIS FOLDER", *(str(s) for s in states), ""]
+    if lines:
+        out += [
+            *(["PROBLEMS"] if states else []),
             *lines,
             "",
-            "Each line is a file that was not delivered to Iconik. Fix it and save it",
-            "again; this list is rewritten at each look. README.txt says how to deliver.",
+            "Each problem is a file that was not delivered to Iconik. Fix it and save",
+            "it again; this list is rewritten at each look. README.txt says how to deliver.",
+            "",
+        ]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def report_text(
+    sections: Iterable[tuple[str, str, house_style.Report]],
+    style: house_style.Style,
+    frame_rate: str | None,
+) -> str:
+    """deliver/REPORT.txt: the house-style findings of each file, `sections`
+    being (file, its state, its report); empty when no file has any."""
+    body: list[str] = []
+    for file, state, report in sorted(sections, key=lambda s: s[0]):
+        if not report.total:
+            continue
+        body += ["", f"{shown(file)} ({shown(state)}): {_findings(report.total)}"]
+        body += [
+            f"  line {f.line}, cue {f.cue}: {house_style.RULE_NAMES[f.rule]}: {f.value}"
+            for f in report.listed
+        ]
+        if report.more:
+            body.append(
+                f"  and {_findings(report.more)} more (at most {house_style.MAX_LISTED} "
+                "are listed for one file)"
+            )
+    if not body:
+        return ""
+    then = (
+        "Under this service's setting a file with findings is refused."
+        if style.strict
+        else "Files with findings are still delivered: this is advice, not a refusal."
+    )
+    rules = [f"  - {words}" for words in house_style.describe(style, frame_rate)]
+    return "\n".join(
+        [
+            "HOUSE STYLE REPORT",
+            "",
+            "The style the files here are read against:",
+            *rules,
+            then,
+            *body,
             "",
         ]
     )
+
+
+def _findings(count: int) -> str:
+    return f"{count} finding{'s' if count > 1 else ''}"

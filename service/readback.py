@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.captions import Media
 from service.outtray import trusted_deliveries
 
 # The manifest's top-level keys (bundle.build_manifest, withdraw_manifest).
@@ -47,9 +48,7 @@ def manifest(read: Any) -> dict[str, Any] | None:
         kept["status"] = "ready"
     if not isinstance(kept.get("asset"), dict):
         kept["asset"] = {}
-    duration = kept["asset"].get("duration_seconds")  # for the end-of-video check
-    if duration is not None and not _is_number(duration):
-        kept["asset"] = {k: v for k, v in kept["asset"].items() if k != "duration_seconds"}
+    kept["asset"] = _asset(kept["asset"])
     kept["files"] = [f for f in _list(kept.get("files")) if _is_file_entry(f)]
     kept["deliveries"] = trusted_deliveries(kept.get("deliveries"))
     edits = [p for p in _list(kept.get("captioner_edits")) if isinstance(p, str)]
@@ -65,6 +64,33 @@ def manifest(read: Any) -> dict[str, Any] | None:
     if not isinstance(kept.get("withdrawn"), dict):
         kept.pop("withdrawn", None)
     return kept
+
+
+# The media's facts the checks of a delivery use, as Iconik gives them
+# ("10:00:00:00", "29.97"): short strings, or they are dropped.
+_MEDIA_TEXT = ("start_timecode", "frame_rate")
+MAX_MEDIA_TEXT = 32
+
+
+def _asset(asset: dict[str, Any]) -> dict[str, Any]:
+    """The asset facts with those a delivery's checks read in their shape:
+    the duration a number, the start timecode and frame rate short strings."""
+    duration = asset.get("duration_seconds")  # for the end-of-video check
+    drop = {"duration_seconds"} if duration is not None and not _is_number(duration) else set()
+    for key in _MEDIA_TEXT:
+        value = asset.get(key)
+        if value is not None and not (isinstance(value, str) and len(value) <= MAX_MEDIA_TEXT):
+            drop.add(key)
+    return {k: v for k, v in asset.items() if k not in drop}
+
+
+def media_of(asset: dict[str, Any]) -> Media:
+    """The media facts of a read-back manifest's `asset`, for a delivery's checks."""
+    return Media(
+        asset.get("duration_seconds"),
+        asset.get("start_timecode") or None,
+        asset.get("frame_rate") or None,
+    )
 
 
 def _is_number(value: Any) -> bool:
@@ -100,4 +126,8 @@ def _request(value: Any) -> dict[str, Any] | None:
     facts["metadata_view_id"] = view if isinstance(view, str) else None
     form = value.get("form_values")
     facts["form_values"] = form if isinstance(form, dict) else {}
+    labels = value.get("form_labels")  # shown on the page: text only
+    facts["form_labels"] = (
+        {k: v for k, v in labels.items() if isinstance(v, str)} if isinstance(labels, dict) else {}
+    )
     return facts

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 from collections.abc import Callable, Iterator
 
 import anyio
 import uvicorn
 
+from service.edge import Edge, EdgeLimits
+from service.edge_protocol import EdgeProtocol
 from service.logging import get_logger
 
 log = get_logger("service.server")
@@ -30,15 +33,31 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def config(app: object, *, lifespan: str = "on") -> uvicorn.Config:
+def config(
+    app: object, *, lifespan: str = "on", limits: EdgeLimits | None = None
+) -> uvicorn.Config:
+    """uvicorn on httptools (uvloop when installed), guarded by service.edge's limits.
+
+    Every server of the project runs this way, the benchmarks' floor too,
+    so that what the guard costs is inside the measurement.
+    """
+    limits = limits or EdgeLimits()
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
+        http=functools.partial(EdgeProtocol, edge=Edge(limits)),  # type: ignore[arg-type]
+        ws="none",  # nothing here speaks WebSocket: no upgrade path to guard
+        timeout_keep_alive=limits.keep_alive_timeout_seconds,  # type: ignore[arg-type]
         log_config=None,  # logging is ours (service.logging), JSON and redacted
         access_log=False,
         lifespan=lifespan,
         # SIGTERM: stop accepting, let in-flight requests finish, then exit.
         timeout_graceful_shutdown=30,
     )
+
+
+def edge_of(cfg: uvicorn.Config) -> Edge:
+    """The connections and limits of the server made from `cfg`."""
+    return cfg.http.keywords["edge"]  # type: ignore[union-attr]
 
 
 class Server(uvicorn.Server):
@@ -79,7 +98,15 @@ class Server(uvicorn.Server):
             await super().startup(sockets)
             if self.started:
                 host, port = self.sock.getsockname()[:2]
-                log.info("service.listening", host=host, port=port, url=f"http://{host}:{port}")
+                edge = edge_of(self.config)
+                log.info(
+                    "service.listening",
+                    host=host,
+                    port=port,
+                    url=f"http://{host}:{port}",
+                    # At most three quarters of the file handle limit: the rest is the process's.
+                    max_connections=edge.max_connections,
+                )
         finally:
             if self.on_ready is not None:
                 self.on_ready()

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.house_style import Style
 from service.ids import iconik_id
 from service.user_token import check_key
 
@@ -82,6 +83,32 @@ class Settings(BaseSettings):
     # How long the queue keeps finished requests (their tasks and payloads);
     # 0 keeps them forever (service/queue/retention.py).
     retention_days: float = Field(default=90, ge=0)
+    # The custom action form's field that holds the due date (shown on the page).
+    due_date_field: str = "due_date"
+
+    # Limits at the edge (service/edge.py): what a client reaching the port
+    # may cost before it is authenticated.
+    max_url_bytes: int = Field(default=8 * 1024, ge=256)
+    max_header_line_bytes: int = Field(default=8 * 1024, ge=256)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    header_timeout_seconds: float = Field(default=10, gt=0)
+    body_timeout_seconds: float = Field(default=10, gt=0)
+    min_body_bytes_per_second: float = Field(default=1024, gt=0)
+    keep_alive_timeout_seconds: float = Field(default=5, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
+    max_connections_per_client: int = Field(default=100, ge=1)
+    max_requests_in_flight: int = Field(default=256, ge=1)
+
+    # House style (service/house_style.py): checked on every delivered file and
+    # reported in deliver/REPORT.txt; `strict` refuses a file with findings.
+    # Each rule's limit; 0 turns the rule off.
+    house_style: Literal["report", "strict"] = "report"
+    house_style_max_line_chars: int = Field(default=42, ge=0)
+    house_style_max_lines: int = Field(default=2, ge=0)
+    house_style_max_chars_per_second: float = Field(default=20, ge=0)
+    house_style_min_cue_seconds: float = Field(default=5 / 6, ge=0)
+    house_style_max_cue_seconds: float = Field(default=7, ge=0)
+    house_style_min_gap_frames: float = Field(default=2, ge=0)
 
     _split = field_validator(
         "webhook_secrets", "bearer_tokens", "metadata_view_ids", "user_token_keys", mode="before"
@@ -151,6 +178,19 @@ class Settings(BaseSettings):
         return self
 
     # Derived values, so that callers never parse URLs themselves.
+
+    @property
+    def style(self) -> Style:
+        """The house style the HOUSE_STYLE* settings make."""
+        return Style(
+            max_line_chars=self.house_style_max_line_chars,
+            max_lines=self.house_style_max_lines,
+            max_chars_per_second=self.house_style_max_chars_per_second,
+            min_cue_seconds=self.house_style_min_cue_seconds,
+            max_cue_seconds=self.house_style_max_cue_seconds,
+            min_gap_frames=self.house_style_min_gap_frames,
+            strict=self.house_style == "strict",
+        )
 
     @property
     def sqlite_path(self) -> Path:

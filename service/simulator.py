@@ -35,6 +35,7 @@ from service.simulator_seed import SeedData, Seeded, _srt, _uuid, _vtt, sample_v
 from service.simulator_storage import Blob, DownloadGate, SignedStorage, served
 from service.simulator_tracks import TrackWrites
 from service.simulator_users import SimUser, UserRights
+from service.simulator_views import MetadataViews
 
 # Re-exported: tests and the benches build simulators from these.
 __all__ = [
@@ -73,7 +74,7 @@ class SimAsset:
 ICONIK_LIMITS = ((50, 1.0), (1000, 20.0))
 
 
-class Simulator(UserRights, SearchDocuments, TrackWrites, SignedStorage, SeedData):
+class Simulator(UserRights, SearchDocuments, TrackWrites, SignedStorage, SeedData, MetadataViews):
     def __init__(
         self,
         app_id: str,
@@ -89,6 +90,7 @@ class Simulator(UserRights, SearchDocuments, TrackWrites, SignedStorage, SeedDat
         self.saved_searches: dict[str, list[dict[str, Any]]] = {}
         self.custom_actions: dict[str, dict[str, Any]] = {}
         self.webhooks: dict[str, dict[str, Any]] = {}
+        self.views: dict[str, dict[str, Any]] = {}  # metadata view definitions, by id
         self.jobs: dict[str, dict[str, Any]] = {}
         self.blobs: dict[str, Blob] = {}
         self.requests: list[tuple[str, str]] = []  # API calls, as (method, path)
@@ -111,7 +113,7 @@ class Simulator(UserRights, SearchDocuments, TrackWrites, SignedStorage, SeedDat
         self.echo_credentials = False  # injected faults quote the request's Auth-Token
         self._lock = threading.Lock()
         self._init_users()  # tokens of users, and what each may not read
-        self._init_search()  # metadata views, signed URLs' life
+        self._init_search()  # signed URLs' life
 
     # -- state changes (for tests and the demo) ----------------------------
 
@@ -281,7 +283,7 @@ class Simulator(UserRights, SearchDocuments, TrackWrites, SignedStorage, SeedDat
             Route("/storage/{key:path}", self._storage, methods=["GET"]),
             *self.track_routes(),
             *self.user_routes(),
-            *self.search_routes(),
+            *self.view_routes(),
         ]
         return Starlette(routes=routes)
 

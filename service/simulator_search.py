@@ -9,9 +9,8 @@ some. Signed URLs are made only on request, as Iconik makes them:
 `generate_signed_proxy_url=true` gives each proxy a `url`,
 `generate_signed_download_url=true` each file.
 
-`GET /API/metadata/v1/views/{view_id}/` answers a view's definition, its
-fields being those any asset holds values in through that view (or those
-`metadata_views` names).
+(A view's definition, which says which of those fields the view shows, is
+service/simulator_views.py's.)
 
 Signed URLs expire: with `signed_url_life` set (seconds, on `url_clock`),
 each URL carries its end in `Expires`, and storage answers 403 once it is
@@ -25,8 +24,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 if TYPE_CHECKING:
     from service.simulator import SimAsset
@@ -52,7 +49,6 @@ class SearchDocuments:
     """Mixed into `Simulator`."""
 
     assets: dict[str, SimAsset]
-    metadata_views: dict[str, list[str]]  # view id -> field names (beside those in use)
     signed_url_life: float | None
     url_clock: Callable[[], float] | None
     expired_refusals: int
@@ -63,7 +59,6 @@ class SearchDocuments:
         def _signed_url(self, request: Request, key: str) -> str: ...
 
     def _init_search(self) -> None:
-        self.metadata_views = {}
         self.signed_url_life = None
         self.url_clock = None
         self.expired_refusals = 0
@@ -94,26 +89,6 @@ class SearchDocuments:
             if name not in _ALWAYS:
                 document.pop(name, None)
         return document
-
-    def search_routes(self) -> list[Route]:
-        return [Route("/API/metadata/v1/views/{view_id}/", self._api(self._view), methods=["GET"])]
-
-    async def _view(self, request: Request) -> Response:
-        view_id = request.path_params["view_id"]
-        names = set(self.metadata_views.get(view_id, []))
-        for sim in self.assets.values():
-            names |= set(sim.metadata.get(view_id, {}))
-        if not names and view_id not in self.metadata_views:
-            return JSONResponse({"errors": ["Metadata view does not exist"]}, status_code=404)
-        return JSONResponse(
-            {
-                "id": view_id,
-                "name": f"view {view_id}",
-                "view_fields": [
-                    {"name": name, "label": name, "field_type": "string"} for name in sorted(names)
-                ],
-            }
-        )
 
     def url_expiry(self) -> str:
         """The `Expires` of a URL signed now."""

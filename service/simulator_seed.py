@@ -31,6 +31,10 @@ def sample_video() -> bytes:
     return resources.files("service").joinpath("media", SAMPLE_MP4).read_bytes()
 
 
+# The custom action's form in the simulator (what `register --metadata-view` would name).
+FORM_VIEW_ID = _uuid("view/caption-request")
+
+
 @dataclass(frozen=True)
 class Seeded:
     normal: str
@@ -39,6 +43,8 @@ class Seeded:
     traversal_title: str
     large: str
     view_id: str
+    # The custom action's form (target_languages, due_date, notes).
+    form_view_id: str = ""
 
     @property
     def all(self) -> list[str]:
@@ -52,6 +58,7 @@ class SeedData:
     add_proxy: Any
     add_file: Any
     add_subtitle: Any
+    add_view: Any
 
     def add_tiny_assets(self, count: int, proxy_bytes: int = 4) -> list[str]:
         """`count` assets with a proxy of a few bytes each: many bundles, little I/O."""
@@ -93,6 +100,21 @@ class SeedData:
         )
         self.add_subtitle(
             normal, "fr", _vtt("[Musique]", "Bienvenue à bord."), closed_captions=True
+        )
+        self.add_view(
+            view_id,
+            "Captioning",
+            [("Description", "Episode description", "text"), ("Genre", "Genre", "drop_down")],
+        )
+        form_view_id = FORM_VIEW_ID
+        self.add_view(
+            form_view_id,
+            "Caption request",
+            [
+                ("target_languages", "Languages wanted", "drop_down"),
+                ("due_date", "Due date", "date"),
+                ("notes", "Notes for the captioner", "text"),
+            ],
         )
         normal.metadata[view_id] = {
             "Description": {"field_values": [{"value": "Pilot episode, final cut"}]},
@@ -151,6 +173,7 @@ class SeedData:
             traversal_title=traversal.asset["id"],
             large=large.asset["id"],
             view_id=view_id,
+            form_view_id=form_view_id,
         )
 
     # -- HTTP ---------------------------------------------------------------

@@ -46,6 +46,7 @@ TASK_KINDS: dict[str, TaskKind] = {
     "refresh": build.refresh,
     "withdraw": build.withdraw,
     deliver.KIND: deliver.deliver,
+    deliver.README_KIND: deliver.rewrite_readme,
 }
 
 
@@ -102,6 +103,8 @@ class Worker:
                     metrics=self.metrics,
                     clock=self.clock,
                     max_caption_bytes=self.settings.max_caption_bytes,
+                    style=self.settings.style,
+                    readme_every=self.settings.deliver_scan_seconds,
                 )
                 group.start_soon(scan.run, self.settings.deliver_scan_seconds)
 

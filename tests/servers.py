@@ -24,11 +24,24 @@ from service.server import config as server_config
 
 
 @contextmanager
-def running(app: Any) -> Iterator[str]:
-    """Serve `app` with real uvicorn on a free loopback port; yield its base URL."""
+def running(app: Any, limits: Any = None) -> Iterator[str]:
+    """Serve `app` with real uvicorn on a free loopback port; yield its base URL.
+
+    `limits` (service.edge.EdgeLimits) replaces the default limits at the edge.
+    """
+    with running_server(app, limits) as server:
+        yield server.url
+
+
+@contextmanager
+def running_server(app: Any, limits: Any = None) -> Iterator[Server]:
+    """`running`, yielding the server itself (its `.url`, `.config`)."""
     ready = threading.Event()
     server = Server(
-        server_config(app), bind("127.0.0.1", 0), handle_signals=False, on_ready=ready.set
+        server_config(app, limits=limits),
+        bind("127.0.0.1", 0),
+        handle_signals=False,
+        on_ready=ready.set,
     )
     thread = threading.Thread(target=server.run_here, daemon=True)
     thread.start()
@@ -37,7 +50,7 @@ def running(app: Any) -> Iterator[str]:
         thread.join(10)
         raise RuntimeError("test server did not start")
     try:
-        yield server.url
+        yield server
     finally:
         server.should_exit = True
         thread.join(30)

@@ -137,7 +137,13 @@ class Stack:
 
     def __post_init__(self) -> None:
         queue = SQLiteQueue(self.settings.sqlite_path, clock=self.clock)
-        self.scanner = DeliverScan(queue, open_storage(self.settings.storage_url), clock=self.clock)
+        self.scanner = DeliverScan(
+            queue,
+            open_storage(self.settings.storage_url),
+            clock=self.clock,
+            style=self.settings.style,
+            readme_every=self.settings.deliver_scan_seconds,
+        )
 
     def send(self, body: bytes) -> dict[str, Any]:
         answer = httpx2.post(

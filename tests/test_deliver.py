@@ -10,6 +10,7 @@ import io
 import json
 import signal
 import sqlite3
+from datetime import UTC, datetime
 
 import httpx2
 import jsonschema
@@ -91,6 +92,11 @@ def delivered_job(sim, status):
     ]
 
 
+def hms(s):
+    """The stack's clock as ERRORS.txt says when a file was seen."""
+    return datetime.fromtimestamp(s.clock.now, UTC).strftime("%H:%M:%S")
+
+
 def take(s, times=2):
     """Scan `times` looks in a row: a file is taken on the second look that finds it unchanged."""
     return [s.scan().queued for _ in range(times)]
@@ -126,6 +132,8 @@ def test_a_webvtt_file_becomes_the_assets_english_track(tmp_path):
             "closed_captions": False,
             "subtitle_id": before["id"],
             "delivered_at": "2027-01-15T08:00:00+00:00",
+            # The house style's findings, counted: delivered all the same.
+            "house_style": {"chars_per_second": 1, "short_cue": 1, "gap": 1},
         }
         assert receipt == {"deliveries": [entry]}
         m = s.manifest(asset)
@@ -133,6 +141,10 @@ def test_a_webvtt_file_becomes_the_assets_english_track(tmp_path):
         for listed in m["files"]:  # still exactly what the manifest says
             data = (folder / listed["path"]).read_bytes()
             assert hashlib.sha256(data).hexdigest() == listed["sha256"]
+        # Until the next look, ERRORS.txt says the file is being checked;
+        # that look finds every file delivered and removes it.
+        assert "en.vtt: checking" in (folder / "deliver" / "ERRORS.txt").read_text()
+        assert take(s, 1) == [0]
         assert not (folder / "deliver" / "ERRORS.txt").exists()
         [job] = delivered_job(s.sim, "FINISHED")
         # The title as the service wrote it into the folder's name: nothing a
@@ -218,12 +230,23 @@ def test_a_broken_file_is_refused_at_its_line_and_left_alone(tmp_path, monkeypat
         deliver = s.bundle_dir(asset) / "deliver"
         (deliver / "de.vtt").write_text(BROKEN_DE)
         (deliver / "notes.docx").write_bytes(b"PK\x03\x04")
-        assert take(s) == [0, 1]
+        assert take(s, 1) == [0]
+        # At the first look: the name is not a track's, the caption file waits.
+        first = (deliver / "ERRORS.txt").read_text()
+        assert f"  de.vtt: waiting (seen at {hms(s)} UTC, still changing)\n" in first
+        assert "\nnotes.docx: not a name the service delivers" in first
+        assert take(s, 1) == [1]
         errors = (deliver / "ERRORS.txt").read_text().splitlines()
-        assert errors[0] == (
-            "de.vtt, line 7: the cue ends (00:00:01.200) before it starts (00:00:01.500)"
-        )
-        assert errors[1].startswith("notes.docx: not a name the service delivers")
+        assert errors[:7] == [
+            "THE FILES IN THIS FOLDER",
+            "  de.vtt: refused: 1 problem, listed below",
+            "  notes.docx: not delivered",
+            "",
+            "PROBLEMS",
+            "de.vtt, line 7: the cue ends (00:00:01.200) before it starts (00:00:01.500)",
+            errors[6],
+        ]
+        assert errors[6].startswith("notes.docx: not a name the service delivers")
         s.drain()
 
         assert track_writes(s.sim) == []  # nothing reached Iconik
@@ -255,10 +278,16 @@ def test_a_broken_file_is_refused_at_its_line_and_left_alone(tmp_path, monkeypat
         (deliver / "de.vtt").write_text(BROKEN_DE.replace("01.200", "01.900"))
         (deliver / "notes.docx").unlink()
         assert take(s, 1) == [0]
-        assert not (deliver / "ERRORS.txt").exists()
+        # Seen at once: the fixed file waits for the next look, the error is gone.
+        assert (deliver / "ERRORS.txt").read_text() == (
+            f"THE FILES IN THIS FOLDER\n  de.vtt: waiting (seen at {hms(s)} UTC, still changing)\n"
+        )
         assert take(s, 1) == [1]
+        assert "de.vtt: checking" in (deliver / "ERRORS.txt").read_text()
         s.drain()
         assert len(s.sim.tracks(asset, "de", False)) == 1
+        s.scan()
+        assert not (deliver / "ERRORS.txt").exists()
 
 
 def test_a_file_growing_in_two_steps_is_delivered_only_whole(tmp_path):
@@ -283,17 +312,26 @@ def test_a_withdrawn_bundle_delivers_nothing_and_says_why(tmp_path):
         asset = s.seeded.normal
         s.send(custom_action_body(asset_ids=[asset]))
         s.drain()
+        deliver = s.bundle_dir(asset) / "deliver"
+        (deliver / "fr.srt").write_text(FR_CC_SRT)  # delivered before the withdrawal
+        assert take(s) == [0, 1]
+        s.drain()
         s.sim.delete_asset(asset)
         s.webhook(webhook_body(object_id=asset, operation="delete", request_id="gone-1"))
         s.drain()
-        deliver = s.bundle_dir(asset) / "deliver"
         (deliver / "en.vtt").write_text(EN_VTT)
         assert take(s, 3) == [0, 0, 0]
         s.drain()
-        assert stored_deliveries(s.settings) == 0 and track_writes(s.sim) == []
+        assert stored_deliveries(s.settings) == 1 and len(track_writes(s.sim)) == 2
         errors = (deliver / "ERRORS.txt").read_text()
         assert errors.startswith("Nothing in this folder is delivered: this project was withdrawn")
-        assert "en.vtt: not delivered (withdrawn project)" in errors
+        # What was delivered before is not an error to fix; the rest is not delivered.
+        assert errors.endswith(
+            "THE FILES IN THIS FOLDER\n"
+            "  en.vtt: not delivered: this project was withdrawn\n"
+            "  fr.srt: delivered at 2027-01-15 08:00:00 UTC; before the withdrawal\n"
+        )
+        assert "fix it" not in errors.lower() and "PROBLEMS" not in errors
         assert (deliver / "en.vtt").read_text() == EN_VTT
 
 
@@ -319,7 +357,27 @@ def test_two_files_for_one_track_and_two_scanners(tmp_path):
         s.scanner = original
         assert take(s, 1) == [0]
         assert stored_deliveries(s.settings) == 1
+        s.drain()
+        s.scan()
         assert not (deliver / "ERRORS.txt").exists()
+
+        # en.srt saved beside the delivered en.vtt: en.vtt stays the delivered
+        # one (as RECEIPT.json says), en.srt waits, and says why.
+        (deliver / "en.srt").write_text(FR_CC_SRT)
+        assert take(s) == [0, 0]
+        errors = (deliver / "ERRORS.txt").read_text()
+        assert errors == (
+            "THE FILES IN THIS FOLDER\n"
+            "  en.srt: waiting: en.vtt is the en track as delivered; to deliver en.srt "
+            "instead, remove en.vtt, or remove this one\n"
+            "  en.vtt: delivered at 2027-01-15 08:00:00 UTC\n"
+        )
+        receipt = json.loads((deliver / "RECEIPT.json").read_text())
+        assert [d["path"] for d in receipt["deliveries"]] == ["deliver/en.vtt"]
+        (deliver / "en.vtt").unlink()
+        assert take(s) == [1, 0]  # en.srt was unchanged for two looks already
+        s.drain()
+        assert cues_of(s.sim.assets[asset].webvtt[("en", False)]) == cues_of(FR_CC_SRT, "srt")
 
 
 def test_a_delivery_iconik_keeps_refusing_fails_and_errors_say_so(tmp_path):
@@ -337,7 +395,8 @@ def test_a_delivery_iconik_keeps_refusing_fails_and_errors_say_so(tmp_path):
         assert "gave up after 2 attempts" in job["error_message"]
         s.scan()
         errors = (deliver / "ERRORS.txt").read_text()
-        assert errors.startswith("en.vtt: not delivered: GET /API/files/v1/assets/")
+        assert "  en.vtt: not delivered: the delivery failed, see below\n" in errors
+        assert "\nen.vtt: not delivered: GET /API/files/v1/assets/" in errors
         assert "503" in errors and "request " in errors
         # Whatever failed, no credential reaches the captioners' folder or Iconik's job.
         assert ICONIK_TOKEN not in errors and ICONIK_TOKEN not in json.dumps(job)

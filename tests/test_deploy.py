@@ -75,3 +75,25 @@ def test_receivers_take_deliveries_and_workers_do_not(tmp_path):
     assert ("worker", "--port", "8080") in commands
     assert "/iconik/webhook" in _routes(["serve", "--no-worker"], tmp_path)
     assert "/iconik/webhook" not in _routes(["worker", "--port", "8080"], tmp_path)
+
+
+def test_file_handle_limits_leave_room_for_every_connection_the_service_keeps():
+    # The service keeps at most 3/4 of its file handle limit for connections
+    # (service/edge.py); the deploy files must not make that less than MAX_CONNECTIONS.
+    wanted = Settings.model_fields["max_connections"].default
+    unit = (DEPLOY / "caption-bridge.service").read_text()
+    [limit] = [line for line in unit.splitlines() if line.startswith("LimitNOFILE=")]
+    assert int(limit.removeprefix("LimitNOFILE=")) * 3 // 4 >= wanted
+    for name, service in _compose_services().items():
+        if "build" in service:
+            assert service["ulimits"]["nofile"]["soft"] * 3 // 4 >= wanted, name
+
+
+def test_behind_a_proxy_idle_connections_outlive_the_proxys_own_timeout():
+    # nginx and the cloud load balancers keep idle upstream connections for 60 s:
+    # the service closing first races the proxy's next request on that connection.
+    for _, _, environment, _ in _bridge_containers():
+        if "KEEP_ALIVE_TIMEOUT_SECONDS" in environment:
+            assert float(environment["KEEP_ALIVE_TIMEOUT_SECONDS"]) > 60
+    [configmap] = _documents(DEPLOY / "kubernetes" / "configmap.yaml")
+    assert float(configmap["data"]["KEEP_ALIVE_TIMEOUT_SECONDS"]) > 60

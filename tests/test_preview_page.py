@@ -18,7 +18,7 @@ import html5lib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import bundle, preview
+from service import bundle, preview, readback
 
 ASSET = "0a1b2c3d-0000-4000-8000-00000000a001"
 HOSTILE = [
@@ -66,6 +66,11 @@ PAGE_TAGS = {
     "th",
     "td",
     "script",
+    "div",
+    "span",
+    "button",
+    "h3",
+    "pre",
 }
 
 
@@ -74,7 +79,12 @@ def as_parsed(text: str) -> str:
     return text.replace("\0", "\ufffd")
 
 
-def manifest(title: str, form: dict[str, str], languages: list[str]) -> dict[str, Any]:
+def manifest(
+    title: str,
+    form: dict[str, str],
+    languages: list[str],
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
     files = [bundle.BundleFile("media/m.mp4", 10, "ab" * 32, "media", source="proxy")]
     for n, language in enumerate(languages):
         for extension in ("vtt", "srt"):
@@ -84,8 +94,12 @@ def manifest(title: str, form: dict[str, str], languages: list[str]) -> dict[str
                 )
             )
     return bundle.build_manifest(
-        asset=bundle.AssetFacts(id=ASSET, title=title, metadata={"Genre": title}),
-        request=bundle.RequestFacts(request_id="r1", requested_by=title, form_values=form),
+        asset=bundle.AssetFacts(
+            id=ASSET, title=title, metadata={"Genre": title}, web_url="https://iconik/asset"
+        ),
+        request=bundle.RequestFacts(
+            request_id="r1", requested_by=title, form_values=form, form_labels=labels or {}
+        ),
         files=files,
         revision=1,
         generated_at="now",
@@ -109,15 +123,26 @@ def page_script() -> str:
 PAGE_SCRIPT = page_script()
 
 
-def check(title: str, form: dict[str, str], cues: list[tuple[str, str]]) -> None:
+def table(doc: Element, table_id: str) -> list[tuple[str, ...]]:
+    [found] = [t for t in doc.iter("table") if t.get("id") == table_id]
+    return [tuple(text_of(cell) for cell in row) for row in found.iter("tr")]
+
+
+def check(
+    title: str,
+    form: dict[str, str],
+    cues: list[tuple[str, str]],
+    labels: dict[str, str] | None = None,
+    errors: str | None = None,
+) -> None:
     languages = [language for language, _ in cues]
     texts_by_path = {f"captions/{n}.vtt": text for n, (_, text) in enumerate(cues)}
-    m = manifest(title, form, languages)
-    doc = parse(preview.render_preview(m, texts_by_path))
+    m = manifest(title, form, languages, labels)
+    doc = parse(preview.render_preview(m, texts_by_path, errors_text=errors))
 
     assert {e.tag for e in doc.iter()} <= PAGE_TAGS
     scripts = list(doc.iter("script"))
-    assert [s.attrib for s in scripts] == [{"id": "captions-data", "type": "application/json"}, {}]
+    assert [s.attrib for s in scripts] == [{"id": "page-data", "type": "application/json"}, {}]
     assert scripts[1].text == PAGE_SCRIPT
     expected = [
         {
@@ -129,20 +154,27 @@ def check(title: str, form: dict[str, str], cues: list[tuple[str, str]]) -> None
         }
         for n, (language, text) in enumerate(cues)
     ]
-    assert json.loads(scripts[0].text or "") == expected
+    assert json.loads(scripts[0].text or "") == {"captions": expected, "timing": None}
 
     shown = as_parsed(title or "untitled")
     head_title = doc.find("head/title")
     assert head_title is not None and head_title.text == f"{shown}: captioning project"
     h1 = doc.find("body/h1")
     assert h1 is not None and text_of(h1) == shown
-    tables = [
-        [tuple(text_of(cell) for cell in row) for row in table.iter("tr")]
-        for table in doc.iter("table")
+    assert (
+        table(doc, "request")
+        == [("Requested by", as_parsed(title)), ("Request id", "r1")][not title :]
+    )
+    named = labels or {}
+    shown_form = [
+        (as_parsed(named.get(k, k)), as_parsed(v)) for k, v in form.items() if v and k != "due_date"
     ]
-    assert tables[0] == [("Requested by", as_parsed(title)), ("Request id", "r1")][not title :]
-    shown_form = [(as_parsed(k), as_parsed(v)) for k, v in form.items() if v]
-    assert tables[1:] == ([shown_form] if form else [])
+    assert table(doc, "brief") == (shown_form or [("No notes with this request.",)])
+    if title:
+        assert table(doc, "metadata") == [("Genre", as_parsed(title))]
+    if errors and errors.strip():
+        [pre] = doc.iter("pre")
+        assert pre.text == as_parsed(errors)  # the parser drops the one LF after <pre>
     links = [a.get("href") for a in doc.iter("a")]
     assert links == [f"captions/{n}.{ext}" for n in range(len(cues)) for ext in ("vtt", "srt")]
     video = doc.find(".//video")
@@ -154,9 +186,13 @@ def check(title: str, form: dict[str, str], cues: list[tuple[str, str]]) -> None
     title=texts,
     form=st.dictionaries(texts, texts),
     cues=st.lists(st.tuples(texts, texts), max_size=3),
+    labels=st.dictionaries(texts, texts),
+    errors=st.none() | texts,
 )
-def test_no_title_metadata_or_cue_changes_how_the_page_parses(title, form, cues):
-    check(title, form, cues)
+def test_no_title_metadata_label_error_or_cue_changes_how_the_page_parses(
+    title, form, cues, labels, errors
+):
+    check(title, form, cues, labels, errors)
 
 
 def test_a_cue_that_opens_a_comment_and_a_script_does_not_swallow_the_page_script():
@@ -169,11 +205,9 @@ def test_json_escapes_every_character_that_means_something_to_html_or_old_javasc
     page = preview.render_preview(
         manifest("t", {}, ["en"]), {"captions/0.vtt": "<>&\u2028\u2029</script><!--"}
     )
-    data = page.split('<script id="captions-data" type="application/json">')[1].split("</script>")[
-        0
-    ]
+    data = page.split('<script id="page-data" type="application/json">')[1].split("</script>")[0]
     assert not set(data) & set("<>&\u2028\u2029")
-    assert json.loads(data)[0]["text"] == "<>&\u2028\u2029</script><!--"
+    assert json.loads(data)["captions"][0]["text"] == "<>&\u2028\u2029</script><!--"
 
 
 def test_a_path_that_reads_as_a_url_scheme_stays_a_relative_link():
@@ -196,5 +230,38 @@ def test_a_track_left_out_is_named_with_its_reason_as_text(language, reason):
     [item] = [li for li in doc.iter("li") if li.get("class") == "skipped"]
     label = bundle.caption_label(language or "und", True)
     assert text_of(item) == as_parsed(f"{label}: not in this bundle. {reason}")
-    [shown] = json.loads(next(doc.iter("script")).text or "")
+    [shown] = json.loads(next(doc.iter("script")).text or "")["captions"]
     assert shown["path"] == "captions/0.vtt"  # the track left out is not among the page's
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    edits=st.dictionaries(
+        st.sampled_from(["asset", "request", "files", "deliveries", "tracks_skipped", "revision"]),
+        json_values,
+    ),
+    asset=st.dictionaries(
+        st.sampled_from(["title", "frame_rate", "start_timecode", "metadata", "metadata_labels"]),
+        json_values,
+    ),
+    request=st.dictionaries(st.sampled_from(["form_values", "form_labels"]), json_values),
+    errors=st.none() | texts,
+)
+def test_a_manifest_read_back_after_any_edit_still_renders(edits, asset, request, errors):
+    # A delivery rewrites the page from project.json as read back, after the
+    # track is in Iconik: no value a captioner could write there may stop it.
+    m = manifest("t", {}, ["en"])
+    m["asset"].update(asset)
+    m["request"].update(request)
+    m.update(edits)
+    read = readback.manifest(json.loads(json.dumps(m)))
+    assert read is not None
+    doc = parse(preview.render_preview(read, {}, errors_text=errors))
+    assert {e.tag for e in doc.iter()} <= PAGE_TAGS

@@ -4,6 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service import bundle, readback
+from service.captions import Media
 
 FILE = {"path": "captions/en.vtt", "size": 10, "sha256": "ab", "kind": "caption"}
 DELIVERY = {"path": "deliver/en.vtt", "sha256": "cd", "language": "en"}
@@ -30,7 +31,13 @@ def test_edited_parts_are_dropped_or_reset():
         "files": [FILE, {"path": 3}, "x", {**FILE, "size": -1}],
         "deliveries": [DELIVERY, {"language": None}],
         "captioner_edits": "everything",
-        "request": {"request_id": "r1", "surprise": 1, "context": 5, "form_values": []},
+        "request": {
+            "request_id": "r1",
+            "surprise": 1,
+            "context": 5,
+            "form_values": [],
+            "form_labels": {"due": "Due date", "x": ["not", "text"]},
+        },
         "withdrawn": "yes",
         "extra": {"huge": "x"},
     }
@@ -47,6 +54,7 @@ def test_edited_parts_are_dropped_or_reset():
             "requested_at": None,
             "metadata_view_id": None,
             "form_values": {},
+            "form_labels": {"due": "Due date"},
         },
     }
     assert readback.manifest([1, 2]) is None
@@ -76,3 +84,15 @@ def test_anything_read_back_can_be_used_as_a_manifest(read):
         bundle.BundleFile.from_entry(entry)
     if "request" in kept:
         bundle.RequestFacts(**kept["request"])
+
+
+def test_the_start_timecode_and_frame_rate_are_kept_as_short_strings():
+    good = {"id": "a1", "start_timecode": "10:00:00:00", "frame_rate": "30000/1001"}
+    assert readback.manifest({"asset": good})["asset"] == good
+    assert readback.media_of(good) == Media(None, "10:00:00:00", "30000/1001")
+    for odd in (25, 29.97, ["10:00:00:00"], "1" * 33, {"x": 1}):
+        read = readback.manifest({"asset": {**good, "start_timecode": odd, "frame_rate": odd}})
+        assert read["asset"] == {"id": "a1"}  # dropped: never used in another shape
+        media = readback.media_of(read["asset"])
+        assert media.start_timecode is None and media.frame_rate is None
+    assert readback.media_of({"duration_seconds": 5.0, "frame_rate": ""}) == Media(5.0, None, None)

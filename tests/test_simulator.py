@@ -90,8 +90,9 @@ def test_simulator_responses_validate_against_iconiks_schemas(sim_server):
         f"/API/files/v1/assets/{asset}/subtitles/en/webvtt/",
         f"/API/files/v1/assets/{asset}/subtitles/fr/cc/webvtt/",
         f"/API/metadata/v1/assets/{asset}/views/{seeded.view_id}/",
-        f"/API/metadata/v1/views/{seeded.view_id}/",
         f"/API/assets/v1/collections/{C1}/contents/",
+        f"/API/metadata/v1/views/{seeded.view_id}/",
+        f"/API/metadata/v1/views/{seeded.form_view_id}/",
     ]
     for path in gets:
         _validate("GET", path, client.get(path))

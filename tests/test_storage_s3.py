@@ -152,11 +152,9 @@ def test_deliveries_from_an_s3_bundle(tmp_path, bucket):
         s3.put_object(Bucket=bucket, Key=f"{deliver}/en.vtt", Body=EN_VTT.encode())
         s3.put_object(Bucket=bucket, Key=f"{deliver}/de.vtt", Body=BROKEN_DE.encode())
         assert [s.scan().queued for _ in range(2)] == [0, 2]
-        assert (
-            body(bucket, f"{deliver}/ERRORS.txt")
-            .decode()
-            .startswith("de.vtt, line 7: the cue ends")
-        )
+        errors = body(bucket, f"{deliver}/ERRORS.txt").decode()
+        assert "\nde.vtt, line 7: the cue ends" in errors
+        assert "  de.vtt: refused: 1 problem, listed below\n" in errors
         s.drain()
 
         [track] = s.sim.tracks(asset, "en", False)
@@ -176,6 +174,7 @@ def test_deliveries_from_an_s3_bundle(tmp_path, bucket):
             "ERRORS.txt",
             "README.txt",
             "RECEIPT.json",
+            "REPORT.txt",  # en.vtt's house-style findings
             "de.vtt",
             "en.vtt",
         ]

@@ -155,8 +155,8 @@ def test_tracks_over_the_cap_are_left_out_with_their_reason_and_the_others_bundl
         ]
 
         page = (folder / "index.html").read_text()
-        data = page.split('<script id="captions-data" type="application/json">')[1]
-        shown = json.loads(data.split("</script>")[0])
+        data = page.split('<script id="page-data" type="application/json">')[1]
+        shown = json.loads(data.split("</script>")[0])["captions"]
         assert [c["language"] for c in shown] == ["en", "fr"]
         assert "de: not in this bundle. Iconik&#x27;s track is larger" in page
         assert len(page) < 32 * 1024  # nothing of the large tracks in it
