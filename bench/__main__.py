@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="load per ack measurement")
     parser.add_argument("--assets", type=int, default=1000, help="assets in the bulk click")
+    parser.add_argument(
+        "--concurrency", default="4,16", help="bulk: WORKER_CONCURRENCY values, one click each"
+    )
     parser.add_argument("--sizes", default="1G,4G", help="copy sizes, e.g. 256M,1G")
     parser.add_argument("--repeats", type=int, default=3, help="copy runs per side (medians)")
     parser.add_argument("--proxy-mib", type=int, default=512, help="ack-under-load proxy size")
@@ -86,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         "ack-under-load": lambda d: ack_under_load(
             d, proxy_mib=args.proxy_mib, seconds=min(args.seconds, 4.0)
         ),
-        "bulk": lambda d: bulk(d, assets=args.assets),
+        "bulk": lambda d: bulk(
+            d, assets=args.assets, concurrencies=tuple(int(c) for c in args.concurrency.split(","))
+        ),
         "copy": lambda d: copy(
             d, sizes=tuple(_size(s) for s in args.sizes.split(",")), repeats=args.repeats
         ),

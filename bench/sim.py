@@ -1,7 +1,8 @@
 """The Iconik stand-in for the benchmarks, in a process of its own: `python -m bench.sim`.
 
 Seeds `--assets` assets, each with one proxy of `--proxy-bytes` (generated
-as it streams) and optionally an `en` caption track with its SRT original;
+as it streams), values in `--metadata-view` if given, and optionally an `en`
+caption track with its SRT original (on every `--captions-every`th asset);
 with `--huge-track-bytes`, two more, each with an `en` track and a `de`
 track of that size (made as it streams), one served with a Content-Length
 and one without; writes their ids (and proxy ids, and names) to `--ids`,
@@ -37,6 +38,10 @@ def main() -> int:
     parser.add_argument("--assets", type=int, default=1)
     parser.add_argument("--proxy-bytes", type=int, default=2048)
     parser.add_argument("--captions", action="store_true")
+    # With --captions: only every Nth asset gets the track (bench bulk: a quarter).
+    parser.add_argument("--captions-every", type=int, default=1)
+    # Each asset gets values in this metadata view (bench bulk: one view).
+    parser.add_argument("--metadata-view", default="")
     parser.add_argument("--limits", action="store_true")
     parser.add_argument("--huge-track-bytes", type=int, default=0)
     parser.add_argument("--ids", type=Path, required=True)
@@ -52,7 +57,18 @@ def main() -> int:
         proxy = sim.add_proxy(
             asset, name=f"bench_{n}.mp4", blob=Blob(args.proxy_bytes, seed=f"bench-{n}")
         )
-        if args.captions:
+        if args.metadata_view:
+            if n == 0:
+                sim.add_view(
+                    args.metadata_view,
+                    "Bench",
+                    [("Description", "Description", "text"), ("Genre", "Genre", "drop_down")],
+                )
+            asset.metadata[args.metadata_view] = {
+                "Description": {"field_values": [{"value": f"Bench asset {n}"}]},
+                "Genre": {"field_values": [{"value": "Drama"}, {"value": "Bench"}]},
+            }
+        if args.captions and n % args.captions_every == 0:
             sim.add_subtitle(asset, "en", _vtt("Hello.", "Bye."), srt=_srt("Hello.", "Bye."))
         assets.append(
             {"asset_id": asset.asset["id"], "proxy_id": proxy["id"], "name": f"bench-{n}"}

@@ -17,6 +17,11 @@ user to click again; nothing falls back to the application token, which is
 used only by CLICK_RIGHTS=application (the application's wider view, chosen
 by the house). The token is read from the queue only here, and the queue
 deletes it when this task ends (done or failed).
+
+The user's search here asks for ids only: it says what may be bundled. The
+builds then read those assets (proxies, files, metadata) from Iconik's
+search with the application token, a batch at a time, when they run
+(service/bulk_reads.py), so that no signed URL waits in the queue.
 """
 
 from __future__ import annotations
@@ -123,7 +128,9 @@ def _listed_id(item: dict[str, object], where: str) -> str:
 async def _readable(reader: IconikClient, asset_ids: list[str]) -> set[str]:
     """Those of `asset_ids` the reader's token may read: found by its search, or by id."""
     try:
-        found = {doc["id"].lower() for doc in await reader.search_assets(asset_ids)}
+        # Ids only: what the builds bundle they read later (service/bulk_reads.py).
+        documents = await reader.search_assets(asset_ids, include_fields=["id", "title"])
+        found = {doc["id"].lower() for doc in documents}
     except NotPermitted:  # a role without can_search: each asset is asked for by id
         found = set()
     for asset_id in asset_ids:

@@ -8,6 +8,11 @@ wait (`ProxyNotReady`), not a failure. Two reads from Iconik wait until the
 bundle is being written: each track (`read_track`, capped at
 MAX_CAPTION_BYTES), and the media's download URL (`signed_url`), asked for
 only when the bundle does not already hold that media.
+
+A click's build takes the asset, its proxies (with signed URLs), files and
+metadata from Iconik's search of the click's assets (service/bulk_reads.py),
+and lists only the subtitles itself. A refresh, an asset the search does not
+have yet, or one whose proxy is not finished in the search, reads per asset.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service import bundle, preview_data
+from service.bulk_reads import SearchDocument
 from service.iconik import CredentialsRejected, IconikClient, NotFound, ResponseTooLarge
 from service.iconik_paths import checked_download_url
 from service.ids import is_iconik_id
@@ -35,6 +41,8 @@ log = get_logger("service.build")
 # MAX_CAPTION_BYTES of it: this bounds what one build holds.
 MAX_TRACKS_PER_ASSET = 100
 _LANGUAGE_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A search document's parts that are not the asset's own fields.
+_DOCUMENT_ONLY = ("proxies", "files", "metadata", "object_type")
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,21 @@ def pick_original(files: list[dict[str, Any]], exclude_formats: set[str]) -> dic
 
 
 async def gather(ctx: TaskContext, task: Task, asset_id: str) -> AssetSnapshot:
+    """What Iconik says about the asset: from the search of a click's assets when
+    it has the asset (service/bulk_reads.py), else read per asset."""
+    if task.kind == "build" and ctx.bulk_reads is not None:
+        found = await ctx.bulk_reads.document(
+            ctx.iconik, task.request_id, asset_id, ctx.settings.metadata_view_ids
+        )
+        snapshot = await _from_search(ctx, asset_id, found) if found is not None else None
+        if snapshot is not None:
+            return snapshot
+        log.info("bundle.read_per_asset", found_by_search=found is not None)
+    return await _per_asset(ctx, task, asset_id)
+
+
+async def _per_asset(ctx: TaskContext, task: Task, asset_id: str) -> AssetSnapshot:
+    """Every read its own call: what a webhook's refresh does (the search index may lag)."""
     iconik = ctx.iconik
     try:
         asset = await iconik.get_asset(asset_id)
@@ -141,6 +164,44 @@ async def gather(ctx: TaskContext, task: Task, asset_id: str) -> AssetSnapshot:
     # One listing of the asset's files serves both the original-media
     # fallback and the lookup of each track's original .srt.
     files = await iconik.list_files(asset_id) if subtitles or proxy is None else []
+    metadata = await _metadata(ctx, asset_id)
+    return _snapshot(asset_id, asset, proxy, files, subtitles, metadata)
+
+
+async def _from_search(
+    ctx: TaskContext, asset_id: str, found: SearchDocument
+) -> AssetSnapshot | None:
+    """The snapshot from the asset's search document and its subtitle listing (which
+    the search does not hold); None when the document shows no finished proxy (the
+    per-asset reads then wait for it, or take the original), or an asset that is
+    not ACTIVE in it."""
+    document = found.document
+    if document.get("status", "ACTIVE") != "ACTIVE":  # deleted since: as Iconik says per asset
+        return None
+    proxies = [p for p in document.get("proxies") or [] if isinstance(p, dict) and p.get("id")]
+    proxy = pick_proxy(proxies, ctx.settings.proxy_max_height)
+    if proxy is None:
+        return None
+    subtitles = await ctx.iconik.list_subtitles(asset_id)
+    files = [f for f in document.get("files") or [] if isinstance(f, dict) and f.get("id")]
+    asset = {k: v for k, v in document.items() if k not in _DOCUMENT_ONLY}
+    by_field = document.get("metadata")
+    by_field = by_field if isinstance(by_field, dict) else {}
+    metadata: dict[str, Any] = {}
+    for view_id in ctx.settings.metadata_view_ids:
+        fields = found.view_fields.get(view_id, frozenset())
+        metadata.update(bundle.flatten_metadata({k: v for k, v in by_field.items() if k in fields}))
+    return _snapshot(asset_id, asset, proxy, files if subtitles else [], subtitles, metadata)
+
+
+def _snapshot(
+    asset_id: str,
+    asset: dict[str, Any],
+    proxy: dict[str, Any] | None,
+    files: list[dict[str, Any]],
+    subtitles: list[dict[str, Any]],
+    metadata: dict[str, Any],
+) -> AssetSnapshot:
     if proxy is not None:
         media = MediaSource(
             bundle.media_path(proxy.get("filename") or proxy.get("name"), "proxy.mp4"),
@@ -173,13 +234,7 @@ async def gather(ctx: TaskContext, task: Task, asset_id: str) -> AssetSnapshot:
     captions = [c for c in captions if usable_language(c.language)]
     over = f"more than MAX_TRACKS_PER_ASSET ({MAX_TRACKS_PER_ASSET}) tracks on the asset"
     skipped += [c.skipped(over) for c in captions[MAX_TRACKS_PER_ASSET:]]
-    return AssetSnapshot(
-        asset,
-        media,
-        captions[:MAX_TRACKS_PER_ASSET],
-        await _metadata(ctx, asset_id),
-        skipped,
-    )
+    return AssetSnapshot(asset, media, captions[:MAX_TRACKS_PER_ASSET], metadata, skipped)
 
 
 async def _usable_proxy(ctx: TaskContext, task: Task, asset_id: str) -> dict[str, Any] | None:

@@ -101,3 +101,21 @@ class AssetSearch:
                     f"{len(batch)} ids; refusing to go on"
                 )
         return found
+
+    async def metadata_view_fields(self, view_id: str) -> list[str]:
+        """The names of a metadata view's fields (`GET /API/metadata/v1/views/{id}/`).
+
+        A search document holds an asset's metadata by field, whatever the
+        view; these say which of them a view shows.
+        """
+        view_id = checked_id(view_id, "the metadata view id")
+        path = f"/API/metadata/v1/views/{view_id}/"
+        response = await self.request("GET", path)
+        try:
+            view = response.json()
+        except ValueError:
+            raise BadResponse(f"GET {path}: response is not JSON") from None
+        fields = view.get("view_fields") if isinstance(view, dict) else None
+        if not isinstance(fields, list):
+            raise BadResponse(f"GET {path}: view_fields is not a list")
+        return [f["name"] for f in fields if isinstance(f, dict) and isinstance(f.get("name"), str)]

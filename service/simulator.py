@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from service.simulator_search import SearchDocuments
 from service.simulator_seed import SeedData, Seeded, _srt, _uuid, _vtt, sample_video
 from service.simulator_storage import Blob, DownloadGate, SignedStorage, served
 from service.simulator_tracks import TrackWrites
@@ -73,7 +74,7 @@ class SimAsset:
 ICONIK_LIMITS = ((50, 1.0), (1000, 20.0))
 
 
-class Simulator(UserRights, TrackWrites, SignedStorage, SeedData, MetadataViews):
+class Simulator(UserRights, SearchDocuments, TrackWrites, SignedStorage, SeedData, MetadataViews):
     def __init__(
         self,
         app_id: str,
@@ -112,6 +113,7 @@ class Simulator(UserRights, TrackWrites, SignedStorage, SeedData, MetadataViews)
         self.echo_credentials = False  # injected faults quote the request's Auth-Token
         self._lock = threading.Lock()
         self._init_users()  # tokens of users, and what each may not read
+        self._init_search()  # signed URLs' life
 
     # -- state changes (for tests and the demo) ----------------------------
 

@@ -115,6 +115,14 @@ class SignedStorage:
     storage_base: str | None
     _lock: threading.Lock
 
+    # Signed URLs that never expire, unless the simulator says otherwise
+    # (service/simulator_search.py).
+    def url_expiry(self) -> str:
+        return "4102444800"
+
+    def url_expired(self, request: Request) -> bool:
+        return False
+
     def fail_storage_next(self, key: str, *statuses: int) -> None:
         """The next downloads of the blob `key` (e.g. "proxies/<id>") answer these statuses."""
         with self._lock:
@@ -142,7 +150,8 @@ class SignedStorage:
         # A signature-like query, as real signed URLs carry (and nothing may
         # quote); the simulator does not check it.
         base = self.storage_base or str(request.base_url)
-        return f"{base}storage/{key}?Expires=4102444800&Signature={uuid.uuid4().hex}"
+        expires = self.url_expiry()
+        return f"{base}storage/{key}?Expires={expires}&Signature={uuid.uuid4().hex}"
 
     async def _storage(self, request: Request) -> Response:
         key = request.path_params["key"]
@@ -154,6 +163,8 @@ class SignedStorage:
         with self._lock:
             statuses = self.storage_faults.get(key)
             status = statuses.pop(0) if statuses else None
+        if status is None and self.url_expired(request):
+            status = 403
         if status is not None:  # an injected refusal, S3-shaped (expired signature: 403)
             return Response(b"<Error><Code>AccessDenied</Code></Error>", status_code=status)
         gate = self.gates.pop(key, None)

@@ -11,7 +11,8 @@ is then 401, as Iconik answers a token past its life.
 `POST /API/search/v1/search/` takes Iconik's search criteria (checked as
 Iconik would refuse them: 400 with `errors`), with an `id` filter (`value`
 or `value_in`) and `doc_types`, and answers Iconik's search documents,
-paged with `page` and `per_page`. `calls_by` records who made each API
+paged with `page` and `per_page` (the documents themselves:
+service/simulator_search.py). `calls_by` records who made each API
 call, so a test can see which token reached which path.
 """
 
@@ -44,7 +45,6 @@ _CRITERIA_FIELDS = {
     "search_fields",
     "sort",
 }
-_DOCUMENT_FIELDS = ("id", "title", "object_type", "date_created", "date_modified")
 
 
 @dataclass
@@ -67,14 +67,19 @@ class UserRights:
     users: dict[str, SimUser]
     calls_by: list[tuple[str, str, str]]  # (method, path, user name or "application")
     search_lag: set[str]  # asset ids the search does not find yet (its index lags)
+    searches: list[tuple[str, list[str]]]  # (who, the ids its filter named) of each search
     if TYPE_CHECKING:
 
         def _api(self, handler: Any) -> Any: ...
+        def search_document(
+            self, request: Request, sim: SimAsset, criteria: dict[str, Any]
+        ) -> dict[str, Any]: ...
 
     def _init_users(self) -> None:
         self.users = {}
         self.calls_by = []
         self.search_lag = set()
+        self.searches = []
 
     def add_user(
         self, token: str, name: str = "editor", cannot_read: tuple[str, ...] = ()
@@ -129,6 +134,7 @@ class UserRights:
             return _errors(400, "per_page and page must be at least 1")
         doc_types = set(criteria.get("doc_types") or ["assets"])
         wanted = _id_filter(criteria.get("filter"))
+        self.searches.append((self.caller(request) or "", sorted(wanted or ())))
         found = []
         if "assets" in doc_types:
             for asset_id, sim in self.assets.items():
@@ -138,8 +144,7 @@ class UserRights:
                     continue
                 if asset_id in self.search_lag:
                     continue
-                document = {k: sim.asset[k] for k in _DOCUMENT_FIELDS if k in sim.asset}
-                found.append({**document, "object_type": "assets"})
+                found.append(self.search_document(request, sim, criteria))
         pages = max(1, math.ceil(len(found) / per_page))
         if page > pages:
             return _errors(404, "Requested page does not exist")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from service.bulk_reads import BulkReads
     from service.iconik import IconikClient
     from service.jobs import JobReporter
     from service.registry import BundleRegistry
@@ -45,6 +46,9 @@ class TaskContext:
     # before anything becomes visible, so a worker that lost its task to
     # another never publishes over it.
     still_mine: Callable[[], Awaitable[None]]
+    # A click's builds read their assets from Iconik's search, a batch at a
+    # time (service/bulk_reads.py); None: every build reads per asset.
+    bulk_reads: BulkReads | None = None
 
     def iso_now(self) -> str:
         return datetime.fromtimestamp(self.clock(), UTC).isoformat()

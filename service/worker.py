@@ -13,6 +13,7 @@ that task before publishing anything.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +23,7 @@ import anyio
 import structlog
 
 from service import build, deliver, deliver_events, expand, startup
+from service.bulk_reads import BulkReads, pending_builds
 from service.deliver_loop import ScanLoop
 from service.deliver_scan import DeliverScan
 from service.iconik import IconikClient, IconikError, NotFound
@@ -80,6 +82,7 @@ class Worker:
         self.lease_renewal = lease_renewal or settings.task_lease_seconds / 3
         self.jobs = jobs or JobReporter(iconik, queue, enabled=settings.iconik_jobs)
         self.registry = BundleRegistry(queue, storage)
+        self.bulk_reads = BulkReads(functools.partial(pending_builds, queue), clock)
 
     # -- the loop --------------------------------------------------------------
 
@@ -218,6 +221,7 @@ class Worker:
             self.jobs,
             self.clock,
             still_mine,
+            self.bulk_reads,
         )
 
     async def _attempt(self, task: Task) -> tuple[str, Any]:

@@ -53,6 +53,10 @@ USED = [
 
 _METHODS = ("get", "post", "put", "patch", "delete")
 
+# Schemas an operation's own does not name but its answers hold: the search
+# answers `SearchDocumentSchema`, whose asset documents are `AssetElasticSchema`.
+SCHEMAS = [("assets.json", "AssetElasticSchema")]
+
 
 def _inline(node: Any, components: dict[str, Any], seen: tuple[str, ...] = ()) -> Any:
     if isinstance(node, dict):
@@ -109,7 +113,11 @@ def extract(specs_dir: Path) -> dict[str, Any]:
     missing = sorted(used - set(operations))
     if missing:
         raise SystemExit(f"operations used but absent from the specs: {missing}")
-    return {"generated_from": "shared/iconik-openapi", "operations": operations}
+    schemas = {}
+    for spec_name, schema_name in SCHEMAS:
+        components = json.loads((specs_dir / spec_name).read_text())["components"]["schemas"]
+        schemas[schema_name] = _inline(components[schema_name], components)
+    return {"generated_from": "shared/iconik-openapi", "operations": operations, "schemas": schemas}
 
 
 def main() -> None:

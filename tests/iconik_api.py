@@ -17,6 +17,12 @@ def operations() -> dict[str, Any]:
 
 
 @cache
+def schema(name: str) -> Any:
+    """A schema the extract keeps beside the operations' (tests/extract_openapi.py SCHEMAS)."""
+    return json.loads(EXTRACT.read_text())["schemas"][name]
+
+
+@cache
 def _patterns() -> list[tuple[re.Pattern[str], str]]:
     compiled = []
     for key in operations():

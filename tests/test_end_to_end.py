@@ -275,10 +275,10 @@ def test_a_refused_signed_url_is_reported_plainly_and_retried_with_a_fresh_one(t
         [media] = [f for f in s.manifest(asset_id)["files"] if f["kind"] == "media"]
         assert media["sha256"] == blob_sha256(s.sim, f"proxies/{proxy['id']}")
         # The retry asked Iconik for a fresh signed URL rather than reusing the
-        # refused one: the proxy listing again, which carries each proxy's
-        # signed `url` (so no download_url/ call is ever needed).
-        listings = [p for _, p in s.sim.requests if p.endswith(f"/{asset_id}/proxies/")]
-        assert len(listings) == 2
+        # refused one: the search of the click's assets again, which carries
+        # each proxy's signed `url` (so no download_url/ call is ever needed).
+        searches = [ids for who, ids in s.sim.searches if who == "application"]
+        assert searches == [[asset_id], [asset_id]]
         assert not [p for _, p in s.sim.requests if p.endswith("/download_url/")]
 
 

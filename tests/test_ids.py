@@ -156,6 +156,7 @@ def test_a_hostile_proxy_id_from_iconik_fails_the_build_with_a_reason(tmp_path):
         proxy["id"] = "../../../notifications/v1/webhooks"
         # Without a signed URL in the listing, the proxy's id goes into a path.
         s.sim._with_urls = lambda request, kind, items: items
+        s.sim.sign_search_urls = False  # nor in the search of the click's assets
         answer = s.send(custom_action_body(asset_ids=[s.seeded.normal]))
         s.drain()
         [build] = [t for t in s.status(answer["request_id"])["tasks"] if t["asset_id"]]

@@ -185,7 +185,8 @@ def test_three_replicas_share_one_iconik_rate_budget(tmp_path, pg_url):
     # their own 20/s would blow through it.
     sim = Simulator(APP_ID, ICONIK_TOKEN, limits=((rate + default_burst(rate) + 2, 1.0),))
     sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry
-    assets = sim.add_tiny_assets(24)
+    # A click's builds read in batches (service/bulk_reads.py): ~1 call per asset.
+    assets = sim.add_tiny_assets(96)
     with running(sim.app()) as sim_url, ExitStack() as stack:
         settings = make_settings(tmp_path, iconik_url=sim_url, queue_url=pg_url)
         env = service_env(

@@ -50,11 +50,18 @@ def _user_calls(s) -> list[tuple[str, str]]:
 
 
 def _app_listings(s) -> list[str]:
-    """Collection or saved-search reads made with the application token."""
+    """Collection or saved-search reads made with the application token, and its
+    searches that named an asset the clicking user may not read (a build's search
+    by id of what the user may read is a read of those assets, as per asset)."""
+    hidden = s.sim.users[PAYLOAD_AUTH_TOKEN].cannot_read
     return [
         p
         for m, p, who in s.sim.calls_by
-        if who == APPLICATION and ("/collections/" in p or "/search/" in p)
+        if who == APPLICATION and ("/collections/" in p or "/search/saved/" in p)
+    ] + [
+        f"search of {ids}"
+        for who, ids in s.sim.searches
+        if who == APPLICATION and hidden & set(ids)
     ]
 
 

@@ -7,7 +7,7 @@ import pytest
 from service.simulator import Simulator
 from tests.conftest import custom_action_body
 from tests.extract_openapi import USED
-from tests.iconik_api import operation_for, operations, request_schema, strict_schema
+from tests.iconik_api import operation_for, operations, request_schema, schema, strict_schema
 from tests.servers import running
 from tests.stack import APP_ID, stack
 
@@ -58,6 +58,20 @@ def _validate(method, path, response):
         jsonschema.validate(response.json(), strict_schema(expected["schema"]))
     else:
         assert response.headers["content-type"].startswith(expected["media_type"])
+    return response
+
+
+def _validate_search(response):
+    """A search's answer: the page as SearchDocumentsSchema, each asset document as
+    assets.json's AssetElasticSchema (what the search of assets holds), strictly."""
+    key = "POST /API/search/v1/search/"
+    assert response.status_code == operations()[key]["status"], response.text
+    page = operations()[key]["response"]["schema"]
+    envelope = {**page, "properties": {**page["properties"], "objects": {"type": "array"}}}
+    jsonschema.validate(response.json(), strict_schema(envelope))
+    for document in response.json()["objects"]:
+        assert document["object_type"] == "assets"
+        jsonschema.validate(document, strict_schema(schema("AssetElasticSchema")))
     return response
 
 
@@ -183,10 +197,14 @@ def test_search_validates_and_honours_each_users_rights(sim_server):
     _valid_request("POST", "/API/search/v1/search/", body)
     params = {"per_page": 100, "generate_signed_url": "false", "save_search_history": "false"}
     path = "/API/search/v1/search/"
-    as_app = _validate("POST", path, client.post(path, params=params, json=body)).json()
+    as_app = _validate_search(client.post(path, params=params, json=body)).json()
     assert sorted(o["id"] for o in as_app["objects"]) == sorted([seen, hidden])
     as_viewer = client.post(path, params=params, json=body, headers=viewer)
-    assert [o["id"] for o in _validate("POST", path, as_viewer).json()["objects"]] == [seen]
+    assert [o["id"] for o in _validate_search(as_viewer).json()["objects"]] == [seen]
+    # Asked for ids only (as the expand task asks), a document is Iconik's plain one.
+    only_ids = {**body, "include_fields": ["id", "title"]}
+    plain = _validate("POST", path, client.post(path, params=params, json=only_ids)).json()
+    assert {tuple(sorted(o)) for o in plain["objects"]} == {("id", "object_type", "title")}
     # By id, in a collection: what the viewer may not read is not there for them.
     assert client.get(f"/API/assets/v1/assets/{hidden}/", headers=viewer).status_code == 404
     assert client.get(f"/API/assets/v1/assets/{seen}/", headers=viewer).status_code == 200
@@ -205,3 +223,49 @@ def test_search_validates_and_honours_each_users_rights(sim_server):
     assert client.post(path, json={"colour": "red"}).status_code == 400
     assert client.post(path, json=[]).status_code == 400
     assert ("POST", path, "viewer") in sim.calls_by
+
+
+def test_search_documents_hold_proxies_files_and_metadata_with_urls_on_request(sim_server):
+    sim, seeded, client = sim_server
+    path = "/API/search/v1/search/"
+    body = {
+        "doc_types": ["assets"],
+        "filter": {"operator": "AND", "terms": [{"name": "id", "value_in": [seeded.normal]}]},
+    }
+    plain = _validate_search(client.post(path, params={"per_page": 10}, json=body)).json()
+    [document] = plain["objects"]
+    assert [p["id"] for p in document["proxies"]] == [
+        p["id"] for p in sim.assets[seeded.normal].proxies
+    ]
+    assert not any("url" in p for p in document["proxies"] + document["files"])
+    assert document["metadata"]["Genre"] == ["Drama", "Coastal"]  # by field, as lists
+    flags = {
+        "per_page": 10,
+        "generate_signed_proxy_url": "true",
+        "generate_signed_download_url": "true",
+    }
+    [signed] = _validate_search(client.post(path, params=flags, json=body)).json()["objects"]
+    assert all(p["url"] for p in signed["proxies"]) and all(f["url"] for f in signed["files"])
+    # The view's definition says which fields it shows.
+    view = client.get(f"/API/metadata/v1/views/{seeded.view_id}/").json()
+    assert {f["name"] for f in view["view_fields"]} == {"Description", "Genre"}
+    missing = client.get("/API/metadata/v1/views/00000000-0000-4000-8000-000000000000/")
+    assert missing.status_code == 404
+
+
+def test_a_signed_url_past_its_life_is_refused_by_storage():
+    from tests.stack import FakeClock
+
+    sim = Simulator(APP_ID, TOKEN)
+    seeded = sim.seed(large_proxy_bytes=1024)
+    clock = FakeClock()
+    sim.signed_url_life, sim.url_clock = 60.0, clock
+    with running(sim.app()) as url:
+        client = httpx2.Client(base_url=url, headers={"App-ID": APP_ID, "Auth-Token": TOKEN})
+        proxy = sim.assets[seeded.large].proxies[0]["id"]
+        link = client.get(f"/API/files/v1/assets/{seeded.large}/proxies/{proxy}/download_url/")
+        signed = link.json()["url"]
+        assert httpx2.get(signed).status_code == 200
+        clock.now += 61
+        assert httpx2.get(signed).status_code == 403
+    assert sim.expired_refusals == 1

@@ -139,12 +139,13 @@ def test_status_of_a_request_for_people_and_for_machines(tmp_path, monkeypatch, 
 
 def test_status_shows_tasks_retrying_by_cause_with_the_last_reason(tmp_path, monkeypatch, capsys):
     with stack(tmp_path) as s:
-        unreachable, refused = s.seeded.normal, s.seeded.all[1]
+        unreachable, refused = s.seeded.normal, s.seeded.large
         answer = s.send(custom_action_body(context="BULK", asset_ids=[unreachable, refused]))
         assert s.run_once()  # the expand task: one build task per asset
         # Iconik fails every try of one asset's build, and refuses the token for the other.
-        s.sim.fail_next(f"/API/assets/v1/assets/{unreachable}/", *[503] * 10)
-        s.sim.fail_next(f"/API/assets/v1/assets/{refused}/", 401)
+        # (On the subtitle listing: the one read of a click's build made per asset.)
+        s.sim.fail_next(f"/API/files/v1/assets/{unreachable}/subtitles/", *[503] * 10)
+        s.sim.fail_next(f"/API/files/v1/assets/{refused}/subtitles/", 401)
         assert s.run_once() and s.run_once()
         monkeypatch.setenv("QUEUE_URL", s.settings.queue_url)
         capsys.readouterr()
