@@ -18,6 +18,8 @@ runs with tiny parameters.
 - retention: GET /requests/{id} and status reads at 1k vs 100k requests (`--history`),
   and 100k requests past RETENTION_DAYS pruned while `serve` takes clicks (`--old`)
 - edge: signed clicks from fresh connections while hostile clients press on the port vs calm
+- scan: deliver-scan storage requests per interval at 100/1,000/10,000 bundles (`--bundles`),
+  S3 and local, 1 and 2 replicas, vs listing each bundle; S3 events' latency to a queued delivery
 - edge-cost: CPU per request of uvicorn's httptools protocol alone, with the guard vs without
 """
 
@@ -38,6 +40,7 @@ from bench.copy import GIB, copy
 from bench.edge import edge, guard_cost
 from bench.replicas import ack_pg, wakeup
 from bench.retention import retention
+from bench.scan import scan_bench
 from bench.storm import storm
 from bench.track_memory import track_memory
 
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             "track-memory",
             "edge",
             "edge-cost",
+            "scan",
         ],
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="load per ack measurement")
@@ -82,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--old", type=int, default=100_000, help="retention: requests past the window"
     )
+    parser.add_argument("--bundles", default="100,1000,10000", help="scan: bundle counts")
     parser.add_argument("--edge-seconds", type=float, default=30, help="edge: time under attack")
     args = parser.parse_args(argv)
     runs: dict[str, Callable[[Path], list[str]]] = {
@@ -110,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "edge": lambda d: edge(d, seconds=args.edge_seconds),
         "edge-cost": lambda d: guard_cost(),
+        "scan": lambda d: scan_bench(d, sizes=[int(n) for n in args.bundles.split(",")]),
     }
     unknown = [n for n in args.names if n not in runs]
     if unknown:

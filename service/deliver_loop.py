@@ -69,6 +69,8 @@ class ScanLoop:
         self._missing_before: set[str] = set()
         self._next_everything = 0.0
         self._renewed_at: float | None = None
+        self.settle = min(SETTLE_SECONDS, every)
+        self._looked_at: dict[str, float] = {}  # unsettled folders: when last looked at
 
     async def run(self) -> None:
         log.info("deliver_scan.started", every=self.every, events=self.events is not None)
@@ -99,21 +101,37 @@ class ScanLoop:
         try:
             if self.clock() >= self._next_everything:
                 report = await self.scan.step()
+                self._looked_at = dict.fromkeys(self.scan.unsettled, self.clock())
                 self._next_everything = self.clock() + (
                     self.reconcile_every if self._events_work else self.every
                 )
                 await self._retire(report.missing, len(self.scan.known_folders))
-            elif self.pending or self.scan.unsettled:
-                folders, self.pending = self.pending | self.scan.unsettled, set()
-                await self.scan.step(folders)
+            else:
+                # A folder with a file still changing is looked at again only
+                # once it has had `settle` seconds to change (a copy in
+                # progress), however often events wake the loop meanwhile.
+                now = self.clock()
+                waiting = {f for f in self.scan.unsettled if now < self._due(f)}
+                folders = (self.pending | self.scan.unsettled) - waiting
+                self.pending &= waiting  # named again while settling: at its time
+                if folders:
+                    await self.scan.step(folders)
+                    for folder in folders:
+                        self._looked_at[folder] = now
+                for folder in [f for f in self._looked_at if f not in self.scan.unsettled]:
+                    del self._looked_at[folder]
         except Exception as exc:  # the queue or storage is down, or a bug: next time
             self.scan.metrics.deliver_scans.labels("failed").inc()
             log.warning("deliver_scan.failed", error=str(exc) or type(exc).__name__)
 
+    def _due(self, folder: str) -> float:
+        return self._looked_at.get(folder, 0.0) + self.settle
+
     def _until_next(self) -> float:
-        wait = max(0.0, self._next_everything - self.clock())
+        now = self.clock()
+        wait = max(0.0, self._next_everything - now)
         if self._events_work and self.scan.unsettled:
-            wait = min(wait, SETTLE_SECONDS, self.every)
+            wait = min(wait, max(0.0, min(self._due(f) for f in self.scan.unsettled) - now))
         return min(wait, self.lease_seconds / 3)  # the lease is renewed in time
 
     async def _sleep(self, seconds: float) -> None:

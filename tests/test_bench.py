@@ -71,3 +71,11 @@ def test_retention_runs_and_prints_its_baseline_and_goal(tmp_path):
     assert "retention, reads:" in out and "(baseline)" in out and "goal <= 2x" in out
     assert "retention, pruned live:" in out and "the window's 300 of 300 kept" in out
     assert list(tmp_path.iterdir()) == []  # scratch folders are removed
+
+
+def test_scan_bench_counts_requests_beside_listing_each_bundle(tmp_path):
+    out = run_bench(tmp_path, "scan", "--bundles=20")
+    assert "before (baseline)" in out and "goal <= N/100" in out
+    assert "s3       20       2         40" in out  # two replicas listed each bundle
+    assert "file whose event was lost" in out and "delivered" in out
+    assert "MISSED" not in out
