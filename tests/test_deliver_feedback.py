@@ -229,3 +229,19 @@ def test_workers_with_other_intervals_do_not_rewrite_readme_back_and_forth(tmp_p
         finally:
             db.close()
         assert asked == (1,)  # asked once for this revision, not at every look
+
+
+def test_a_file_timed_from_the_start_timecode_reaches_iconik_timed_from_zero(tmp_path):
+    """The asset starts at 10:00:00:00 (as Iconik's proxy says) and lasts 10 s:
+    a file timed from its timecode is shifted, delivered, and said so."""
+    with stack(tmp_path) as s:
+        asset, deliver_dir = bundled(s)
+        timed = "WEBVTT\n\n10:00:01.000 --> 10:00:02.500\nFrom the timecode.\n"
+        (deliver_dir / "en.vtt").write_text(timed)
+        assert take(s) == [0, 1]
+        s.drain()
+        sent = s.sim.assets[asset].webvtt[("en", False)]
+        assert "00:00:01.000 --> 00:00:02.500" in sent and "10:00:01" not in sent
+        receipt = json.loads((deliver_dir / "RECEIPT.json").read_text())
+        note = "times counted from the start timecode 10:00:00:00"
+        assert note in receipt["deliveries"][-1]["notes"]
