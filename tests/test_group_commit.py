@@ -182,6 +182,30 @@ async def test_async_group_commit_writes_what_arrived_meanwhile_together():
 
 
 @pytest.mark.anyio
+async def test_async_group_commit_an_item_handed_over_as_the_writer_finishes_is_written():
+    """The writer's task had ended, its removal from the set not yet run, when
+    the next item came: no writer was started for it and it waited for the
+    next caller (a webhook storm on PostgreSQL stalled 30 s in CI)."""
+    from service.queue.group_commit import AsyncGroupCommit
+
+    gate = asyncio.Event()
+
+    async def write(items):
+        await gate.wait()
+        return items
+
+    writer = AsyncGroupCommit(write)
+    first = asyncio.ensure_future(writer.submit(1))
+    await asyncio.sleep(0)  # the writer is out with the first item
+    gate.set()  # it resumes, writes, finds nothing more and ends, in one step...
+    second = asyncio.ensure_future(writer.submit(2))  # ...just before this comes in
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert first.done() and second.done(), "the second item has no writer"
+    assert [first.result(), second.result()] == [1, 2]
+
+
+@pytest.mark.anyio
 async def test_async_group_commit_gives_each_its_own_outcome_and_a_failed_write_to_its_batch():
     from service.queue.group_commit import AsyncGroupCommit
 

@@ -260,19 +260,25 @@ class AsyncGroupCommit(Generic[T]):
         return await _outcome(future)
 
     async def _flush(self) -> None:
-        while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            try:
-                outcomes: list[Any] = await self._write([item for item, _ in batch])
-            except asyncio.CancelledError:
-                stopped = RuntimeError("the queue's writer was stopped")
-                outcomes = [stopped] * len(batch)
+        try:
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                try:
+                    outcomes: list[Any] = await self._write([item for item, _ in batch])
+                except asyncio.CancelledError:
+                    stopped = RuntimeError("the queue's writer was stopped")
+                    outcomes = [stopped] * len(batch)
+                    _settle_futures(batch, outcomes)
+                    raise
+                except Exception as exc:  # nothing of this batch was committed
+                    outcomes = [exc] * len(batch)
                 _settle_futures(batch, outcomes)
-                raise
-            except Exception as exc:  # nothing of this batch was committed
-                outcomes = [exc] * len(batch)
-            _settle_futures(batch, outcomes)
+        finally:
+            # Out of the set in the same step that found nothing pending: an
+            # item handed over after it starts a writer of its own (the task's
+            # done callback comes a step later, after such an item).
+            self._flushers.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def drain(self) -> None:
         """Wait until everything handed over so far has been written."""
