@@ -1,5 +1,6 @@
 """The deploy files speak the service's language: settings, commands and routes that exist."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from service.app import create_app
 from service.settings import Settings
 from tests.conftest import make_settings
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
 SETTINGS = {name.upper() for name in Settings.model_fields}
 # boto3's own configuration, which the contract leaves to it.
 AWS = {"AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
@@ -97,3 +99,50 @@ def test_behind_a_proxy_idle_connections_outlive_the_proxys_own_timeout():
             assert float(environment["KEEP_ALIVE_TIMEOUT_SECONDS"]) > 60
     [configmap] = _documents(DEPLOY / "kubernetes" / "configmap.yaml")
     assert float(configmap["data"]["KEEP_ALIVE_TIMEOUT_SECONDS"]) > 60
+
+
+def test_the_build_context_holds_only_what_the_image_copies():
+    """Docker's rules, read as Docker reads them (last matching line wins;
+    `!` re-includes): the context is the Dockerfile's COPY sources only,
+    never .env, .venv, data/, bundles/ or the tests."""
+    import fnmatch
+
+    rules = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def excluded(path: str) -> bool:
+        out = False
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        for rule in rules:
+            negate, pattern = rule.startswith("!"), rule.lstrip("!").rstrip("/")
+            # `**` is any number of folders, none included
+            forms = {pattern, pattern.replace("**/", ""), pattern.replace("**", "*")}
+            if any(fnmatch.fnmatch(p, form) for p in prefixes for form in forms):
+                out = not negate
+        return out
+
+    for kept in (
+        "pyproject.toml",
+        "README.md",
+        "service/__main__.py",
+        "service/queue/postgres.sql",
+    ):
+        assert not excluded(kept), kept
+    for left_out in (
+        ".env",
+        ".venv/bin/python",
+        "data/queue.db",
+        "bundles/x/project.json",
+        "tests/test_deploy.py",
+        ".git/HEAD",
+        "service/__pycache__/app.pyc",
+    ):
+        assert excluded(left_out), left_out
+    copied = re.findall(r"^COPY (.+) \S+$", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    for sources in copied:
+        for source in sources.split():
+            assert not excluded(source.rstrip("/")), source
