@@ -3,9 +3,13 @@ FROM python:3.11-slim
 # Non-root, with a writable place for the embedded queue and bundles.
 RUN useradd --create-home --uid 10001 bridge
 WORKDIR /app
+# Exactly the versions in requirements.lock, each checked by its hash; then
+# the service itself, with nothing more.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY service ./service
-RUN pip install --no-cache-dir . && mkdir -p /data /bundles && chown bridge /data /bundles
+RUN pip install --no-cache-dir --no-deps . && mkdir -p /data /bundles && chown bridge /data /bundles
 
 USER bridge
 ENV HOST=0.0.0.0 \

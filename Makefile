@@ -8,10 +8,13 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint serve bench clean
 
-$(STAMP): pyproject.toml
+# Exactly the versions in requirements-dev.lock, each checked by its hash
+# (made from pyproject.toml by pip-compile: see README, "Dependencies").
+$(STAMP): pyproject.toml requirements-dev.lock
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 demo: $(STAMP)

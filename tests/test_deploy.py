@@ -146,3 +146,34 @@ def test_the_build_context_holds_only_what_the_image_copies():
     for sources in copied:
         for source in sources.split():
             assert not excluded(source.rstrip("/")), source
+
+
+def test_the_locks_pin_every_dependency_pyproject_names():
+    """requirements.lock (the image) and requirements-dev.lock (make, CI) pin
+    each dependency of pyproject.toml to one version with its hashes."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        found = set()
+        for requirement in requirements:
+            name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0]
+            found.add(name.lower().replace("_", "-"))
+        return found
+
+    def pinned(lock: str) -> dict[str, str]:
+        text = (REPO / lock).read_text()
+        assert "--index-url" not in text and "--find-links" not in text  # no machine's paths
+        pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", text, re.MULTILINE))
+        assert len(pins) == text.count("==") and text.count("--hash=sha256:") >= len(pins)
+        return {name.lower().replace("_", "-"): version for name, version in pins.items()}
+
+    runtime = pinned("requirements.lock")
+    assert names(project["dependencies"]) <= set(runtime)
+    dev = pinned("requirements-dev.lock")
+    assert names(project["dependencies"] + project["optional-dependencies"]["dev"]) <= set(dev)
+    assert all(dev[name] == version for name, version in runtime.items() if name in dev)
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "--require-hashes -r requirements.lock" in dockerfile
+    assert "--require-hashes -r requirements-dev.lock" in (REPO / "Makefile").read_text()
