@@ -96,9 +96,7 @@ def test_a_delivered_track_comes_back_into_captions_through_the_simulators_webho
         # What `caption-bridge register` registers, with its bearer header.
         iconik = {"App-ID": APP_ID, "Auth-Token": ICONIK_TOKEN}
         for hook in register.desired_webhooks(s.app_url, BEARER):
-            answer = httpx2.post(
-                s.sim_url + register.WEBHOOKS, json=hook, headers=iconik
-            )
+            answer = httpx2.post(s.sim_url + register.WEBHOOKS, json=hook, headers=iconik)
             assert answer.status_code == 201, answer.text
         asset = s.seeded.normal
         s.send(custom_action_body(asset_ids=[asset]))
