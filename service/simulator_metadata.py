@@ -29,6 +29,8 @@ from starlette.routing import Route
 if TYPE_CHECKING:
     from service.simulator import SimAsset
 
+# MetadataViewFieldSchema: a field as a view lists it.
+_VIEW_FIELD_KEYS = {"name", "label", "auto_set", "hide_if_not_set", "options", "read_only"}
 _FIELD_KEYS = {"name", "label", "field_type", "description", "read_only", "multi", "options"}
 
 
@@ -108,8 +110,21 @@ class MetadataWrites:
         return JSONResponse(field) if field else _errors(404, "Metadata field doesn't exist")
 
     async def _views(self, request: Request) -> Response:
-        if request.method == "GET":
-            return JSONResponse({"objects": list(self.views.values())})
+        if request.method == "GET":  # listed views show their fields as a view holds them
+            return JSONResponse(
+                {
+                    "objects": [
+                        {
+                            **view,
+                            "view_fields": [
+                                {k: v for k, v in f.items() if k in _VIEW_FIELD_KEYS}
+                                for f in view["view_fields"]
+                            ],
+                        }
+                        for view in self.views.values()
+                    ]
+                }
+            )
         body = await _json_object(request)
         if body is None or not isinstance(body.get("name"), str):
             return _errors(400, "name: Missing data for required field.")
