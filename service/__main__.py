@@ -88,6 +88,7 @@ def worker(settings: Settings, port: int | None) -> int:
 
 def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
     from service import register as wiring
+    from service import register_status as status_view
     from service.iconik import IconikClient
 
     problems = wiring.public_url_problems(
@@ -126,6 +127,7 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
                 what = "custom action" if "context" in wanted else "webhook"
                 label = wanted.get("context") or wanted.get("name")
                 print(f"  ensure  {what} {label} -> {wanted['url']}")
+            print(status_view.describe(settings.caption_status_field))
         else:
             print(
                 f"  delete  every '{wiring.ACTION_TITLE}' action and '{wiring.WEBHOOK_PREFIX}*' "
@@ -161,6 +163,10 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
             for step in steps:
                 print(step.describe())
             await wiring.apply(iconik, steps)
+            if not remove:  # the captioning-state field (service/caption_status.py)
+                made = await status_view.ensure(iconik, settings.caption_status_field)
+                for line in made.lines(settings.caption_status_field):
+                    print(line)
             if remove and not steps:
                 print("nothing to remove")
 

@@ -16,7 +16,15 @@ import dataclasses
 import functools
 from typing import Any
 
-from service import bundle, captions, outtray, outtray_readme, plan, preview_publish
+from service import (
+    bundle,
+    caption_status,
+    captions,
+    outtray,
+    outtray_readme,
+    plan,
+    preview_publish,
+)
 from service.gather import field_labels, gather, read_track, signed_url
 from service.logging import get_logger
 from service.queue import Task
@@ -176,6 +184,8 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
         log.warning("bundle.files_blocked", folder=folder, paths=blocked)
     await ctx.registry.record(asset_id, folder, manifest["status"])
     log.info("bundle.published", folder=folder, revision=revision, files=len(files))
+    if previous is None:  # first published: the asset says so (refreshes change nothing)
+        await caption_status.write(ctx, asset_id, caption_status.sent(ctx.clock()))
 
 
 def _request_facts(task: Task, previous: dict[str, Any] | None) -> bundle.RequestFacts:
@@ -238,3 +248,4 @@ async def withdraw(ctx: TaskContext, task: Task) -> None:
             log.warning("bundle.files_blocked", folder=folder, paths=blocked)
         await ctx.registry.record(task.asset_id or "", folder, "withdrawn")
         log.info("bundle.withdrawn", folder=folder, revision=withdrawn["revision"])
+        await caption_status.write(ctx, task.asset_id or "", caption_status.WITHDRAWN)

@@ -38,6 +38,7 @@ import anyio.to_thread
 
 from service import (
     bundle,
+    caption_status,
     captions,
     house_style,
     outtray,
@@ -137,6 +138,8 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
     try:
         track, findings = await anyio.to_thread.run_sync(_read, filename, data, media, style)
     except captions.Refused as refused:
+        refused_track = (str(wanted.get("language")), bool(wanted.get("closed_captions")))
+        await caption_status.write(ctx, asset_id, caption_status.refused(*refused_track))
         raise TaskFailed(f"{path}{_REFUSED}{refused}; fix the file and save it again") from None
     except (MemoryError, RecursionError):  # failed, not retried: no crash loop
         raise TaskFailed(
@@ -171,6 +174,7 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
         blocked = await staging.publish(bundle.manifest_bytes(updated), [])
     if blocked:
         log.warning("delivery.files_blocked", paths=blocked)
+    await caption_status.write(ctx, asset_id, caption_status.delivered(deliveries, ctx.clock()))
     log.info(
         "delivery.delivered",
         path=path,

@@ -40,10 +40,11 @@ process (`Worker.run`); tests drive `step()` one look at a time.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from service import bundle, captions, deliver, house_style, outtray, readback
+from service import bundle, caption_status, captions, deliver, house_style, outtray, readback
 from service.deliver_memory import FileMemory, ScanReport
 from service.logging import get_logger
 from service.lru import Lru
@@ -51,7 +52,7 @@ from service.metrics import Metrics
 from service.outtray import Problem
 from service.outtray_files import ReadmeCheck, ScanWrites
 from service.outtray_view import Checked, View, path_of
-from service.queue import Queue, QueueUnavailable
+from service.queue import Queue, QueueFull, QueueUnavailable
 from service.registry import BundleRegistry
 from service.storage import NotRegularFile, Outtray, Storage, StoredFile
 
@@ -78,6 +79,7 @@ class DeliverScan:
         readme_every: float | None = None,
         registry: BundleRegistry | None = None,
         cache_files: int = CACHE_FILES,
+        caption_status: bool = False,
     ) -> None:
         self.queue = queue
         self.storage = storage
@@ -106,6 +108,10 @@ class DeliverScan:
         self._writes = ScanWrites(storage)
         # README.txt for `readme_every` (DELIVER_SCAN_SECONDS); None: not checked.
         self._readme = ReadmeCheck(queue, self.style, readme_every)
+        # CAPTION_STATUS_VIEW_ID is set: a bundle's first file stores its
+        # asset's "In captioning" (service/caption_status.py), once per folder.
+        self.caption_status = caption_status
+        self._in_captioning_stored: Lru[str, bool] = Lru(cache_files)
 
     async def step(self, folders: Iterable[str] | None = None) -> ScanReport:
         """One look at every out-tray (one walk of the storage), or at `folders`'."""
@@ -303,6 +309,8 @@ class DeliverScan:
                     view.delivered(found.name, entry, None)
                 else:
                     view.waiting(found.name, now)
+                    if not deliveries:  # the first file of the bundle: "In captioning"
+                        await self._in_captioning(folder, asset_id)
                 continue
             checked = await self.files.check(folder, found, name, media)
             if isinstance(checked, Problem):
@@ -319,6 +327,19 @@ class DeliverScan:
                 continue
             view.one_too_many(bundle.caption_label(language, cc), tracks, deliveries)
         await self._write(folder, view, None, notes, own, media.frame_rate)
+
+    async def _in_captioning(self, folder: str, asset_id: str) -> None:
+        """Store the asset's "In captioning" once (its key dedupes across scanners)."""
+        if not self.caption_status or folder in self._in_captioning_stored:
+            return
+        try:
+            await self.queue.enqueue(
+                caption_status.new_in_captioning(folder, asset_id), uuid.uuid4().hex
+            )
+        except (QueueFull, QueueUnavailable) as exc:  # the next look tries again
+            log.warning("deliver_scan.status_not_queued", folder=folder, error=str(exc))
+            return
+        self._in_captioning_stored[folder] = True
 
     async def _settle(
         self,

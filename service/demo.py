@@ -26,7 +26,7 @@ import anyio
 import httpx2
 from pydantic import SecretStr
 
-from service import auth
+from service import auth, demo_loop
 from service.app import create_app
 from service.bundle import MANIFEST
 from service.server import AsyncReady, Server, bind
@@ -35,7 +35,7 @@ from service.settings import Settings
 from service.simulator import Simulator
 from service.simulator_seed import FORM_VIEW_ID
 from service.storage import MAX_MANIFEST_BYTES, Storage, StorageError, open_storage, parse_manifest
-from service.worker import background
+from service.worker import background, iconik_client
 
 DEMO_APP_ID = "demo-app-id"
 
@@ -80,6 +80,7 @@ async def run_demo(base: Settings, out: TextIO | None = None, max_wait: float = 
     seeded = simulator.seed()
     user_token = secrets.token_urlsafe(12)  # the clicking user's, as Iconik sends it
     simulator.add_user(user_token, "demo editor")
+    demo_loop.add_status_view(simulator)
 
     sim_ready, app_ready = AsyncReady(), AsyncReady()
     sim_server = Server(
@@ -102,6 +103,9 @@ async def run_demo(base: Settings, out: TextIO | None = None, max_wait: float = 
             "metadata_view_ids": [seeded.view_id],
             "allow_original_media": True,
             "proxy_wait_seconds": 3.0,
+            # Looked at often, so a delivered file comes back in a few seconds.
+            "deliver_scan_seconds": 0.5,
+            "caption_status_view_id": demo_loop.STATUS_VIEW_ID,
         }
     )
     storage = open_storage(settings.storage_url)
@@ -116,6 +120,7 @@ async def run_demo(base: Settings, out: TextIO | None = None, max_wait: float = 
 
     print(f"Iconik simulator on {sim_url}; caption bridge on {app_url}", file=out)
     print(f"Bundles go to {storage.description}", file=out)
+    looped = False
     async with anyio.create_task_group() as group:
         group.start_soon(sim_server.serve_here)
         group.start_soon(app_server.serve_here)
@@ -129,16 +134,21 @@ async def run_demo(base: Settings, out: TextIO | None = None, max_wait: float = 
             result = await _click_and_wait(
                 app_url, secret, token, user_token, seeded.all, out, max_wait
             )
+            if result is not None:
+                await _print_bundles(storage, result, out)
+                async with iconik_client(settings) as iconik:
+                    looped = await demo_loop.close_the_loop(
+                        simulator, iconik, storage, app_url, token, seeded.normal, out, max_wait
+                    )
         finally:
             sim_server.should_exit = app_server.should_exit = True
     if result is None:
         return 1
-    await _print_bundles(storage, result, out)
     failed = [t for t in result["tasks"] if t["state"] == "failed"]
     for task in failed:
         print(f"FAILED {task['asset_id']}: {task['error']}", file=out)
     print("demo: all bundles ready" if not failed else "demo: some assets failed", file=out)
-    return 1 if failed else 0
+    return 1 if failed or not looped else 0
 
 
 async def _click_and_wait(

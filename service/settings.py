@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     retention_days: float = Field(default=90, ge=0)
     # The custom action form's field that holds the due date (shown on the page).
     due_date_field: str = "due_date"
+    # The captioning state on the asset (service/caption_status.py): the
+    # metadata view its field is written in (unset: nothing is written; made,
+    # and its id printed, by `caption-bridge register`) and the field's name.
+    caption_status_view_id: str = ""
+    caption_status_field: str = Field(default="caption_status", pattern=r"^[a-z][a-z0-9_]{0,63}$")
 
     # Limits at the edge (service/edge.py): what a client reaching the port
     # may cost before it is authenticated.
@@ -128,6 +133,11 @@ class Settings(BaseSettings):
     def _view_ids_are_iconik_ids(cls, value: list[str]) -> list[str]:
         # Each becomes a segment of an Iconik path.
         return [iconik_id(view_id, f"{view_id[:40]!r}") for view_id in value]
+
+    @field_validator("caption_status_view_id")
+    @classmethod
+    def _status_view_is_an_iconik_id(cls, value: str) -> str:
+        return iconik_id(value, f"{value[:40]!r}") if value else value
 
     @field_validator("user_token_keys")
     @classmethod

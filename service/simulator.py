@@ -30,12 +30,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from service.simulator_metadata import MetadataWrites
 from service.simulator_search import SearchDocuments
 from service.simulator_seed import SeedData, Seeded, _srt, _uuid, _vtt, sample_video
 from service.simulator_storage import Blob, DownloadGate, SignedStorage, served
 from service.simulator_tracks import TrackWrites
 from service.simulator_users import SimUser, UserRights
 from service.simulator_views import MetadataViews
+from service.simulator_webhooks import WebhookSender
 
 # Re-exported: tests and the benches build simulators from these.
 __all__ = [
@@ -74,7 +76,16 @@ class SimAsset:
 ICONIK_LIMITS = ((50, 1.0), (1000, 20.0))
 
 
-class Simulator(UserRights, SearchDocuments, TrackWrites, SignedStorage, SeedData, MetadataViews):
+class Simulator(
+    UserRights,
+    SearchDocuments,
+    TrackWrites,
+    SignedStorage,
+    SeedData,
+    MetadataViews,
+    MetadataWrites,
+    WebhookSender,
+):
     def __init__(
         self,
         app_id: str,
@@ -114,6 +125,8 @@ class Simulator(UserRights, SearchDocuments, TrackWrites, SignedStorage, SeedDat
         self._lock = threading.Lock()
         self._init_users()  # tokens of users, and what each may not read
         self._init_search()  # signed URLs' life
+        self._init_metadata()  # fields, and asset metadata writes (simulator_metadata.py)
+        self._init_webhook_sender()  # registered webhooks sent (simulator_webhooks.py)
 
     # -- state changes (for tests and the demo) ----------------------------
 
@@ -284,6 +297,7 @@ class Simulator(UserRights, SearchDocuments, TrackWrites, SignedStorage, SeedDat
             *self.track_routes(),
             *self.user_routes(),
             *self.view_routes(),
+            *self.metadata_routes(),
         ]
         return Starlette(routes=routes)
 

@@ -39,6 +39,9 @@ class TrackWrites:
 
         def _api(self, handler: Any) -> Any: ...
         def _asset(self, request: Request) -> SimAsset | None: ...
+        def asset_event(
+            self, asset_id: str, operation: str, realm: str, object_id: str, data: dict[str, Any]
+        ) -> Any: ...
 
     def track_routes(self) -> list[Route]:
         base = "/API/files/v1/assets/{asset_id}"
@@ -104,7 +107,9 @@ class TrackWrites:
         }
         sim.subtitles.append(record)
         sim.webvtt[(record["language"], record["closed_captions"])] = body["content"]
-        return JSONResponse(record, status_code=201)
+        # Iconik tells its webhooks (simulator_webhooks.py), after the answer.
+        event = self.asset_event(sim.asset["id"], "create", "subtitles", record["id"], record)
+        return JSONResponse(record, status_code=201, background=event)
 
     async def _update_subtitle(self, request: Request) -> Response:
         sim = self._asset(request)
@@ -120,7 +125,8 @@ class TrackWrites:
         if old != (record["language"], record["closed_captions"]):
             sim.webvtt.pop(old, None)
         sim.webvtt[(record["language"], record["closed_captions"])] = body["content"]
-        return JSONResponse(record)
+        event = self.asset_event(sim.asset["id"], "update", "subtitles", record["id"], record)
+        return JSONResponse(record, background=event)
 
     async def _subtitle_body(self, sim: SimAsset, request: Request) -> dict[str, Any] | Response:
         """The request's subtitle, or the 400 Iconik would answer."""

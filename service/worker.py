@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 import structlog
 
-from service import build, deliver, deliver_events, expand, startup
+from service import build, caption_status, deliver, deliver_events, expand, startup
 from service.bulk_reads import BulkReads, pending_builds
 from service.deliver_loop import ScanLoop
 from service.deliver_scan import DeliverScan
@@ -48,6 +48,7 @@ TASK_KINDS: dict[str, TaskKind] = {
     "withdraw": build.withdraw,
     deliver.KIND: deliver.deliver,
     deliver.README_KIND: deliver.rewrite_readme,
+    caption_status.KIND: caption_status.mark_in_captioning,
 }
 
 
@@ -108,6 +109,7 @@ class Worker:
                     readme_every=self.settings.deliver_scan_seconds,
                     registry=self.registry,
                     cache_files=self.settings.deliver_cache_files,
+                    caption_status=bool(self.settings.caption_status_view_id),
                 )
                 loop = ScanLoop(
                     scan,

@@ -1,4 +1,5 @@
 from service.__main__ import main
+from service.demo_loop import DELIVERED_LINE
 from tests.cli import cli, logging_restored
 
 
@@ -14,6 +15,12 @@ def test_demo_with_flags_writes_where_they_say(tmp_path, monkeypatch, capsys):
     folders = [p.name for p in target.iterdir() if not p.name.startswith(".")]
     assert len(folders) == 5 and all(f"{name}/" in out for name in folders)
     assert queue.is_file()
+    # The loop closed: the delivered track came back through the simulator's webhook.
+    assert "the simulator sent its webhook (subtitles update): the service answered 202" in out
+    [episode] = [p for p in target.iterdir() if p.name.startswith("Harbour Lights_ Episode 1 [")]
+    assert DELIVERED_LINE in (episode / "captions" / "en.vtt").read_text()
+    assert "refreshed by the webhook" in out
+    assert "The asset's caption_status in Iconik: Delivered: en (" in out
 
 
 def test_demo_never_writes_where_the_settings_point(tmp_path):

@@ -51,7 +51,8 @@ def test_register_twice_leaves_one_of_each(sim, capsys):
     assert hooks == [("create", None), ("delete", "entity"), ("update", None)]
     assert all(h["url"] == PUBLIC + "/iconik/webhook" for h in sim.webhooks.values())
     out = capsys.readouterr().out
-    assert out.count("create ") == 6 and out.count("keep ") == 6
+    # Six actions and webhooks, and the captioning-state field and its view.
+    assert out.count("create ") == 8 and out.count("keep ") == 8
     assert BEARER not in out
 
 
@@ -102,6 +103,21 @@ def test_dry_run_calls_nothing(sim, capsys):
     assert sim.requests == [] and sim.custom_actions == {}
     out = capsys.readouterr().out
     assert "custom action ASSET" in out and BEARER not in out
+    assert "metadata field 'caption_status' in view" in out
+
+
+def test_register_makes_the_status_field_and_view_once_and_prints_the_view_id(sim, capsys):
+    from service.register_status import STATUS_VIEW_NAME
+
+    assert main(["register", "--public-url", PUBLIC]) == 0
+    assert main(["register", "--public-url", PUBLIC]) == 0
+    assert list(sim.fields) == ["caption_status"]
+    assert sim.fields["caption_status"]["field_type"] == "string"
+    [view] = [v for v in sim.views.values() if v["name"] == STATUS_VIEW_NAME]
+    assert [f["name"] for f in view["view_fields"]] == ["caption_status"]
+    out = capsys.readouterr().out
+    assert out.count(f"set CAPTION_STATUS_VIEW_ID={view['id']} ") == 2
+    assert "create  metadata view" in out and "keep    metadata view" in out
 
 
 def test_register_needs_a_bearer_token(sim, monkeypatch, capsys):
@@ -137,7 +153,7 @@ def test_register_with_replace_url_moves_an_earlier_registration(sim, capsys):
     # And again: nothing left to move.
     assert main(["register", "--public-url", MOVED, "--replace-url"]) == 0
     assert ours(sim) == (actions, hooks)
-    assert capsys.readouterr().out.count("keep ") == 6
+    assert capsys.readouterr().out.count("keep ") == 8  # and the status field and view
 
 
 def test_register_elsewhere_without_replace_url_warns_of_the_earlier_one(sim, capsys):
