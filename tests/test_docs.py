@@ -151,8 +151,11 @@ def test_nothing_points_at_the_old_contract_outside_the_repository():
         except UnicodeDecodeError:
             continue
         for number, line in enumerate(text.splitlines(), 1):
-            # Test data beside the checkout is input, not the contract.
-            if "DESIGN.md" in line or re.search(r"\.\./shared/(?!captions-corpus|iconik-openapi)", line):
+            # Test data beside the checkout (the captions corpus, Iconik's
+            # published API) is input, not the contract.
+            if "DESIGN.md" in line or re.search(
+                r"\.\./shared/(?!captions-corpus|iconik-openapi)[\w.-]", line
+            ):
                 offenders.append(f"{path.relative_to(REPOSITORY)}:{number}: {line.strip()}")
     assert offenders == []
 
@@ -249,7 +252,7 @@ def request_status(stack: dict[str, Any], request_id: str) -> dict[str, Any]:
         f"{stack['bridge']}/requests/{request_id}",
         headers={"Authorization": f"Bearer {stack['bearer']}"},
     )
-    with urllib.request.urlopen(http, timeout=10) as answer:  # noqa: S310 (loopback)
+    with urllib.request.urlopen(http, timeout=10) as answer:
         return json.load(answer)
 
 
@@ -260,7 +263,9 @@ def finished(stack: dict[str, Any], request_id: str, bound: float = 20) -> dict[
         status = request_status(stack, request_id)
         if status["status"] not in ("queued", "running"):
             return status
-        assert time.monotonic() < deadline, [(t["kind"], t["state"], t["error"]) for t in status["tasks"]]
+        assert time.monotonic() < deadline, [
+            (t["kind"], t["state"], t["error"]) for t in status["tasks"]
+        ]
         time.sleep(0.05)
 
 
