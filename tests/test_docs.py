@@ -317,3 +317,23 @@ def test_the_documented_curl_lines_build_bundles(documented_stack):
                 timeout=30,
             )
             assert done.returncode == 0, (name, done.stderr)
+
+
+# Log events ------------------------------------------------------------------
+
+LOG_CALL = re.compile(
+    r"\b\w*log\w*\.(?:debug|info|warning|error|exception|critical)\(\s*\"([a-z_]+(?:\.[a-z_]+)*)\""
+)
+
+
+def test_every_log_event_is_in_operations_md_and_every_one_there_exists():
+    logged = set()
+    for path in (REPOSITORY / "service").rglob("*.py"):
+        logged |= set(LOG_CALL.findall(path.read_text(encoding="utf-8")))
+    text = page("operations.md")
+    table = text[text.index("## Log events") :]
+    described = set()
+    for first_column in re.findall(r"^\| ([^|]+) \|", table, re.M):
+        described |= set(re.findall(r"`([a-z_.]+)`", first_column))
+    assert sorted(logged - described) == [], "log events missing from docs/operations.md"
+    assert sorted(described - logged) == [], "docs/operations.md names log events never logged"
