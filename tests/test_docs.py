@@ -337,3 +337,12 @@ def test_every_log_event_is_in_operations_md_and_every_one_there_exists():
         described |= set(re.findall(r"`([a-z_.]+)`", first_column))
     assert sorted(logged - described) == [], "log events missing from docs/operations.md"
     assert sorted(described - logged) == [], "docs/operations.md names log events never logged"
+
+
+def test_every_module_is_placed_in_architecture_md():
+    text = page("architecture.md")
+    modules = sorted(
+        p.stem for p in (REPOSITORY / "service").glob("*.py") if p.stem != "__init__"
+    ) + sorted(p.name for p in (REPOSITORY / "service").iterdir() if (p / "__init__.py").exists())
+    missing = [m for m in modules if f"`{m}`" not in text and f"`{m}/`" not in text]
+    assert missing == [], "modules docs/architecture.md does not place"
