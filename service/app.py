@@ -32,7 +32,7 @@ log = get_logger("service.app")
 # How long one SQLite statement on the request path waits for another
 # writer's lock. An enqueue waits at most about twice this (opening a
 # connection, then its write), which keeps a 503 well inside the 5 s that
-# DESIGN.md promises (Iconik gives up after ~10 s). SQLiteQueue's own default
+# docs/http.md promises (Iconik gives up after ~10 s). SQLiteQueue's own default
 # (10 s) still serves the worker-only and `status` processes; PostgreSQL's
 # statements time out after the same wait.
 STORE_WAIT_SECONDS = 2.0

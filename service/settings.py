@@ -1,6 +1,6 @@
 """Every knob of the service, read from the environment (and `.env`).
 
-The names are the contract's (shared/DESIGN.md, "Configuration"). A value
+The names are the contract's (docs/settings.md lists each, with its default). A value
 that cannot be used stops the service at start-up with a message that names
 the variable, never later in the middle of a delivery.
 """

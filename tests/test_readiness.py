@@ -52,7 +52,7 @@ DROP_ROOT_OVERRIDES = (
     f"--bounding-set={_WITHOUT_OVERRIDES}",
 )
 
-ANSWER_WITHIN = 5.0  # DESIGN.md: a delivery that cannot be stored gets its 503 within 5 s
+ANSWER_WITHIN = 5.0  # docs/http.md: a delivery that cannot be stored gets its 503 within 5 s
 SECRETS = (CURRENT_SECRET, BEARER, PAYLOAD_AUTH_TOKEN)
 ENOSPC = "No space left on device (ENOSPC)"
 
