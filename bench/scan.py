@@ -31,6 +31,7 @@ from service.deliver_loop import ScanLoop
 from service.deliver_scan import DeliverScan
 from service.queue.sqlite import SQLiteQueue
 from service.storage import open_storage
+from tests.s3_events import events_to_sqs
 
 EN_VTT = b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHello.\n"
 BASELINE_SAMPLE = 200  # bundles whose listing the baseline measures
@@ -151,17 +152,8 @@ async def _events(workdir: Path, n: int) -> list[str]:
 
     bucket = f"bench-events-{int(time.time() * 1000) % 10**9}"
     records = _make_bundles(workdir, bucket, n)
-    s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    queue_url = sqs.create_queue(QueueName=f"{bucket}-deliver")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {"QueueArn": arn["Attributes"]["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
-            ]
-        },
-    )
+    s3 = boto3.client("s3")
+    queue_url = events_to_sqs(bucket)
     queue = SQLiteQueue(workdir / "events.db")
     await queue.open()
     await queue.fill_registry(records)

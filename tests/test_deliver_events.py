@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from service.deliver_events import LocalWatch, SqsEvents, folder_of, folders_in_message
+from tests.s3_events import events_to_sqs
 
 pytestmark = pytest.mark.anyio
 
@@ -54,19 +55,7 @@ def test_a_message_names_folders_or_nothing():
 
 async def test_sqs_events_name_the_folder_a_captioner_wrote_to(bucket):
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    queue_url = sqs.create_queue(QueueName=f"{bucket}-events")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": arn["Attributes"]["QueueArn"],
-                    "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
-                }
-            ]
-        },
-    )
+    queue_url = events_to_sqs(bucket, removed=True)
     s3.put_object(Bucket=bucket, Key="shared/B [2]/captions/en.vtt", Body=b"x")  # not deliver/
     s3.put_object(Bucket=bucket, Key="shared/A [1]/deliver/en.vtt", Body=b"x")
     events = SqsEvents(queue_url, "shared", wait_seconds=1)

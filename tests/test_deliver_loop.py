@@ -19,6 +19,7 @@ from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
 from service.storage import open_storage
 from tests.conftest import custom_action_body
+from tests.s3_events import events_to_sqs
 from tests.test_deliver import EN_VTT
 from tests.test_hostile_folder import real_serve
 
@@ -195,17 +196,8 @@ def test_on_s3_a_file_is_delivered_from_its_event_long_before_the_interval(tmp_p
     """A real `serve` on S3 (moto) with the bucket's notifications going to
     SQS: with a 60 s interval, a file written to deliver/ is delivered in
     seconds, from its event."""
-    s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    queue_url = sqs.create_queue(QueueName=f"{bucket}-deliver")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {"QueueArn": arn["Attributes"]["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
-            ]
-        },
-    )
+    s3 = boto3.client("s3")
+    queue_url = events_to_sqs(bucket)
     env = {
         "AWS_ENDPOINT_URL": aws,
         "DELIVER_SCAN_SECONDS": "60",
