@@ -49,8 +49,10 @@ def instructions(url: str, settings: SimulatorSettings, seeded_assets: list[str]
         f"  ICONIK_URL={url}",
         f"  ICONIK_APP_ID={app_id}",
         f"  ICONIK_AUTH_TOKEN={token}",
-        "  ALLOW_ORIGINAL_MEDIA=true   # one seeded asset has no proxy; without this it "
-        "waits PROXY_WAIT_SECONDS (1 h by default) and fails",
+        "  ALLOW_ORIGINAL_MEDIA=true   # one seeded asset has no proxy: its original is "
+        "bundled once the wait for a proxy is over...",
+        "  PROXY_WAIT_SECONDS=0        # ...which is 1 h by default (without both, it "
+        "fails after that hour)",
     ]
     if settings.iconik_url and settings.iconik_url.rstrip("/") != url:
         lines.append(

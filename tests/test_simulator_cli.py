@@ -53,6 +53,7 @@ def test_the_simulator_prints_how_to_point_the_service_at_it(tmp_path):
         assert token == "simulator-auth-token"
         assert setting(lines, "ICONIK_APP_ID") == "simulator-app-id"
         assert setting(lines, "ALLOW_ORIGINAL_MEDIA") == "true"
+        assert setting(lines, "PROXY_WAIT_SECONDS") == "0"  # or the original waits an hour
         asset = lines[-1].split()[3]
         headers = {"App-ID": "simulator-app-id", "Auth-Token": token}
         answer = httpx2.get(f"{url}/API/assets/v1/assets/{asset}/", headers=headers)
