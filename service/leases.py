@@ -17,10 +17,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 
-from service.logging import get_logger
 from service.queue import Queue, QueueUnavailable
-
-log = get_logger("service.leases")
 
 DELIVER_SCAN = "deliver-scan"
 REGISTRY_FILL = "registry-fill"

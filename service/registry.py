@@ -73,7 +73,9 @@ class BundleRegistry:
         if self._filled:
             return
         async with self._filling:  # one fill at a time in this process
-            while not self._filled and not await self.queue.registry_filled():
+            if self._filled:  # filled by the caller this one waited behind
+                return
+            while not await self.queue.registry_filled():
                 lease = leases.held(
                     self.queue, leases.REGISTRY_FILL, self.holder, self.lease_seconds
                 )
@@ -86,9 +88,8 @@ class BundleRegistry:
                 if not holding:  # another process is filling it: wait for it
                     log.info("registry.waiting_for_fill")
                     await anyio.sleep(self.wait_between)
-            if not self._filled:
-                self._filled = True
-                log.info("registry.ready")
+            self._filled = True
+            log.info("registry.ready")
 
 
 def filled_in_background(storage: Storage, retry_every: float = 30.0) -> Any:
