@@ -26,6 +26,7 @@ a matter of `QUEUE_URL` only.
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -85,12 +86,50 @@ class NewTask:
     failed: str | None = None
 
 
+# What a notification is about (the `type` of the event sent).
+PUBLISHED = "bundle.published"  # new work: a bundle is ready for captioners
+REFRESHED = "bundle.refreshed"  # an existing bundle changed (what changed is in data)
+WITHDRAWN = "bundle.withdrawn"  # the asset is gone; its bundle no longer needs work
+DELIVERED = "captions.delivered"  # a captioner's file went back to Iconik
+REFUSED = "captions.refused"  # a captioner's file was refused (first problem in data)
+DUE_SOON = "work.due_soon"  # a due date is near and languages are still missing
+OVERDUE = "work.overdue"  # a due date passed and languages are still missing
+EVENT_TYPES = (PUBLISHED, REFRESHED, WITHDRAWN, DELIVERED, REFUSED, DUE_SOON, OVERDUE)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A notification about a change, stored in the queue's outbox with the
+    change that caused it (in the same transaction), and sent by the worker.
+
+    `event_id` is stable: the same change always gives the same id (see
+    `event_id`), so a receiver drops repeats by it and storing it twice
+    stores it once. `data` is the JSON sent (asset id, title, bundle folder,
+    languages, request id, ...): never a secret or a URL with a token in it.
+    """
+
+    event_id: str
+    type: str  # one of EVENT_TYPES
+    asset_id: str
+    data: dict[str, Any]
+    timestamp: float  # when the change happened (the queue's clock)
+
+
+def event_id(*parts: str) -> str:
+    """A stable event id from what identifies the change (e.g. the task id
+    and the event type, or a folder, its due date and "overdue")."""
+    return "evt_" + uuid.uuid5(uuid.NAMESPACE_URL, "caption-bridge:" + "/".join(parts)).hex
+
+
 @dataclass(frozen=True)
 class Expanded:
-    """What an expand task returns: its children, and a note for the request's status."""
+    """What a task returns when it ends well: its children (an expand's), a
+    note for the request's status, and the events its change causes, stored
+    with the task's completion (so never for a change that rolled back)."""
 
     children: list[NewTask]
     note: str | None = None
+    events: list[Event] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -132,9 +171,18 @@ class Queue(Protocol):
     async def enqueue(self, delivery: Delivery, request_id: str) -> Enqueued: ...
     async def claim(self, owner: str) -> Task | None: ...
     # Ending an expand task (complete, or fail) also deletes its request's user token.
+    # `events` go into the outbox in the same transaction, only if this
+    # worker still held the task (else its new owner's completion sends them).
     async def complete(
-        self, task: Task, children: list[NewTask] | None = None, note: str | None = None
+        self,
+        task: Task,
+        children: list[NewTask] | None = None,
+        note: str | None = None,
+        events: list[Event] | None = None,
     ) -> None: ...
+    # Events not tied to a task's end (due dates): stored unless an event of
+    # the same id is stored already; how many were new.
+    async def add_events(self, events: list[Event]) -> int: ...
     async def retry(
         self, task: Task, error: str, delay: float | None = None, count_attempt: bool = True
     ) -> bool: ...
