@@ -36,8 +36,8 @@ from service.queue import (
     rank_after,
 )
 from service.queue.group_commit import AsyncGroupCommit
-from service.queue.postgres_history import PostgresHistory
 from service.queue.postgres_store import NOTIFY_CHANNEL, _reason
+from service.queue.postgres_work import PostgresWork
 
 # The clicking user's token is kept only until the expand task ends (done or failed).
 _FORGET_USER_TOKEN = "UPDATE requests SET user_token = NULL WHERE request_id = %s"  # noqa: S105
@@ -61,7 +61,7 @@ class _Refused(Exception):
         self.error = error
 
 
-class PostgresQueue(PostgresHistory):
+class PostgresQueue(PostgresWork):
     def __init__(
         self,
         url: str,
@@ -384,4 +384,3 @@ class PostgresQueue(PostgresHistory):
             return await cursor.fetchall()
 
         return await self._in_transaction(run)
-
