@@ -69,7 +69,7 @@ class DueCheck:
         self.clock = clock
 
     async def look(self) -> int:
-        """One look: the events due now stored (through `emit`); how many."""
+        """One look: the events due now stored (through `emit`); how many were new."""
         now = self.clock()
         stored = 0
         for _ in range(MAX_BATCHES):
@@ -81,10 +81,11 @@ class DueCheck:
                     continue  # told already; only its due-soon mark was left
                 events.append(event_for(row, OVERDUE if overdue else DUE_SOON, now))
             if events:
-                await self.emit(events)
+                new = await self.emit(events)
+                stored += new if isinstance(new, int) else len(events)
                 for event in events:
                     log.info(
-                        "due_check.event_stored",
+                        "due_check.event",
                         type=event.type,
                         folder=event.data["folder"],
                         due_date=event.data["due_date"],
@@ -93,7 +94,6 @@ class DueCheck:
             # them again next time, under the same ids (so once).
             for row in rows:
                 await self.queue.mark_notified(row["folder"], row["due_at"], row["due_at"] <= now)
-            stored += len(events)
             if len(rows) < BATCH:
                 break
         return stored
