@@ -203,3 +203,49 @@ async def test_one_process_of_the_deployment_checks(queue, clock):
     assert len(set(calls)) == 1  # the lease's holder only
     # Released on stop: the other can take it at once.
     assert await queue.take_lease(leases.DUE_CHECK, "someone else", 60)
+
+
+def test_the_worker_runs_the_check_beside_its_slots_into_the_outbox(tmp_path):
+    from service.jobs import JobReporter
+    from service.worker import Worker
+    from tests.conftest import make_settings
+
+    clock = FakeClock()
+    settings = make_settings(
+        tmp_path, worker_concurrency=1, retention_days=0, deliver_scan_seconds=0
+    )
+    stored = anyio.Event()
+
+    class WithOutbox(SQLiteQueue):
+        """The queue with the outbox's `add_events` (the sender's branch) recorded."""
+
+        events: list[Event] = []
+
+        async def add_events(self, events: list[Event]) -> int:
+            self.events += events
+            stored.set()
+            return len(events)
+
+    queue = WithOutbox(settings.sqlite_path, clock=clock)
+
+    async def main() -> None:
+        await queue.open()
+        await queue.fill_registry([])
+        item = work("a1", clock.now - HOUR, ["en"])
+        await published(queue, item)
+        jobs = JobReporter(iconik=None, queue=queue, enabled=False)
+        worker = Worker(
+            settings, queue, iconik=None, storage=None, poll_interval=0, jobs=jobs, clock=clock
+        )
+        try:
+            with anyio.fail_after(30):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(worker.run)
+                    await stored.wait()
+                    group.cancel_scope.cancel()
+        finally:
+            await queue.close()
+        [event] = queue.events
+        assert (event.type, event.data["folder"]) == (OVERDUE, item.folder)
+
+    anyio.run(main)
