@@ -20,6 +20,7 @@ import pytest
 from service.queue import postgres as pg_queue
 from service.queue import postgres_history as pg
 from service.queue import sqlite_sql as sql
+from service.queue import work_sql
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
 from tests.queue_fill import History, fill_postgres, fill_sqlite
@@ -39,6 +40,9 @@ SQLITE_READS = [
     (sql.EXPIRED, {"cutoff": MIDDLE, "candidates": 200}, "requests_by_time"),
     # Not a status read, but every worker's, and the one statistics turned.
     (sql.CLAIM, {"now": MIDDLE}, "tasks_ready"),
+    # What a folder delivered, read by each build that records its work:
+    # the asset's done tasks.
+    (work_sql.DELIVERED, {"asset_id": "ha7", "folder": "Title [ha7]"}, "tasks_by_asset"),
 ]
 PG_READS = [
     (pg.RECENT_FAILURES, (20,), "tasks_failed"),
@@ -48,6 +52,11 @@ PG_READS = [
     (pg_queue.BUNDLE_FOLDERS_OF, ("ha7",), "bundles_pkey"),
     (pg_queue.BUNDLE_RECORDS_OF, ("Title [ha7]",), "bundles_by_folder"),
     (pg.EXPIRED, {"cutoff": MIDDLE, "candidates": 200}, "requests_by_time"),
+    (
+        work_sql.for_pg(work_sql.DELIVERED),
+        {"asset_id": "ha7", "folder": "Title [ha7]"},
+        "tasks_deliveries",
+    ),
 ]
 
 
