@@ -105,13 +105,16 @@ async def keep_checking(
     holder: str,
     *,
     every: float = CHECK_EVERY,
+    lease_seconds: float | None = None,
 ) -> None:
     """Look every `every` seconds while this process holds the lease (one
-    process of the deployment at a time; another takes over once it lapses)."""
+    process of the deployment at a time; another takes over once it lapses,
+    after `lease_seconds`: three looks' time unless said)."""
+    lease = lease_seconds if lease_seconds is not None else every * 3
     try:
         while True:
             try:
-                if await queue.take_lease(leases.DUE_CHECK, holder, every * 3):
+                if await queue.take_lease(leases.DUE_CHECK, holder, lease):
                     await check.look()
             except Exception as exc:  # the queue, the outbox: tried again next look
                 log.warning("due_check.failed", error=str(exc))
