@@ -126,8 +126,11 @@ class Worker:
         # Until the registry has the bundles made before it existed, intake
         # stores every event: fill it at start-up, beside the slots (a large
         # bucket's listing must not hold them up), not on an event's path.
-        with contextlib.suppress(QueueUnavailable, StorageError):
+        try:
             await self.registry.fill_once()
+        except (QueueUnavailable, StorageError) as exc:
+            # The deliver scan fills it later; until then events are all stored.
+            log.warning("registry.not_filled", error=str(exc))
 
     async def _prune(self) -> None:
         # Finished requests older than RETENTION_DAYS, in small batches.
