@@ -44,9 +44,12 @@ def serve(settings: Settings, with_worker: bool, intake: bool = True) -> int:
 def worker(settings: Settings, port: int | None) -> int:
     """The worker alone, for replicas that only build bundles.
 
-    With `--port`, it also answers /healthz, /readyz and /metrics there (no
-    deliveries), for an orchestrator's probes and Prometheus.
+    With `--port` (or WORKER_HTTP, on PORT), it also answers /healthz,
+    /readyz and /metrics there (no deliveries), for an orchestrator's probes
+    and Prometheus.
     """
+    if port is None and settings.worker_http:
+        port = settings.port
     if port is not None:
         return serve(settings.model_copy(update={"port": port}), with_worker=True, intake=False)
 
@@ -210,6 +213,34 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def health(url: str | None) -> int:
+    """`caption-bridge health`: the container's HEALTHCHECK. GET /healthz of
+    the process on this machine's PORT (or --url); exit 0 if it answers ok,
+    else 1 with one line saying what failed. Needs no other setting."""
+    import json
+    import urllib.request
+
+    if url is None:
+        from service.settings import load_port
+
+        url = f"http://127.0.0.1:{load_port()}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_SECONDS) as answer:  # noqa: S310
+            body = json.loads(answer.read(4096))
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        print(f"caption-bridge health: {url}: {reason}", file=sys.stderr)
+        return 1
+    if body != {"status": "ok"}:
+        print(f"caption-bridge health: {url} answered {body!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# Docker's HEALTHCHECK gives 30 s by default; a live process answers /healthz in milliseconds.
+HEALTH_TIMEOUT_SECONDS = 5.0
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -304,6 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     status_cmd.add_argument(
         "--tasks", action="store_true", help="with REQUEST_ID: also list its tasks (a page)"
     )
+    health_cmd = commands.add_parser(
+        "health",
+        help="exit 0 if the service on this machine answers /healthz (the image's HEALTHCHECK)",
+    )
+    health_cmd.add_argument(
+        "--url", help="what to ask (default: http://127.0.0.1:$PORT/healthz, PORT as the service)"
+    )
     return parser
 
 
@@ -335,6 +373,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         service_logging.configure("console", level=30)
         return anyio.run(run_demo, base)
 
+    if args.command == "health":  # reads only PORT: no .env secrets needed to probe
+        try:
+            return health(args.url)
+        except SettingsError as exc:
+            print(f"caption-bridge health: {exc}", file=sys.stderr)
+            return 2
     if args.command == "status":
         # Read-only, needs only QUEUE_URL; output may go to `head`.
         try:
