@@ -92,7 +92,7 @@ def test_the_captioner_reads_the_whole_bundle_and_writes_only_its_deliver_folder
     policy = filled()
     actions = {a for s in policy["Statement"] for a in s["Action"]}
     assert actions == {"s3:ListBucket", "s3:GetObject", "s3:PutObject"}  # no delete, no ACLs
-    paths = layout() + ["deliver/en.vtt", "deliver/fr.cc.srt"]
+    paths = [*layout(), "deliver/en.vtt", "deliver/fr.cc.srt"]
     for path in paths:
         assert allowed(policy, "s3:GetObject", key(path)), path
         may_write = allowed(policy, "s3:PutObject", key(path))
