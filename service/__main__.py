@@ -213,34 +213,6 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
-def health(url: str | None) -> int:
-    """`caption-bridge health`: the container's HEALTHCHECK. GET /healthz of
-    the process on this machine's PORT (or --url); exit 0 if it answers ok,
-    else 1 with one line saying what failed. Needs no other setting."""
-    import json
-    import urllib.request
-
-    if url is None:
-        from service.settings import load_port
-
-        url = f"http://127.0.0.1:{load_port()}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_SECONDS) as answer:  # noqa: S310
-            body = json.loads(answer.read(4096))
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        print(f"caption-bridge health: {url}: {reason}", file=sys.stderr)
-        return 1
-    if body != {"status": "ok"}:
-        print(f"caption-bridge health: {url} answered {body!r}", file=sys.stderr)
-        return 1
-    return 0
-
-
-# Docker's HEALTHCHECK gives 30 s by default; a live process answers /healthz in milliseconds.
-HEALTH_TIMEOUT_SECONDS = 5.0
-
-
 def _count(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -375,7 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "health":  # reads only PORT: no .env secrets needed to probe
         try:
-            return health(args.url)
+            from service.healthcheck import check
+
+            return check(args.url)
         except SettingsError as exc:
             print(f"caption-bridge health: {exc}", file=sys.stderr)
             return 2
