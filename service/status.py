@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.logging import redact_all
 from service.queue import Queue
+from service.retry_causes import ALL_CAUSES
 
 if TYPE_CHECKING:
     from service.status_reader import StatusReader
@@ -223,8 +224,10 @@ def queue_report(reader: StatusReader, *, limit: int, offset: int) -> dict[str, 
 
 
 def _retrying(reader: StatusReader, request_id: str | None) -> list[dict[str, Any]]:
+    # `label`: the cause as /metrics names it (caption_bridge_tasks_retrying{cause=...}).
+    labels = {cause.name: cause.label for cause in ALL_CAUSES}
     return [
-        {**group, "last_at": iso(group["last_at"])}
+        {**group, "label": labels[group["cause"]], "last_at": iso(group["last_at"])}
         for group in reader.retrying(request_id)
     ]
 

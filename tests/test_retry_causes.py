@@ -21,6 +21,7 @@ import pytest
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
 from service.retry_causes import ALL_CAUSES, RETRY_CAUSES, cause_of
+from service.status import queue_report
 from service.status_reader import open_reader
 from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN, bearer, custom_action_body
 from tests.servers import service_process
@@ -100,10 +101,11 @@ def test_the_queue_the_status_reader_and_the_worker_group_alike(backend):
 
     counted = anyio.run(fill)
     assert counted == dict(expected)
-    names = {c.name: c.label for c in ALL_CAUSES}
     with open_reader(queue_url, clock=clock) as reader:
-        grouped = {names[g["cause"]]: g["tasks"] for g in reader.retrying(None)}
-    assert grouped == dict(expected)
+        report = queue_report(reader, limit=5, offset=0)
+    names = {c.name: c.label for c in ALL_CAUSES}
+    assert {names[g["cause"]]: g["tasks"] for g in report["retrying"]} == dict(expected)
+    assert all(names[g["cause"]] == g["label"] for g in report["retrying"])  # --json says both
 
 
 def test_a_wrong_iconik_url_shows_in_metrics_as_iconik_unreachable(tmp_path):
