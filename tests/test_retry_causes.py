@@ -144,3 +144,41 @@ def test_a_wrong_iconik_url_shows_in_metrics_as_iconik_unreachable(tmp_path):
     for cause in RETRY_CAUSES:
         if cause.label != "iconik_unreachable":
             assert f'caption_bridge_tasks_retrying{{cause="{cause.label}"}} 0.0' in metrics
+
+
+def test_metrics_read_the_queue_at_most_every_few_seconds(tmp_path):
+    """/metrics is open to anyone: scrapes in a burst cost one grouped query."""
+    from service.metrics import RETRYING_READ_SECONDS, Metrics
+
+    clock = FakeClock()
+    metrics = Metrics(clock=clock)
+
+    def gauge() -> float | None:
+        return metrics.registry.get_sample_value(
+            "caption_bridge_tasks_retrying", {"cause": "storage"}
+        )
+
+    queue_clock = FakeClock()
+
+    async def scrape_while_retrying() -> list[float | None]:
+        queue = SQLiteQueue(tmp_path / "q.db", clock=queue_clock)
+        await queue.open()
+        seen = []
+        try:
+            await metrics.read_retrying(queue)
+            seen.append(gauge())
+            await queue.enqueue(delivery("k1"), "req-1")
+            task = await queue.claim("w1")
+            assert task is not None
+            await queue.retry(task, "the bundle storage: disk full", delay=600)
+            clock.now += RETRYING_READ_SECONDS / 2
+            await metrics.read_retrying(queue)  # within the window: not read again
+            seen.append(gauge())
+            clock.now += RETRYING_READ_SECONDS
+            await metrics.read_retrying(queue)
+            seen.append(gauge())
+        finally:
+            await queue.close()
+        return seen
+
+    assert anyio.run(scrape_while_retrying) == [0, 0, 1]
