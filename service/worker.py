@@ -286,9 +286,12 @@ class Worker:
             delay = self.proxy_retry_delay(waited)
             await self.queue.retry(task, detail, delay=delay, count_attempt=False)
             log.info("task.waiting", reason=detail, retry_in=delay)
+            self.metrics.retried(detail)
         else:
             retried = await self.queue.retry(task, detail)
             log.warning("task.retry" if retried else "task.failed", reason=detail)
+            if retried:
+                self.metrics.retried(detail)
             outcome = "retried" if retried else "failed"
             detail = detail if retried else f"{detail} (gave up after {task.attempts} attempts)"
         self.metrics.tasks.labels(task.kind, outcome).inc()
