@@ -189,10 +189,18 @@ def status(args: argparse.Namespace) -> int:
     from service.status import queue_report, render_queue, render_request, request_report
     from service.status_reader import QueueNotReadable, open_reader
 
+    if args.work and args.request_id:
+        print("caption-bridge status: --work lists the whole queue's open work", file=sys.stderr)
+        return 2
     queue_url = load_queue_settings().queue_url
     try:
         with open_reader(queue_url) as reader:
-            if args.request_id:
+            if args.work:
+                from service.status_work import render_work, work_report
+
+                report = work_report(reader, limit=args.limit, offset=args.offset)
+                lines = render_work(report)
+            elif args.request_id:
                 report = request_report(
                     reader, args.request_id, limit=args.limit, offset=args.offset
                 )
@@ -306,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     status_cmd.add_argument("--offset", type=_count, default=0, help="skip this many first")
     status_cmd.add_argument(
         "--tasks", action="store_true", help="with REQUEST_ID: also list its tasks (a page)"
+    )
+    status_cmd.add_argument(
+        "--work", action="store_true", help="open work by due date, what is overdue (a page)"
     )
     health_cmd = commands.add_parser(
         "health",

@@ -20,6 +20,7 @@ from service import (
     bundle,
     caption_status,
     captions,
+    due_dates,
     outtray,
     outtray_readme,
     plan,
@@ -27,7 +28,7 @@ from service import (
 )
 from service.gather import field_labels, gather, read_track, signed_url
 from service.logging import get_logger
-from service.queue import Task
+from service.queue import Task, Work
 from service.tasks import TaskContext, TaskFailed
 
 log = get_logger("service.build")
@@ -75,7 +76,14 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
     # The labels of the form's fields and of the asset's metadata, for the page.
     labels = await field_labels(ctx, [request.metadata_view_id, *ctx.settings.metadata_view_ids])
     form_labels = labels.get(request.metadata_view_id or "", {})
-    request = dataclasses.replace(request, form_labels=form_labels)
+    due = due_dates.due_of(
+        request.form_values, ctx.settings.due_date_field, ctx.settings.due_date_zone
+    )
+    if due.at is None and due.note:
+        log.warning("bundle.due_date_not_read", note=due.note)
+    request = dataclasses.replace(
+        request, form_labels=form_labels, due_date=due.iso, due_date_note=due.note
+    )
     metadata_labels = {
         name: label
         for view_id in ctx.settings.metadata_view_ids
@@ -151,6 +159,7 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
             asset_id,
             ctx.settings.deliver_scan_seconds,
             ctx.settings.style,
+            dataclasses.asdict(request),
         ).encode()
         size, digest = await staging.write_bytes(outtray.README_PATH, readme)
         files.append(bundle.BundleFile(outtray.README_PATH, size, digest, "note"))
@@ -183,6 +192,19 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
     if blocked:  # a captioner put something in the way; the scan says so in ERRORS.txt
         log.warning("bundle.files_blocked", folder=folder, paths=blocked)
     await ctx.registry.record(asset_id, folder, manifest["status"])
+    await ctx.registry.record_work(
+        Work(
+            asset_id=asset_id,
+            folder=folder,
+            title=facts.title,
+            request_id=request.request_id,
+            due_at=due.at.timestamp() if due.at is not None else None,
+            due_date=due.iso,
+            languages=due_dates.languages_asked(
+                request.form_values, ctx.settings.target_languages_field
+            ),
+        )
+    )
     log.info("bundle.published", folder=folder, revision=revision, files=len(files))
     if previous is None:  # first published: the asset says so (refreshes change nothing)
         await caption_status.write(ctx, asset_id, caption_status.sent(ctx.clock()))

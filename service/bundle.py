@@ -146,6 +146,10 @@ class RequestFacts:
     form_values: dict[str, Any] = field(default_factory=dict)
     # {field name: label} of the form's metadata view, for the preview page.
     form_labels: dict[str, str] = field(default_factory=dict)
+    # The form's due date, parsed once (service/due_dates.py): ISO 8601 in
+    # DUE_DATE_ZONE, and how it was read (or why it was left out).
+    due_date: str | None = None
+    due_date_note: str | None = None
 
 
 def flatten_metadata(values: dict[str, Any] | None) -> dict[str, Any]:

@@ -175,6 +175,7 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
     if blocked:
         log.warning("delivery.files_blocked", paths=blocked)
     await caption_status.write(ctx, asset_id, caption_status.delivered(deliveries, ctx.clock()))
+    await ctx.registry.delivered(folder, track.name.language)  # open work (due dates)
     log.info(
         "delivery.delivered",
         path=path,
@@ -225,7 +226,11 @@ async def rewrite_readme(ctx: TaskContext, task: Task) -> None:
     if manifest is None:
         return  # written anew with the bundle when the asset next changes
     text = outtray_readme.readme_of(
-        manifest["asset"], asset_id, ctx.settings.deliver_scan_seconds, ctx.settings.style
+        manifest["asset"],
+        asset_id,
+        ctx.settings.deliver_scan_seconds,
+        ctx.settings.style,
+        manifest.get("request"),
     ).encode()
     if hashlib.sha256(text).hexdigest() != task.payload.get("sha256"):
         # Asked by a process with other settings (a change being rolled out):

@@ -21,6 +21,7 @@ from service.queue import Queue, QueueUnavailable
 
 DELIVER_SCAN = "deliver-scan"
 REGISTRY_FILL = "registry-fill"
+DUE_CHECK = "due-check"
 
 
 def new_holder() -> str:

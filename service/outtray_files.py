@@ -103,7 +103,9 @@ class ReadmeCheck:
         self, folder: str, asset_id: str, manifest: dict[str, Any], readme: StoredFile
     ) -> None:
         assert self.every is not None
-        text = outtray_readme.readme_of(manifest["asset"], asset_id, self.every, self.style)
+        text = outtray_readme.readme_of(
+            manifest["asset"], asset_id, self.every, self.style, manifest.get("request")
+        )
         digest = hashlib.sha256(text.encode()).hexdigest()
         entry = next((f for f in manifest["files"] if f["path"] == outtray.README_PATH), None)
         if entry is None or entry["sha256"] == digest:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from service import house_style
+from service import due_dates, house_style
 from service.captions import MAX_PROBLEMS, TOLERANCE_SECONDS, timestamp
 from service.outtray import HISTORY_PER_TRACK
 
@@ -25,11 +25,16 @@ def short_text(value: Any, limit: int = 32) -> str | None:
 
 
 def readme_of(
-    asset: Mapping[str, Any], asset_id: str, scan_seconds: float, style: house_style.Style
+    asset: Mapping[str, Any],
+    asset_id: str,
+    scan_seconds: float,
+    style: house_style.Style,
+    request: Mapping[str, Any] | None = None,
 ) -> str:
-    """README.txt from the manifest's `asset` facts: the build writes it from
-    the facts it gathers, the scan checks it from the facts read back, and
-    both get the same text from the same facts."""
+    """README.txt from the manifest's `asset` and `request` facts: the build
+    writes it from the facts it gathers, the scan checks it from the facts
+    read back, and both get the same text from the same facts."""
+    request = request if isinstance(request, Mapping) else {}
     title = asset.get("title")
     duration = asset.get("duration_seconds")
     return readme(
@@ -40,6 +45,7 @@ def readme_of(
         start_timecode=short_text(asset.get("start_timecode")),
         frame_rate=short_text(asset.get("frame_rate")),
         style=style,
+        due=due_dates.describe(request.get("due_date"), request.get("due_date_note")),
     )
 
 
@@ -52,6 +58,7 @@ def readme(
     start_timecode: str | None = None,
     frame_rate: str | None = None,
     style: house_style.Style | None = None,
+    due: str | None = None,
 ) -> str:
     """deliver/README.txt: plain words for someone who has only this folder."""
     style = style or house_style.Style()
@@ -94,7 +101,7 @@ def readme(
 
 Project: {title} ({asset_id})
 Video length {length}, start timecode {start_timecode or "none"}, frame rate {rate}.
-
+{f"Due: {due}.{chr(10)}" if due else ""}
 1. Name each finished track after its language, one file per track:
 
      en.vtt        English subtitles, WebVTT

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from service import captions
+from service import captions, due_dates
 from service.bundle import caption_label
 from service.outtray import trusted_deliveries
 
@@ -181,10 +181,18 @@ def labelled(values: Any, labels: Any, leave_out: tuple[str, ...] = ()) -> list[
 
 
 def due_date(request: dict[str, Any], field: str) -> str | None:
-    """The form's due date, as it was entered (Iconik's date field: "2026-12-01")."""
+    """The due date as the build read it (service/due_dates.py: "1 December
+    2026, 23:59 UTC (the end of that day in UTC)"); in a manifest from before
+    that, or when it was not a date, the form's value as it was entered."""
+    described = due_dates.describe(request.get("due_date"), request.get("due_date_note"))
+    if described:
+        return described
     form = request.get("form_values")
     value = form.get(field) if isinstance(form, dict) and field else None
     shown = display(value).strip()
+    note = request.get("due_date_note")
+    if shown and isinstance(note, str) and 0 < len(note) <= 200:
+        return f"{shown} ({note})"
     return shown or None
 
 

@@ -31,7 +31,15 @@ _KEYS = frozenset(
         "withdrawn",
     }
 )
-_REQUEST_TEXT = ("request_id", "action_id", "context", "requested_by", "requested_at")
+_REQUEST_TEXT = (
+    "request_id",
+    "action_id",
+    "context",
+    "requested_by",
+    "requested_at",
+    "due_date",
+    "due_date_note",
+)
 _FILE_TEXT = ("path", "sha256", "kind")
 _FILE_OPTIONAL = ("language", "format", "source", "iconik_id")
 

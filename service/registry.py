@@ -23,7 +23,7 @@ import anyio
 
 from service import leases, startup
 from service.logging import get_logger
-from service.queue import Queue, QueueUnavailable
+from service.queue import Queue, QueueUnavailable, Work
 from service.storage import Storage, StorageError
 
 log = get_logger("service.registry")
@@ -68,6 +68,14 @@ class BundleRegistry:
 
     async def record(self, asset_id: str, folder: str, status: str) -> None:
         await self.queue.record_bundle(asset_id, folder, status)
+
+    async def record_work(self, work: Work) -> None:
+        """The bundle as work to do: its due date and languages (service/due_check.py)."""
+        await self.queue.record_work(work)
+
+    async def delivered(self, folder: str, language: str) -> None:
+        """A caption file of `language` went back to Iconik from `folder`."""
+        await self.queue.record_delivered(folder, language)
 
     async def fill_once(self) -> None:
         if self._filled:

@@ -96,8 +96,17 @@ class Settings(BaseSettings):
     # How long the queue keeps finished requests (their tasks and payloads);
     # 0 keeps them forever (service/queue/retention.py).
     retention_days: float = Field(default=90, ge=0)
-    # The custom action form's field that holds the due date (shown on the page).
+    # The custom action form's field that holds the due date (shown on the page,
+    # in README.txt and project.json, and by `status`), the zone a date
+    # without a time is read in (the end of that day there), and the field
+    # with the languages asked for (service/due_dates.py).
     due_date_field: str = "due_date"
+    due_date_zone: str = "UTC"
+    target_languages_field: str = "target_languages"
+    # Notifications about due dates (service/due_check.py): `work.due_soon` this
+    # many hours before a due date (0: none) and `work.overdue` once it passed,
+    # while a language asked for is not delivered.
+    notify_due_before_hours: float = Field(default=24, ge=0)
     # The captioning state on the asset (service/caption_status.py): the
     # metadata view its field is written in (unset: nothing is written; made,
     # and its id printed, by `caption-bridge register`) and the field's name.
@@ -137,6 +146,14 @@ class Settings(BaseSettings):
     def _view_ids_are_iconik_ids(cls, value: list[str]) -> list[str]:
         # Each becomes a segment of an Iconik path.
         return [iconik_id(view_id, f"{view_id[:40]!r}") for view_id in value]
+
+    @field_validator("due_date_zone")
+    @classmethod
+    def _due_date_zone_is_a_zone(cls, value: str) -> str:
+        from service.due_dates import zone
+
+        zone(value)
+        return value
 
     @field_validator("caption_status_view_id")
     @classmethod

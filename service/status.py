@@ -219,6 +219,8 @@ def queue_report(reader: StatusReader, *, limit: int, offset: int) -> dict[str, 
                 "offset": offset,
                 "items": [_failure(f) for f in failed],
             },
+            # Bundles with a language asked for not delivered yet (`status --work`).
+            "open_work": reader.open_work_counts(),
         }
     )
 
@@ -308,6 +310,12 @@ def render_queue(report: dict[str, Any]) -> list[str]:
         f"{counts['failed']:,} failed"
     ]
     lines += _render_retrying(report["retrying"])
+    work = report.get("open_work")
+    if work:
+        lines.append(
+            f"open work: {work['total']:,} bundle(s), {work['overdue']:,} overdue "
+            "(`status --work` lists them by due date)"
+        )
     failures = report["failures"]
     if not failures["total"]:
         lines.append("no failed tasks")

@@ -16,6 +16,7 @@ thousands of assets is read in a few rows.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from service.queue import as_observed, describe_queue_url
+from service.queue import as_observed, describe_queue_url, work_sql
 from service.retry_causes import RETRYING, cause_case, pyformat
 
 # A task whose worker stopped renewing its lease is waiting, not running (as_observed).
@@ -163,6 +164,25 @@ class StatusReader:
         return found
 
 
+    # -- open work (service/queue/work_sql.py) -----------------------------------
+
+    def has_table(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def open_work_counts(self) -> dict[str, int] | None:
+        """How many bundles are open work, and how many of them overdue; None
+        when this queue records no open work yet (made before due dates)."""
+        if not self.has_table("due_work"):
+            return None
+        [row] = self._rows(work_sql.COUNT_OPEN, {"now": self.clock()})
+        return {"total": int(row["n"]), "overdue": int(row["overdue"])}
+
+    def open_work(self, limit: int, offset: int) -> list[dict[str, Any]]:
+        """A page of open work, due first (no due date last)."""
+        rows = self._rows(work_sql.OPEN_PAGE, {"limit": limit, "offset": offset})
+        return [{**row, "missing": json.loads(row["missing"])} for row in rows]
+
+
 def _of_request(request_id: str | None, condition: str | None = None) -> str:
     conditions = [c for c in (condition,) if c]
     if request_id is not None:
@@ -197,6 +217,10 @@ class SQLiteReader(StatusReader):
             return [dict(row) for row in self._db.execute(sql, params or {})]
         except sqlite3.DatabaseError as exc:
             raise QueueNotReadable(_sqlite_reason(self.where, exc)) from None
+
+    def has_table(self, name: str) -> bool:
+        found = self._rows("SELECT 1 FROM sqlite_master WHERE name = :name", {"name": name})
+        return bool(found)
 
     def close(self) -> None:
         self._db.close()
@@ -244,6 +268,10 @@ class PostgresReader(StatusReader):
             ) from None
         except psycopg.Error as exc:
             raise QueueNotReadable(f"{self.where}: {_pg_reason(exc)}") from None
+
+    def has_table(self, name: str) -> bool:
+        [row] = self._rows("SELECT to_regclass(:name) IS NOT NULL AS found", {"name": name})
+        return bool(row["found"])
 
     def close(self) -> None:
         self._db.close()

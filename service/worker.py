@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 import structlog
 
-from service import build, caption_status, deliver, deliver_events, expand, startup
+from service import build, caption_status, deliver, deliver_events, due_check, expand, startup
 from service.bulk_reads import BulkReads, pending_builds
 from service.deliver_loop import ScanLoop
 from service.deliver_scan import DeliverScan
@@ -30,7 +30,7 @@ from service.iconik import IconikClient, IconikError, NotFound
 from service.jobs import JobReporter
 from service.logging import get_logger, redact
 from service.metrics import Metrics
-from service.queue import Expanded, NewTask, Queue, QueueUnavailable, Task, retention
+from service.queue import Event, Expanded, NewTask, Queue, QueueUnavailable, Task, retention
 from service.ratelimit import RateLimiter, default_burst
 from service.registry import BundleRegistry
 from service.settings import Settings
@@ -96,6 +96,7 @@ class Worker:
             group.start_soon(self._fill_registry)
             if self.settings.retention_days > 0:  # the queue's history, beside the slots
                 group.start_soon(self._prune)
+            group.start_soon(self._check_due_dates)  # notifications about due dates
             for slot in range(self.settings.worker_concurrency):
                 group.start_soon(self._slot, slot)
             if self.settings.deliver_scan_seconds > 0:  # the deliver/ folders, beside the slots
@@ -137,6 +138,18 @@ class Worker:
         await retention.keep_pruning(
             self.queue, self.settings.retention_days, on_error=(QueueUnavailable,)
         )
+
+    async def _check_due_dates(self) -> None:
+        async def emit(events: list[Event]) -> int:
+            return await self.queue.add_events(events)  # the outbox (the sender sends them)
+
+        check = due_check.DueCheck(
+            self.queue,
+            emit,
+            notify_before_hours=self.settings.notify_due_before_hours,
+            clock=self.clock,
+        )
+        await due_check.keep_checking(check, self.queue, self.registry.holder)
 
     async def _slot(self, slot: int) -> None:
         while True:

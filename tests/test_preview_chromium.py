@@ -219,7 +219,7 @@ def test_the_page_is_a_captioners_workspace_in_chromium(tmp_path, chromium):
             ["Notes for the captioner", "Speaker names in CAPS, please."],
         ]
         assert browser.evaluate("document.getElementById('due-date').textContent") == (
-            "Due: 2026-12-01"
+            "Due: 1 December 2026, 23:59 UTC (a date without a time: the end of that day in UTC)"
         )
         assert ["Episode description", "Pilot episode, final cut"] in _rows(browser, "metadata")
         text = browser.evaluate("document.body.innerText")

@@ -37,6 +37,7 @@ def test_edited_parts_are_dropped_or_reset():
             "context": 5,
             "form_values": [],
             "form_labels": {"due": "Due date", "x": ["not", "text"]},
+            "due_date": ["2026-12-01"],
         },
         "withdrawn": "yes",
         "extra": {"huge": "x"},
@@ -52,6 +53,7 @@ def test_edited_parts_are_dropped_or_reset():
             "action_id": None,
             "requested_by": None,
             "requested_at": None,
+            "due_date_note": None,  # (a due date that is not text is left out)
             "metadata_view_id": None,
             "form_values": {},
             "form_labels": {"due": "Due date"},

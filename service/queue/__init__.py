@@ -122,6 +122,23 @@ def event_id(*parts: str) -> str:
 
 
 @dataclass(frozen=True)
+class Work:
+    """A bundle as work to do (service/due_check.py): recorded by each build.
+
+    Open while the bundle is not withdrawn and a language asked for has
+    nothing delivered yet (no language asked: until a first delivery).
+    """
+
+    asset_id: str
+    folder: str
+    title: str
+    request_id: str | None
+    due_at: float | None  # the due date as epoch seconds; None: no due date
+    due_date: str | None  # the same, as project.json shows it (ISO 8601)
+    languages: list[str]  # asked for, lower case (service/due_dates.py)
+
+
+@dataclass(frozen=True)
 class Expanded:
     """What a task returns when it ends well: its children (an expand's), a
     note for the request's status, and the events its change causes, stored
@@ -218,6 +235,17 @@ class Queue(Protocol):
     async def caption_deliveries(
         self, asset_ids: list[str], limit: int = 100
     ) -> list[dict[str, Any]]: ...
+    # Open work (service/due_check.py): recorded by each build (with the
+    # languages already delivered from the folder, from its deliver tasks),
+    # a language delivered recorded by the deliver task; what is due by
+    # `soon_until` or past due at `now` with its notification not yet stored
+    # for this due date (due first, at most `limit`), and that it was.
+    async def record_work(self, work: Work) -> None: ...
+    async def record_delivered(self, folder: str, language: str) -> None: ...
+    async def work_to_notify(
+        self, now: float, soon_until: float, limit: int = 100
+    ) -> list[dict[str, Any]]: ...
+    async def mark_notified(self, folder: str, due_at: float, overdue: bool) -> None: ...
 
 
 def backoff_delay(

@@ -36,8 +36,8 @@ from service.queue import (
     rank_after,
 )
 from service.queue.group_commit import AsyncGroupCommit
-from service.queue.postgres_history import PostgresHistory
 from service.queue.postgres_store import NOTIFY_CHANNEL, _reason
+from service.queue.postgres_work import PostgresWork
 from service.retry_causes import counts_query, pyformat
 
 # The clicking user's token is kept only until the expand task ends (done or failed).
@@ -62,7 +62,7 @@ class _Refused(Exception):
         self.error = error
 
 
-class PostgresQueue(PostgresHistory):
+class PostgresQueue(PostgresWork):
     def __init__(
         self,
         url: str,
@@ -391,4 +391,3 @@ class PostgresQueue(PostgresHistory):
             return await cursor.fetchall()
 
         return await self._in_transaction(run)
-

@@ -319,3 +319,29 @@ CREATE TABLE leases (
     holder     text NOT NULL,
     expires_at double precision NOT NULL
 );
+
+-- version: 7
+-- PLACEHOLDER on the `due` branch: version 7 is the notification outbox's
+-- (another branch); at the merge, its step replaces these two lines.
+SELECT 1;
+
+-- version: 8
+-- Open work (service/queue/work_sql.py): per bundle folder, the due date,
+-- the languages asked for, those delivered and those still missing (JSON
+-- arrays as text, as the SQLite queue keeps them), and the due date whose
+-- notifications were stored. Written by builds and deliveries.
+CREATE TABLE due_work (
+    folder           text PRIMARY KEY,
+    asset_id         text NOT NULL,
+    title            text NOT NULL,
+    request_id       text,
+    due_at           double precision,
+    due_date         text,
+    languages        text NOT NULL,
+    delivered        text NOT NULL,
+    missing          text NOT NULL,
+    soon_sent_for    double precision,
+    overdue_sent_for double precision,
+    updated_at       double precision NOT NULL
+);
+CREATE INDEX due_work_open ON due_work (due_at) WHERE missing <> '[]';

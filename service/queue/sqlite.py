@@ -33,6 +33,7 @@ from service.queue import (
     backoff_delay,
     lane_of,
     rank_after,
+    work_sql,
 )
 from service.queue import sqlite_sql as sql
 from service.queue.sqlite_intake import Limits, admit_all
@@ -86,6 +87,13 @@ class SQLiteQueue(SQLiteRegistry):
             db.execute("ALTER TABLE tasks ADD COLUMN lane TEXT NOT NULL DEFAULT 'click'")
             db.execute("ALTER TABLE tasks ADD COLUMN rank_at REAL")
             db.execute("UPDATE tasks SET rank_at = not_before")
+        # ...and before open work was recorded (service/queue/work_sql.py).
+        if (
+            db.execute("SELECT 1 FROM sqlite_master WHERE name = 'due_work_open'").fetchone()
+            is None
+        ):
+            with contextlib.suppress(sqlite3.OperationalError):  # read-only: made next time
+                db.executescript(work_sql.SQLITE_TABLE)
         unused = [
             row["name"]
             for row in db.execute(

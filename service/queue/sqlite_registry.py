@@ -7,10 +7,10 @@ from __future__ import annotations
 import sqlite3
 
 from service.queue import sqlite_sql as sql
-from service.queue.sqlite_history import SQLiteHistory
+from service.queue.sqlite_work import SQLiteWork
 
 
-class SQLiteRegistry(SQLiteHistory):
+class SQLiteRegistry(SQLiteWork):
     # -- the bundle registry ---------------------------------------------------
 
     async def record_bundle(self, asset_id: str, folder: str, status: str) -> None:
@@ -87,4 +87,3 @@ class SQLiteRegistry(SQLiteHistory):
             db.executemany("DELETE FROM bundles WHERE folder = ?", [(f,) for f in folders])
 
         await self._submit(retire)
-
