@@ -73,6 +73,20 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.notifications = Counter(
+            "caption_bridge_notifications",
+            "Notification sends, by destination kind (webhook, apprise), event type and "
+            "outcome (sent, failed: retried later, given_up)",
+            ["kind", "type", "outcome"],
+            registry=self.registry,
+        )
+        self.notify_backlog = Gauge(
+            "caption_bridge_notify_backlog",
+            "Notifications waiting to be sent, by destination key (webhook, apprise-<n>-<scheme>)",
+            ["destination"],
+            registry=self.registry,
+        )
+
     def delivered(self, route: str, outcome: str, seconds: float) -> None:
         """Count one delivery and its latency (the labelled children, looked up once)."""
         children = self._delivery_children.get((route, outcome))
