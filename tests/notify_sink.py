@@ -76,10 +76,11 @@ class Sink:
                 with sink._changed:
                     sink.seen.append(got)
                     sink._changed.notify_all()
+                # The answer is decided on arrival, whatever changes while it is held.
+                status = 500 if headers.get("webhook-id") in sink.failing else sink.status
                 if not sink.hold.is_set():
                     sink.held.set()
                     sink.hold.wait(60)
-                status = 500 if headers.get("webhook-id") in sink.failing else sink.status
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
