@@ -175,7 +175,9 @@ class Sender:
             log.exception("notify.crashed", destination=send.destination)
             reason = f"internal error ({type(exc).__name__}); see the service log"
         else:
-            await self.queue.settle_send(send, SENT, next_at=self.clock())
+            # Taken: recorded even while stopping, or it would be sent again.
+            with anyio.CancelScope(shield=True):
+                await self.queue.settle_send(send, SENT, next_at=self.clock())
             self.metrics.notifications.labels(channel.kind, event.type, "sent").inc()
             log.info(
                 "notify.sent",
