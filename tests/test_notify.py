@@ -289,3 +289,32 @@ async def test_no_url_or_secret_reaches_a_log_line(tmp_path, sink):
         assert secret not in text
     started = next(e for e in logs if e["event"] == "notify.started")
     assert started["destinations"] == ["webhook", "apprise-1-json"]
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        ({"notify_webhook_url": "http://127.0.0.1:9/hook"}, "NOTIFY_WEBHOOK_SECRET must be set"),
+        (
+            {"notify_webhook_url": "ftp://x/", "notify_webhook_secret": SECRET},
+            "NOTIFY_WEBHOOK_URL: must be an http(s) URL",
+        ),
+        ({"notify_webhook_secret": "secret-77"}, "NOTIFY_WEBHOOK_SECRET: must start with whsec_"),
+        ({"notify_events": "bundle.published,bundle.exploded"}, "unknown event type"),
+        (
+            {"notify_urls": "json://127.0.0.1:9/x,nonsense-with-pass-99"},
+            "NOTIFY_URLS: entry 2 is not a URL Apprise knows",
+        ),
+    ],
+)
+def test_unusable_notification_settings_stop_start_up_naming_the_setting(
+    tmp_path, values, says
+):
+    from service.settings import SettingsError, load_settings
+
+    base = make_settings(tmp_path).model_dump()
+    base = {k: v for k, v in base.items() if not k.startswith("notify")}
+    with pytest.raises(SettingsError) as refused:
+        load_settings(**{**base, "_env_file": None, **values})
+    assert says in str(refused.value)
+    assert "pass-99" not in str(refused.value) and "secret-77" not in str(refused.value)
