@@ -94,9 +94,7 @@ def notify_bench(
                 await anyio.sleep(outage)
                 sink.start()  # back, on the same port
                 results["down_for"] = time.monotonic() - stored_at
-                results["after"] = await anyio.to_thread.run_sync(
-                    _arrived, sink, count, 120.0
-                )
+                results["after"] = await anyio.to_thread.run_sync(_arrived, sink, count, 120.0)
                 group.cancel_scope.cancel()
         finally:
             await queue.close()

@@ -307,9 +307,7 @@ async def test_no_url_or_secret_reaches_a_log_line(tmp_path, sink):
         ),
     ],
 )
-def test_unusable_notification_settings_stop_start_up_naming_the_setting(
-    tmp_path, values, says
-):
+def test_unusable_notification_settings_stop_start_up_naming_the_setting(tmp_path, values, says):
     from service.settings import SettingsError, load_settings
 
     base = make_settings(tmp_path).model_dump()
@@ -318,3 +316,26 @@ def test_unusable_notification_settings_stop_start_up_naming_the_setting(
         load_settings(**{**base, "_env_file": None, **values})
     assert says in str(refused.value)
     assert "pass-99" not in str(refused.value) and "secret-77" not in str(refused.value)
+
+
+async def test_a_destination_removed_from_the_settings_is_given_up_not_held(tmp_path, sink):
+    settings = settings_for(tmp_path, sink, notify_urls="")
+    queue = SQLiteQueue(settings.sqlite_path)
+    await queue.open()
+    try:
+        # Fanned out while an Apprise URL was configured; the settings lost it since.
+        from service.queue.outbox import Destination
+
+        await queue.add_events([event("before", "a1")])
+        await queue.fan_out([Destination("webhook"), Destination("apprise-1-slack")])
+        async with anyio.create_task_group() as group:
+            await sending(queue, settings, group, poll_interval=0.05)
+            await wait(sink, lambda s: len(s.hooks()) == 1)
+            await recorded(queue, lambda states: sorted(states) == [GIVEN_UP, SENT])
+            group.cancel_scope.cancel()
+        sends = {s["destination"]: s for s in await queue.outbox_sends()}
+    finally:
+        await queue.close()
+    assert sends["apprise-1-slack"]["last_error"].startswith(
+        "the destination is no longer configured"
+    )

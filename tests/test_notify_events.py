@@ -52,9 +52,7 @@ def test_each_change_stores_its_event_and_no_change_stores_none(tmp_path):
         assert len(outbox(s.settings)) == 1
 
         # A new track in Iconik: the refresh says what changed.
-        s.sim.add_subtitle(
-            s.sim.assets[asset], "de", "WEBVTT\n\n00:00.000 --> 00:01.000\nHallo\n"
-        )
+        s.sim.add_subtitle(s.sim.assets[asset], "de", "WEBVTT\n\n00:00.000 --> 00:01.000\nHallo\n")
         s.webhook(webhook_body(object_id=asset, operation="update", realm="subtitles"))
         s.drain()
         [_, (_, kind, _, data)] = outbox(s.settings)

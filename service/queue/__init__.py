@@ -29,7 +29,10 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from service.queue.outbox import Destination, Send
 
 TASK_STATES = ("queued", "running", "done", "failed")
 
@@ -218,6 +221,15 @@ class Queue(Protocol):
     async def caption_deliveries(
         self, asset_ids: list[str], limit: int = 100
     ) -> list[dict[str, Any]]: ...
+    # The outbox's sender side (service/queue/outbox.py, service/notify.py).
+    async def fan_out(self, destinations: list[Destination], limit: int = ...) -> int: ...
+    async def due_sends(self, now: float, limit: int = ...) -> list[Send]: ...
+    async def settle_send(
+        self, send: Send, state: str, *, next_at: float, error: str | None = None
+    ) -> None: ...
+    async def outbox_backlog(self) -> dict[str, int]: ...
+    async def outbox_sends(self) -> list[dict[str, Any]]: ...
+    async def prune_outbox(self, older_than: float, max_events: int = ...) -> int: ...
 
 
 def backoff_delay(

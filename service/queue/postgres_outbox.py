@@ -131,7 +131,8 @@ class PostgresOutbox(PostgresHistory):
     async def outbox_sends(self) -> list[dict[str, Any]]:
         return await self._read(
             "SELECT e.event_id, e.type, s.destination, s.state, s.attempts, s.last_error"
-            " FROM outbox_sends s JOIN outbox_events e ON e.seq = s.seq ORDER BY s.seq"
+            " FROM outbox_sends s JOIN outbox_events e ON e.seq = s.seq"
+            " ORDER BY s.seq, s.destination"
         )
 
     async def prune_outbox(self, older_than: float, max_events: int = PRUNE_MAX_EVENTS) -> int:

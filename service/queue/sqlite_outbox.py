@@ -179,7 +179,8 @@ class SQLiteOutbox(SQLiteRegistry):
         def read() -> list[dict[str, Any]]:
             rows = self._connection().execute(
                 "SELECT e.event_id, e.type, s.destination, s.state, s.attempts, s.last_error"
-                " FROM outbox_sends s JOIN outbox_events e ON e.seq = s.seq ORDER BY s.seq"
+                " FROM outbox_sends s JOIN outbox_events e ON e.seq = s.seq"
+                " ORDER BY s.seq, s.destination"
             )
             return [dict(row) for row in rows]
 
