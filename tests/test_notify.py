@@ -339,3 +339,37 @@ async def test_a_destination_removed_from_the_settings_is_given_up_not_held(tmp_
     assert sends["apprise-1-slack"]["last_error"].startswith(
         "the destination is no longer configured"
     )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_two_replicas_send_through_one_of_them_in_order(tmp_path, sink, backend, request):
+    settings = settings_for(tmp_path, sink, notify_urls="")
+    if backend == "sqlite":
+        queues = [SQLiteQueue(settings.sqlite_path) for _ in range(2)]
+    else:
+        url = request.getfixturevalue("pg_url")
+        queues = [PostgresQueue(url) for _ in range(2)]
+    for queue in queues:
+        await queue.open()
+    metrics = [Metrics(), Metrics()]
+    try:
+        with structlog.testing.capture_logs() as logs:
+            async with anyio.create_task_group() as group:
+                for n, queue in enumerate(queues):
+                    await sending(queue, settings, group, poll_interval=0.1, metrics=metrics[n])
+                for n in range(5):  # stored through either replica, in turn
+                    await queues[n % 2].add_events([event(f"e{n}", "a1")])
+                await wait(sink, lambda s: len(s.hooks()) == 5)
+                await recorded(queues[0], lambda states: states == [SENT] * 5)
+                group.cancel_scope.cancel()
+    finally:
+        for queue in queues:
+            await queue.close()
+    assert [h.json["data"]["title"] for h in sink.hooks()] == [f"e{n}" for n in range(5)]
+    assert len(sink.seen) == 5  # each sent once, by one replica
+    assert len({e["event_id"] for e in logs if e["event"] == "notify.sent"}) == 5
+    # One replica held the `notify` lease and sent them all.
+    sent = sorted(
+        m.notifications.labels("webhook", PUBLISHED, "sent")._value.get() for m in metrics
+    )
+    assert sent == [0, 5]
