@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from service import bundle
+from service.logging import redact_all
 from service.preview_data import due_date
 from service.queue import (
     DELIVERED,
@@ -55,6 +56,8 @@ def _data(ctx: TaskContext, task: Task, manifest: dict[str, Any], folder: str) -
 
 
 def _event(ctx: TaskContext, task: Task, kind: str, data: dict[str, Any]) -> Event:
+    # Redacted like a log line: a title or a problem could quote a credential.
+    data = redact_all(data)
     return Event(event_id(task.task_id, kind), kind, str(data["asset_id"]), data, ctx.clock())
 
 
