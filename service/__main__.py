@@ -44,9 +44,12 @@ def serve(settings: Settings, with_worker: bool, intake: bool = True) -> int:
 def worker(settings: Settings, port: int | None) -> int:
     """The worker alone, for replicas that only build bundles.
 
-    With `--port`, it also answers /healthz, /readyz and /metrics there (no
-    deliveries), for an orchestrator's probes and Prometheus.
+    With `--port` (or WORKER_HTTP, on PORT), it also answers /healthz,
+    /readyz and /metrics there (no deliveries), for an orchestrator's probes
+    and Prometheus.
     """
+    if port is None and settings.worker_http:
+        port = settings.port
     if port is not None:
         return serve(settings.model_copy(update={"port": port}), with_worker=True, intake=False)
 
@@ -304,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     status_cmd.add_argument(
         "--tasks", action="store_true", help="with REQUEST_ID: also list its tasks (a page)"
     )
+    health_cmd = commands.add_parser(
+        "health",
+        help="exit 0 if the service on this machine answers /healthz (the image's HEALTHCHECK)",
+    )
+    health_cmd.add_argument(
+        "--url", help="what to ask (default: http://127.0.0.1:$PORT/healthz, PORT as the service)"
+    )
     return parser
 
 
@@ -335,6 +345,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         service_logging.configure("console", level=30)
         return anyio.run(run_demo, base)
 
+    if args.command == "health":  # reads only PORT: no .env secrets needed to probe
+        try:
+            from service.healthcheck import check
+
+            return check(args.url)
+        except SettingsError as exc:
+            print(f"caption-bridge health: {exc}", file=sys.stderr)
+            return 2
     if args.command == "status":
         # Read-only, needs only QUEUE_URL; output may go to `head`.
         try:

@@ -117,6 +117,8 @@ async def metrics(request: Request) -> Response:
     with contextlib.suppress(QueueUnavailable):
         for lane, depth in (await services.queue.backlog_by_lane()).items():
             services.metrics.queue_depth.labels(lane).set(depth)
+    with contextlib.suppress(QueueUnavailable):
+        await services.metrics.read_retrying(services.queue)
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -15,7 +15,8 @@ state always follows that of an older one; no second store of "wanted
 state" is needed. "In captioning" is seen by the deliver/ scan, which is
 not an asset task: it enqueues a `caption_status` task for the asset, keyed
 once per bundle folder, so it too runs in the asset's order, and it writes
-nothing when the bundle already records a delivery (a newer state).
+nothing when a delivery from that folder has ended, taken or refused (a
+newer state; the queue records both, the manifest only what was taken).
 
 A status write goes through the worker's Iconik client, and so through its
 rate budget. It is bookkeeping: an Iconik error is logged and the bundle work
@@ -116,5 +117,15 @@ async def mark_in_captioning(ctx: TaskContext, task: Task) -> None:
         return  # withdrawn (its own state), or not a bundle of this asset
     manifest = await ctx.storage.read_manifest(folder)
     if manifest is None or manifest.get("deliveries"):
-        return  # delivered (or refused) already: a newer state than this one
+        return  # delivered already: a newer state than this one
+    if await _delivery_ended(ctx, asset_id, folder):
+        return  # a delivery of this folder ended (a refusal is not in the manifest)
     await write(ctx, asset_id, IN_CAPTIONING)
+
+
+async def _delivery_ended(ctx: TaskContext, asset_id: str, folder: str) -> bool:
+    """Has a delivery from this folder been taken or refused (the queue's record)?"""
+    for delivery in await ctx.registry.queue.caption_deliveries([asset_id]):
+        if delivery["payload"].get("folder") == folder and delivery["state"] in ("done", "failed"):
+            return True
+    return False

@@ -66,7 +66,7 @@ async def expand(ctx: TaskContext, task: Task) -> Expanded:
             "Iconik no longer accepts the token of the user who clicked (it expired or was "
             f"revoked before the request was expanded); nothing was bundled: {CLICK_AGAIN}"
         ) from None
-    await ctx.jobs.start(task.request_id, unique)
+    await ctx.jobs.start(task.request_id, unique, frozenset(unique) - readable)
     children = [
         NewTask("build", a) if a in readable else NewTask("build", a, failed=NOT_READABLE)
         for a in unique

@@ -136,6 +136,9 @@ class _Job:
 
     request_id: str
     asset_ids: list[str] | None = None  # from start(), until the queue lists the asset tasks
+    # Of those, the ones the clicking user may not read: the job is theirs to
+    # see, so it never names such an asset by its title.
+    unreadable: frozenset[str] = frozenset()
     job_id: str | None = None
     stored: bool = False  # the queue has job_id (so no other process creates a second job)
     sent: tuple[bool, int] | None = None  # rank of the last state Iconik accepted from us
@@ -184,11 +187,16 @@ class JobReporter:
 
     # -- what the worker calls -------------------------------------------------
 
-    async def start(self, request_id: str, asset_ids: list[str]) -> None:
-        """The request was expanded into `asset_ids`: its job appears, STARTED at 0 of them."""
+    async def start(
+        self, request_id: str, asset_ids: list[str], unreadable: frozenset[str] = frozenset()
+    ) -> None:
+        """The request was expanded into `asset_ids`: its job appears, STARTED at 0 of them.
+        `unreadable`: those the clicking user may not read (their titles stay hidden)."""
         if not self.enabled:
             return
-        self._entry(request_id).asset_ids = list(asset_ids)
+        job = self._entry(request_id)
+        job.asset_ids = list(asset_ids)
+        job.unreadable = frozenset(unreadable)
         await self.progress(request_id)
 
     async def progress(self, request_id: str) -> None:
@@ -355,7 +363,12 @@ class JobReporter:
             or job.asset_ids
             or list(payload.get("asset_ids") or [])
         )
-        title = job_title(payload, asset_ids, await self._asset_title(asset_ids))
+        # A failed asset may be one the user may not read (after a restart
+        # this process no longer knows which): its id, never its title.
+        failed = {t["asset_id"] for t in status["tasks"] if t.get("state") == "failed"}
+        hidden = job.unreadable | failed
+        asset_title = None if hidden & set(asset_ids) else await self._asset_title(asset_ids)
+        title = job_title(payload, asset_ids, asset_title)
         body = _job(title, job.request_id, started_at=_now(), **_state_fields(outcome))
         if asset_ids:
             body["related_objects"] = [
@@ -373,6 +386,7 @@ class JobReporter:
         return True
 
     async def _asset_title(self, asset_ids: list[str]) -> str | None:
+        """The title of the request's one asset (None for none or several)."""
         if len(asset_ids) != 1:
             return None
         try:

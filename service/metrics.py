@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from service.retry_causes import ALL_CAUSES, cause_of
+
+if TYPE_CHECKING:
+    from service.queue import Queue
+
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+# /metrics answers anyone reaching the port: the tasks retrying by cause (a
+# grouped query over the waiting tasks) are read at most this often, by one
+# scrape at a time; the others in that window show what it read.
+RETRYING_READ_SECONDS = 5.0
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.registry = CollectorRegistry()
+        self._clock = clock
+        self._retrying_read_at: float | None = None
+        self._retrying_lock = anyio.Lock()
         # prometheus_client's labels() takes a lock and builds a key on every call.
         self._delivery_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.deliveries = Counter(
@@ -73,6 +89,20 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.tasks_retrying = Gauge(
+            "caption_bridge_tasks_retrying",
+            "Tasks waiting to run again after an error, by cause (as `caption-bridge status` "
+            "groups them), read at scrape time",
+            ["cause"],
+            registry=self.registry,
+        )
+        self.task_retries = Counter(
+            "caption_bridge_task_retries",
+            "Task attempts that ended in a retry, by cause (as `caption-bridge status` groups "
+            "them)",
+            ["cause"],
+            registry=self.registry,
+        )
         self.notifications = Counter(
             "caption_bridge_notifications",
             "Notification sends, by destination kind (webhook, apprise), event type and "
@@ -86,6 +116,27 @@ class Metrics:
             ["destination"],
             registry=self.registry,
         )
+        for cause in ALL_CAUSES:  # every cause shows, 0 included
+            self.tasks_retrying.labels(cause.label).set(0)
+            self.task_retries.labels(cause.label)
+
+    def retried(self, error: str | None) -> None:
+        """Count one retry by the cause its error names."""
+        self.task_retries.labels(cause_of(error).label).inc()
+
+    async def read_retrying(self, queue: Queue) -> None:
+        """Set `caption_bridge_tasks_retrying` from the queue, at most once per
+        RETRYING_READ_SECONDS (QueueUnavailable: the last values stay)."""
+        async with self._retrying_lock:
+            now = self._clock()
+            if self._retrying_read_at is not None and (
+                now - self._retrying_read_at < RETRYING_READ_SECONDS
+            ):
+                return
+            counts = await queue.retrying_by_cause()
+            self._retrying_read_at = now
+        for cause in ALL_CAUSES:
+            self.tasks_retrying.labels(cause.label).set(counts.get(cause.label, 0))
 
     def delivered(self, route: str, outcome: str, seconds: float) -> None:
         """Count one delivery and its latency (the labelled children, looked up once)."""

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # `worker` also answers /healthz, /readyz and /metrics on HOST:PORT, as
+    # `worker --port PORT` does: the image sets it, so one HEALTHCHECK
+    # (`caption-bridge health`) fits `serve`, `serve --no-worker` and `worker`.
+    worker_http: bool = False
     max_body_bytes: int = Field(default=1_048_576, gt=0)
 
     iconik_rate_limit: float = Field(default=45, gt=0)
@@ -328,6 +332,19 @@ class QueueSettings(BaseSettings):
     _queue_url_is_known = field_validator("queue_url")(
         classmethod(Settings._queue_url_is_known.__func__)  # type: ignore[attr-defined]
     )
+
+
+class PortSettings(BaseSettings):
+    """What `caption-bridge health` reads: the port the service listens on."""
+
+    model_config = Settings.model_config
+
+    port: int = Settings.model_fields["port"].default
+
+
+def load_port() -> int:
+    """PORT from the environment (and `.env`), or a SettingsError."""
+    return load_settings(settings_class=PortSettings).port
 
 
 def load_queue_settings() -> QueueSettings:

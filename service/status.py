@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.logging import redact_all
 from service.queue import Queue
+from service.retry_causes import ALL_CAUSES
 
 if TYPE_CHECKING:
     from service.status_reader import StatusReader
@@ -109,20 +110,6 @@ def summarize_request(
 
 
 # -- `caption-bridge status`: reports read from a StatusReader -------------------
-
-# Why a task waits to run again, by the words of its last error (the messages
-# of service.iconik, service.worker and service.gather): name, LIKE patterns.
-RETRY_CAUSES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Iconik refused the credentials", ("%check ICONIK_APP_ID and ICONIK_AUTH_TOKEN%",)),
-    ("Iconik unreachable", ("%check Iconik's status and ICONIK_URL%",)),
-    ("bundle storage", ("the bundle storage:%",)),
-    (
-        "media download (signed storage URL)",
-        ("%signed storage URL%", "%the storage service may be down%", "download of %"),
-    ),
-    ("waiting for a proxy", ("%waiting for Iconik to finish the proxy%",)),
-    ("worker stopped", ("worker stopped%", "%stopped renewing the lease%")),
-)
 
 ASSET_STATES = ("done", "failed", "running", "queued")
 
@@ -237,9 +224,11 @@ def queue_report(reader: StatusReader, *, limit: int, offset: int) -> dict[str, 
 
 
 def _retrying(reader: StatusReader, request_id: str | None) -> list[dict[str, Any]]:
+    # `label`: the cause as /metrics names it (caption_bridge_tasks_retrying{cause=...}).
+    labels = {cause.name: cause.label for cause in ALL_CAUSES}
     return [
-        {**group, "last_at": iso(group["last_at"])}
-        for group in reader.retrying(request_id, RETRY_CAUSES)
+        {**group, "label": labels[group["cause"]], "last_at": iso(group["last_at"])}
+        for group in reader.retrying(request_id)
     ]
 
 

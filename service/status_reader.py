@@ -16,15 +16,15 @@ thousands of assets is read in a few rows.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from service.queue import as_observed, describe_queue_url
+from service.retry_causes import RETRYING, cause_case, pyformat
 
 # A task whose worker stopped renewing its lease is waiting, not running (as_observed).
 OBSERVED_STATE = "CASE WHEN state = 'running' AND lease_until < :now THEN 'queued' ELSE state END"
@@ -129,34 +129,14 @@ class StatusReader:
         )
         return int(total["n"]), rows
 
-    def retrying(
-        self,
-        request_id: str | None,
-        causes: Sequence[tuple[str, Sequence[str]]],
-        lost: str = "worker stopped",
-    ) -> list[dict[str, Any]]:
-        """Tasks waiting to run again after an error, grouped by cause, each
-        with how many, and the latest reason and its time.
-
-        `causes` are (name, LIKE patterns) tried in order; the rest is "other".
-        A task whose worker stopped renewing its lease counts too, as `lost`.
-        """
+    def retrying(self, request_id: str | None) -> list[dict[str, Any]]:
+        """Tasks waiting to run again after an error, grouped by cause
+        (service.retry_causes), each with how many, and the latest reason and
+        its time. A task whose worker stopped renewing its lease counts too."""
         now = self.clock()
-        params: dict[str, Any] = {"request_id": request_id, "now": now, "lost": lost}
-        lapsed = "state = 'running' AND lease_until < :now"
-        branches = [f"WHEN {lapsed} THEN :lost"]
-        for i, (name, patterns) in enumerate(causes):
-            tests = []
-            for j, pattern in enumerate(patterns):
-                params[f"p{i}_{j}"] = pattern
-                tests.append(f"last_error LIKE :p{i}_{j}")
-            params[f"c{i}"] = name
-            branches.append(f"WHEN {' OR '.join(tests)} THEN :c{i}")
-        cause = f"CASE {' '.join(branches)} ELSE 'other' END"
-        where = _of_request(
-            request_id,
-            f"state IN ('queued', 'running') AND (last_error IS NOT NULL OR ({lapsed}))",
-        )
+        cause, params = cause_case("name")
+        params = {**params, "request_id": request_id, "now": now}
+        where = _of_request(request_id, RETRYING)
         groups = self._rows(
             f"SELECT {cause} AS cause, count(*) AS n, max(updated_at) AS last_at"  # noqa: S608
             f" FROM tasks {where} GROUP BY 1 ORDER BY 2 DESC",
@@ -256,7 +236,7 @@ class PostgresReader(StatusReader):
         psycopg = self._psycopg
         try:
             with self._db.transaction(), self._db.cursor() as cursor:
-                cursor.execute(_PARAM.sub(r"%(\1)s", sql), params or {})
+                cursor.execute(pyformat(sql), params or {})
                 return list(cursor.fetchall())
         except psycopg.errors.UndefinedTable as exc:
             raise QueueNotReadable(
@@ -267,9 +247,6 @@ class PostgresReader(StatusReader):
 
     def close(self) -> None:
         self._db.close()
-
-
-_PARAM = re.compile(r"(?<!:):(\w+)")
 
 
 def _pg_reason(exc: BaseException) -> str:

@@ -130,8 +130,11 @@ class Worker:
         # Until the registry has the bundles made before it existed, intake
         # stores every event: fill it at start-up, beside the slots (a large
         # bucket's listing must not hold them up), not on an event's path.
-        with contextlib.suppress(QueueUnavailable, StorageError):
+        try:
             await self.registry.fill_once()
+        except (QueueUnavailable, StorageError) as exc:
+            # The deliver scan fills it later; until then events are all stored.
+            log.warning("registry.not_filled", error=str(exc))
 
     async def _prune(self) -> None:
         # Finished requests older than RETENTION_DAYS, in small batches.
@@ -292,9 +295,12 @@ class Worker:
             delay = self.proxy_retry_delay(waited)
             await self.queue.retry(task, detail, delay=delay, count_attempt=False)
             log.info("task.waiting", reason=detail, retry_in=delay)
+            self.metrics.retried(detail)
         else:
             retried = await self.queue.retry(task, detail)
             log.warning("task.retry" if retried else "task.failed", reason=detail)
+            if retried:
+                self.metrics.retried(detail)
             outcome = "retried" if retried else "failed"
             detail = detail if retried else f"{detail} (gave up after {task.attempts} attempts)"
         self.metrics.tasks.labels(task.kind, outcome).inc()

@@ -114,3 +114,44 @@ def test_a_delivered_track_comes_back_into_captions_through_the_simulators_webho
         m = s.manifest(asset)
         assert m["revision"] == 3  # built, delivered, refreshed by the webhook
         assert cues_of((folder / "captions" / "en.vtt").read_text()) == cues_of(EN_VTT)
+
+
+def test_a_late_in_captioning_never_overwrites_a_refusal(tmp_path):
+    """The scan's `caption_status` task may run after the delivery it preceded
+    (retried after an Iconik error): a refusal is a newer state than it."""
+    import dataclasses
+    import json
+
+    import anyio
+
+    from service import caption_status
+    from service.queue.sqlite import SQLiteQueue
+
+    with stack(tmp_path, caption_status_view_id=STATUS_VIEW) as s:
+        s.sim.add_view(STATUS_VIEW, "Captioning", [("caption_status", "Captioning", "string")])
+        s.scanner.caption_status = True
+        asset = s.seeded.normal
+        s.send(custom_action_body(asset_ids=[asset]))
+        s.drain()
+        (s.bundle_dir(asset) / "deliver" / "de.vtt").write_text(BROKEN_DE)
+        assert take(s) == [0, 1]
+        s.drain()
+        assert _status(s, asset) == "Delivery refused: de (see the bundle)"
+        writes = len(_writes(s, asset))
+
+        late = caption_status.new_in_captioning(s.bundle_dir(asset).name, asset)
+        late = dataclasses.replace(late, key=late.key + ":retried")
+
+        async def store() -> None:
+            queue = SQLiteQueue(s.settings.sqlite_path, clock=s.clock)
+            await queue.open()
+            try:
+                await queue.enqueue(late, "late-in-captioning")
+            finally:
+                await queue.close()
+
+        anyio.run(store)
+        s.drain()
+        assert _status(s, asset) == "Delivery refused: de (see the bundle)"
+        assert len(_writes(s, asset)) == writes
+        assert json.loads(late.payload)["asset_id"] == asset

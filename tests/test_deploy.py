@@ -1,5 +1,6 @@
 """The deploy files speak the service's language: settings, commands and routes that exist."""
 
+import json
 import re
 from pathlib import Path
 
@@ -177,3 +178,131 @@ def test_the_locks_pin_every_dependency_pyproject_names():
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "--require-hashes -r requirements.lock" in dockerfile
     assert "--require-hashes -r requirements-dev.lock" in (REPO / "Makefile").read_text()
+
+
+# Pinned images, one healthcheck, instructions that run as written ------------
+
+DIGEST = r"@sha256:[0-9a-f]{64}"
+
+
+def test_the_base_image_is_pinned_by_digest_and_says_how_to_update_it():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    [base] = re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE)
+    assert re.fullmatch(rf"python:3\.11-slim{DIGEST}", base), base
+    assert "imagetools inspect" in dockerfile and "Dependabot" in dockerfile
+
+
+def test_every_compose_image_is_pinned_by_release_tag_and_digest():
+    for name, service in _compose_services().items():
+        if "image" not in service:
+            continue
+        image = service["image"]
+        match = re.fullmatch(rf"([\w./-]+):([\w.-]+)({DIGEST})", image)
+        assert match, (name, image)
+        tag = match.group(2)
+        # A release, not a channel: postgres:16.15, RELEASE.2025-...; never 16 or latest.
+        assert re.search(r"\d+\.\d+|RELEASE\.\d{4}", tag), (name, tag)
+
+
+def test_the_image_healthcheck_is_a_command_and_fits_every_command_the_image_runs():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    [check] = re.findall(r"^HEALTHCHECK [^[]*?CMD (\[[^]]*\])", dockerfile, re.MULTILINE)
+    command = json.loads(check)
+    assert command[0] == "caption-bridge"  # the image's entry point (pyproject's script)
+    build_parser().parse_args(command[1:])  # an unknown command fails here
+    [block] = re.findall(r"^ENV ((?:.*\\\n)*.*)$", dockerfile, re.MULTILINE)
+    environment = dict(re.findall(r"(\w+)=(\S+)", block))
+    assert set(environment) <= SETTINGS, set(environment) - SETTINGS
+    # `caption-bridge health` asks PORT; a worker listens there only with WORKER_HTTP.
+    assert environment["WORKER_HTTP"] == "true" and environment["PORT"] == "8080"
+
+
+def test_the_compose_instructions_run_from_one_directory():
+    """Every line of compose.yaml's instructions, from the same directory:
+    what `cp` copies exists there, `--env-file` is what it made, `-f` names
+    the file, and the build context holds the Dockerfile."""
+    text = (DEPLOY / "compose.yaml").read_text()
+    lines = [line.strip("# ").split("  #")[0].split() for line in text.splitlines()]
+    [copy] = [words for words in lines if words[:1] == ["cp"]]
+    [up] = [words for words in lines if words[:2] == ["docker", "compose"]]
+    cwd = REPO  # "From the repository's root"
+    assert (cwd / copy[1]).is_file(), copy
+    assert up[up.index("--env-file") + 1] == copy[2]
+    compose_file = cwd / up[up.index("-f") + 1]
+    assert compose_file == DEPLOY / "compose.yaml"
+    build = _documents(compose_file)[0]["x-bridge"]["build"]
+    assert (compose_file.parent / build / "Dockerfile").is_file()
+    # What the copy makes holds secrets: never committed, never in an image.
+    assert f"{copy[2]}\n" in (REPO / ".gitignore").read_text()
+    # Each ${NAME} without a default is in the file copied.
+    example = {line.split("=")[0] for line in (cwd / copy[1]).read_text().splitlines()}
+    for name in set(re.findall(r"\$\{(\w+)\}", text)):
+        assert name in example, name
+
+
+# Autoscaling on queue depth ---------------------------------------------------
+
+AUTOSCALING = DEPLOY / "kubernetes" / "autoscaling"
+
+
+def test_the_workers_scale_on_the_queue_with_keda_or_on_cpu_as_a_fallback():
+    workers = {
+        d["metadata"]["name"]
+        for d in _documents(DEPLOY / "kubernetes" / "worker.yaml")
+        if d["kind"] == "Deployment"
+    }
+    kinds = {d["kind"] for p in (DEPLOY / "kubernetes").glob("*.yaml") for d in _documents(p)}
+    assert "HorizontalPodAutoscaler" not in kinds  # one autoscaler, chosen in autoscaling/
+    [scaled] = [d for d in _documents(AUTOSCALING / "keda.yaml") if d["kind"] == "ScaledObject"]
+    assert scaled["spec"]["scaleTargetRef"]["name"] in workers
+    [trigger] = scaled["spec"]["triggers"]
+    assert trigger["type"] == "postgresql"
+    [configmap] = _documents(DEPLOY / "kubernetes" / "configmap.yaml")
+    assert trigger["metadata"]["targetQueryValue"] == configmap["data"]["WORKER_CONCURRENCY"]
+    [fallback] = _documents(AUTOSCALING / "cpu.yaml")
+    assert fallback["spec"]["scaleTargetRef"]["name"] in workers
+
+
+def test_the_keda_query_counts_tasks_running_or_due_on_a_real_queue(pg_url):
+    """The ScaledObject's query, as KEDA's read-only role runs it, against a
+    PostgreSQL queue holding a task in every state."""
+    import uuid
+
+    import anyio
+    import psycopg
+
+    from service.queue.postgres import PostgresQueue
+    from tests.test_queue import delivery
+
+    async def fill() -> None:
+        queue = PostgresQueue(pg_url, max_backlog=100)
+        await queue.open()
+        try:
+            for n in range(6):
+                await queue.enqueue(delivery(f"k{n}"), f"req-{n}")
+            running = await queue.claim("w1")  # stays running
+            backing_off = await queue.claim("w1")
+            done = await queue.claim("w1")
+            failed = await queue.claim("w1")
+            assert None not in (running, backing_off, done, failed)
+            await queue.retry(backing_off, "Iconik unreachable", delay=3600)
+            await queue.complete(done)
+            await queue.fail(failed, "given up")
+            # Two more stay queued and due.
+        finally:
+            await queue.close()
+
+    anyio.run(fill)
+    [scaled] = [d for d in _documents(AUTOSCALING / "keda.yaml") if d["kind"] == "ScaledObject"]
+    query = scaled["spec"]["triggers"][0]["metadata"]["query"]
+    role = f"keda_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        # The grant keda.yaml documents, and nothing more.
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'keda-pass'")
+        admin.execute(f"GRANT SELECT ON tasks TO {role}")
+    keda_url = re.sub(r"//[^@]+@", f"//{role}:keda-pass@", pg_url)
+    with psycopg.connect(keda_url) as keda:
+        [(count,)] = keda.execute(query).fetchall()
+        states = dict(keda.execute("SELECT state, count(*) FROM tasks GROUP BY 1").fetchall())
+    assert states == {"queued": 3, "running": 1, "done": 1, "failed": 1}
+    assert count == 3  # running, and the two due; not the one backing off for an hour

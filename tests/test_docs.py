@@ -166,6 +166,23 @@ def test_the_readme_links_every_page_of_docs():
         assert f"](docs/{name})" in readme, f"README.md does not link docs/{name}"
 
 
+def test_the_readme_links_the_docs_instead_of_copying_their_tables():
+    """One place for each table: the README sends readers to docs/ for the
+    routes, the settings and the bundle's layout, so the two cannot drift."""
+    readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
+    rows = {line.strip() for line in readme.splitlines() if line.startswith("| ")}
+    for path in sorted(DOCS.glob("*.md")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("| ") and not line.startswith("|---"):
+                header = line.count("|") > 2 and not re.search(r"`|\d", line)
+                assert header or line.strip() not in rows, f"README copies docs/{path.name}: {line}"
+    route_rows = [r for r in rows if re.match(r"\| `(GET|POST|PUT|PATCH|DELETE) /[^`]*` \|", r)]
+    assert route_rows == [], "README repeats docs/http.md's routes"
+    setting_rows = [r for r in rows if re.match(r"\| `[A-Z][A-Z0-9_]+` \|", r)]
+    assert setting_rows == [], "README repeats docs/settings.md's settings"
+    assert "<title> [<asset id>]/\n  project.json" not in readme, "README repeats docs/bundle.md"
+
+
 # The curl lines, run ---------------------------------------------------------
 
 MARKED_BLOCK = re.compile(r"<!-- docs-test: ([a-z-]+) -->\s*```sh\n(.*?)```", re.S)

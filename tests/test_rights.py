@@ -121,6 +121,23 @@ def test_a_selected_asset_the_user_may_not_read_is_not_bundled_and_the_status_sa
     assert not [p for m, p, who in s.sim.calls_by if who == APPLICATION and a.large in p]
 
 
+def test_the_job_of_an_asset_the_user_may_not_read_does_not_show_its_title(tmp_path):
+    """The job is the user's to see: its name must not tell them the title of
+    an asset their own rights hide (it was read with the application's token)."""
+    with stack(tmp_path) as s:
+        a = s.seeded
+        s.sim.users[PAYLOAD_AUTH_TOKEN].cannot_read.add(a.large)
+        answer = s.send(custom_action_body(context="ASSET", asset_ids=[a.large]))
+        s.drain()
+        status = s.status(answer["request_id"])
+        [job] = s.sim.jobs.values()
+        hidden_title = s.sim.assets[a.large].asset["title"]
+    assert _builds(status) == {a.large: ("failed", NOT_READABLE)}
+    assert job["title"] == f"Send to Captioning: {a.large}"
+    assert hidden_title not in json.dumps(job)
+    assert not [p for m, p, who in s.sim.calls_by if who == APPLICATION and a.large in p]
+
+
 def test_an_asset_missing_from_the_search_index_is_asked_for_by_id(tmp_path):
     # Iconik's search index can lag behind a fresh upload: not found by the
     # search, but readable by id, it is bundled.

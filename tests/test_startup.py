@@ -58,3 +58,21 @@ def test_worker_logs_iconik_reachable_and_an_unwritable_storage(tmp_path):
     assert seen["iconik"]["outcome"] == "ok" and seen["queue"]["outcome"] == "ok"
     assert seen["storage"]["outcome"] == "failed" and str(bundles) in seen["storage"]["where"]
     assert seen["storage"]["reason"]
+
+
+def test_a_storage_root_under_a_regular_file_keeps_the_worker_up(tmp_path):
+    """A STORAGE_URL under a regular file was a traceback and exit 1: now it
+    is the storage's failure, logged, and the worker stays up to retry."""
+    (tmp_path / "file").write_text("not a folder")
+    sim = Simulator(APP_ID, ICONIK_TOKEN)
+    with running(sim.app()) as sim_url:
+        env = env_for(tmp_path, sim_url, STORAGE_URL=str(tmp_path / "file" / "bundles"))
+        with service_process("worker", env=env, cwd=tmp_path) as worker:
+            seen = dependencies(worker, {"queue", "storage", "iconik"})
+            logged = [s for s in worker.seen if isinstance(s, dict)]
+            fill = [s for s in logged if s["event"] == "registry.not_filled"]
+            line = fill[0] if fill else worker.wait_for("registry.not_filled")
+            assert worker.process.poll() is None
+    assert "cannot open it" in line["error"] and "ENOTDIR" in line["error"]
+    assert seen["storage"]["outcome"] == "failed"
+    assert not any("Traceback" in str(s) for s in worker.seen)

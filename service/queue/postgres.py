@@ -39,6 +39,7 @@ from service.queue import (
 from service.queue.group_commit import AsyncGroupCommit
 from service.queue.postgres_outbox import PostgresOutbox
 from service.queue.postgres_store import NOTIFY_CHANNEL, _reason
+from service.retry_causes import counts_query, pyformat
 
 # The clicking user's token is kept only until the expand task ends (done or failed).
 _FORGET_USER_TOKEN = "UPDATE requests SET user_token = NULL WHERE request_id = %s"  # noqa: S105
@@ -302,6 +303,12 @@ class PostgresQueue(PostgresOutbox):
             " GROUP BY lane"
         )
         return {CLICK: 0, EVENT: 0, **{row["lane"]: int(row["n"]) for row in rows}}
+
+    async def retrying_by_cause(self) -> dict[str, int]:
+        """Tasks retrying now by cause (one grouped query; see service.retry_causes)."""
+        query, params = counts_query()
+        rows = await self._read(pyformat(query), {**params, "now": self.clock()})
+        return {row["cause"]: int(row["n"]) for row in rows}
 
     async def ping(self) -> None:
         """Readiness: the queue takes a write (a read-only or full database fails here)."""

@@ -189,7 +189,9 @@ class PostgresStore:
             await self._listener.close()
             self._listener = None
 
-    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    async def _read(
+        self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
+    ) -> list[dict[str, Any]]:
         async def read(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> list[dict[str, Any]]:
             await cursor.execute(sql, params)  # type: ignore[arg-type]
             return await cursor.fetchall()

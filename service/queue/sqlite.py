@@ -38,6 +38,7 @@ from service.queue import (
 from service.queue import sqlite_sql as sql
 from service.queue.sqlite_intake import Limits, admit_all
 from service.queue.sqlite_outbox import SQLiteOutbox
+from service.retry_causes import counts_query
 
 
 class SQLiteQueue(SQLiteOutbox):
@@ -325,6 +326,16 @@ class SQLiteQueue(SQLiteOutbox):
                 " WHERE state IN ('queued', 'running') GROUP BY lane"
             )
             return {CLICK: 0, EVENT: 0, **{row["lane"]: int(row["n"]) for row in rows}}
+
+        return await self._run(count)
+
+    async def retrying_by_cause(self) -> dict[str, int]:
+        """Tasks retrying now by cause (one grouped query; see service.retry_causes)."""
+        query, params = counts_query()
+
+        def count() -> dict[str, int]:
+            rows = self._connection().execute(query, {**params, "now": self.clock()})
+            return {row["cause"]: int(row["n"]) for row in rows}
 
         return await self._run(count)
 

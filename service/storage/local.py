@@ -104,13 +104,18 @@ class LocalStorage:
     # below it is opened one name at a time, never following a link.
 
     def _open_root(self, *, create: bool = False) -> int | None:
+        # A root that cannot be opened (under a regular file, no permission)
+        # is the storage's failure, named as such: callers retry a StorageError.
         try:
+            try:
+                return os.open(self.root, ROOT_FLAGS)
+            except FileNotFoundError:
+                if not create:
+                    return None
+            self.root.mkdir(parents=True, exist_ok=True)
             return os.open(self.root, ROOT_FLAGS)
-        except FileNotFoundError:
-            if not create:
-                return None
-        self.root.mkdir(parents=True, exist_ok=True)
-        return os.open(self.root, ROOT_FLAGS)
+        except OSError as exc:
+            raise StorageError(f"{self.description}: cannot open it: {probe.reason(exc)}") from exc
 
     def _reading_dir(self, folder: str, inner: list[str]) -> int | None:
         """`folder/inner...` opened; None when absent; NotRegularFile when a
