@@ -65,6 +65,9 @@ class Sender:
         self.holder = holder or new_holder()
         self._limiter = anyio.CapacityLimiter(concurrency)
         self._in_flight: set[tuple[str, str]] = set()
+        # Sends recorded while this round read what is due: that read may
+        # predate the record, so those sends are not started again from it.
+        self._recorded: dict[tuple[int, str], int] = {}
         self._wake = anyio.Event()
         self._next_retry = math.inf
         self._lease_until = 0.0
@@ -141,10 +144,13 @@ class Sender:
         now = self.clock()
         self._next_retry = math.inf
         started = 0
+        recorded = self._recorded = {}
         for send in await self.queue.due_sends(now):
             line = (send.destination, send.event.asset_id)
-            if line in self._in_flight:
-                continue
+            if line in self._in_flight or recorded.get((send.seq, send.destination), -1) > (
+                send.attempts
+            ):
+                continue  # on its way, or already recorded since that read
             self._in_flight.add(line)
             group.start_soon(self._send, send, line)
             started += 1
@@ -157,6 +163,8 @@ class Sender:
         except QueueUnavailable as exc:  # the outcome was not recorded: sent again later
             log.warning("notify.queue_unavailable", error=str(exc))
         finally:
+            # Recorded (or not: then it is retried later) before its line is free.
+            self._recorded[(send.seq, send.destination)] = send.attempts + 1
             self._in_flight.discard(line)
             self._kick()  # the next of its line may go now
 

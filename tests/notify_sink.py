@@ -46,6 +46,9 @@ class Sink:
         self.seen: list[Received] = []  # every request that reached the sink
         self.status = 200
         self.failing: set[str] = set()  # webhook ids answered 500 whatever `status` is
+        # Down without giving up the port (no other test's server can take it
+        # meanwhile): each connection is closed without an answer.
+        self.dropping = False
         self.hold = threading.Event()
         self.hold.set()  # not holding
         self.held = threading.Event()  # a request is being held
@@ -76,6 +79,9 @@ class Sink:
                 with sink._changed:
                     sink.seen.append(got)
                     sink._changed.notify_all()
+                if sink.dropping:
+                    self.close_connection = True
+                    return
                 # The answer is decided on arrival, whatever changes while it is held.
                 status = 500 if headers.get("webhook-id") in sink.failing else sink.status
                 if not sink.hold.is_set():
