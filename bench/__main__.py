@@ -21,6 +21,7 @@ runs with tiny parameters.
 - scan: deliver-scan storage requests per interval at 100/1,000/10,000 bundles (`--bundles`),
   S3 and local, 1 and 2 replicas, vs listing each bundle; S3 events' latency to a queued delivery
 - edge-cost: CPU per request of uvicorn's httptools protocol alone, with the guard vs without
+- notify: notifications caught up after a 30 s endpoint outage (`--outage`), real 60 s backoff cap
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from bench.captions import captions_bench
 from bench.check_memory import MIB, check_memory
 from bench.copy import GIB, copy
 from bench.edge import edge, guard_cost
+from bench.notify import notify_bench
 from bench.replicas import ack_pg, wakeup
 from bench.retention import retention
 from bench.scan import scan_bench
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--bundles", default="100,1000,10000", help="scan: bundle counts")
     parser.add_argument("--edge-seconds", type=float, default=30, help="edge: time under attack")
+    parser.add_argument("--outage", type=float, default=30, help="notify: seconds the sink is down")
     args = parser.parse_args(argv)
     runs: dict[str, Callable[[Path], list[str]]] = {
         "ack": lambda d: ack(d, seconds=args.seconds),
@@ -116,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "edge": lambda d: edge(d, seconds=args.edge_seconds),
         "edge-cost": lambda d: guard_cost(),
         "scan": lambda d: scan_bench(d, sizes=[int(n) for n in args.bundles.split(",")]),
+        "notify": lambda d: notify_bench(d, outage=args.outage),
     }
     unknown = [n for n in args.names if n not in runs]
     if unknown:

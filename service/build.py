@@ -21,6 +21,7 @@ from service import (
     caption_status,
     captions,
     due_dates,
+    notify_events,
     outtray,
     outtray_readme,
     plan,
@@ -28,7 +29,7 @@ from service import (
 )
 from service.gather import field_labels, gather, read_track, signed_url
 from service.logging import get_logger
-from service.queue import Task, Work
+from service.queue import Expanded, Task, Work
 from service.tasks import TaskContext, TaskFailed
 
 log = get_logger("service.build")
@@ -55,8 +56,11 @@ async def _placement(
     return placement
 
 
-async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None) -> None:
-    """Build or rebuild the asset's bundle; `existing` is its folders, if already looked up."""
+async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None) -> Expanded:
+    """Build or rebuild the asset's bundle; `existing` is its folders, if already looked up.
+
+    Its notification: `published` for a new bundle, `refreshed` (with what
+    changed) for a rebuilt one, none when a rebuild changed nothing."""
     asset_id = task.asset_id or ""
     if not bundle.is_valid_asset_id(asset_id):
         raise TaskFailed(f"{asset_id!r} is not an Iconik asset id")
@@ -208,6 +212,9 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
     log.info("bundle.published", folder=folder, revision=revision, files=len(files))
     if previous is None:  # first published: the asset says so (refreshes change nothing)
         await caption_status.write(ctx, asset_id, caption_status.sent(ctx.clock()))
+        return Expanded([], events=[notify_events.published(ctx, task, manifest, folder)])
+    event = notify_events.refreshed(ctx, task, previous, manifest, folder)
+    return Expanded([], events=[event] if event else [])
 
 
 def _request_facts(task: Task, previous: dict[str, Any] | None) -> bundle.RequestFacts:
@@ -227,18 +234,19 @@ def _request_facts(task: Task, previous: dict[str, Any] | None) -> bundle.Reques
     )
 
 
-async def refresh(ctx: TaskContext, task: Task) -> None:
+async def refresh(ctx: TaskContext, task: Task) -> Expanded | None:
     """An asset changed in Iconik: rebuild its bundle in place, if it has one."""
     existing = await ctx.registry.find(task.asset_id or "")
     if not existing:
         log.info("refresh.no_bundle")
-        return
-    await build(ctx, task, existing)
+        return None
+    return await build(ctx, task, existing)
 
 
-async def withdraw(ctx: TaskContext, task: Task) -> None:
+async def withdraw(ctx: TaskContext, task: Task) -> Expanded:
     """The asset was deleted: mark every bundle of it withdrawn; delete nothing."""
     storage = ctx.storage
+    events = []
     for folder in await ctx.registry.find(task.asset_id or ""):
         manifest = await storage.read_manifest(folder)
         if manifest is None or manifest.get("status") == "withdrawn":
@@ -271,3 +279,6 @@ async def withdraw(ctx: TaskContext, task: Task) -> None:
         await ctx.registry.record(task.asset_id or "", folder, "withdrawn")
         log.info("bundle.withdrawn", folder=folder, revision=withdrawn["revision"])
         await caption_status.write(ctx, task.asset_id or "", caption_status.WITHDRAWN)
+        if not events:  # one notification per withdrawal, however many folders
+            events.append(notify_events.withdrawn(ctx, task, withdrawn, folder))
+    return Expanded([], events=events)

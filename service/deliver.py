@@ -41,6 +41,7 @@ from service import (
     caption_status,
     captions,
     house_style,
+    notify_events,
     outtray,
     outtray_readme,
     preview_publish,
@@ -50,7 +51,7 @@ from service.iconik import CredentialsRejected, IconikClient, IconikError, NotFo
 from service.json_stream import JsonStream
 from service.logging import get_logger
 from service.metrics import Metrics
-from service.queue import Delivery, NewTask, Task
+from service.queue import Delivery, Expanded, NewTask, Task
 from service.storage import NotRegularFile, TooLarge
 from service.tasks import TaskContext, TaskFailed
 
@@ -98,7 +99,7 @@ def new_delivery(
     )
 
 
-async def deliver(ctx: TaskContext, task: Task) -> None:
+async def deliver(ctx: TaskContext, task: Task) -> Expanded:
     wanted = task.payload
     folder, path, asset_id = wanted["folder"], wanted["path"], task.asset_id or ""
 
@@ -135,16 +136,21 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
     media = readback.media_of(said)
     filename = path.rsplit("/", 1)[-1]
     style = ctx.settings.style
+    refused_track = (str(wanted.get("language")), bool(wanted.get("closed_captions")))
+    label = bundle.caption_label(*refused_track)
+
+    def refusal(problem: str) -> TaskFailed:
+        event = notify_events.refused(ctx, task, manifest, folder, path, label, problem)
+        return TaskFailed(f"{path}{_REFUSED}{problem}; fix the file and save it again", [event])
+
     try:
         track, findings = await anyio.to_thread.run_sync(_read, filename, data, media, style)
     except captions.Refused as refused:
-        refused_track = (str(wanted.get("language")), bool(wanted.get("closed_captions")))
         await caption_status.write(ctx, asset_id, caption_status.refused(*refused_track))
-        raise TaskFailed(f"{path}{_REFUSED}{refused}; fix the file and save it again") from None
+        raise refusal(str(refused)) from None
     except (MemoryError, RecursionError):  # failed, not retried: no crash loop
-        raise TaskFailed(
-            f"{path}{_REFUSED}the file could not be checked: it is too large or too complex "
-            "to read; fix the file and save it again"
+        raise refusal(
+            "the file could not be checked: it is too large or too complex to read"
         ) from None
 
     del data  # the WebVTT made from it is what goes on: one copy less while it is sent
@@ -186,6 +192,8 @@ async def deliver(ctx: TaskContext, task: Task) -> None:
         house_style=findings.total,
         revision=updated["revision"],
     )
+    label = bundle.caption_label(track.name.language, track.name.closed_captions)
+    return Expanded([], events=[notify_events.delivered(ctx, task, updated, folder, path, label)])
 
 
 def _read(

@@ -46,7 +46,8 @@ def event_for(row: dict[str, Any], kind: str, now: float) -> Event:
             "title": row["title"],
             "folder": row["folder"],
             # "*": no language was named; nothing at all is delivered yet.
-            "languages_missing": [m for m in row["missing"] if m != "*"],
+            "languages": list(row.get("languages") or []),  # asked for
+            "missing_languages": [m for m in row["missing"] if m != "*"],
             "due_date": row["due_date"],
             "request_id": row["request_id"],
         },

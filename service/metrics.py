@@ -103,6 +103,19 @@ class Metrics:
             ["cause"],
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "caption_bridge_notifications",
+            "Notification sends, by destination kind (webhook, apprise), event type and "
+            "outcome (sent, failed: retried later, given_up)",
+            ["kind", "type", "outcome"],
+            registry=self.registry,
+        )
+        self.notify_backlog = Gauge(
+            "caption_bridge_notify_backlog",
+            "Notifications waiting to be sent, by destination key (webhook, apprise-<n>-<scheme>)",
+            ["destination"],
+            registry=self.registry,
+        )
         for cause in ALL_CAUSES:  # every cause shows, 0 included
             self.tasks_retrying.labels(cause.label).set(0)
             self.task_retries.labels(cause.label)

@@ -113,6 +113,20 @@ class Settings(BaseSettings):
     caption_status_view_id: str = ""
     caption_status_field: str = Field(default="caption_status", pattern=r"^[a-z][a-z0-9_]{0,63}$")
 
+    # Notifications (service/notify.py): a signed POST to a house's own
+    # system (Standard Webhooks; the secret is `whsec_` + base64) and/or
+    # Apprise URLs (Slack, Teams, e-mail, ...), each with the event types it
+    # wants (unset: all); retried with backoff up to NOTIFY_RETRY_MAX_SECONDS,
+    # given up after NOTIFY_GIVE_UP_HOURS.
+    notify_webhook_url: SecretStr | None = None
+    notify_webhook_secret: SecretStr | None = None
+    notify_webhook_events: CommaList = Field(default_factory=list)
+    notify_urls: SecretList = Field(default_factory=list)
+    notify_events: CommaList = Field(default_factory=list)
+    notify_retry_max_seconds: float = Field(default=60, gt=0)
+    notify_give_up_hours: float = Field(default=24, gt=0)
+    notify_timeout_seconds: float = Field(default=10, gt=0)
+
     # Limits at the edge (service/edge.py): what a client reaching the port
     # may cost before it is authenticated.
     max_url_bytes: int = Field(default=8 * 1024, ge=256)
@@ -138,8 +152,53 @@ class Settings(BaseSettings):
     house_style_min_gap_frames: float = Field(default=2, ge=0)
 
     _split = field_validator(
-        "webhook_secrets", "bearer_tokens", "metadata_view_ids", "user_token_keys", mode="before"
+        "webhook_secrets",
+        "bearer_tokens",
+        "metadata_view_ids",
+        "user_token_keys",
+        "notify_webhook_events",
+        "notify_urls",
+        "notify_events",
+        mode="before",
     )(_split_commas)
+
+    @field_validator("notify_webhook_events", "notify_events")
+    @classmethod
+    def _known_event_types(cls, value: list[str]) -> list[str]:
+        from service.queue import EVENT_TYPES
+
+        unknown = [v for v in value if v not in EVENT_TYPES]
+        if unknown:
+            known = ", ".join(EVENT_TYPES)
+            raise ValueError(f"unknown event type {unknown[0][:40]!r}; known: {known}")
+        return value
+
+    @field_validator("notify_webhook_url")
+    @classmethod
+    def _notify_webhook_is_http(cls, value: SecretStr | None) -> SecretStr | None:
+        parts = urlsplit(value.get_secret_value()) if value else None
+        if parts is not None and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("notify_webhook_secret")
+    @classmethod
+    def _notify_secret_is_whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from service.notify_webhook import parse_secret
+
+            parse_secret(value.get_secret_value())
+        return value
+
+    @field_validator("notify_urls")
+    @classmethod
+    def _notify_urls_are_apprise_urls(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if value:
+            from service.notify_apprise import check_url
+
+            for number, url in enumerate(value, start=1):
+                check_url(url.get_secret_value(), number)
+        return value
 
     @field_validator("metadata_view_ids")
     @classmethod
@@ -209,6 +268,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _webhook_is_signed(self) -> Settings:
+        if self.notify_webhook_url and not self.notify_webhook_secret:
+            raise ValueError(
+                "NOTIFY_WEBHOOK_SECRET must be set with NOTIFY_WEBHOOK_URL: notifications are "
+                "signed (whsec_ followed by a base64 key)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _some_authentication(self) -> Settings:
         if not self.webhook_secrets and not self.bearer_tokens:
             raise ValueError(
@@ -256,7 +324,13 @@ class Settings(BaseSettings):
         """Every configured secret, for the log redactor."""
         values = [
             s.get_secret_value()
-            for s in (*self.webhook_secrets, *self.bearer_tokens, *self.user_token_keys)
+            for s in (
+                *self.webhook_secrets,
+                *self.bearer_tokens,
+                *self.user_token_keys,
+                *self.notify_urls,
+                *(x for x in (self.notify_webhook_url, self.notify_webhook_secret) if x),
+            )
         ]
         if self.iconik_auth_token is not None:
             values.append(self.iconik_auth_token.get_secret_value())

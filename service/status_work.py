@@ -50,7 +50,7 @@ def _item(row: dict[str, Any], now: float) -> dict[str, Any]:
         "overdue": due_at is not None and due_at < now,
         "seconds_left": round(due_at - now) if due_at is not None else None,
         "when": due_dates.until(due_at, now) if due_at is not None else "no due date",
-        "languages_missing": [m for m in row["missing"] if m != NONE_NAMED],
+        "missing_languages": [m for m in row["missing"] if m != NONE_NAMED],
     }
 
 
@@ -67,7 +67,7 @@ def render_work(report: dict[str, Any]) -> list[str]:
         head += ", due first)" if shown else ")"
     lines = [head + ":" if shown else head]
     for item in report["items"]:
-        missing = ", ".join(item["languages_missing"]) or "no language delivered yet"
+        missing = ", ".join(item["missing_languages"]) or "no language delivered yet"
         due = item["due_date"] or "-"
         lines.append(f"  {item['when']:<20} {due:<25}  {item['folder']}  missing: {missing}")
     after = report["offset"] + shown

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from service.queue import Event
+
 if TYPE_CHECKING:
     from service.bulk_reads import BulkReads
     from service.iconik import IconikClient
@@ -23,7 +25,13 @@ if TYPE_CHECKING:
 
 
 class TaskFailed(Exception):
-    """The task cannot succeed by retrying; the message is the reason shown to people."""
+    """The task cannot succeed by retrying; the message is the reason shown to people.
+
+    `events` are stored with the failure (a refused delivery's notification)."""
+
+    def __init__(self, reason: str, events: list[Event] | None = None) -> None:
+        super().__init__(reason)
+        self.events = events or []
 
 
 class ProxyNotReady(Exception):

@@ -22,7 +22,16 @@ from typing import Any
 import anyio
 import structlog
 
-from service import build, caption_status, deliver, deliver_events, due_check, expand, startup
+from service import (
+    build,
+    caption_status,
+    deliver,
+    deliver_events,
+    due_check,
+    expand,
+    notify,
+    startup,
+)
 from service.bulk_reads import BulkReads, pending_builds
 from service.deliver_loop import ScanLoop
 from service.deliver_scan import DeliverScan
@@ -99,6 +108,10 @@ class Worker:
             group.start_soon(self._check_due_dates)  # notifications about due dates
             for slot in range(self.settings.worker_concurrency):
                 group.start_soon(self._slot, slot)
+            # Notifications, beside the slots: an endpoint that is down holds up no task.
+            sender = notify.sender_for(self.settings, self.queue, self.metrics)
+            if sender is not None:
+                group.start_soon(sender.run)
             if self.settings.deliver_scan_seconds > 0:  # the deliver/ folders, beside the slots
                 scan = DeliverScan(
                     self.queue,
@@ -250,7 +263,7 @@ class Worker:
         try:
             return "done", await kind(self.context(task), task)
         except TaskFailed as exc:
-            return "failed", str(exc)
+            return "failed", exc
         except ProxyNotReady as exc:
             return "wait", str(exc)
         except LeaseLost as exc:
@@ -279,6 +292,9 @@ class Worker:
     async def _settle(self, task: Task, outcome: str, detail: Any) -> None:
         # Whatever the reason quotes (an answer from Iconik or a gateway may
         # echo a credential), it is stored, shown and sent to Iconik redacted.
+        events = None
+        if isinstance(detail, TaskFailed):  # a refused delivery carries its event
+            detail, events = str(detail), detail.events
         if isinstance(detail, str):
             detail = redact(detail)
         if outcome == "lost":
@@ -289,10 +305,12 @@ class Worker:
         if outcome == "done":
             # An expand says what it made, and may leave a note for the status.
             expanded = detail if isinstance(detail, Expanded) else Expanded(detail or [])
-            await self.queue.complete(task, expanded.children or None, expanded.note)
-            log.info("task.done", children=len(expanded.children))
+            await self.queue.complete(
+                task, expanded.children or None, expanded.note, events=expanded.events or None
+            )
+            log.info("task.done", children=len(expanded.children), events=len(expanded.events))
         elif outcome == "failed":
-            await self.queue.fail(task, detail)
+            await self.queue.fail(task, detail, events=events or None)
             log.warning("task.failed", reason=detail)
         elif outcome == "wait":
             waited = self.clock() - (task.first_claimed_at or self.clock())

@@ -27,7 +27,7 @@ from service.app import create_app
 from service.deliver_scan import DeliverScan, ScanReport
 from service.iconik import IconikClient
 from service.jobs import JobReporter
-from service.queue import NewTask, Queue, Task, queue_for
+from service.queue import Event, NewTask, Queue, Task, queue_for
 from service.queue.sqlite import SQLiteQueue
 from service.settings import Settings
 from service.simulator import Seeded, Simulator
@@ -108,13 +108,17 @@ class WatchedQueue(SQLiteQueue):
         await super().open()
 
     async def complete(
-        self, task: Task, children: list[NewTask] | None = None, note: str | None = None
+        self,
+        task: Task,
+        children: list[NewTask] | None = None,
+        note: str | None = None,
+        events: list[Event] | None = None,
     ) -> None:
-        await super().complete(task, children, note)
+        await super().complete(task, children, note, events)
         await self._ended()
 
-    async def fail(self, task: Task, error: str) -> None:
-        await super().fail(task, error)
+    async def fail(self, task: Task, error: str, events: list[Event] | None = None) -> None:
+        await super().fail(task, error, events)
         await self._ended()
 
     async def _ended(self) -> None:

@@ -79,3 +79,12 @@ def test_scan_bench_counts_requests_beside_listing_each_bundle(tmp_path):
     assert "s3       20       2         40" in out  # two replicas listed each bundle
     assert "file whose event was lost" in out and "delivered" in out
     assert "MISSED" not in out
+
+
+def test_notify_bench_catches_up_after_an_outage(tmp_path):
+    # A 2 s outage: the full run (30 s down, the real 60 s cap) is `python -m bench notify`'s.
+    out = run_bench(tmp_path, "notify", "--outage=2")
+    assert "notify: 20 events" in out and "baseline, sink up: all delivered in" in out
+    assert "after it came back (goal: within 60 s)" in out and "not all" not in out
+    assert "each once by webhook-id: True; in order per asset: True" in out
+    assert list(tmp_path.iterdir()) == []  # scratch folders are removed

@@ -75,7 +75,8 @@ async def test_due_soon_once_then_overdue_once(queue, clock):
         "asset_id": "a1",
         "title": "Title a1",
         "folder": item.folder,
-        "languages_missing": ["en", "fr"],
+        "languages": ["en", "fr"],
+        "missing_languages": ["en", "fr"],
         "due_date": item.due_date,
         "request_id": "req-a1",
     }
@@ -88,7 +89,7 @@ async def test_due_soon_once_then_overdue_once(queue, clock):
     assert await check.look() == 0
     assert outbox.kinds() == [(DUE_SOON, item.folder), (OVERDUE, item.folder)]
     overdue = outbox.events[1]
-    assert overdue.data["languages_missing"] == ["en"]
+    assert overdue.data["missing_languages"] == ["en"]
     assert overdue.event_id == event_id(item.folder, "1970-01-13T19:46:40Z", "overdue")
 
 

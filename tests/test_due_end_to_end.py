@@ -87,7 +87,7 @@ def test_a_due_date_from_the_form_to_the_bundle_and_the_notifications(tmp_path):
         s.clock.now += 20 * HOUR  # an hour past due
         assert look(s, outbox) == 1
         assert look(s, outbox) == 0
-        assert [(e.type, e.data["languages_missing"]) for e in outbox.events] == [
+        assert [(e.type, e.data["missing_languages"]) for e in outbox.events] == [
             (DUE_SOON, ["de"]),
             (OVERDUE, ["de"]),
         ]

@@ -70,7 +70,7 @@ def test_open_work_by_due_date_for_people_and_machines(queue_url, tmp_path):
     first = machine["items"][0]
     assert first["asset_id"] == "a1" and first["title"] == "Title a1"
     assert first["folder"] == "Title a1 [a1]" and first["request_id"] == "req-a1"
-    assert first["overdue"] is True and first["languages_missing"] == ["en"]
+    assert first["overdue"] is True and first["missing_languages"] == ["en"]
     assert -2 * DAY - 3 * HOUR - 11 * MINUTE < first["seconds_left"] < -2 * DAY - 3 * HOUR
     assert [i["asset_id"] for i in machine["items"]] == ["a1", "a2", "a3"]
     assert machine["items"][2]["due_date"] is None

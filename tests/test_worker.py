@@ -76,7 +76,7 @@ def test_a_queue_outage_while_settling_does_not_stop_the_worker(tmp_path):
                 payload={"asset_ids": [ASSET_A, ASSET_B], "context": "BULK"},
             )
 
-        async def complete(self, task, children=None, note=None):
+        async def complete(self, task, children=None, note=None, events=None):
             if task.task_id == "t1":
                 raise QueueUnavailable("database is locked")
             self.completed.append(task.task_id)

@@ -27,6 +27,7 @@ from service.queue import (
     EVENT_LANE_DELAY,
     Delivery,
     Enqueued,
+    Event,
     NewTask,
     QueueUnavailable,
     Task,
@@ -36,6 +37,7 @@ from service.queue import (
     rank_after,
 )
 from service.queue.group_commit import AsyncGroupCommit
+from service.queue.postgres_outbox import PostgresOutbox
 from service.queue.postgres_store import NOTIFY_CHANNEL, _reason
 from service.queue.postgres_work import PostgresWork
 from service.retry_causes import counts_query, pyformat
@@ -62,7 +64,7 @@ class _Refused(Exception):
         self.error = error
 
 
-class PostgresQueue(PostgresWork):
+class PostgresQueue(PostgresOutbox, PostgresWork):
     def __init__(
         self,
         url: str,
@@ -208,7 +210,11 @@ class PostgresQueue(PostgresWork):
         return await self._in_transaction(update)
 
     async def complete(
-        self, task: Task, children: list[NewTask] | None = None, note: str | None = None
+        self,
+        task: Task,
+        children: list[NewTask] | None = None,
+        note: str | None = None,
+        events: list[Event] | None = None,
     ) -> None:
         async def done(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
             now = self.clock()
@@ -221,6 +227,8 @@ class PostgresQueue(PostgresWork):
             if cursor.rowcount == 1:
                 if task.kind == "expand":
                     await cursor.execute(_FORGET_USER_TOKEN, (task.request_id,))
+                if events:  # the outbox: with the change, or not at all
+                    await self._store_events(cursor, events, now)
                 if children:
                     lane = lane_of(task.request_kind)
                     await self._insert_tasks(cursor, task.request_id, children, now, lane)
@@ -249,16 +257,20 @@ class PostgresQueue(PostgresWork):
         )
         return True
 
-    async def fail(self, task: Task, error: str) -> None:
+    async def fail(self, task: Task, error: str, events: list[Event] | None = None) -> None:
         async def failed(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
+            now = self.clock()
             await cursor.execute(
                 "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
                 " last_error = %s, updated_at = %s"
                 " WHERE task_id = %s AND lease_owner = %s AND state = 'running'",
-                (error, self.clock(), task.task_id, task.owner),
+                (error, now, task.task_id, task.owner),
             )
-            if cursor.rowcount == 1 and task.kind == "expand":
-                await cursor.execute(_FORGET_USER_TOKEN, (task.request_id,))
+            if cursor.rowcount == 1:
+                if task.kind == "expand":
+                    await cursor.execute(_FORGET_USER_TOKEN, (task.request_id,))
+                if events:  # a refused delivery says so
+                    await self._store_events(cursor, events, now)
 
         await self._in_transaction(failed)
 

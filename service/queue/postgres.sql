@@ -321,9 +321,37 @@ CREATE TABLE leases (
 );
 
 -- version: 7
--- PLACEHOLDER on the `due` branch: version 7 is the notification outbox's
--- (another branch); at the merge, its step replaces these two lines.
-SELECT 1;
+-- The outbox (service/queue/outbox.py): notifications stored in the
+-- transaction of the change that caused them, each event once (its id),
+-- then one send per destination, sent in order per destination and asset.
+CREATE TABLE outbox_events (
+    seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id    text NOT NULL UNIQUE,
+    type        text NOT NULL,
+    asset_id    text NOT NULL,
+    data        jsonb NOT NULL,
+    happened_at double precision NOT NULL,
+    stored_at   double precision NOT NULL,
+    fanned_out  boolean NOT NULL DEFAULT false
+);
+CREATE INDEX outbox_events_new ON outbox_events (seq) WHERE NOT fanned_out;
+CREATE INDEX outbox_events_by_time ON outbox_events (stored_at);
+
+CREATE TABLE outbox_sends (
+    seq         bigint NOT NULL,
+    destination text NOT NULL,
+    asset_id    text NOT NULL,
+    state       text NOT NULL,
+    attempts    integer NOT NULL DEFAULT 0,
+    next_at     double precision NOT NULL,
+    last_error  text,
+    updated_at  double precision NOT NULL,
+    PRIMARY KEY (seq, destination)
+);
+-- The head of each (destination, asset) line, and what is due, among waiting sends only.
+CREATE INDEX outbox_sends_line ON outbox_sends (destination, asset_id, seq)
+    WHERE state = 'queued';
+CREATE INDEX outbox_sends_due ON outbox_sends (next_at) WHERE state = 'queued';
 
 -- version: 8
 -- Open work (service/queue/work_sql.py): per bundle folder, the due date,

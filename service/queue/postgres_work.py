@@ -53,8 +53,10 @@ class PostgresWork(PostgresHistory):
     ) -> list[dict[str, Any]]:
         async def read(cursor: Cursor) -> list[dict[str, Any]]:
             await cursor.execute(_TO_NOTIFY, {"now": now, "soon_until": soon_until, "limit": limit})
+            rows = await cursor.fetchall()
             return [
-                {**row, "missing": json.loads(row["missing"])} for row in await cursor.fetchall()
+                {**r, "missing": json.loads(r["missing"]), "languages": json.loads(r["languages"])}
+                for r in rows
             ]
 
         return await self._in_transaction(read)

@@ -6,6 +6,10 @@ last RETENTION_DAYS. An unfinished request is never deleted, however old,
 and nothing here touches the bundle registry: its rows say which folders
 hold live bundles, and retiring them belongs to whoever finds a folder gone.
 
+Notifications in the outbox go alike: an event older than RETENTION_DAYS
+with no send waiting, and its sends (a send waits at most
+NOTIFY_GIVE_UP_HOURS).
+
 The worker deletes in small batches (`prune_expired`), each one short
 transaction bounded by a number of task rows, not of requests (one click
 may hold a thousand tasks), so intake and claims never wait long behind it.
@@ -55,6 +59,8 @@ def within_budget(candidates: Sequence[Any], max_tasks: int) -> list[Any]:
 class Prunable(Protocol):
     async def prune(self, older_than: float, max_tasks: int = PRUNE_MAX_TASKS) -> int: ...
     async def compact(self) -> bool: ...
+    # The outbox's events (service/queue/outbox.py) with no send waiting.
+    async def prune_outbox(self, older_than: float) -> int: ...
 
 
 async def prune_expired(queue: Prunable, retention_seconds: float, *, pause: float = 0.0) -> int:
@@ -64,6 +70,10 @@ async def prune_expired(queue: Prunable, retention_seconds: float, *, pause: flo
     total = 0
     while (deleted := await queue.prune(retention_seconds)) > 0:
         total += deleted
+        await anyio.sleep(pause)
+    while True:  # notifications, alike (not counted: the count is of requests)
+        if not await queue.prune_outbox(retention_seconds):
+            break
         await anyio.sleep(pause)
     while True:
         more = await queue.compact()  # one bounded step

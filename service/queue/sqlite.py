@@ -27,6 +27,7 @@ from service.queue import (
     EVENT_LANE_DELAY,
     Delivery,
     Enqueued,
+    Event,
     NewTask,
     QueueFull,
     Task,
@@ -37,11 +38,11 @@ from service.queue import (
 )
 from service.queue import sqlite_sql as sql
 from service.queue.sqlite_intake import Limits, admit_all
-from service.queue.sqlite_registry import SQLiteRegistry
+from service.queue.sqlite_outbox import SQLiteOutbox
 from service.retry_causes import counts_query
 
 
-class SQLiteQueue(SQLiteRegistry):
+class SQLiteQueue(SQLiteOutbox):
     def __init__(
         self,
         path: str | Path,
@@ -128,6 +129,7 @@ class SQLiteQueue(SQLiteRegistry):
             except sqlite3.OperationalError:  # read-only: done on a later open
                 if db.in_transaction:
                     db.execute("ROLLBACK")
+        self.create_outbox(db)
 
     # -- intake -----------------------------------------------------------
 
@@ -226,7 +228,11 @@ class SQLiteQueue(SQLiteRegistry):
         return await self._submit(update)
 
     async def complete(
-        self, task: Task, children: list[NewTask] | None = None, note: str | None = None
+        self,
+        task: Task,
+        children: list[NewTask] | None = None,
+        note: str | None = None,
+        events: list[Event] | None = None,
     ) -> None:
         def done(db: sqlite3.Connection) -> None:
             now = self.clock()
@@ -241,10 +247,12 @@ class SQLiteQueue(SQLiteRegistry):
             if cursor.rowcount == 1 and children:
                 lane = lane_of(task.request_kind)
                 self._insert_tasks(db, task.request_id, children, now, lane)
+            if cursor.rowcount == 1 and events:  # the outbox: with the change, or not at all
+                self._store_events(db, events, now)
 
         await self._submit(done)
-        if children or task.asset_id is not None:
-            self._signal_work()  # new tasks, or an asset free again
+        if children or events or task.asset_id is not None:
+            self._signal_work()  # new tasks, an asset free again, or events to send
 
     async def retry(
         self, task: Task, error: str, delay: float | None = None, count_attempt: bool = True
@@ -271,18 +279,23 @@ class SQLiteQueue(SQLiteRegistry):
         )
         return True
 
-    async def fail(self, task: Task, error: str) -> None:
+    async def fail(self, task: Task, error: str, events: list[Event] | None = None) -> None:
         def failed(db: sqlite3.Connection) -> None:
+            now = self.clock()
             cursor = db.execute(
                 "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
                 " last_error = ?, updated_at = ?"
                 " WHERE task_id = ? AND lease_owner = ? AND state = 'running'",
-                (error, self.clock(), task.task_id, task.owner),
+                (error, now, task.task_id, task.owner),
             )
             if cursor.rowcount == 1 and task.kind == "expand":
                 db.execute(sql.FORGET_USER_TOKEN, (task.request_id,))
+            if cursor.rowcount == 1 and events:  # a refused delivery says so
+                self._store_events(db, events, now)
 
         await self._submit(failed)
+        if events:
+            self._signal_work()
 
     async def extend_lease(self, task: Task) -> bool:
         """Renew the lease; False when this worker no longer holds the task."""

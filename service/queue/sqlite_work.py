@@ -40,7 +40,14 @@ class SQLiteWork(SQLiteHistory):
         def read() -> list[dict[str, Any]]:
             params = {"now": now, "soon_until": soon_until, "limit": limit}
             rows = self._connection().execute(sql.TO_NOTIFY, params).fetchall()
-            return [{**dict(row), "missing": json.loads(row["missing"])} for row in rows]
+            return [
+                {
+                    **dict(row),
+                    "missing": json.loads(row["missing"]),
+                    "languages": json.loads(row["languages"]),
+                }
+                for row in rows
+            ]
 
         return await self._run(read)
 

@@ -69,7 +69,7 @@ OPEN = (
 )
 COLUMNS = "w.folder, w.asset_id, w.title, w.request_id, w.due_at, w.due_date, w.missing"
 TO_NOTIFY = f"""
-SELECT {COLUMNS}, w.soon_sent_for, w.overdue_sent_for {OPEN}
+SELECT {COLUMNS}, w.languages, w.soon_sent_for, w.overdue_sent_for {OPEN}
   AND w.due_at IS NOT NULL
   AND ((w.due_at <= :now AND (w.overdue_sent_for IS NULL OR w.overdue_sent_for <> w.due_at))
        OR (w.due_at <= :soon_until
