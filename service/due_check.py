@@ -112,11 +112,15 @@ async def keep_checking(
     process of the deployment at a time; another takes over once it lapses,
     after `lease_seconds`: three looks' time unless said)."""
     lease = lease_seconds if lease_seconds is not None else every * 3
+    first = True
     try:
         while True:
             try:
                 if await queue.take_lease(leases.DUE_CHECK, holder, lease):
-                    await check.look()
+                    stored = await check.look()
+                    if first or stored:  # quiet looks after the first are not logged
+                        log.info("due_check.looked", stored=stored)
+                    first = False
             except Exception as exc:  # the queue, the outbox: tried again next look
                 log.warning("due_check.failed", error=str(exc))
             await anyio.sleep(every)

@@ -95,6 +95,16 @@ class Sender:
             with anyio.CancelScope(shield=True):
                 for channel in self.channels.values():
                     await channel.close()
+                await self._release_lease()
+
+    async def _release_lease(self) -> None:
+        """On stop: another process may send at once, not once the lease lapses."""
+        if not self._lease_until:
+            return
+        try:
+            await self.queue.release_lease(LEASE, self.holder)
+        except Exception as exc:  # it lapses on its own
+            log.info("notify.lease_not_released", error=str(exc))
 
     async def _listen(self) -> None:
         """Turn the queue's "work stored" signal into a wake-up of the loop."""

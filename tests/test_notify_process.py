@@ -12,7 +12,7 @@ import httpx2
 import pytest
 
 from service.app import create_app
-from service.queue import PUBLISHED, REFRESHED
+from service.queue import OVERDUE, PUBLISHED, REFRESHED
 from service.simulator import Simulator
 from tests.conftest import (
     ICONIK_TOKEN,
@@ -61,6 +61,14 @@ def failed_sends(settings):
         return db.execute("SELECT count(*) FROM outbox_sends WHERE attempts > 0").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
+    finally:
+        db.close()
+
+
+def leases_held(settings):
+    db = sqlite3.connect(settings.sqlite_path)
+    try:
+        return db.execute("SELECT name FROM leases ORDER BY name").fetchall()
     finally:
         db.close()
 
@@ -196,3 +204,46 @@ def test_a_worker_killed_before_its_sender_ran_sends_it_once_after_restart(tmp_p
 
     [(stored_id, _)] = stored_events(settings)
     assert [h.id for h in sink.hooks()] == [stored_id]
+
+
+def test_work_past_its_due_date_is_told_overdue_once_by_the_next_worker(tmp_path, sink):
+    """The whole due-date path with real processes: the click's form carries
+    a due date already past; the bundle is published (told once); the next
+    worker's first look stores `work.overdue`, and the sink gets it once,
+    signed, with what is missing; a third worker tells nothing again."""
+    sim = Simulator(APP_ID, ICONIK_TOKEN)
+    sim.add_user(PAYLOAD_AUTH_TOKEN)
+    seeded = sim.seed(large_proxy_bytes=64 * 1024)
+    form = {
+        "due_date": {"field_values": [{"value": "2026-01-15"}]},
+        "target_languages": {"field_values": [{"value": "de"}, {"value": "en"}]},
+    }
+    body = custom_action_body(
+        asset_ids=[seeded.normal], metadata_view_id=seeded.view_id, metadata_values=form
+    )
+    with running(sim.app()) as sim_url, running(sim.storage_app()) as storage_url:
+        sim.storage_base = storage_url + "/"
+        settings = make_settings(tmp_path, iconik_url=sim_url, metadata_view_ids=seeded.view_id)
+        env = service_env(settings, tmp_path / "bundles", **{**notify_env(sink), "NOTIFY_URLS": ""})
+        with running(create_app(settings)) as app_url:
+            with service_process("worker", env=env, cwd=tmp_path) as first:
+                post(app_url, "/iconik/custom-action", body)
+                sink.wait_until(lambda s: len(s.hooks()) == 1, 60)
+                first.process.send_signal(signal.SIGTERM)
+                assert first.process.wait(30) == 0
+            # Stopped, it let go of its leases: the next worker sends at once.
+            assert leases_held(settings) == []
+            for _ in range(2):  # the second worker tells it; the third finds it told
+                with service_process("worker", env=env, cwd=tmp_path) as later:
+                    later.wait_for("due_check.looked")
+                    sink.wait_until(lambda s: len(s.hooks()) == 2, 60)
+                    later.process.send_signal(signal.SIGTERM)
+                    assert later.process.wait(30) == 0
+
+    published, overdue = sink.hooks()
+    assert published.json["type"] == PUBLISHED
+    assert published.json["data"]["due_date"] == "2026-01-15T23:59:59+00:00"
+    assert overdue.json["type"] == OVERDUE and overdue.valid
+    assert overdue.json["data"]["missing_languages"] == ["de", "en"]
+    assert overdue.json["data"]["folder"] == published.json["data"]["folder"]
+    assert [e[1] for e in stored_events(settings)] == [PUBLISHED, OVERDUE]
