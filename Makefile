@@ -21,11 +21,11 @@ demo: $(STAMP)
 	$(PY) -m service demo
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check service tests bench
+	$(VENV)/bin/ruff check service simulator tests bench
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check service tests bench
+	$(VENV)/bin/ruff check service simulator tests bench
 
 serve: $(STAMP)
 	$(PY) -m service serve

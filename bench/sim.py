@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from service import logging as service_logging
 from service.server import Server, bind, config
-from service.simulator import ICONIK_LIMITS, Blob, Simulator, _srt, _vtt
+from simulator import ICONIK_LIMITS, Blob, Simulator, make_srt, make_vtt
 from tests.conftest import PAYLOAD_AUTH_TOKEN
 
 APP_ID, TOKEN = "bench-app", "bench-iconik-token"
@@ -69,7 +69,8 @@ def main() -> int:
                 "Genre": {"field_values": [{"value": "Drama"}, {"value": "Bench"}]},
             }
         if args.captions and n % args.captions_every == 0:
-            sim.add_subtitle(asset, "en", _vtt("Hello.", "Bye."), srt=_srt("Hello.", "Bye."))
+            captions = ("Hello.", "Bye.")
+            sim.add_subtitle(asset, "en", make_vtt(*captions), srt=make_srt(*captions))
         assets.append(
             {"asset_id": asset.asset["id"], "proxy_id": proxy["id"], "name": f"bench-{n}"}
         )
@@ -77,7 +78,7 @@ def main() -> int:
         name = f"huge-track-{'sized' if sized else 'chunked'}"
         asset = sim.add_asset(name, f"Bench asset with a huge track ({name})")
         proxy = sim.add_proxy(asset, name=f"{name}.mp4", blob=Blob(args.proxy_bytes, seed=name))
-        sim.add_subtitle(asset, "en", _vtt("Hello.", "Bye."))
+        sim.add_subtitle(asset, "en", make_vtt("Hello.", "Bye."))
         cue = "00:00:00.000 --> 00:00:00.900\nA line of a very long track.\n\n"
         track = Blob.text(
             args.huge_track_bytes, "WEBVTT\n\n", cue, content_type="text/vtt", sized=sized

@@ -332,9 +332,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    if args.command == "simulator":
+    if args.command in ("simulator", "demo"):
         from service import simulator_cli
 
+        if not simulator_cli.installed():  # as in the image, which has only the service
+            print(simulator_cli.NOT_INSTALLED, file=sys.stderr)
+            return 2
+    if args.command == "simulator":
         service_logging.configure("console")
         return simulator_cli.run(args.port, args.large_proxy_mb, sys.stdout)
     if args.command == "demo":

@@ -32,10 +32,9 @@ from service.bundle import MANIFEST
 from service.server import AsyncReady, Server, bind
 from service.server import config as server_config
 from service.settings import Settings
-from service.simulator import Simulator
-from service.simulator_seed import FORM_VIEW_ID
 from service.storage import MAX_MANIFEST_BYTES, Storage, StorageError, open_storage, parse_manifest
 from service.worker import background, iconik_client
+from simulator import FORM_VIEW_ID, Simulator
 
 DEMO_APP_ID = "demo-app-id"
 

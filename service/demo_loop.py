@@ -18,8 +18,8 @@ import anyio
 
 from service import register, register_status
 from service.iconik import IconikClient
-from service.simulator import Simulator
 from service.storage import Storage, StorageError
+from simulator import Simulator
 
 # The view the demo's service writes the captioning state in (CAPTION_STATUS_VIEW_ID).
 STATUS_VIEW_ID = "00000000-0000-4000-8000-0000000057a7"

@@ -1,5 +1,8 @@
 """`caption-bridge simulator`: the Iconik stand-in on loopback, and how to use it.
 
+The simulator itself is the `simulator` package, beside this one (not in
+the image: then `installed()` is False and the command says so).
+
 It takes its application id and token from the environment or `.env` (as
 the service does), so a service started from the same directory with
 `ICONIK_URL` pointing at it is accepted; and it prints the settings to use.
@@ -24,6 +27,23 @@ DEFAULT_TOKEN = "simulator-auth-token"  # noqa: S105 (the simulator's own, not a
 DEFAULT_USER_TOKEN = "simulator-user-token"  # noqa: S105 (a simulated user's)
 
 log = service_logging.get_logger("service.simulator")
+
+# The image ships the service only; the simulator comes with a source checkout.
+NOT_INSTALLED = (
+    "caption-bridge: the Iconik simulator is not installed here (it comes with a "
+    "source checkout, `pip install -e .`; the image has the service only)"
+)
+
+
+def installed() -> bool:
+    """Whether the `simulator` package (beside `service`) can be imported."""
+    try:
+        import simulator  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "simulator":
+            raise
+        return False
+    return True
 
 
 class SimulatorSettings(BaseSettings):
@@ -67,7 +87,7 @@ def instructions(url: str, settings: SimulatorSettings, seeded_assets: list[str]
 
 
 def run(port: int, large_proxy_mb: float, out: TextIO) -> int:
-    from service.simulator import Simulator
+    from simulator import Simulator
 
     settings = SimulatorSettings()
     app_id = settings.iconik_app_id or DEFAULT_APP_ID

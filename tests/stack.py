@@ -30,9 +30,9 @@ from service.jobs import JobReporter
 from service.queue import Event, NewTask, Queue, Task, queue_for
 from service.queue.sqlite import SQLiteQueue
 from service.settings import Settings
-from service.simulator import Seeded, Simulator
 from service.storage import open_storage
 from service.worker import Worker
+from simulator import Seeded, Simulator
 from tests.conftest import ICONIK_TOKEN, PAYLOAD_AUTH_TOKEN, make_settings, signed
 from tests.servers import running
 

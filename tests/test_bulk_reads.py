@@ -15,8 +15,7 @@ import re
 
 import anyio
 
-from service.simulator import Blob, _srt, _vtt
-from service.simulator_users import APPLICATION
+from simulator import APPLICATION, Blob, make_srt, make_vtt
 from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body
 from tests.stack import Stack, stack, with_worker
 
@@ -31,7 +30,7 @@ def _add_assets(s: Stack, count: int, prefix: str = "bulk") -> list[str]:
         sim = s.sim.add_asset(f"{prefix}-{n}", f"Bulk {n}")
         s.sim.add_proxy(sim, name=f"{prefix}_{n}.mp4", blob=Blob(512, seed=f"{prefix}-{n}"))
         if n % 4 == 0:
-            s.sim.add_subtitle(sim, "en", _vtt(f"Line {n}."), srt=_srt(f"Line {n}."))
+            s.sim.add_subtitle(sim, "en", make_vtt(f"Line {n}."), srt=make_srt(f"Line {n}."))
         sim.metadata[s.seeded.view_id] = {
             "Description": {"field_values": [{"value": f"Asset {n}"}]},
             "Genre": {"field_values": [{"value": "Drama"}, {"value": "Coastal"}]},

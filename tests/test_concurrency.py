@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx2
 
-from service.simulator import Simulator
+from simulator import Simulator
 from tests.conftest import (
     PAYLOAD_AUTH_TOKEN,
     bearer,

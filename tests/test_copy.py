@@ -19,8 +19,8 @@ import anyio.to_thread
 import pytest
 
 from service.iconik import Download, DownloadInterrupted, IconikClient
-from service.simulator import Blob, Simulator
 from service.storage.local import LocalStorage
+from simulator import Blob, Simulator
 from tests.servers import running
 
 pytestmark = pytest.mark.anyio

@@ -17,7 +17,7 @@ import jsonschema
 import webvtt
 
 from service.__main__ import main
-from service.simulator import Blob, Simulator, sample_video
+from simulator import Blob, Simulator, sample_video
 from tests.conftest import (
     ICONIK_TOKEN,
     PAYLOAD_AUTH_TOKEN,

@@ -13,7 +13,7 @@ import sqlite3
 
 from service import captions
 from service.deliver_scan import DeliverScan
-from service.simulator import Blob, sample_video
+from simulator import Blob, sample_video
 from tests.conftest import custom_action_body
 from tests.stack import stack
 from tests.test_deliver import cues_of, delivered_job, hms, take, track_writes

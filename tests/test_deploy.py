@@ -139,6 +139,7 @@ def test_the_build_context_holds_only_what_the_image_copies():
         "data/queue.db",
         "bundles/x/project.json",
         "tests/test_deploy.py",
+        "simulator/core.py",  # the Iconik simulator is for the demo and tests, not the image
         ".git/HEAD",
         "service/__pycache__/app.pyc",
     ):

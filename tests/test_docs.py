@@ -363,3 +363,13 @@ def test_every_module_is_placed_in_architecture_md():
     ) + sorted(p.name for p in (REPOSITORY / "service").iterdir() if (p / "__init__.py").exists())
     missing = [m for m in modules if f"`{m}`" not in text and f"`{m}/`" not in text]
     assert missing == [], "modules docs/architecture.md does not place"
+
+
+def test_every_simulator_module_is_placed_in_architecture_md():
+    text = page("architecture.md")
+    section = text[text.index("## The Iconik simulator") :]
+    modules = sorted(
+        p.stem for p in (REPOSITORY / "simulator").glob("*.py") if p.stem != "__init__"
+    )
+    placed = set(re.findall(r"`([a-z_]+)`", section))
+    assert [m for m in modules if m not in placed] == [], "simulator modules not placed"

@@ -19,7 +19,7 @@ import boto3
 import httpx2
 import pytest
 
-from service.simulator import Simulator
+from simulator import Simulator
 from tests.conftest import (
     ICONIK_TOKEN,
     PAYLOAD_AUTH_TOKEN,

@@ -155,7 +155,7 @@ def test_a_hostile_proxy_id_from_iconik_fails_the_build_with_a_reason(tmp_path):
         proxy = s.sim.assets[s.seeded.normal].proxies[0]
         proxy["id"] = "../../../notifications/v1/webhooks"
         # Without a signed URL in the listing, the proxy's id goes into a path.
-        s.sim._with_urls = lambda request, kind, items: items
+        s.sim.with_urls = lambda request, kind, items: items
         s.sim.sign_search_urls = False  # nor in the search of the click's assets
         answer = s.send(custom_action_body(asset_ids=[s.seeded.normal]))
         s.drain()
@@ -169,12 +169,12 @@ def test_a_hostile_proxy_id_from_iconik_fails_the_build_with_a_reason(tmp_path):
 @pytest.mark.parametrize("bad_url", ["file:///etc/passwd", "/storage/elsewhere", "gopher://x/"])
 def test_an_unusable_download_url_from_iconik_fails_the_build_with_a_reason(tmp_path, bad_url):
     with stack(tmp_path) as s:
-        signed_url = s.sim._signed_url
+        signed_url = s.sim.signed_url
 
         def hostile(request, key):
             return bad_url if key.startswith("proxies/") else signed_url(request, key)
 
-        s.sim._signed_url = hostile
+        s.sim.signed_url = hostile
         answer = s.send(custom_action_body(asset_ids=[s.seeded.normal]))
         s.drain()
         [build] = [t for t in s.status(answer["request_id"])["tasks"] if t["asset_id"]]

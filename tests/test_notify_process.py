@@ -13,7 +13,7 @@ import pytest
 
 from service.app import create_app
 from service.queue import OVERDUE, PUBLISHED, REFRESHED
-from service.simulator import Simulator
+from simulator import Simulator
 from tests.conftest import (
     ICONIK_TOKEN,
     PAYLOAD_AUTH_TOKEN,

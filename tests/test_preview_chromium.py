@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from service import bundle, preview, preview_data
-from service.simulator import sample_video
+from simulator import sample_video
 from tests.chromium_cdp import chromium as launch
 from tests.conftest import custom_action_body
 from tests.stack import stack

@@ -148,7 +148,7 @@ def test_a_delivery_rewrites_the_page_but_never_a_captioners(tmp_path):
 
 
 def test_a_click_of_many_assets_reads_the_forms_labels_once(tmp_path):
-    from service.simulator_seed import FORM_VIEW_ID
+    from simulator import FORM_VIEW_ID
 
     with stack(tmp_path) as s:
         assets = s.sim.add_tiny_assets(4)

@@ -8,7 +8,7 @@ import pytest
 
 from service.iconik import IconikClient
 from service.ratelimit import LocalBudget, RateLimiter, default_burst, pause_for
-from service.simulator import Simulator
+from simulator import Simulator
 from tests.servers import running
 
 pytestmark = pytest.mark.anyio

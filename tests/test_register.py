@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from service.__main__ import main
-from service.simulator import Simulator
+from simulator import Simulator
 from tests.cli import cli, logging_restored, one_line_error
 from tests.conftest import BEARER, ICONIK_TOKEN
 from tests.extract_openapi import USED

@@ -19,7 +19,7 @@ import httpx2
 import psycopg
 
 from service.app import create_app
-from service.simulator import Simulator
+from simulator import Simulator
 from tests.conftest import PAYLOAD_AUTH_TOKEN, bearer, custom_action_body, make_settings, signed
 from tests.postgres import PASSWORD
 from tests.servers import running, service_env, service_process

@@ -1,6 +1,6 @@
 """A click acts with the clicking user's Iconik rights (issue 16), end to end.
 
-The simulator's users (service/simulator_users.py) have rights: a user's
+The simulator's users (simulator/users.py) have rights: a user's
 token does not see the assets that user may not read. The service reads
 collections and saved searches with the click's `auth_token`, checks every
 asset with Iconik's search under it, and never falls back to the
@@ -21,7 +21,7 @@ import structlog
 
 from service.expand import CLICK_AGAIN, NOT_READABLE, READ_AS_USER
 from service.iconik import BadResponse, IconikClient, UnusableId, UserTokenRefused
-from service.simulator_users import APPLICATION
+from simulator import APPLICATION
 from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body
 from tests.extract_openapi import USED
 from tests.iconik_api import operation_for

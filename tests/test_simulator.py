@@ -4,7 +4,7 @@ import httpx2
 import jsonschema
 import pytest
 
-from service.simulator import Simulator
+from simulator import Simulator
 from tests.conftest import custom_action_body
 from tests.extract_openapi import USED
 from tests.iconik_api import operation_for, operations, request_schema, schema, strict_schema

@@ -4,7 +4,7 @@ import httpx2
 import jsonschema
 
 from service import caption_status, register_status
-from service.simulator import Simulator
+from simulator import Simulator
 from tests.iconik_api import operations, request_schema
 from tests.servers import running
 from tests.test_simulator import APP_ID, TOKEN, _validate

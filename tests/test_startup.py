@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.simulator import Simulator
+from simulator import Simulator
 from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN
 from tests.servers import ServiceProcess, running, service_process
 from tests.stack import APP_ID

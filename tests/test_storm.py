@@ -9,7 +9,7 @@ import uuid
 import httpx2
 import pytest
 
-from service.simulator import Simulator
+from simulator import Simulator
 from tests.conftest import (
     PAYLOAD_AUTH_TOKEN,
     custom_action_body,

@@ -17,7 +17,7 @@ import pytest
 
 from service import gather
 from service.iconik import IconikClient, ResponseTooLarge
-from service.simulator import Blob, _srt, _vtt, track_key
+from simulator import Blob, make_srt, make_vtt, track_key
 from tests.conftest import custom_action_body
 from tests.stack import stack
 
@@ -98,8 +98,8 @@ def test_tracks_over_the_cap_are_left_out_with_their_reason_and_the_others_bundl
         s.sim.add_subtitle(  # a small WebVTT, but Iconik's .srt of it is over the cap
             normal,
             "it",
-            _vtt("Ciao."),
-            srt=Blob.text(MIB, "", _srt("Ciao."), content_type="text/srt"),
+            make_vtt("Ciao."),
+            srt=Blob.text(MIB, "", make_srt("Ciao."), content_type="text/srt"),
         )
         # Each held after its first chunk: reading past it would wait for
         # ICONIK_TIMEOUT_SECONDS and try again; the cap needs none of it.

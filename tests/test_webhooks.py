@@ -3,7 +3,7 @@
 import hashlib
 import sqlite3
 
-from service.simulator import Blob
+from simulator import Blob
 from tests.conftest import custom_action_body, webhook_body
 from tests.stack import stack
 

@@ -10,7 +10,7 @@ import anyio
 import httpx2
 
 from service.app import create_app
-from service.simulator import Simulator
+from simulator import Simulator
 from tests.conftest import (
     ICONIK_TOKEN,
     PAYLOAD_AUTH_TOKEN,

@@ -1,9 +1,9 @@
-"""The simulator's signed-URL storage: the bytes behind Iconik's download links.
+"""The bytes behind the simulator's signed download links, and how they are sent.
 
-Served at `/storage/<key>` on the simulator's own origin, or on a server of
-its own (`storage_app()`, as real storage is another origin), wanting no
-credentials. Tests make it refuse a link (an expired signature), cut a
-download short, or hold one half-way until released.
+A `Blob` is literal or generated as it streams (a proxy of any size in little
+memory); `served` sends one as a server would, held half-way at a
+`DownloadGate` until released, or cut short. Serving them at signed URLs is
+storage.py's.
 """
 
 from __future__ import annotations
@@ -11,15 +11,10 @@ from __future__ import annotations
 import functools
 import random
 import threading
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import anyio.to_thread
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 CHUNK = 64 * 1024
 
@@ -102,78 +97,6 @@ class DownloadGate:
     after_bytes: int
     reached: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
-
-
-class SignedStorage:
-    """Mixed into the Simulator, whose state (blobs, faults, gates) it serves."""
-
-    blobs: dict[str, Blob]
-    downloads: list[str]
-    storage_faults: dict[str, list[int]]
-    gates: dict[str, DownloadGate]
-    cuts: dict[str, int]
-    storage_base: str | None
-    _lock: threading.Lock
-
-    # Signed URLs that never expire, unless the simulator says otherwise
-    # (service/simulator_search.py).
-    def url_expiry(self) -> str:
-        return "4102444800"
-
-    def url_expired(self, request: Request) -> bool:
-        return False
-
-    def fail_storage_next(self, key: str, *statuses: int) -> None:
-        """The next downloads of the blob `key` (e.g. "proxies/<id>") answer these statuses."""
-        with self._lock:
-            self.storage_faults.setdefault(key, []).extend(statuses)
-
-    def cut_next_download(self, key: str, after_bytes: int) -> None:
-        """The next download of `key` stops after `after_bytes`, short of its Content-Length."""
-        with self._lock:
-            self.cuts[key] = after_bytes
-
-    def hold_download(self, key: str, after_bytes: int) -> DownloadGate:
-        """The next download of `key` waits after `after_bytes` until the gate is released.
-
-        `key` is a blob's ("proxies/<id>"), or a WebVTT track's (`track_key`).
-        """
-        gate = DownloadGate(after_bytes)
-        self.gates[key] = gate
-        return gate
-
-    def storage_app(self) -> Starlette:
-        """Only the signed download URLs, to serve on an origin of their own."""
-        return Starlette(routes=[Route("/storage/{key:path}", self._storage, methods=["GET"])])
-
-    def _signed_url(self, request: Request, key: str) -> str:
-        # A signature-like query, as real signed URLs carry (and nothing may
-        # quote); the simulator does not check it.
-        base = self.storage_base or str(request.base_url)
-        expires = self.url_expiry()
-        return f"{base}storage/{key}?Expires={expires}&Signature={uuid.uuid4().hex}"
-
-    async def _storage(self, request: Request) -> Response:
-        key = request.path_params["key"]
-        with self._lock:
-            self.downloads.append(key)
-        blob = self.blobs.get(key)
-        if blob is None:
-            return Response(b"NoSuchKey", status_code=404)
-        with self._lock:
-            statuses = self.storage_faults.get(key)
-            status = statuses.pop(0) if statuses else None
-        if status is None and self.url_expired(request):
-            status = 403
-        if status is not None:  # an injected refusal, S3-shaped (expired signature: 403)
-            return Response(b"<Error><Code>AccessDenied</Code></Error>", status_code=status)
-        gate = self.gates.pop(key, None)
-        with self._lock:
-            cut = self.cuts.pop(key, None)
-
-        return StreamingResponse(
-            served(blob, gate, cut), media_type=blob.content_type, headers=blob.headers
-        )
 
 
 async def served(
