@@ -10,7 +10,6 @@ retention are in sqlite_history.py.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import time
@@ -34,10 +33,10 @@ from service.queue import (
     backoff_delay,
     lane_of,
     rank_after,
-    work_sql,
 )
 from service.queue import sqlite_sql as sql
 from service.queue.sqlite_intake import Limits, admit_all
+from service.queue.sqlite_migrate import migrate
 from service.queue.sqlite_outbox import SQLiteOutbox
 from service.retry_causes import counts_query
 
@@ -74,62 +73,7 @@ class SQLiteQueue(SQLiteOutbox):
             # (of an empty file: instant) for the setting to hold.
             db.execute("PRAGMA auto_vacuum = INCREMENTAL")
             db.execute("VACUUM")
-        db.executescript(sql.SCHEMA)
-        # Databases made before Iconik jobs were reported lack the column.
-        columns = {row["name"] for row in db.execute("PRAGMA table_info(requests)")}
-        if "job_id" not in columns:
-            db.execute("ALTER TABLE requests ADD COLUMN job_id TEXT")
-        # ...and before clicks were expanded with the clicking user's token.
-        if "user_token" not in columns:
-            db.execute("ALTER TABLE requests ADD COLUMN user_token TEXT")
-        # ...and before clicks and events had lanes of their own.
-        task_columns = {row["name"] for row in db.execute("PRAGMA table_info(tasks)")}
-        if "lane" not in task_columns:
-            db.execute("ALTER TABLE tasks ADD COLUMN lane TEXT NOT NULL DEFAULT 'click'")
-            db.execute("ALTER TABLE tasks ADD COLUMN rank_at REAL")
-            db.execute("UPDATE tasks SET rank_at = not_before")
-        # ...and before open work was recorded (service/queue/work_sql.py).
-        if (
-            db.execute("SELECT 1 FROM sqlite_master WHERE name = 'due_work_open'").fetchone()
-            is None
-        ):
-            with contextlib.suppress(sqlite3.OperationalError):  # read-only: made next time
-                db.executescript(work_sql.SQLITE_TABLE)
-        unused = [
-            row["name"]
-            for row in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index'"
-                " AND name IN (SELECT value FROM json_each(?))",
-                (json.dumps(sql.UNUSED_INDEXES),),
-            )
-        ]
-        with contextlib.suppress(sqlite3.OperationalError):  # read-only: dropped next time
-            for name in unused:
-                db.execute(f"DROP INDEX IF EXISTS {name}")
-        # Only when missing: a database opened read-only must still open (it
-        # is reported unready, and recovers once its files are fixed).
-        present = db.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name IN ('task_counts',"
-            " 'task_counts_insert', 'task_counts_update', 'task_counts_delete')"
-        ).fetchone()[0]
-        if present < 4:
-            # One transaction, under the write lock: no task changes state
-            # between the first count and the triggers that keep it.
-            db.executescript(f"BEGIN IMMEDIATE; {sql.COUNTS} COMMIT;")
-        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-        counted_failures = db.execute(
-            "SELECT count(*) FROM task_counts WHERE state = 'failed'"
-        ).fetchone()[0]
-        if counted_failures < 2 or not set(sql.HISTORY_INDEX_NAMES) <= indexes:
-            # Since retention: the history's indexes, and failed tasks counted.
-            try:
-                db.executescript(
-                    f"BEGIN IMMEDIATE; {sql.HISTORY_INDEXES} {sql.COUNT_FAILED} COMMIT;"
-                )
-            except sqlite3.OperationalError:  # read-only: done on a later open
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-        self.create_outbox(db)
+        migrate(db)  # the steps of sqlite.sql this file lacks
 
     # -- intake -----------------------------------------------------------
 

@@ -1,58 +1,6 @@
-"""The SQLite queue's rules, in SQL: its schema, the counters the same
-transactions keep, and the statements that decide a claim and an intake.
-(service/queue/postgres.sql holds the same rules for PostgreSQL.)
-"""
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    request_id   TEXT PRIMARY KEY,
-    delivery_key TEXT NOT NULL UNIQUE,
-    kind         TEXT NOT NULL,
-    payload      TEXT NOT NULL,
-    received_at  REAL NOT NULL,
-    job_id       TEXT,
-    -- The clicking user's Iconik token, sealed; NULL once the expand task ended.
-    user_token   TEXT
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id          TEXT PRIMARY KEY,
-    request_id       TEXT NOT NULL REFERENCES requests(request_id),
-    kind             TEXT NOT NULL,
-    asset_id         TEXT,
-    state            TEXT NOT NULL,
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    not_before       REAL NOT NULL,
-    lease_owner      TEXT,
-    lease_until      REAL,
-    first_claimed_at REAL,
-    last_error       TEXT,
-    created_at       REAL NOT NULL,
-    updated_at       REAL NOT NULL,
-    lane             TEXT NOT NULL DEFAULT 'click',
-    rank_at          REAL
-);
-CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, not_before);
--- The claim asks "does this asset have a task under a live lease?" on every call.
-CREATE INDEX IF NOT EXISTS tasks_by_asset ON tasks(asset_id, state);
--- An asset reached twice (two collections, a repeated id) is one task.
-CREATE UNIQUE INDEX IF NOT EXISTS tasks_once ON tasks(request_id, kind, asset_id);
--- The bundle registry: which folders hold a bundle of which asset.
-CREATE TABLE IF NOT EXISTS bundles (
-    asset_id   TEXT NOT NULL,
-    folder     TEXT NOT NULL,
-    status     TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (asset_id, folder)
-);
--- One row once the registry holds the bundles made before it existed.
-CREATE TABLE IF NOT EXISTS registry_filled (id INTEGER PRIMARY KEY, filled_at REAL NOT NULL);
--- Work one process of the deployment does at a time (the deliver scan, the
--- registry's first fill): held by `holder` until `expires_at`, then free.
-CREATE TABLE IF NOT EXISTS leases (
-    name       TEXT PRIMARY KEY,
-    holder     TEXT NOT NULL,
-    expires_at REAL NOT NULL
-);
+"""The SQLite queue's rules, in SQL: the statements that decide a claim and
+an intake, and the status reads (its schema is sqlite.sql).
+(PostgreSQL keeps its own in postgres.sql, postgres_intake.py and postgres.py.)
 """
 
 # Taken when free or expired, renewed by its holder; the caller reads back
@@ -61,64 +9,6 @@ TAKE_LEASE = """
 INSERT INTO leases (name, holder, expires_at) VALUES (:name, :holder, :expires)
 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
 WHERE leases.holder = excluded.holder OR leases.expires_at <= :now
-"""
-
-# Indexes added with retention (older files get them on their next writable
-# open; until then their reads are slower, not wrong).
-HISTORY_INDEXES = """
--- Which asset a folder belongs to: one lookup per delivery (the primary key
--- leads with the asset).
-CREATE INDEX IF NOT EXISTS bundles_by_folder ON bundles(folder);
--- Status reads, each bounded by an index however long the history:
--- the latest failures (partial: only failed tasks are in it)...
-CREATE INDEX IF NOT EXISTS tasks_failed ON tasks(updated_at) WHERE state = 'failed';
--- ...the caption files delivered to an asset, latest first...
-CREATE INDEX IF NOT EXISTS tasks_deliveries ON tasks(asset_id, created_at)
-    WHERE kind = 'deliver';
--- ...and, for retention, the oldest requests first.
-CREATE INDEX IF NOT EXISTS requests_by_time ON requests(received_at);
-"""
-HISTORY_INDEX_NAMES = ("bundles_by_folder", "tasks_failed", "tasks_deliveries", "requests_by_time")
-
-# Indexes that earlier versions made and that no statement needs: a task's
-# request is found by tasks_once's first column, its asset's waiting tasks
-# by tasks_by_asset, and the lanes' sizes are kept in task_counts. Every
-# index is one more B-tree that each of a burst's inserts has to update.
-UNUSED_INDEXES = ("tasks_by_request", "tasks_waiting", "tasks_pending_refresh")
-
-# How many tasks are queued and running in each lane, kept by the
-# transactions that change them: a 429 decision and `backlog()` read one row each, however long the
-# queue. Triggers keep it right whatever statement changes a task's state.
-COUNTS = """
-CREATE TABLE IF NOT EXISTS task_counts (
-    lane TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (lane, state)
-);
-CREATE TRIGGER IF NOT EXISTS task_counts_insert AFTER INSERT ON tasks BEGIN
-    UPDATE task_counts SET n = n + 1 WHERE lane = NEW.lane AND state = NEW.state;
-END;
-CREATE TRIGGER IF NOT EXISTS task_counts_update AFTER UPDATE OF state ON tasks
-WHEN OLD.state <> NEW.state BEGIN
-    UPDATE task_counts SET n = n - 1 WHERE lane = OLD.lane AND state = OLD.state;
-    UPDATE task_counts SET n = n + 1 WHERE lane = NEW.lane AND state = NEW.state;
-END;
-CREATE TRIGGER IF NOT EXISTS task_counts_delete AFTER DELETE ON tasks BEGIN
-    UPDATE task_counts SET n = n - 1 WHERE lane = OLD.lane AND state = OLD.state;
-END;
--- A database made before the counter: count once, in the same transaction.
-INSERT OR IGNORE INTO task_counts (lane, state, n)
-    SELECT lanes.lane, states.state,
-           (SELECT COUNT(*) FROM tasks WHERE lane = lanes.lane AND state = states.state)
-    FROM (SELECT 'click' AS lane UNION ALL SELECT 'event') lanes,
-         (SELECT 'queued' AS state UNION ALL SELECT 'running' UNION ALL SELECT 'failed') states;
-"""
-# The failed tasks are counted too (for `status`'s total), since the
-# retention change: a counter made before it gets their rows, counted once
-# (through tasks_failed) under the write lock, like the counter itself.
-COUNT_FAILED = """
-INSERT OR IGNORE INTO task_counts (lane, state, n)
-    SELECT lanes.lane, 'failed',
-           (SELECT COUNT(*) FROM tasks WHERE state = 'failed' AND lane = lanes.lane)
-    FROM (SELECT 'click' AS lane UNION ALL SELECT 'event') lanes;
 """
 
 # Requests past the retention window: every task finished (done or failed)
