@@ -55,19 +55,22 @@ def schema(path: Path) -> dict[str, object]:
         db.close()
 
 
+# A click left waiting in an old store, in the columns every version had.
+OLD_ROWS = (
+    "INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)"
+    " VALUES ('old', 'old-key', 'custom_action', '{\"context\": \"OLD\"}', 999000)",
+    "INSERT INTO tasks (task_id, request_id, kind, asset_id, state, not_before,"
+    " created_at, updated_at) VALUES ('t-old', 'old', 'build', 'a-old', 'queued',"
+    " 999000, 999000, 999000)",
+)
+
+
 def old_task(path: Path, version: int) -> None:
     """A click left waiting in the old file, in the columns it had then."""
     db = sqlite3.connect(path)
     with db:
-        db.execute(
-            "INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)"
-            " VALUES ('old', 'old-key', 'custom_action', '{\"context\": \"OLD\"}', 999000)"
-        )
-        db.execute(
-            "INSERT INTO tasks (task_id, request_id, kind, asset_id, state, not_before,"
-            " created_at, updated_at) VALUES ('t-old', 'old', 'build', 'a-old', 'queued',"
-            " 999000, 999000, 999000)"
-        )
+        for statement in OLD_ROWS:
+            db.execute(statement)
     db.close()
 
 
@@ -143,15 +146,8 @@ async def test_an_old_sqlite_file_opened_read_only_opens_and_upgrades_later(tmp_
 async def test_every_postgres_schema_upgrades_to_the_latest(pg_url, version):
     postgres_database_at(pg_url, version)
     with psycopg.connect(pg_url, autocommit=True) as connection:
-        connection.execute(
-            "INSERT INTO requests (request_id, delivery_key, kind, payload, received_at)"
-            " VALUES ('old', 'old-key', 'custom_action', '{\"context\": \"OLD\"}', 999000)"
-        )
-        connection.execute(
-            "INSERT INTO tasks (task_id, request_id, kind, asset_id, state, not_before,"
-            " created_at, updated_at) VALUES ('t-old', 'old', 'build', 'a-old', 'queued',"
-            " 999000, 999000, 999000)"
-        )
+        for statement in OLD_ROWS:
+            connection.execute(statement)  # type: ignore[arg-type]
     clock = FakeClock()
     q = PostgresQueue(pg_url, **LIMITS, clock=clock)
     await q.open()

@@ -66,6 +66,7 @@ from service.queue.types import (
     event_id,
     lane_of,
     rank_after,
+    rank_for,
 )
 
 __all__ = [
@@ -107,6 +108,7 @@ __all__ = [
     "open_queue",
     "queue_for",
     "rank_after",
+    "rank_for",
 ]
 
 

@@ -24,22 +24,22 @@ from service.ids import new_id
 from service.queue import (
     CLICK,
     EVENT,
-    EVENT_LANE_DELAY,
     Delivery,
     Enqueued,
     Event,
     NewTask,
     QueueUnavailable,
     Task,
-    backoff_delay,
     lane_of,
     postgres_intake,
     rank_after,
+    rank_for,
 )
 from service.queue.group_commit import AsyncGroupCommit
 from service.queue.postgres_outbox import PostgresOutbox
 from service.queue.postgres_store import NOTIFY_CHANNEL, _reason
 from service.queue.postgres_work import PostgresWork
+from service.queue.rules import QueueRules
 from service.retry_causes import counts_query, pyformat
 
 # The clicking user's token is kept only until the expand task ends (done or failed).
@@ -64,28 +64,17 @@ class _Refused(Exception):
         self.error = error
 
 
-class PostgresQueue(PostgresOutbox, PostgresWork):
+class PostgresQueue(QueueRules, PostgresOutbox, PostgresWork):
     def __init__(
         self,
         url: str,
         *,
-        max_attempts: int = 8,
-        max_backlog: int = 10_000,
-        max_event_backlog: int = 10_000,
-        lease_seconds: float = 60.0,
-        retry_after_seconds: int = 30,
         clock: Callable[[], float] = time.time,
-        backoff: Callable[[int], float] = backoff_delay,
         pool_size: int = 10,
         timeout: float = 4.0,
+        **limits: Any,  # QueueRules'
     ) -> None:
-        super().__init__(url, clock=clock, pool_size=pool_size, timeout=timeout)
-        self.max_attempts = max_attempts
-        self.max_backlog = max_backlog
-        self.max_event_backlog = max_event_backlog
-        self.lease_seconds = lease_seconds
-        self.retry_after_seconds = retry_after_seconds
-        self.backoff = backoff
+        super().__init__(url, clock=clock, pool_size=pool_size, timeout=timeout, **limits)
         self._intake: AsyncGroupCommit[Enqueued] = AsyncGroupCommit(self._store_deliveries)
 
     async def close(self) -> None:
@@ -141,7 +130,7 @@ class PostgresQueue(PostgresOutbox, PostgresWork):
         now: float,
         lane: str,
     ) -> None:
-        rank = now + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
+        rank = rank_for(lane, now)
         # A child with `failed` is stored already failed, with its reason.
         await cursor.executemany(
             "INSERT INTO tasks (task_id, request_id, kind, asset_id, state, last_error,"
@@ -238,16 +227,8 @@ class PostgresQueue(PostgresOutbox, PostgresWork):
 
         await self._in_transaction(done)
 
-    async def retry(
-        self, task: Task, error: str, delay: float | None = None, count_attempt: bool = True
-    ) -> bool:
-        """Put the task back for later; False when it has no attempts left and failed."""
-        if count_attempt and task.attempts >= self.max_attempts:
-            await self.fail(task, f"{error} (gave up after {task.attempts} attempts)")
-            return False
-        wait = self.backoff(task.attempts) if delay is None else delay
+    async def _requeue(self, task: Task, error: str, wait: float, refund: int) -> None:
         now = self.clock()
-        refund = 0 if count_attempt else 1
         await self._owned_update(
             task,
             "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_until = NULL,"
@@ -255,7 +236,6 @@ class PostgresQueue(PostgresOutbox, PostgresWork):
             " updated_at = %s",
             (refund, now + wait, rank_after(task, now + wait), error, now),
         )
-        return True
 
     async def fail(self, task: Task, error: str, events: list[Event] | None = None) -> None:
         async def failed(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:

@@ -23,45 +23,34 @@ from service.ids import new_id
 from service.queue import (
     CLICK,
     EVENT,
-    EVENT_LANE_DELAY,
     Delivery,
     Enqueued,
     Event,
     NewTask,
     QueueFull,
     Task,
-    backoff_delay,
     lane_of,
     rank_after,
+    rank_for,
 )
 from service.queue import sqlite_sql as sql
+from service.queue.rules import QueueRules
 from service.queue.sqlite_intake import Limits, admit_all
 from service.queue.sqlite_migrate import migrate
 from service.queue.sqlite_outbox import SQLiteOutbox
 from service.retry_causes import counts_query
 
 
-class SQLiteQueue(SQLiteOutbox):
+class SQLiteQueue(QueueRules, SQLiteOutbox):
     def __init__(
         self,
         path: str | Path,
         *,
-        max_attempts: int = 8,
-        max_backlog: int = 10_000,
-        max_event_backlog: int = 10_000,
-        lease_seconds: float = 60.0,
-        retry_after_seconds: int = 30,
         busy_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
-        backoff: Callable[[int], float] = backoff_delay,
+        **limits: Any,  # QueueRules'
     ) -> None:
-        super().__init__(path, busy_timeout=busy_timeout, clock=clock)
-        self.max_attempts = max_attempts
-        self.max_backlog = max_backlog
-        self.max_event_backlog = max_event_backlog
-        self.lease_seconds = lease_seconds
-        self.retry_after_seconds = retry_after_seconds
-        self.backoff = backoff
+        super().__init__(path, busy_timeout=busy_timeout, clock=clock, **limits)
         self._work = anyio.Event()
 
     def create_schema(self, db: sqlite3.Connection) -> None:
@@ -105,7 +94,7 @@ class SQLiteQueue(SQLiteOutbox):
     def _insert_tasks(
         db: sqlite3.Connection, request_id: str, tasks: list[NewTask], now: float, lane: str
     ) -> None:
-        rank = now + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
+        rank = rank_for(lane, now)
         db.executemany(
             sql.INSERT_TASK,
             [
@@ -198,18 +187,7 @@ class SQLiteQueue(SQLiteOutbox):
         if children or events or task.asset_id is not None:
             self._signal_work()  # new tasks, an asset free again, or events to send
 
-    async def retry(
-        self, task: Task, error: str, delay: float | None = None, count_attempt: bool = True
-    ) -> bool:
-        """Put the task back for later; False when it has no attempts left and failed."""
-        if count_attempt and task.attempts >= self.max_attempts:
-            await self.fail(task, f"{error} (gave up after {task.attempts} attempts)")
-            return False
-        wait = self.backoff(task.attempts) if delay is None else delay
-        # A wait that is not the task's fault (a proxy still transcoding)
-        # gives the attempt back, so it cannot exhaust the task.
-        refund = 0 if count_attempt else 1
-
+    async def _requeue(self, task: Task, error: str, wait: float, refund: int) -> None:
         def params() -> tuple[Any, ...]:
             now = self.clock()
             return (refund, now + wait, rank_after(task, now + wait), error, now)
@@ -221,7 +199,6 @@ class SQLiteQueue(SQLiteOutbox):
             " updated_at = ?",
             params,
         )
-        return True
 
     async def fail(self, task: Task, error: str, events: list[Event] | None = None) -> None:
         def failed(db: sqlite3.Connection) -> None:

@@ -102,6 +102,10 @@ INSERT OR IGNORE INTO task_counts (lane, state, n)
 -- request is found by tasks_once's first column, its asset's waiting tasks
 -- by tasks_by_asset, and the lanes' sizes are kept in task_counts. Every
 -- index is one more B-tree that each of a burst's inserts has to update.
+-- (PostgreSQL keeps all three: its intake counts each lane's waiting tasks
+-- through tasks_waiting, having no counter table, and its planner reads a
+-- request's tasks and an asset's pending refresh through the other two;
+-- tests/test_queue_plans.py checks both backends' plans.)
 DROP INDEX IF EXISTS tasks_by_request;
 DROP INDEX IF EXISTS tasks_waiting;
 DROP INDEX IF EXISTS tasks_pending_refresh;

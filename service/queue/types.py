@@ -27,9 +27,14 @@ def lane_of(request_kind: str) -> str:
     return EVENT if request_kind == "webhook" else CLICK
 
 
+def rank_for(lane: str, due_at: float) -> float:
+    """A task's place in line in `lane` when it is due at `due_at` (see EVENT_LANE_DELAY)."""
+    return due_at + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
+
+
 def rank_after(task: Task, not_before: float) -> float:
-    """A task's place in line once it is due again (see EVENT_LANE_DELAY)."""
-    return not_before + (EVENT_LANE_DELAY if lane_of(task.request_kind) == EVENT else 0.0)
+    """A task's place in line once it is due again."""
+    return rank_for(lane_of(task.request_kind), not_before)
 
 
 class QueueFull(Exception):
