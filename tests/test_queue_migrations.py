@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from service.queue import Event, NewTask, Work, sqlite_migrate
-from service.queue.migrations import steps
 from service.queue.postgres import PostgresQueue
 from service.queue.postgres_store import migration_steps
+from service.queue.sql_files import steps
 from service.queue.sqlite import SQLiteQueue
 from tests.queue_schema import postgres_database_at, sqlite_file_at
 from tests.test_queue import LIMITS, FakeClock, delivery
@@ -158,3 +158,17 @@ async def test_every_postgres_schema_upgrades_to_the_latest(pg_url, version):
     with psycopg.connect(pg_url) as connection:
         versions = connection.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
     assert versions == [(v,) for v, _ in migration_steps()]
+
+
+def test_every_named_sqlite_statement_is_loaded_and_whole():
+    """Each statement of sqlite_queries.sql is one of sqlite_sql's, and whole."""
+    import sqlite3 as sqlite
+
+    from service.queue import sqlite_sql
+    from service.queue.sql_files import named
+
+    statements = named("sqlite_queries.sql")
+    assert set(statements) == {name.lower() for name in vars(sqlite_sql) if name.isupper()}
+    for name, text in statements.items():
+        assert sqlite.complete_statement(text + ";"), name
+        assert ";" not in text, f"{name}: one statement each"

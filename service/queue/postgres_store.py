@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from service.logging import get_logger
 from service.queue import QueueUnavailable
-from service.queue.migrations import steps
+from service.queue.sql_files import steps
 
 log = get_logger("service.queue.postgres")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from service.queue.migrations import steps
+from service.queue.sql_files import steps
 
 _UNLESS_COLUMN = re.compile(r"^-- unless column: (\w+)\.(\w+)\s*$", re.MULTILINE)
 
