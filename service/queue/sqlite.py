@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,8 @@ from service.queue import (
     QueueFull,
     Task,
     lane_of,
-    rank_after,
     rank_for,
+    task_sql,
 )
 from service.queue import sqlite_sql as sql
 from service.queue.rules import QueueRules
@@ -42,15 +41,9 @@ from service.retry_causes import counts_query
 
 
 class SQLiteQueue(QueueRules, SQLiteOutbox):
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        busy_timeout: float = 10.0,
-        clock: Callable[[], float] = time.time,
-        **limits: Any,  # QueueRules'
-    ) -> None:
-        super().__init__(path, busy_timeout=busy_timeout, clock=clock, **limits)
+    def __init__(self, path: str | Path, **options: Any) -> None:
+        # options: the limits (rules.QueueRules), then the store's (sqlite_store.py)
+        super().__init__(path, **options)
         self._work = anyio.Event()
 
     def create_schema(self, db: sqlite3.Connection) -> None:
@@ -143,22 +136,22 @@ class SQLiteQueue(QueueRules, SQLiteOutbox):
 
         return await self._submit(take)
 
-    async def _owned_update(
-        self, task: Task, sql: str, params: Callable[[], tuple[Any, ...]]
-    ) -> bool:
-        """Update the task only while this worker still holds its lease.
-
-        `params` is called at commit time, so times read the clock then.
-        """
+    async def _owned_update(self, statement: str, params: Callable[[], dict[str, Any]]) -> bool:
+        """Update a task this worker holds (task_sql.py); `params` is called
+        at commit time, so times read the clock then."""
 
         def update(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                sql + " WHERE task_id = ? AND lease_owner = ? AND state = 'running'",
-                (*params(), task.task_id, task.owner),
-            )
-            return cursor.rowcount == 1
+            return db.execute(statement, params()).rowcount == 1
 
         return await self._submit(update)
+
+    @staticmethod
+    def _end(db: sqlite3.Connection, task: Task, state: str, error: str | None, now: float) -> bool:
+        """Done or failed, and an expand's user token forgotten; False: not held."""
+        ended = db.execute(task_sql.END, task_sql.end(task, state, error, now))
+        if ended.rowcount == 1 and task.kind == "expand":
+            db.execute(task_sql.FORGET_USER_TOKEN, {"request_id": task.request_id})
+        return ended.rowcount == 1
 
     async def complete(
         self,
@@ -169,49 +162,26 @@ class SQLiteQueue(QueueRules, SQLiteOutbox):
     ) -> None:
         def done(db: sqlite3.Connection) -> None:
             now = self.clock()
-            cursor = db.execute(
-                "UPDATE tasks SET state = 'done', lease_owner = NULL, lease_until = NULL,"
-                " last_error = ?, updated_at = ?"
-                " WHERE task_id = ? AND lease_owner = ? AND state = 'running'",
-                (note, now, task.task_id, task.owner),
-            )
-            if cursor.rowcount == 1 and task.kind == "expand":
-                db.execute(sql.FORGET_USER_TOKEN, (task.request_id,))
-            if cursor.rowcount == 1 and children:
-                lane = lane_of(task.request_kind)
-                self._insert_tasks(db, task.request_id, children, now, lane)
-            if cursor.rowcount == 1 and events:  # the outbox: with the change, or not at all
-                self._store_events(db, events, now)
+            if self._end(db, task, "done", note, now):
+                if children:
+                    lane = lane_of(task.request_kind)
+                    self._insert_tasks(db, task.request_id, children, now, lane)
+                if events:  # the outbox: with the change, or not at all
+                    self._store_events(db, events, now)
 
         await self._submit(done)
         if children or events or task.asset_id is not None:
             self._signal_work()  # new tasks, an asset free again, or events to send
 
     async def _requeue(self, task: Task, error: str, wait: float, refund: int) -> None:
-        def params() -> tuple[Any, ...]:
-            now = self.clock()
-            return (refund, now + wait, rank_after(task, now + wait), error, now)
-
         await self._owned_update(
-            task,
-            "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_until = NULL,"
-            " attempts = attempts - ?, not_before = ?, rank_at = ?, last_error = ?,"
-            " updated_at = ?",
-            params,
+            task_sql.REQUEUE, lambda: task_sql.requeue(task, error, wait, refund, self.clock())
         )
 
     async def fail(self, task: Task, error: str, events: list[Event] | None = None) -> None:
         def failed(db: sqlite3.Connection) -> None:
             now = self.clock()
-            cursor = db.execute(
-                "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
-                " last_error = ?, updated_at = ?"
-                " WHERE task_id = ? AND lease_owner = ? AND state = 'running'",
-                (error, now, task.task_id, task.owner),
-            )
-            if cursor.rowcount == 1 and task.kind == "expand":
-                db.execute(sql.FORGET_USER_TOKEN, (task.request_id,))
-            if cursor.rowcount == 1 and events:  # a refused delivery says so
+            if self._end(db, task, "failed", error, now) and events:  # a refused delivery says so
                 self._store_events(db, events, now)
 
         await self._submit(failed)
@@ -220,18 +190,14 @@ class SQLiteQueue(QueueRules, SQLiteOutbox):
 
     async def extend_lease(self, task: Task) -> bool:
         """Renew the lease; False when this worker no longer holds the task."""
-
-        def params() -> tuple[Any, ...]:
-            now = self.clock()
-            return (now + self.lease_seconds, now)
-
         return await self._owned_update(
-            task, "UPDATE tasks SET lease_until = ?, updated_at = ?", params
+            task_sql.EXTEND_LEASE,
+            lambda: task_sql.extend_lease(task, self.lease_seconds, self.clock()),
         )
 
     async def set_job_id(self, request_id: str, job_id: str) -> None:
         def store(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE requests SET job_id = ? WHERE request_id = ?", (job_id, request_id))
+            db.execute(task_sql.SET_JOB_ID, {"job_id": job_id, "request_id": request_id})
 
         await self._submit(store)
 

@@ -118,8 +118,5 @@ SELECT value->>0, value->>1, value->>2, value->>3, 'queued',
 -- A child stored already failed (an asset the clicking user may not read).
 INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state, last_error, not_before, created_at, updated_at, lane, rank_at) VALUES (?, ?, ?, ?, 'failed', ?, ?, ?, ?, ?, ?)
 
--- name: forget_user_token
-UPDATE requests SET user_token = NULL WHERE request_id = ?
-
 -- name: insert_task
 INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state, not_before, created_at, updated_at, lane, rank_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)
