@@ -100,6 +100,14 @@ async def works(queue, clock: FakeClock) -> None:
     assert await queue.add_events([Event("evt_1", "captions.refused", "a-old", {}, 1.0)]) == 0
 
 
+async def opened_and_working(queue, clock: FakeClock) -> None:
+    await queue.open()  # the upgrade
+    try:
+        await works(queue, clock)
+    finally:
+        await queue.close()
+
+
 @pytest.mark.parametrize("versioned", [False, True], ids=["before-versions", "versioned"])
 @pytest.mark.parametrize("version", range(1, SQLITE_LATEST))
 async def test_every_sqlite_schema_upgrades_to_the_latest(tmp_path, version, versioned):
@@ -111,12 +119,7 @@ async def test_every_sqlite_schema_upgrades_to_the_latest(tmp_path, version, ver
     path = tmp_path / "old.db"
     sqlite_file_at(path, version, versioned=versioned)
     old_task(path, version)
-    q = SQLiteQueue(path, **LIMITS, clock=clock)
-    await q.open()
-    try:
-        await works(q, clock)
-    finally:
-        await q.close()
+    await opened_and_working(SQLiteQueue(path, **LIMITS, clock=clock), clock)
     assert schema(path) == schema(new)
     assert schema(path)["version"] == SQLITE_LATEST
 
@@ -126,20 +129,13 @@ async def test_an_old_sqlite_file_opened_read_only_opens_and_upgrades_later(tmp_
     path = tmp_path / "old.db"
     sqlite_file_at(path, 9)
     old_task(path, 9)
-    path.chmod(0o444)
     readonly = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     # The steps cannot be written: nothing is, and the file stays as it was.
     sqlite_migrate.migrate(readonly)
     assert readonly.execute("PRAGMA user_version").fetchone()[0] == 0
     assert not readonly.in_transaction
     readonly.close()
-    path.chmod(0o644)
-    q = SQLiteQueue(path, **LIMITS, clock=clock)
-    await q.open()
-    try:
-        await works(q, clock)
-    finally:
-        await q.close()
+    await opened_and_working(SQLiteQueue(path, **LIMITS, clock=clock), clock)
 
 
 @pytest.mark.parametrize("version", range(1, POSTGRES_LATEST))
@@ -149,12 +145,7 @@ async def test_every_postgres_schema_upgrades_to_the_latest(pg_url, version):
         for statement in OLD_ROWS:
             connection.execute(statement)  # type: ignore[arg-type]
     clock = FakeClock()
-    q = PostgresQueue(pg_url, **LIMITS, clock=clock)
-    await q.open()
-    try:
-        await works(q, clock)
-    finally:
-        await q.close()
+    await opened_and_working(PostgresQueue(pg_url, **LIMITS, clock=clock), clock)
     with psycopg.connect(pg_url) as connection:
         versions = connection.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
     assert versions == [(v,) for v, _ in migration_steps()]
