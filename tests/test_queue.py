@@ -12,6 +12,7 @@ import pytest
 from service.queue import Delivery, NewTask, QueueFull, backoff_delay
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
+from tests.queue_schema import postgres_database_at, sqlite_file_at
 
 
 class FakeClock:
@@ -39,13 +40,20 @@ def clock():
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# "-upgraded": a store the first version of the code made, brought through
+# every migration step on open (tests/test_queue_migrations.py tests each step).
+@pytest.fixture(params=["sqlite", "postgres", "sqlite-upgraded", "postgres-upgraded"])
 async def queue(request, tmp_path, clock):
     backoff = {"clock": clock, "backoff": lambda attempt: 10.0 * attempt}
-    if request.param == "sqlite":
+    if request.param.startswith("sqlite"):
+        if request.param == "sqlite-upgraded":
+            sqlite_file_at(tmp_path / "q.db", 1)
         q = SQLiteQueue(tmp_path / "q.db", **LIMITS, **backoff)
     else:
-        q = PostgresQueue(request.getfixturevalue("pg_url"), **LIMITS, **backoff)
+        url = request.getfixturevalue("pg_url")
+        if request.param == "postgres-upgraded":
+            postgres_database_at(url, 1)
+        q = PostgresQueue(url, **LIMITS, **backoff)
     await q.open()
     yield q
     await q.close()

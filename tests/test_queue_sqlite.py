@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 
 from service import probe
-from service.queue import Enqueued, QueueUnavailable
-from service.queue import sqlite_sql as sql
+from service.queue import Enqueued, QueueUnavailable, sqlite_migrate
 from service.queue.sqlite import SQLiteQueue
+from tests.queue_schema import sqlite_file_at
 from tests.test_queue import LIMITS, FakeClock, delivery
 
 
@@ -123,8 +123,8 @@ async def test_connections_of_ended_threads_are_closed(queue):
 
 async def test_indexes_no_statement_uses_are_dropped_from_older_databases(tmp_path, clock):
     path = tmp_path / "old.db"
+    sqlite_file_at(path, sqlite_migrate.latest())
     db = sqlite3.connect(path)
-    db.executescript(sql.SCHEMA)
     db.executescript(
         "CREATE INDEX tasks_by_request ON tasks(request_id);"
         "CREATE INDEX tasks_waiting ON tasks(lane, state);"
@@ -141,15 +141,14 @@ async def test_indexes_no_statement_uses_are_dropped_from_older_databases(tmp_pa
     db = sqlite3.connect(path)
     names = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     db.close()
-    assert not names & set(sql.UNUSED_INDEXES)
+    assert not names & {"tasks_by_request", "tasks_waiting", "tasks_pending_refresh"}
     assert {"tasks_ready", "tasks_by_asset", "tasks_once"} <= names
 
 
 async def test_a_database_from_before_user_tokens_gains_the_column(tmp_path, clock):
     path = tmp_path / "old.db"
+    sqlite_file_at(path, 9)  # the step before user tokens
     db = sqlite3.connect(path)
-    old_schema, cut = sql.SCHEMA.split("    job_id       TEXT,")[0], sql.SCHEMA.index("\n);")
-    db.executescript(old_schema + "    job_id       TEXT" + sql.SCHEMA[cut:])
     assert "user_token" not in {row[1] for row in db.execute("PRAGMA table_info(requests)")}
     db.close()
     q = SQLiteQueue(path, **LIMITS, clock=clock)
@@ -176,6 +175,7 @@ async def test_a_queue_file_from_before_retention_is_upgraded(tmp_path, clock):
     db.executescript(
         "DROP INDEX tasks_failed; DROP INDEX tasks_deliveries; DROP INDEX requests_by_time;"
         "DROP INDEX bundles_by_folder; DELETE FROM task_counts WHERE state = 'failed';"
+        "PRAGMA user_version = 0;"  # made before the steps were versioned
     )
     db.close()
     q = SQLiteQueue(path, **LIMITS, clock=clock)

@@ -168,6 +168,7 @@ async def test_a_sqlite_queue_made_before_due_dates_gets_the_table(tmp_path, clo
     await q.close()
     with sqlite3.connect(path) as db:  # as a file of the previous version was
         db.execute("DROP TABLE due_work")
+        db.execute("PRAGMA user_version = 0")  # made before the steps were versioned
     q = SQLiteQueue(path, **LIMITS, clock=clock)
     await q.open()
     try:

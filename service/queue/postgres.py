@@ -14,8 +14,6 @@ postgres_store.py; status reads and retention in postgres_history.py.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -24,26 +22,37 @@ from service.ids import new_id
 from service.queue import (
     CLICK,
     EVENT,
-    EVENT_LANE_DELAY,
     Delivery,
     Enqueued,
     Event,
     NewTask,
     QueueUnavailable,
     Task,
-    backoff_delay,
     lane_of,
     postgres_intake,
-    rank_after,
+    rank_for,
+    task_sql,
 )
 from service.queue.group_commit import AsyncGroupCommit
 from service.queue.postgres_outbox import PostgresOutbox
 from service.queue.postgres_store import NOTIFY_CHANNEL, _reason
 from service.queue.postgres_work import PostgresWork
+from service.queue.rules import QueueRules
+from service.queue.work_sql import for_pg
 from service.retry_causes import counts_query, pyformat
 
-# The clicking user's token is kept only until the expand task ends (done or failed).
-_FORGET_USER_TOKEN = "UPDATE requests SET user_token = NULL WHERE request_id = %s"  # noqa: S105
+# A claimed task's end, return and lease, and its request's job and user
+# token: the statements both backends run (task_sql.py), with %(name)s.
+_END, _REQUEUE, _EXTEND_LEASE, _SET_JOB_ID, _FORGET_USER_TOKEN = map(
+    for_pg,
+    (
+        task_sql.END,
+        task_sql.REQUEUE,
+        task_sql.EXTEND_LEASE,
+        task_sql.SET_JOB_ID,
+        task_sql.FORGET_USER_TOKEN,
+    ),
+)
 
 # Which folders hold a bundle of an asset (the primary key), of every asset,
 # and who a folder belongs to (bundles_by_folder). Split by argument: a
@@ -64,28 +73,10 @@ class _Refused(Exception):
         self.error = error
 
 
-class PostgresQueue(PostgresOutbox, PostgresWork):
-    def __init__(
-        self,
-        url: str,
-        *,
-        max_attempts: int = 8,
-        max_backlog: int = 10_000,
-        max_event_backlog: int = 10_000,
-        lease_seconds: float = 60.0,
-        retry_after_seconds: int = 30,
-        clock: Callable[[], float] = time.time,
-        backoff: Callable[[int], float] = backoff_delay,
-        pool_size: int = 10,
-        timeout: float = 4.0,
-    ) -> None:
-        super().__init__(url, clock=clock, pool_size=pool_size, timeout=timeout)
-        self.max_attempts = max_attempts
-        self.max_backlog = max_backlog
-        self.max_event_backlog = max_event_backlog
-        self.lease_seconds = lease_seconds
-        self.retry_after_seconds = retry_after_seconds
-        self.backoff = backoff
+class PostgresQueue(QueueRules, PostgresOutbox, PostgresWork):
+    def __init__(self, url: str, **options: Any) -> None:
+        # options: the limits (rules.QueueRules), then the store's (postgres_store.py)
+        super().__init__(url, **options)
         self._intake: AsyncGroupCommit[Enqueued] = AsyncGroupCommit(self._store_deliveries)
 
     async def close(self) -> None:
@@ -141,7 +132,7 @@ class PostgresQueue(PostgresOutbox, PostgresWork):
         now: float,
         lane: str,
     ) -> None:
-        rank = now + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
+        rank = rank_for(lane, now)
         # A child with `failed` is stored already failed, with its reason.
         await cursor.executemany(
             "INSERT INTO tasks (task_id, request_id, kind, asset_id, state, last_error,"
@@ -197,17 +188,32 @@ class PostgresQueue(PostgresOutbox, PostgresWork):
 
         return await self._in_transaction(take)
 
-    async def _owned_update(self, task: Task, sql: str, params: tuple[Any, ...]) -> bool:
-        """Update the task only while this worker still holds its lease."""
+    async def _update_one(self, statement: str, params: dict[str, Any]) -> bool:
+        """One statement of task_sql.py in its own transaction; whether it changed a row."""
 
         async def update(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> bool:
-            await cursor.execute(
-                sql + " WHERE task_id = %s AND lease_owner = %s AND state = 'running'",
-                (*params, task.task_id, task.owner),
-            )
+            await cursor.execute(statement, params)  # type: ignore[arg-type]
             return cursor.rowcount == 1
 
         return await self._in_transaction(update)
+
+    async def _end(
+        self,
+        cursor: psycopg.AsyncCursor[dict[str, Any]],
+        task: Task,
+        state: str,
+        error: str | None,
+        now: float,
+    ) -> bool:
+        """Done or failed, and an expand's user token forgotten; False: not held."""
+        params = task_sql.end(task, state, error, now)
+        await cursor.execute(_END, params)  # type: ignore[arg-type]
+        if cursor.rowcount != 1:
+            return False
+        if task.kind == "expand":
+            request = {"request_id": task.request_id}
+            await cursor.execute(_FORGET_USER_TOKEN, request)  # type: ignore[arg-type]
+        return True
 
     async def complete(
         self,
@@ -218,15 +224,7 @@ class PostgresQueue(PostgresOutbox, PostgresWork):
     ) -> None:
         async def done(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
             now = self.clock()
-            await cursor.execute(
-                "UPDATE tasks SET state = 'done', lease_owner = NULL, lease_until = NULL,"
-                " last_error = %s, updated_at = %s"
-                " WHERE task_id = %s AND lease_owner = %s AND state = 'running'",
-                (note, now, task.task_id, task.owner),
-            )
-            if cursor.rowcount == 1:
-                if task.kind == "expand":
-                    await cursor.execute(_FORGET_USER_TOKEN, (task.request_id,))
+            if await self._end(cursor, task, "done", note, now):
                 if events:  # the outbox: with the change, or not at all
                     await self._store_events(cursor, events, now)
                 if children:
@@ -238,57 +236,24 @@ class PostgresQueue(PostgresOutbox, PostgresWork):
 
         await self._in_transaction(done)
 
-    async def retry(
-        self, task: Task, error: str, delay: float | None = None, count_attempt: bool = True
-    ) -> bool:
-        """Put the task back for later; False when it has no attempts left and failed."""
-        if count_attempt and task.attempts >= self.max_attempts:
-            await self.fail(task, f"{error} (gave up after {task.attempts} attempts)")
-            return False
-        wait = self.backoff(task.attempts) if delay is None else delay
-        now = self.clock()
-        refund = 0 if count_attempt else 1
-        await self._owned_update(
-            task,
-            "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_until = NULL,"
-            " attempts = attempts - %s, not_before = %s, rank_at = %s, last_error = %s,"
-            " updated_at = %s",
-            (refund, now + wait, rank_after(task, now + wait), error, now),
-        )
-        return True
+    async def _requeue(self, task: Task, error: str, wait: float, refund: int) -> None:
+        await self._update_one(_REQUEUE, task_sql.requeue(task, error, wait, refund, self.clock()))
 
     async def fail(self, task: Task, error: str, events: list[Event] | None = None) -> None:
         async def failed(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
             now = self.clock()
-            await cursor.execute(
-                "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
-                " last_error = %s, updated_at = %s"
-                " WHERE task_id = %s AND lease_owner = %s AND state = 'running'",
-                (error, now, task.task_id, task.owner),
-            )
-            if cursor.rowcount == 1:
-                if task.kind == "expand":
-                    await cursor.execute(_FORGET_USER_TOKEN, (task.request_id,))
-                if events:  # a refused delivery says so
-                    await self._store_events(cursor, events, now)
+            if await self._end(cursor, task, "failed", error, now) and events:  # refused
+                await self._store_events(cursor, events, now)
 
         await self._in_transaction(failed)
 
     async def extend_lease(self, task: Task) -> bool:
-        now = self.clock()
-        return await self._owned_update(
-            task,
-            "UPDATE tasks SET lease_until = %s, updated_at = %s",
-            (now + self.lease_seconds, now),
+        return await self._update_one(
+            _EXTEND_LEASE, task_sql.extend_lease(task, self.lease_seconds, self.clock())
         )
 
     async def set_job_id(self, request_id: str, job_id: str) -> None:
-        async def store(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
-            await cursor.execute(
-                "UPDATE requests SET job_id = %s WHERE request_id = %s", (job_id, request_id)
-            )
-
-        await self._in_transaction(store)
+        await self._update_one(_SET_JOB_ID, {"job_id": job_id, "request_id": request_id})
 
     # -- observation ------------------------------------------------------
 

@@ -16,7 +16,6 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from importlib import resources
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -27,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from service.logging import get_logger
 from service.queue import QueueUnavailable
+from service.queue.sql_files import steps
 
 log = get_logger("service.queue.postgres")
 
@@ -34,20 +34,11 @@ T = TypeVar("T")
 
 NOTIFY_CHANNEL = "caption_bridge_tasks"
 _MIGRATION_LOCK = 7_301_946_112  # any constant; one per application
-_STEP = re.compile(r"^-- version: (\d+)\s*$", re.MULTILINE)
 
 
 def migration_steps() -> list[tuple[int, str]]:
     """(version, SQL) of every step in postgres.sql, in order."""
-    text = resources.files("service.queue").joinpath("postgres.sql").read_text()
-    marks = list(_STEP.finditer(text))
-    return [
-        (
-            int(mark.group(1)),
-            text[mark.end() : marks[i + 1].start() if i + 1 < len(marks) else None],
-        )
-        for i, mark in enumerate(marks)
-    ]
+    return list(steps("postgres.sql"))
 
 
 def describe(url: str) -> str:

@@ -10,10 +10,8 @@ retention are in sqlite_history.py.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,45 +22,28 @@ from service.ids import new_id
 from service.queue import (
     CLICK,
     EVENT,
-    EVENT_LANE_DELAY,
     Delivery,
     Enqueued,
     Event,
     NewTask,
     QueueFull,
     Task,
-    backoff_delay,
     lane_of,
-    rank_after,
-    work_sql,
+    rank_for,
+    task_sql,
 )
 from service.queue import sqlite_sql as sql
+from service.queue.rules import QueueRules
 from service.queue.sqlite_intake import Limits, admit_all
+from service.queue.sqlite_migrate import migrate
 from service.queue.sqlite_outbox import SQLiteOutbox
 from service.retry_causes import counts_query
 
 
-class SQLiteQueue(SQLiteOutbox):
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        max_attempts: int = 8,
-        max_backlog: int = 10_000,
-        max_event_backlog: int = 10_000,
-        lease_seconds: float = 60.0,
-        retry_after_seconds: int = 30,
-        busy_timeout: float = 10.0,
-        clock: Callable[[], float] = time.time,
-        backoff: Callable[[int], float] = backoff_delay,
-    ) -> None:
-        super().__init__(path, busy_timeout=busy_timeout, clock=clock)
-        self.max_attempts = max_attempts
-        self.max_backlog = max_backlog
-        self.max_event_backlog = max_event_backlog
-        self.lease_seconds = lease_seconds
-        self.retry_after_seconds = retry_after_seconds
-        self.backoff = backoff
+class SQLiteQueue(QueueRules, SQLiteOutbox):
+    def __init__(self, path: str | Path, **options: Any) -> None:
+        # options: the limits (rules.QueueRules), then the store's (sqlite_store.py)
+        super().__init__(path, **options)
         self._work = anyio.Event()
 
     def create_schema(self, db: sqlite3.Connection) -> None:
@@ -74,62 +55,7 @@ class SQLiteQueue(SQLiteOutbox):
             # (of an empty file: instant) for the setting to hold.
             db.execute("PRAGMA auto_vacuum = INCREMENTAL")
             db.execute("VACUUM")
-        db.executescript(sql.SCHEMA)
-        # Databases made before Iconik jobs were reported lack the column.
-        columns = {row["name"] for row in db.execute("PRAGMA table_info(requests)")}
-        if "job_id" not in columns:
-            db.execute("ALTER TABLE requests ADD COLUMN job_id TEXT")
-        # ...and before clicks were expanded with the clicking user's token.
-        if "user_token" not in columns:
-            db.execute("ALTER TABLE requests ADD COLUMN user_token TEXT")
-        # ...and before clicks and events had lanes of their own.
-        task_columns = {row["name"] for row in db.execute("PRAGMA table_info(tasks)")}
-        if "lane" not in task_columns:
-            db.execute("ALTER TABLE tasks ADD COLUMN lane TEXT NOT NULL DEFAULT 'click'")
-            db.execute("ALTER TABLE tasks ADD COLUMN rank_at REAL")
-            db.execute("UPDATE tasks SET rank_at = not_before")
-        # ...and before open work was recorded (service/queue/work_sql.py).
-        if (
-            db.execute("SELECT 1 FROM sqlite_master WHERE name = 'due_work_open'").fetchone()
-            is None
-        ):
-            with contextlib.suppress(sqlite3.OperationalError):  # read-only: made next time
-                db.executescript(work_sql.SQLITE_TABLE)
-        unused = [
-            row["name"]
-            for row in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index'"
-                " AND name IN (SELECT value FROM json_each(?))",
-                (json.dumps(sql.UNUSED_INDEXES),),
-            )
-        ]
-        with contextlib.suppress(sqlite3.OperationalError):  # read-only: dropped next time
-            for name in unused:
-                db.execute(f"DROP INDEX IF EXISTS {name}")
-        # Only when missing: a database opened read-only must still open (it
-        # is reported unready, and recovers once its files are fixed).
-        present = db.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name IN ('task_counts',"
-            " 'task_counts_insert', 'task_counts_update', 'task_counts_delete')"
-        ).fetchone()[0]
-        if present < 4:
-            # One transaction, under the write lock: no task changes state
-            # between the first count and the triggers that keep it.
-            db.executescript(f"BEGIN IMMEDIATE; {sql.COUNTS} COMMIT;")
-        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-        counted_failures = db.execute(
-            "SELECT count(*) FROM task_counts WHERE state = 'failed'"
-        ).fetchone()[0]
-        if counted_failures < 2 or not set(sql.HISTORY_INDEX_NAMES) <= indexes:
-            # Since retention: the history's indexes, and failed tasks counted.
-            try:
-                db.executescript(
-                    f"BEGIN IMMEDIATE; {sql.HISTORY_INDEXES} {sql.COUNT_FAILED} COMMIT;"
-                )
-            except sqlite3.OperationalError:  # read-only: done on a later open
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-        self.create_outbox(db)
+        migrate(db)  # the steps of sqlite.sql this file lacks
 
     # -- intake -----------------------------------------------------------
 
@@ -161,7 +87,7 @@ class SQLiteQueue(SQLiteOutbox):
     def _insert_tasks(
         db: sqlite3.Connection, request_id: str, tasks: list[NewTask], now: float, lane: str
     ) -> None:
-        rank = now + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
+        rank = rank_for(lane, now)
         db.executemany(
             sql.INSERT_TASK,
             [
@@ -210,22 +136,22 @@ class SQLiteQueue(SQLiteOutbox):
 
         return await self._submit(take)
 
-    async def _owned_update(
-        self, task: Task, sql: str, params: Callable[[], tuple[Any, ...]]
-    ) -> bool:
-        """Update the task only while this worker still holds its lease.
-
-        `params` is called at commit time, so times read the clock then.
-        """
+    async def _owned_update(self, statement: str, params: Callable[[], dict[str, Any]]) -> bool:
+        """Update a task this worker holds (task_sql.py); `params` is called
+        at commit time, so times read the clock then."""
 
         def update(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                sql + " WHERE task_id = ? AND lease_owner = ? AND state = 'running'",
-                (*params(), task.task_id, task.owner),
-            )
-            return cursor.rowcount == 1
+            return db.execute(statement, params()).rowcount == 1
 
         return await self._submit(update)
+
+    @staticmethod
+    def _end(db: sqlite3.Connection, task: Task, state: str, error: str | None, now: float) -> bool:
+        """Done or failed, and an expand's user token forgotten; False: not held."""
+        ended = db.execute(task_sql.END, task_sql.end(task, state, error, now))
+        if ended.rowcount == 1 and task.kind == "expand":
+            db.execute(task_sql.FORGET_USER_TOKEN, {"request_id": task.request_id})
+        return ended.rowcount == 1
 
     async def complete(
         self,
@@ -236,61 +162,26 @@ class SQLiteQueue(SQLiteOutbox):
     ) -> None:
         def done(db: sqlite3.Connection) -> None:
             now = self.clock()
-            cursor = db.execute(
-                "UPDATE tasks SET state = 'done', lease_owner = NULL, lease_until = NULL,"
-                " last_error = ?, updated_at = ?"
-                " WHERE task_id = ? AND lease_owner = ? AND state = 'running'",
-                (note, now, task.task_id, task.owner),
-            )
-            if cursor.rowcount == 1 and task.kind == "expand":
-                db.execute(sql.FORGET_USER_TOKEN, (task.request_id,))
-            if cursor.rowcount == 1 and children:
-                lane = lane_of(task.request_kind)
-                self._insert_tasks(db, task.request_id, children, now, lane)
-            if cursor.rowcount == 1 and events:  # the outbox: with the change, or not at all
-                self._store_events(db, events, now)
+            if self._end(db, task, "done", note, now):
+                if children:
+                    lane = lane_of(task.request_kind)
+                    self._insert_tasks(db, task.request_id, children, now, lane)
+                if events:  # the outbox: with the change, or not at all
+                    self._store_events(db, events, now)
 
         await self._submit(done)
         if children or events or task.asset_id is not None:
             self._signal_work()  # new tasks, an asset free again, or events to send
 
-    async def retry(
-        self, task: Task, error: str, delay: float | None = None, count_attempt: bool = True
-    ) -> bool:
-        """Put the task back for later; False when it has no attempts left and failed."""
-        if count_attempt and task.attempts >= self.max_attempts:
-            await self.fail(task, f"{error} (gave up after {task.attempts} attempts)")
-            return False
-        wait = self.backoff(task.attempts) if delay is None else delay
-        # A wait that is not the task's fault (a proxy still transcoding)
-        # gives the attempt back, so it cannot exhaust the task.
-        refund = 0 if count_attempt else 1
-
-        def params() -> tuple[Any, ...]:
-            now = self.clock()
-            return (refund, now + wait, rank_after(task, now + wait), error, now)
-
+    async def _requeue(self, task: Task, error: str, wait: float, refund: int) -> None:
         await self._owned_update(
-            task,
-            "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_until = NULL,"
-            " attempts = attempts - ?, not_before = ?, rank_at = ?, last_error = ?,"
-            " updated_at = ?",
-            params,
+            task_sql.REQUEUE, lambda: task_sql.requeue(task, error, wait, refund, self.clock())
         )
-        return True
 
     async def fail(self, task: Task, error: str, events: list[Event] | None = None) -> None:
         def failed(db: sqlite3.Connection) -> None:
             now = self.clock()
-            cursor = db.execute(
-                "UPDATE tasks SET state = 'failed', lease_owner = NULL, lease_until = NULL,"
-                " last_error = ?, updated_at = ?"
-                " WHERE task_id = ? AND lease_owner = ? AND state = 'running'",
-                (error, now, task.task_id, task.owner),
-            )
-            if cursor.rowcount == 1 and task.kind == "expand":
-                db.execute(sql.FORGET_USER_TOKEN, (task.request_id,))
-            if cursor.rowcount == 1 and events:  # a refused delivery says so
+            if self._end(db, task, "failed", error, now) and events:  # a refused delivery says so
                 self._store_events(db, events, now)
 
         await self._submit(failed)
@@ -299,18 +190,14 @@ class SQLiteQueue(SQLiteOutbox):
 
     async def extend_lease(self, task: Task) -> bool:
         """Renew the lease; False when this worker no longer holds the task."""
-
-        def params() -> tuple[Any, ...]:
-            now = self.clock()
-            return (now + self.lease_seconds, now)
-
         return await self._owned_update(
-            task, "UPDATE tasks SET lease_until = ?, updated_at = ?", params
+            task_sql.EXTEND_LEASE,
+            lambda: task_sql.extend_lease(task, self.lease_seconds, self.clock()),
         )
 
     async def set_job_id(self, request_id: str, job_id: str) -> None:
         def store(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE requests SET job_id = ? WHERE request_id = ?", (job_id, request_id))
+            db.execute(task_sql.SET_JOB_ID, {"job_id": job_id, "request_id": request_id})
 
         await self._submit(store)
 

@@ -5,8 +5,8 @@ is a duplicate, a second update of one asset is coalesced, a delete
 supersedes a waiting refresh. The rows go in a few statements per batch,
 not several per delivery: each statement hands the GIL back and forth with
 the event loop's thread, and under a burst that hand-over, not SQLite, was
-most of a delivery's cost. (service/queue/postgres.sql holds the same rules
-for PostgreSQL.)
+most of a delivery's cost. PostgreSQL applies the same rules in one
+statement, `admit_deliveries()` in postgres.sql (postgres_intake.py calls it).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from service.ids import new_id
 from service.queue import (
     CLICK,
     EVENT,
-    EVENT_LANE_DELAY,
     Delivery,
     Enqueued,
     QueueFull,
     lane_of,
+    rank_for,
 )
 from service.queue import sqlite_sql as sql
 
@@ -103,7 +103,7 @@ class _Batch:
 
     def add(self, delivery: Delivery, request_id: str, payload: str, lane: str) -> None:
         now, task = self.now, delivery.first_task
-        rank = now + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
+        rank = rank_for(lane, now)
         # The payload is already a JSON object: it goes into the batch's array
         # as it is, not escaped into a string (that was most of the encoding).
         head = json.dumps([request_id, delivery.key, delivery.kind])

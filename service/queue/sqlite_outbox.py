@@ -3,7 +3,6 @@ events stored with a task's completion, and what the sender reads and writes."""
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from typing import Any
 
@@ -20,35 +19,7 @@ from service.queue.outbox import (
 )
 from service.queue.sqlite_registry import SQLiteRegistry
 
-OUTBOX_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox_events (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id    TEXT NOT NULL UNIQUE,
-    type        TEXT NOT NULL,
-    asset_id    TEXT NOT NULL,
-    data        TEXT NOT NULL,
-    happened_at REAL NOT NULL,
-    stored_at   REAL NOT NULL,
-    fanned_out  INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS outbox_events_new ON outbox_events(seq) WHERE fanned_out = 0;
-CREATE INDEX IF NOT EXISTS outbox_events_by_time ON outbox_events(stored_at);
-CREATE TABLE IF NOT EXISTS outbox_sends (
-    seq         INTEGER NOT NULL,
-    destination TEXT NOT NULL,
-    asset_id    TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    next_at     REAL NOT NULL,
-    last_error  TEXT,
-    updated_at  REAL NOT NULL,
-    PRIMARY KEY (seq, destination)
-);
--- The head of each (destination, asset) line, and what is due, among waiting sends only.
-CREATE INDEX IF NOT EXISTS outbox_sends_line ON outbox_sends(destination, asset_id, seq)
-    WHERE state = 'queued';
-CREATE INDEX IF NOT EXISTS outbox_sends_due ON outbox_sends(next_at) WHERE state = 'queued';
-"""
+# Its tables are made by sqlite.sql (step 12).
 
 INSERT_EVENT = """
 INSERT INTO outbox_events (event_id, type, asset_id, data, happened_at, stored_at)
@@ -84,18 +55,6 @@ LIMIT :limit
 
 
 class SQLiteOutbox(SQLiteRegistry):
-    def create_outbox(self, db: sqlite3.Connection) -> None:
-        present = db.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name IN ('outbox_events', 'outbox_sends')"
-        ).fetchone()[0]
-        if present < 2:
-            # Since notifications. A database opened read-only gets them on
-            # a later, writable open (until then it is reported unready).
-            with contextlib.suppress(sqlite3.OperationalError):
-                db.executescript(f"BEGIN IMMEDIATE; {OUTBOX_SCHEMA} COMMIT;")
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-
     def _store_events(self, db: sqlite3.Connection, events: list[Event], now: float) -> int:
         stored = 0
         for event in events:

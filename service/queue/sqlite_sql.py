@@ -1,243 +1,33 @@
-"""The SQLite queue's rules, in SQL: its schema, the counters the same
-transactions keep, and the statements that decide a claim and an intake.
-(service/queue/postgres.sql holds the same rules for PostgreSQL.)
+"""The SQLite queue's rules, in SQL: the statements that decide a claim and
+an intake, and the status reads (its schema is sqlite.sql).
+(PostgreSQL keeps its own in postgres.sql, postgres_intake.py and postgres.py.)
+
+The statements are in sqlite_queries.sql, each under its name; here they
+are module constants, so each use names the statement it runs.
 """
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    request_id   TEXT PRIMARY KEY,
-    delivery_key TEXT NOT NULL UNIQUE,
-    kind         TEXT NOT NULL,
-    payload      TEXT NOT NULL,
-    received_at  REAL NOT NULL,
-    job_id       TEXT,
-    -- The clicking user's Iconik token, sealed; NULL once the expand task ended.
-    user_token   TEXT
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id          TEXT PRIMARY KEY,
-    request_id       TEXT NOT NULL REFERENCES requests(request_id),
-    kind             TEXT NOT NULL,
-    asset_id         TEXT,
-    state            TEXT NOT NULL,
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    not_before       REAL NOT NULL,
-    lease_owner      TEXT,
-    lease_until      REAL,
-    first_claimed_at REAL,
-    last_error       TEXT,
-    created_at       REAL NOT NULL,
-    updated_at       REAL NOT NULL,
-    lane             TEXT NOT NULL DEFAULT 'click',
-    rank_at          REAL
-);
-CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(state, not_before);
--- The claim asks "does this asset have a task under a live lease?" on every call.
-CREATE INDEX IF NOT EXISTS tasks_by_asset ON tasks(asset_id, state);
--- An asset reached twice (two collections, a repeated id) is one task.
-CREATE UNIQUE INDEX IF NOT EXISTS tasks_once ON tasks(request_id, kind, asset_id);
--- The bundle registry: which folders hold a bundle of which asset.
-CREATE TABLE IF NOT EXISTS bundles (
-    asset_id   TEXT NOT NULL,
-    folder     TEXT NOT NULL,
-    status     TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (asset_id, folder)
-);
--- One row once the registry holds the bundles made before it existed.
-CREATE TABLE IF NOT EXISTS registry_filled (id INTEGER PRIMARY KEY, filled_at REAL NOT NULL);
--- Work one process of the deployment does at a time (the deliver scan, the
--- registry's first fill): held by `holder` until `expires_at`, then free.
-CREATE TABLE IF NOT EXISTS leases (
-    name       TEXT PRIMARY KEY,
-    holder     TEXT NOT NULL,
-    expires_at REAL NOT NULL
-);
-"""
+from service.queue.sql_files import named
 
-# Taken when free or expired, renewed by its holder; the caller reads back
-# who holds it (SQLite's upsert cannot say whether its WHERE let it through).
-TAKE_LEASE = """
-INSERT INTO leases (name, holder, expires_at) VALUES (:name, :holder, :expires)
-ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-WHERE leases.holder = excluded.holder OR leases.expires_at <= :now
-"""
+_statements = named("sqlite_queries.sql")
 
-# Indexes added with retention (older files get them on their next writable
-# open; until then their reads are slower, not wrong).
-HISTORY_INDEXES = """
--- Which asset a folder belongs to: one lookup per delivery (the primary key
--- leads with the asset).
-CREATE INDEX IF NOT EXISTS bundles_by_folder ON bundles(folder);
--- Status reads, each bounded by an index however long the history:
--- the latest failures (partial: only failed tasks are in it)...
-CREATE INDEX IF NOT EXISTS tasks_failed ON tasks(updated_at) WHERE state = 'failed';
--- ...the caption files delivered to an asset, latest first...
-CREATE INDEX IF NOT EXISTS tasks_deliveries ON tasks(asset_id, created_at)
-    WHERE kind = 'deliver';
--- ...and, for retention, the oldest requests first.
-CREATE INDEX IF NOT EXISTS requests_by_time ON requests(received_at);
-"""
-HISTORY_INDEX_NAMES = ("bundles_by_folder", "tasks_failed", "tasks_deliveries", "requests_by_time")
-
-# Indexes that earlier versions made and that no statement needs: a task's
-# request is found by tasks_once's first column, its asset's waiting tasks
-# by tasks_by_asset, and the lanes' sizes are kept in task_counts. Every
-# index is one more B-tree that each of a burst's inserts has to update.
-UNUSED_INDEXES = ("tasks_by_request", "tasks_waiting", "tasks_pending_refresh")
-
-# How many tasks are queued and running in each lane, kept by the
-# transactions that change them: a 429 decision and `backlog()` read one row each, however long the
-# queue. Triggers keep it right whatever statement changes a task's state.
-COUNTS = """
-CREATE TABLE IF NOT EXISTS task_counts (
-    lane TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (lane, state)
-);
-CREATE TRIGGER IF NOT EXISTS task_counts_insert AFTER INSERT ON tasks BEGIN
-    UPDATE task_counts SET n = n + 1 WHERE lane = NEW.lane AND state = NEW.state;
-END;
-CREATE TRIGGER IF NOT EXISTS task_counts_update AFTER UPDATE OF state ON tasks
-WHEN OLD.state <> NEW.state BEGIN
-    UPDATE task_counts SET n = n - 1 WHERE lane = OLD.lane AND state = OLD.state;
-    UPDATE task_counts SET n = n + 1 WHERE lane = NEW.lane AND state = NEW.state;
-END;
-CREATE TRIGGER IF NOT EXISTS task_counts_delete AFTER DELETE ON tasks BEGIN
-    UPDATE task_counts SET n = n - 1 WHERE lane = OLD.lane AND state = OLD.state;
-END;
--- A database made before the counter: count once, in the same transaction.
-INSERT OR IGNORE INTO task_counts (lane, state, n)
-    SELECT lanes.lane, states.state,
-           (SELECT COUNT(*) FROM tasks WHERE lane = lanes.lane AND state = states.state)
-    FROM (SELECT 'click' AS lane UNION ALL SELECT 'event') lanes,
-         (SELECT 'queued' AS state UNION ALL SELECT 'running' UNION ALL SELECT 'failed') states;
-"""
-# The failed tasks are counted too (for `status`'s total), since the
-# retention change: a counter made before it gets their rows, counted once
-# (through tasks_failed) under the write lock, like the counter itself.
-COUNT_FAILED = """
-INSERT OR IGNORE INTO task_counts (lane, state, n)
-    SELECT lanes.lane, 'failed',
-           (SELECT COUNT(*) FROM tasks WHERE state = 'failed' AND lane = lanes.lane)
-    FROM (SELECT 'click' AS lane UNION ALL SELECT 'event') lanes;
-"""
-
-# Requests past the retention window: every task finished (done or failed)
-# and nothing about them changed since the cutoff. Walked oldest first by
-# requests_by_time; an old request still unfinished is skipped, never
-# deleted. Each candidate comes with its task count, so a batch can stop
-# at a number of rows rather than of requests (a click may hold 1000 tasks).
-EXPIRED = """
-SELECT r.request_id, (SELECT count(*) FROM tasks t WHERE t.request_id = r.request_id) AS n
-FROM requests r
-WHERE r.received_at < :cutoff
-  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.request_id = r.request_id
-                  AND (t.state IN ('queued', 'running') OR t.updated_at >= :cutoff))
-ORDER BY r.received_at
-LIMIT :candidates
-"""
-DELETE_TASKS = "DELETE FROM tasks WHERE request_id IN (SELECT value FROM json_each(?))"
-DELETE_REQUESTS = "DELETE FROM requests WHERE request_id IN (SELECT value FROM json_each(?))"
-
-REQUEST = "SELECT request_id, kind, payload, received_at, job_id FROM requests WHERE request_id = ?"
-# A request's tasks, through tasks_once (it leads with the request).
-REQUEST_TASKS = (
-    "SELECT kind, asset_id, state, attempts, last_error, not_before, updated_at, lease_until"
-    " FROM tasks WHERE request_id = ? ORDER BY created_at, asset_id"
-)
-# The caption files delivered back to some assets, latest first: through
-# tasks_deliveries, so what is read is those assets' deliveries, never their
-# whole history of builds and refreshes.
-CAPTION_DELIVERIES = """
-SELECT * FROM (
-    SELECT r.request_id, r.received_at, r.payload, t.asset_id, t.state, t.attempts,
-           t.last_error, t.lease_until
-    FROM tasks t JOIN requests r USING (request_id)
-    WHERE t.kind = 'deliver' AND t.asset_id IN (SELECT value FROM json_each(?))
-    ORDER BY t.created_at DESC LIMIT ?
-) ORDER BY received_at
-"""
-RECENT_FAILURES = (
-    "SELECT request_id, kind, asset_id, attempts, last_error, updated_at FROM tasks"
-    " WHERE state = 'failed' ORDER BY updated_at DESC LIMIT ?"
-)
-
-
-# The next task to run: due (or left behind by a worker whose lease lapsed),
-# first in line by rank (a click's tasks rank EVENT_LANE_DELAY ahead of
-# events), and never one whose asset already has a task running under a
-# live lease. The rule lives here, in the claim's own transaction, so it holds
-# for every worker of every process sharing the file, not just within one.
-# CROSS JOIN keeps the tasks the outer loop whatever the statistics say: with
-# those of an ANALYZE of a long history, SQLite scanned every request instead
-# (140 ms per claim at 100k, every claim holding the writer).
-CLAIM = """
-SELECT t.*, r.kind AS request_kind, r.payload, r.user_token FROM tasks t
-CROSS JOIN requests r USING (request_id)
-WHERE ((t.state = 'queued' AND t.not_before <= :now)
-       OR (t.state = 'running' AND t.lease_until < :now))
-  AND (t.asset_id IS NULL OR NOT EXISTS (
-        SELECT 1 FROM tasks busy
-        WHERE busy.asset_id = t.asset_id AND busy.state = 'running'
-          AND busy.lease_until >= :now AND busy.task_id <> t.task_id))
-ORDER BY t.rank_at, t.created_at
-LIMIT 1
-"""
-
-
-# An asset the service knows: it has a bundle, or a task waiting or running.
-# Until the registry holds the bundles made before it existed, every asset
-# may have one, and events are stored (the worker then looks).
-KNOWN_ASSET = (
-    "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM registry_filled)"
-    " OR EXISTS (SELECT 1 FROM bundles WHERE asset_id = ?)"
-    " OR EXISTS (SELECT 1 FROM tasks WHERE asset_id = ? AND state IN ('queued', 'running'))"
-)
-PENDING_REFRESH = (
-    "SELECT request_id FROM tasks WHERE asset_id = ? AND kind = 'refresh' AND state = 'queued'"
-    " LIMIT 1"
-)
-# A delete makes a waiting refresh of the same asset pointless.
-SUPERSEDE_REFRESH = (
-    "UPDATE tasks SET state = 'done', last_error = 'superseded by a delete event',"
-    " updated_at = ? WHERE asset_id = ? AND kind = 'refresh' AND state = 'queued'"
-)
-# Which folders hold a bundle of an asset (the primary key), of every asset,
-# and who a folder belongs to (bundles_by_folder). Split by argument: one
-# statement with `? IS NULL OR asset_id = ?` made SQLite scan them all.
-BUNDLE_FOLDERS = "SELECT DISTINCT folder FROM bundles ORDER BY folder"
-BUNDLE_FOLDERS_OF = "SELECT folder FROM bundles WHERE asset_id = ? ORDER BY folder"
-BUNDLE_RECORDS = "SELECT asset_id, folder, status FROM bundles ORDER BY folder, asset_id"
-BUNDLE_RECORDS_OF = (
-    "SELECT asset_id, folder, status FROM bundles WHERE folder = ? ORDER BY asset_id"
-)
-RECORD_BUNDLE = (
-    "INSERT INTO bundles (asset_id, folder, status, updated_at) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (asset_id, folder) DO UPDATE SET status = excluded.status,"
-    " updated_at = excluded.updated_at"
-)
-
-# A batch's deliveries go in as one JSON array, one statement for all of
-# them: Python's sqlite3 hands the GIL back and forth around every row of an
-# executemany, and each hand-over waits on the event loop's thread.
-INSERT_REQUESTS = """
-INSERT INTO requests (request_id, delivery_key, kind, payload, received_at, user_token)
-SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?)
-"""
-INSERT_TASKS = """
-INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state,
-                             not_before, created_at, updated_at, lane, rank_at)
-SELECT value->>0, value->>1, value->>2, value->>3, 'queued',
-       value->>4, value->>4, value->>4, value->>5, value->>6 FROM json_each(?)
-"""
-# A child stored already failed (an asset the clicking user may not read).
-INSERT_FAILED_TASK = (
-    "INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state, last_error,"
-    " not_before, created_at, updated_at, lane, rank_at)"
-    " VALUES (?, ?, ?, ?, 'failed', ?, ?, ?, ?, ?, ?)"
-)
-FORGET_USER_TOKEN = "UPDATE requests SET user_token = NULL WHERE request_id = ?"  # noqa: S105
-INSERT_TASK = (
-    "INSERT OR IGNORE INTO tasks (task_id, request_id, kind, asset_id, state,"
-    " not_before, created_at, updated_at, lane, rank_at)"
-    " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)"
-)
+TAKE_LEASE = _statements["take_lease"]
+EXPIRED = _statements["expired"]
+DELETE_TASKS = _statements["delete_tasks"]
+DELETE_REQUESTS = _statements["delete_requests"]
+REQUEST = _statements["request"]
+REQUEST_TASKS = _statements["request_tasks"]
+CAPTION_DELIVERIES = _statements["caption_deliveries"]
+RECENT_FAILURES = _statements["recent_failures"]
+CLAIM = _statements["claim"]
+KNOWN_ASSET = _statements["known_asset"]
+PENDING_REFRESH = _statements["pending_refresh"]
+SUPERSEDE_REFRESH = _statements["supersede_refresh"]
+BUNDLE_FOLDERS = _statements["bundle_folders"]
+BUNDLE_FOLDERS_OF = _statements["bundle_folders_of"]
+BUNDLE_RECORDS = _statements["bundle_records"]
+BUNDLE_RECORDS_OF = _statements["bundle_records_of"]
+RECORD_BUNDLE = _statements["record_bundle"]
+INSERT_REQUESTS = _statements["insert_requests"]
+INSERT_TASKS = _statements["insert_tasks"]
+INSERT_FAILED_TASK = _statements["insert_failed_task"]
+INSERT_TASK = _statements["insert_task"]

@@ -19,24 +19,7 @@ from typing import Any
 from service import due_dates
 from service.queue import Work
 
-SQLITE_TABLE = """
-CREATE TABLE IF NOT EXISTS due_work (
-    folder           TEXT PRIMARY KEY,
-    asset_id         TEXT NOT NULL,
-    title            TEXT NOT NULL,
-    request_id       TEXT,
-    due_at           REAL,
-    due_date         TEXT,
-    languages        TEXT NOT NULL,
-    delivered        TEXT NOT NULL,
-    missing          TEXT NOT NULL,
-    soon_sent_for    REAL,
-    overdue_sent_for REAL,
-    updated_at       REAL NOT NULL
-);
--- Open work by due date: the checker's and `status`'s reads.
-CREATE INDEX IF NOT EXISTS due_work_open ON due_work(due_at) WHERE missing <> '[]';
-"""
+# The table is made by each backend's steps (sqlite.sql 11, postgres.sql 8).
 
 # The caption files already delivered from a folder (its deliver tasks that
 # ended well, through tasks_deliveries), for a build that records its work.
