@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 import anyio
 
 from service import logging as service_logging
-from service.app import create_app
 from service.edge import EdgeLimits
 from service.server import Server, bind
 from service.server import config as server_config
@@ -25,18 +24,10 @@ def _run_uvicorn(app: object, host: str, port: int, limits: EdgeLimits | None = 
 
 
 def serve(settings: Settings, with_worker: bool, intake: bool = True) -> int:
-    from service.registry import filled_in_background
-    from service.storage import open_storage
-    from service.worker import background
+    from service import compose
 
-    storage = open_storage(settings.storage_url)
-    if with_worker:
-        settings.require_iconik()
-    app = create_app(
-        settings,
-        readiness={"storage": storage.ping},
-        background=background(settings, storage) if with_worker else filled_in_background(storage),
-        intake=intake,
+    app = compose.build_app(
+        settings, companion="worker" if with_worker else "registry", intake=intake
     )
     return _run_uvicorn(app, settings.host, settings.port, EdgeLimits.from_settings(settings))
 
@@ -53,46 +44,33 @@ def worker(settings: Settings, port: int | None) -> int:
     if port is not None:
         return serve(settings.model_copy(update={"port": port}), with_worker=True, intake=False)
 
-    from types import SimpleNamespace
-
-    from service import startup
-    from service.metrics import Metrics
-    from service.queue import queue_for
-    from service.storage import open_storage
-    from service.worker import Worker, iconik_client
+    from service import compose, startup
 
     settings.require_iconik()
 
     async def main() -> None:
-        queue = queue_for(settings)
-        await queue.open()
-        try:
-            async with iconik_client(settings) as iconik, anyio.create_task_group() as group:
-                storage = open_storage(settings.storage_url)
-                runner = Worker(settings, queue, iconik, storage, metrics=Metrics())
-                services = SimpleNamespace(settings=settings, queue=queue)
-                startup.check_in_background(group, services, storage, iconik)
+        async with compose.worker_alone(settings) as runner, anyio.create_task_group() as group:
+            # The worker has what the check reads of the app's services (settings, queue).
+            startup.check_in_background(group, runner, runner.storage, runner.iconik)
 
-                async def stop_on_signal() -> None:
-                    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                        async for signum in signals:
-                            log.info("worker.stopping", signal=signal.Signals(signum).name)
-                            group.cancel_scope.cancel()
-                            return
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for signum in signals:
+                        log.info("worker.stopping", signal=signal.Signals(signum).name)
+                        group.cancel_scope.cancel()
+                        return
 
-                group.start_soon(stop_on_signal)
-                group.start_soon(runner.run)
-        finally:
-            await queue.close()
+            group.start_soon(stop_on_signal)
+            group.start_soon(runner.run)
 
     anyio.run(main)
     return 0
 
 
 def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
+    from service import compose
     from service import register as wiring
     from service import register_status as status_view
-    from service.iconik import IconikClient
 
     problems = wiring.public_url_problems(
         args.public_url, allow_http=remove or getattr(args, "allow_http", False)
@@ -139,17 +117,9 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
         return 0
 
     async def run() -> None:
-        iconik_token = settings.iconik_auth_token
         # A person waits: one retry, then the reason. A few calls: this
         # process's own rate limit, not the replicas' shared budget (nor its database).
-        async with IconikClient(
-            settings.iconik_url,
-            settings.iconik_app_id,
-            iconik_token.get_secret_value() if iconik_token else None,
-            rate_limit=settings.iconik_rate_limit,
-            timeout=settings.iconik_timeout_seconds,
-            max_attempts=2,
-        ) as iconik:
+        async with compose.iconik_client(settings, shared_budget=False, max_attempts=2) as iconik:
             if remove:
                 steps = await wiring.plan_unregister(iconik, args.public_url)
             else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,9 +21,10 @@ from starlette.routing import Route
 
 from service import auth
 from service.intake import DeliveryEndpoint, accept_webhook, custom_action_intake
-from service.logging import Redactor, get_logger
+from service.logging import get_logger
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
 from service.queue import Queue, QueueUnavailable, queue_for
+from service.services import ReadinessCheck, Services
 from service.settings import Settings
 from service.status import request_summary
 
@@ -41,29 +42,7 @@ STORE_WAIT_SECONDS = 2.0
 # ever appear in an error message.
 _URL_PASSWORD = re.compile(r"(?<=://)([^/\s:@]+):[^/\s@]+@")
 
-ReadinessCheck = Callable[[], Awaitable[None]]
 Lifecycle = Callable[["Services"], contextlib.AbstractAsyncContextManager[None]]
-
-
-class Services:
-    """What the routes need, built once per app."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        queue: Queue,
-        metrics: Metrics,
-        readiness: dict[str, ReadinessCheck],
-    ) -> None:
-        self.settings = settings
-        self.queue = queue
-        self.metrics = metrics
-        self.readiness = readiness
-        self.redactor = Redactor(settings.secret_values())
-        self.credentials = auth.Credentials.from_strings(
-            (s.get_secret_value() for s in settings.webhook_secrets),
-            (t.get_secret_value() for t in settings.bearer_tokens),
-        )
 
 
 def error_response(

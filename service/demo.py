@@ -26,14 +26,12 @@ import anyio
 import httpx2
 from pydantic import SecretStr
 
-from service import auth, demo_loop
-from service.app import create_app
+from service import auth, compose, demo_loop
 from service.bundle import MANIFEST
 from service.server import AsyncReady, Server, bind
 from service.server import config as server_config
 from service.settings import Settings
 from service.storage import MAX_MANIFEST_BYTES, Storage, StorageError, open_storage, parse_manifest
-from service.worker import background, iconik_client
 from simulator import FORM_VIEW_ID, Simulator
 
 DEMO_APP_ID = "demo-app-id"
@@ -108,12 +106,9 @@ async def run_demo(base: Settings, out: TextIO | None = None, max_wait: float = 
         }
     )
     storage = open_storage(settings.storage_url)
-    app = create_app(
-        settings,
-        readiness={"storage": storage.ping},
-        background=background(
-            settings, storage, poll_interval=0.1, proxy_retry_delay=lambda waited: 0.5
-        ),
+    # A demo's worker looks at the queue and for proxies often: seconds matter.
+    app = compose.build_app(
+        settings, storage=storage, poll_interval=0.1, proxy_retry_delay=lambda waited: 0.5
     )
     app_server = Server(server_config(app), app_sock, handle_signals=False, on_ready=app_ready)
 
@@ -135,7 +130,7 @@ async def run_demo(base: Settings, out: TextIO | None = None, max_wait: float = 
             )
             if result is not None:
                 await _print_bundles(storage, result, out)
-                async with iconik_client(settings) as iconik:
+                async with compose.iconik_client(settings) as iconik:
                     looped = await demo_loop.close_the_loop(
                         simulator, iconik, storage, app_url, token, seeded.normal, out, max_wait
                     )

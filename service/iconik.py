@@ -156,9 +156,8 @@ class IconikClient(IconikEndpoints):
             return  # a view: the pools are its parent's
         await self._http.aclose()
         self._downloads.close()
-        close_budget = getattr(self.limiter.budget, "aclose", None)
-        if close_budget is not None:  # a shared budget holds a database connection
-            await close_budget()
+        # The limiter's budget is not closed here: whoever opened it closes it
+        # (service/compose.py, for the budget the replicas share).
 
     async def __aenter__(self) -> IconikClient:
         return self

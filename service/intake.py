@@ -27,7 +27,7 @@ from service.queue import EVENT, Delivery, Enqueued, NewTask, QueueFull, QueueUn
 from service.user_token import TokenSeal
 
 if TYPE_CHECKING:
-    from service.app import Services
+    from service.services import Services
     from service.settings import Settings
 
 log = get_logger("service.app")

@@ -30,7 +30,6 @@ from service import (
     due_check,
     expand,
     notify,
-    startup,
 )
 from service.bulk_reads import BulkReads, pending_builds
 from service.deliver_loop import ScanLoop
@@ -40,7 +39,6 @@ from service.jobs import JobReporter
 from service.logging import get_logger, redact
 from service.metrics import Metrics
 from service.queue import Event, Expanded, NewTask, Queue, QueueUnavailable, Task, retention
-from service.ratelimit import RateLimiter, default_burst
 from service.registry import BundleRegistry
 from service.settings import Settings
 from service.storage import Storage, StorageError
@@ -340,49 +338,3 @@ class Worker:
         # Returns at once: the reporter reads the request's state from the
         # queue and sends it in the background (a failed expand included).
         await self.jobs.progress(task.request_id)
-
-
-def background(settings: Settings, storage: Storage, **worker_options: Any) -> Any:
-    """The worker as a lifespan companion of the HTTP app (what `serve` runs)."""
-
-    @contextlib.asynccontextmanager
-    async def run(services: Any) -> AsyncIterator[None]:
-        async with iconik_client(settings) as iconik:
-            worker = Worker(
-                settings,
-                services.queue,
-                iconik,
-                storage,
-                metrics=services.metrics,
-                **worker_options,
-            )
-            async with anyio.create_task_group() as group:
-                startup.check_in_background(group, services, storage, iconik)
-                group.start_soon(worker.run)
-                yield
-                group.cancel_scope.cancel()
-
-    return run
-
-
-def iconik_client(settings: Settings) -> IconikClient:
-    """The process's Iconik client. On PostgreSQL its rate limiter draws from
-    the budget every replica shares (ICONIK_RATE_LIMIT is the deployment's)."""
-    token = settings.iconik_auth_token
-    limiter = None
-    if settings.queue_url.startswith(("postgresql://", "postgres://")):
-        from service.queue.postgres_budget import PostgresBudget
-
-        rate = settings.iconik_rate_limit
-        burst = default_burst(rate)
-        limiter = RateLimiter(
-            rate, burst=burst, budget=PostgresBudget(settings.queue_url, rate, burst)
-        )
-    return IconikClient(
-        settings.iconik_url,
-        settings.iconik_app_id,
-        token.get_secret_value() if token else None,
-        rate_limit=settings.iconik_rate_limit,
-        timeout=settings.iconik_timeout_seconds,
-        limiter=limiter,
-    )

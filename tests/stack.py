@@ -23,10 +23,8 @@ import anyio
 import anyio.lowlevel
 import httpx2
 
-from service.app import create_app
+from service.compose import build_app, opened_worker
 from service.deliver_scan import DeliverScan, ScanReport
-from service.iconik import IconikClient
-from service.jobs import JobReporter
 from service.queue import Event, NewTask, Queue, Task, queue_for
 from service.queue.sqlite import SQLiteQueue
 from service.settings import Settings
@@ -224,32 +222,15 @@ async def with_worker(
     )
     await queue.open()
     try:
-        token = settings.iconik_auth_token
-        async with IconikClient(
-            settings.iconik_url,
-            settings.iconik_app_id,
-            token.get_secret_value() if token else None,
-            rate_limit=1000,
-            sleep=_no_sleep,
-            timeout=settings.iconik_timeout_seconds,
-        ) as iconik:
-            jobs_time = jobs_time or VirtualTime()
-            jobs = JobReporter(
-                iconik,
-                queue,
-                enabled=settings.iconik_jobs,
-                clock=jobs_time,
-                sleep=jobs_time.sleep,
-            )
-            worker = Worker(
-                settings,
-                queue,
-                iconik,
-                open_storage(settings.storage_url),
-                clock=clock,
-                jobs=jobs,
-                **worker_options,
-            )
+        jobs_time = jobs_time or VirtualTime()
+        async with opened_worker(
+            settings,
+            queue,
+            iconik_options={"rate_limit": 1000, "sleep": _no_sleep},
+            jobs_options={"clock": jobs_time, "sleep": jobs_time.sleep},
+            clock=clock,
+            **worker_options,
+        ) as worker:
             return await fn(worker, queue)
     finally:
         await queue.close()
@@ -326,5 +307,7 @@ def stack(
         }
         settings = make_settings(tmp_path, **values)
         root = tmp_path / "bundles"
-        with running(create_app(settings, queue=queue_for(settings, clock=clock))) as app_url:
+        # The receiver alone, on the test's clock: the test runs the worker.
+        app = build_app(settings, companion="none", queue=queue_for(settings, clock=clock))
+        with running(app) as app_url:
             yield Stack(sim, seeded, sim_url, app_url, settings, clock, root)

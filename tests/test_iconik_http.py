@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from service.compose import iconik_client
 from service.iconik import (
     BadResponse,
     CredentialsRejected,
@@ -31,7 +32,6 @@ from service.iconik import (
     NotFound,
     SignedUrlRefused,
 )
-from service.worker import iconik_client
 from tests.conftest import make_settings
 from tests.servers import raw_tcp, read_request_head, running
 

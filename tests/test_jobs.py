@@ -97,9 +97,9 @@ def test_request_that_cannot_expand_gets_a_failed_job(tmp_path):
 def test_an_expand_that_runs_twice_makes_one_job(tmp_path):
     import anyio
 
+    from service.compose import iconik_client
     from service.jobs import JobReporter
     from service.queue.sqlite import SQLiteQueue
-    from service.worker import iconik_client
 
     with stack(tmp_path) as s:
         answer = s.send(custom_action_body(asset_ids=[s.seeded.normal]))
