@@ -20,15 +20,11 @@ from service.queue.sqlite import SQLiteQueue
 from service.storage import open_storage
 from tests.conftest import custom_action_body
 from tests.s3_events import events_to_sqs
-from tests.test_deliver import EN_VTT
-from tests.test_hostile_folder import real_serve
+from tests.support.deliver import EN_VTT
+from tests.support.serve import real_serve
 
 pytestmark = pytest.mark.anyio
 
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 class Clock:

@@ -27,10 +27,6 @@ from tests.stack import FakeClock
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @pytest.fixture
 def sink():

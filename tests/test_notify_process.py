@@ -6,7 +6,6 @@ after a restart, by `webhook-id`)."""
 
 import signal
 import sqlite3
-import time
 
 import httpx2
 import pytest
@@ -25,6 +24,7 @@ from tests.conftest import (
 from tests.notify_sink import SECRET, Sink
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID
+from tests.support.polling import until
 
 
 @pytest.fixture
@@ -71,14 +71,6 @@ def leases_held(settings):
         return db.execute("SELECT name FROM leases ORDER BY name").fetchall()
     finally:
         db.close()
-
-
-def until(check, within=60):
-    deadline = time.monotonic() + within
-    while not (found := check()):
-        assert time.monotonic() < deadline, "not within the time allowed"
-        time.sleep(0.05)
-    return found
 
 
 def post(app_url, path, body):

@@ -24,19 +24,14 @@ from tests.conftest import PAYLOAD_AUTH_TOKEN, bearer, custom_action_body, make_
 from tests.postgres import PASSWORD
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, ICONIK_TOKEN
+from tests.support.polling import until
 
 ASSETS = 30
 
 
 def _until(condition, timeout: float, what: str):
     """Poll `condition()` (a call to a service or the database) until it returns a truthy value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)  # bounded by the deadline
+    return until(condition, within=timeout, every=0.1, why=what)
 
 
 def _status(url: str, request_id: str) -> dict:
