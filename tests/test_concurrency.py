@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx2
+import pytest
 
 from simulator import Simulator
 from tests.conftest import (
@@ -104,6 +105,7 @@ def _wait_until_done(app_url: str, request_ids: list[str], timeout: float = 90) 
         return until(all_ended, within=timeout, every=0.1, why=why)
 
 
+@pytest.mark.slow
 def test_many_clicks_and_webhooks_on_two_assets_leave_one_sound_bundle_each(tmp_path):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
     sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry

@@ -12,6 +12,7 @@ import sqlite3
 
 import httpx2
 import jsonschema
+import pytest
 
 from service.__main__ import main
 from simulator import Blob, Simulator, sample_video
@@ -129,6 +130,7 @@ def test_a_webvtt_file_becomes_the_assets_english_track(tmp_path):
         assert stored_deliveries(s.settings) == 2
 
 
+@pytest.mark.slow
 def test_closed_captions_in_srt_arrive_as_a_new_webvtt_track_and_survive_a_refresh(tmp_path):
     with stack(tmp_path) as s:
         video = sample_video()
@@ -356,6 +358,7 @@ def test_a_delivery_iconik_keeps_refusing_fails_and_errors_say_so(tmp_path):
         assert ICONIK_TOKEN not in errors and ICONIK_TOKEN not in json.dumps(job)
 
 
+@pytest.mark.slow
 def test_serve_runs_the_scan_beside_the_worker(tmp_path):
     """The real `caption-bridge serve`: no test drives the scan; its own clock does."""
     sim = Simulator(APP_ID, ICONIK_TOKEN)

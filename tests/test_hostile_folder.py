@@ -191,6 +191,7 @@ def delivery_request(settings):
         db.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_a_fifo_in_the_outtray_holds_no_worker_and_no_shutdown(tmp_path):
     """The real `serve`: a FIFO where README.txt goes, then a refresh of that
@@ -251,6 +252,7 @@ def test_a_credential_echoed_by_iconik_reaches_no_text_anyone_reads(tmp_path):
         assert ICONIK_TOKEN not in where
 
 
+@pytest.mark.slow
 def test_on_s3_and_postgresql_a_folder_delivers_only_to_its_own_asset(
     tmp_path, pg_url, aws, bucket
 ):

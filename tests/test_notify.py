@@ -147,6 +147,7 @@ def per_asset(received):
     return order
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_an_endpoint_down_then_back_gets_everything_in_order_once(
     tmp_path, sink, backend, request

@@ -86,6 +86,7 @@ def expire_notify_lease(settings):
     db.close()
 
 
+@pytest.mark.slow
 def test_the_sink_down_then_back_gets_every_change_in_order_once(tmp_path, sink):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
     sim.add_user(PAYLOAD_AUTH_TOKEN)
@@ -134,6 +135,7 @@ def test_the_sink_down_then_back_gets_every_change_in_order_once(tmp_path, sink)
     ]
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_send_sends_it_once_after_restart(tmp_path, sink):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
     sim.add_user(PAYLOAD_AUTH_TOKEN)
@@ -169,6 +171,7 @@ def test_a_worker_killed_mid_send_sends_it_once_after_restart(tmp_path, sink):
     assert sink.hooks()[0].valid
 
 
+@pytest.mark.slow
 def test_a_worker_killed_before_its_sender_ran_sends_it_once_after_restart(tmp_path, sink):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
     sim.add_user(PAYLOAD_AUTH_TOKEN)
@@ -198,6 +201,7 @@ def test_a_worker_killed_before_its_sender_ran_sends_it_once_after_restart(tmp_p
     assert [h.id for h in sink.hooks()] == [stored_id]
 
 
+@pytest.mark.slow
 def test_work_past_its_due_date_is_told_overdue_once_by_the_next_worker(tmp_path, sink):
     """The whole due-date path with real processes: the click's form carries
     a due date already past; the bundle is published (told once); the next

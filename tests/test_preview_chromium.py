@@ -125,6 +125,7 @@ def _drop_frame_page(folder: Path) -> Path:
     return page
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)  # the first run on a fresh machine installs Chromium
 def test_the_page_is_a_captioners_workspace_in_chromium(tmp_path, chromium):
     with stack(tmp_path) as s:

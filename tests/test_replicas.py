@@ -17,6 +17,7 @@ from contextlib import ExitStack
 import boto3
 import httpx2
 import psycopg
+import pytest
 
 from service.app import create_app
 from simulator import Simulator
@@ -49,6 +50,7 @@ def _bundles_in_s3(bucket: str, prefix: str) -> dict[str, dict]:
     return found
 
 
+@pytest.mark.slow
 def test_three_replicas_one_killed_mid_bulk_every_asset_one_complete_bundle(
     tmp_path, pg_url, bucket, aws
 ):
@@ -127,6 +129,7 @@ def test_three_replicas_one_killed_mid_bulk_every_asset_one_complete_bundle(
     assert killed_task["attempts"] >= 2  # it ran again elsewhere after the lease lapsed
 
 
+@pytest.mark.slow
 def test_a_stopped_database_means_503_then_202_again_without_a_restart(
     tmp_path, pg_cluster, pg_url
 ):
@@ -170,6 +173,7 @@ def test_a_stopped_database_means_503_then_202_again_without_a_restart(
         assert httpx2.get(f"{url}/readyz").status_code == 200
 
 
+@pytest.mark.slow
 def test_three_replicas_share_one_iconik_rate_budget(tmp_path, pg_url):
     from service.ratelimit import default_burst
 

@@ -109,6 +109,7 @@ def test_the_queue_the_status_reader_and_the_worker_group_alike(backend):
     assert all(names[g["cause"]] == g["label"] for g in report["retrying"])  # --json says both
 
 
+@pytest.mark.slow
 def test_a_wrong_iconik_url_shows_in_metrics_as_iconik_unreachable(tmp_path):
     """A real `serve` whose ICONIK_URL answers nothing: a click's task
     retries, and /metrics says why without reading the log."""
