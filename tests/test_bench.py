@@ -24,6 +24,7 @@ def run_bench(tmp_path, *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_copy_bench_runs_and_prints_its_baseline_and_goal(tmp_path):
     # Seconds (one 1 MiB copy a side): the one of the set below that runs always,
     # so that CI runs a benchmark end to end beside the always-run ones further down.

@@ -74,6 +74,7 @@ def task_request(pg_url: str) -> str:
     return str(row[0])
 
 
+@pytest.mark.slow
 def test_status_reads_a_postgresql_queue_read_only_and_never_shows_its_password(pg_url, tmp_path):
     from service.queue.postgres import PostgresQueue
     from tests.postgres import PASSWORD

@@ -50,6 +50,7 @@ def queue_url(request, tmp_path) -> str:
     return url
 
 
+@pytest.mark.slow
 def test_open_work_by_due_date_for_people_and_machines(queue_url, tmp_path):
     env = {"QUEUE_URL": queue_url}
     result = cli("status", "--work", cwd=tmp_path, env=env)
