@@ -138,3 +138,9 @@ def pg_cluster():
 def pg_url(pg_cluster):
     """A fresh, empty database on the cluster: its postgresql:// URL (with a password)."""
     return pg_cluster.new_database()
+
+
+@pytest.fixture
+def anyio_backend():
+    """Async tests (pytest.mark.anyio) run on asyncio, the service's loop."""
+    return "asyncio"

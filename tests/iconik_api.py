@@ -8,6 +8,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 EXTRACT = Path(__file__).with_name("iconik_api.json")
 
 
@@ -75,3 +77,17 @@ def _without_read_only(schema: Any) -> Any:
         if "required" in schema:
             out["required"] = [k for k in schema["required"] if k not in read_only]
     return out
+
+
+def validated(method: str, path: str, response: Any) -> Any:
+    """The response, checked against Iconik's published API for that operation."""
+    key = operation_for(method, path)
+    assert key is not None, f"{method} {path} is not in Iconik's API"
+    spec = operations()[key]
+    assert response.status_code == spec["status"], (key, response.text)
+    expected = spec["response"]
+    if expected["media_type"] == "application/json":
+        jsonschema.validate(response.json(), strict_schema(expected["schema"]))
+    else:
+        assert response.headers["content-type"].startswith(expected["media_type"])
+    return response

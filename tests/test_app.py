@@ -28,6 +28,7 @@ from tests.conftest import (
     webhook_body,
 )
 from tests.servers import running
+from tests.support.polling import until
 
 
 @pytest.fixture
@@ -427,11 +428,12 @@ def test_a_client_gone_before_its_body_is_counted_and_nothing_is_stored(server, 
         ).status_code
         == 202
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def counted() -> str | None:
         metrics = httpx2.get(server + "/metrics").text
-        if 'outcome="client_disconnected"' in metrics:
-            break
+        return metrics if 'outcome="client_disconnected"' in metrics else None
+
+    metrics = until(counted, within=10, every=0.01)
     assert (
         'caption_bridge_deliveries_total{outcome="client_disconnected",route="custom_action"} 1.0'
         in metrics

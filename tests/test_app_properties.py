@@ -44,6 +44,7 @@ def server(tmp_path_factory):
         yield url
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150,
     deadline=None,

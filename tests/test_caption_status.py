@@ -14,7 +14,7 @@ from service import register
 from tests.conftest import BEARER, ICONIK_TOKEN, custom_action_body, webhook_body
 from tests.iconik_api import operation_for, operations, request_schema
 from tests.stack import APP_ID, stack
-from tests.test_deliver import BROKEN_DE, EN_VTT, cues_of, take
+from tests.support.deliver import BROKEN_DE, EN_VTT, cues_of, take
 
 STATUS_VIEW = "00000000-0000-4000-8000-0000000057a7"
 

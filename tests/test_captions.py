@@ -274,6 +274,7 @@ def _check_outcome(name, data, duration=10.0):
     return track
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     fmt=st.sampled_from(["vtt", "srt"]),

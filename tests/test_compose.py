@@ -15,10 +15,6 @@ from tests.conftest import make_settings
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 class WatchedBudget(LocalBudget):
     closed = False

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx2
+import pytest
 
 from simulator import Simulator
 from tests.conftest import (
@@ -28,6 +29,7 @@ from tests.conftest import (
 )
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, ICONIK_TOKEN
+from tests.support.polling import until
 
 CLICKS_PER_ASSET = 8
 
@@ -82,23 +84,28 @@ class Watcher(threading.Thread):
 
 
 def _wait_for_bundles(root: Path, asset_ids: list[str], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not all(list(root.glob(f"*[[]{a}[]]/project.json")) for a in asset_ids):
-        assert time.monotonic() < deadline, "the first bundles were never published"
-        time.sleep(0.02)
+    until(
+        lambda: all(list(root.glob(f"*[[]{a}[]]/project.json")) for a in asset_ids),
+        within=timeout,
+        every=0.02,
+        why="the first bundles were never published",
+    )
 
 
 def _wait_until_done(app_url: str, request_ids: list[str], timeout: float = 90) -> list[dict]:
-    deadline = time.monotonic() + timeout
     with httpx2.Client(base_url=app_url, headers=bearer()) as client:
-        while True:
-            states = [client.get(f"/requests/{r}").json() for r in request_ids]
-            if all(s["status"] in ("done", "failed", "done_with_errors") for s in states):
-                return states
-            assert time.monotonic() < deadline, [s["status"] for s in states]
-            time.sleep(0.1)  # polling the service's own status, bounded by the deadline
+        states: list[dict] = []
+
+        def all_ended() -> list[dict] | None:
+            states[:] = [client.get(f"/requests/{r}").json() for r in request_ids]
+            ended = all(s["status"] in ("done", "failed", "done_with_errors") for s in states)
+            return states if ended else None
+
+        why = lambda: [s["status"] for s in states]  # noqa: E731
+        return until(all_ended, within=timeout, every=0.1, why=why)
 
 
+@pytest.mark.slow
 def test_many_clicks_and_webhooks_on_two_assets_leave_one_sound_bundle_each(tmp_path):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
     sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry

@@ -31,10 +31,6 @@ WHAT = "the proxy of asset a1"
 PATH = "media/m.mp4"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @pytest.fixture
 def sim() -> Simulator:

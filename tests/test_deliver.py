@@ -6,15 +6,13 @@ deliver/ scan driven one step at a time.
 """
 
 import hashlib
-import io
 import json
 import signal
 import sqlite3
-from datetime import UTC, datetime
 
 import httpx2
 import jsonschema
-import webvtt
+import pytest
 
 from service.__main__ import main
 from simulator import Blob, Simulator, sample_video
@@ -29,18 +27,16 @@ from tests.conftest import (
 from tests.iconik_api import operation_for, operations, request_schema
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, stack
-
-EN_VTT = (
-    "WEBVTT\n"
-    "\n"
-    "1\n"
-    "00:00:00.000 --> 00:00:00.800\n"
-    "Welcome aboard, captioned.\n"
-    "\n"
-    "2\n"
-    "00:00:00.500 --> 00:00:01.900 line:0\n"  # overlaps the cue above: legal, stays
-    "<i>The harbour</i> never sleeps.\n"
+from tests.support.deliver import (
+    BROKEN_DE,
+    EN_VTT,
+    cues_of,
+    delivered_job,
+    hms,
+    take,
+    track_writes,
 )
+
 FR_CC_SRT = (
     "1\r\n"
     "00:00:00,120 --> 00:00:01,045\r\n"
@@ -52,30 +48,6 @@ FR_CC_SRT = (
     "00:00:03,000 --> 00:00:04,999\r\n"
     "Fin.\r\n"
 )
-BROKEN_DE = (
-    "WEBVTT\n"
-    "\n"
-    "00:00:00.000 --> 00:00:01.000\n"
-    "Gut.\n"
-    "\n"
-    "2\n"
-    "00:00:01.500 --> 00:00:01.200\n"  # line 7: ends before it starts
-    "Rückwärts.\n"
-)
-
-
-def cues_of(text, fmt="vtt"):
-    document = webvtt.from_buffer(io.StringIO(text), format=fmt)
-    return [
-        (c.start_time.in_milliseconds(), c.end_time.in_milliseconds(), c.text)
-        for c in document.captions
-    ]
-
-
-def track_writes(sim):
-    return [(m, p) for m, p, _ in sim.bodies if "/subtitles/" in p or "/formats/" in p]
-
-
 def stored_deliveries(settings):
     db = sqlite3.connect(settings.sqlite_path)
     try:
@@ -83,23 +55,6 @@ def stored_deliveries(settings):
     finally:
         db.close()
 
-
-def delivered_job(sim, status):
-    return [
-        j
-        for j in sim.jobs.values()
-        if j["title"].startswith("Captions delivered") and j["status"] == status
-    ]
-
-
-def hms(s):
-    """The stack's clock as ERRORS.txt says when a file was seen."""
-    return datetime.fromtimestamp(s.clock.now, UTC).strftime("%H:%M:%S")
-
-
-def take(s, times=2):
-    """Scan `times` looks in a row: a file is taken on the second look that finds it unchanged."""
-    return [s.scan().queued for _ in range(times)]
 
 
 def test_a_webvtt_file_becomes_the_assets_english_track(tmp_path):
@@ -175,6 +130,7 @@ def test_a_webvtt_file_becomes_the_assets_english_track(tmp_path):
         assert stored_deliveries(s.settings) == 2
 
 
+@pytest.mark.slow
 def test_closed_captions_in_srt_arrive_as_a_new_webvtt_track_and_survive_a_refresh(tmp_path):
     with stack(tmp_path) as s:
         video = sample_video()
@@ -402,6 +358,7 @@ def test_a_delivery_iconik_keeps_refusing_fails_and_errors_say_so(tmp_path):
         assert ICONIK_TOKEN not in errors and ICONIK_TOKEN not in json.dumps(job)
 
 
+@pytest.mark.slow
 def test_serve_runs_the_scan_beside_the_worker(tmp_path):
     """The real `caption-bridge serve`: no test drives the scan; its own clock does."""
     sim = Simulator(APP_ID, ICONIK_TOKEN)

@@ -16,10 +16,6 @@ from tests.s3_events import events_to_sqs
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 def test_only_keys_in_a_bundles_deliver_name_a_folder():
     assert folder_of("shared/A [1]/deliver/en.vtt", "shared") == "A [1]"

@@ -16,7 +16,7 @@ from service.deliver_scan import DeliverScan
 from simulator import Blob, sample_video
 from tests.conftest import custom_action_body
 from tests.stack import stack
-from tests.test_deliver import cues_of, delivered_job, hms, take, track_writes
+from tests.support.deliver import cues_of, delivered_job, hms, take, track_writes
 
 LONG_LINE = "This line is far too long for any streaming style guide"
 FAST = "Thirty characters in a second"

@@ -20,15 +20,11 @@ from service.queue.sqlite import SQLiteQueue
 from service.storage import open_storage
 from tests.conftest import custom_action_body
 from tests.s3_events import events_to_sqs
-from tests.test_deliver import EN_VTT
-from tests.test_hostile_folder import real_serve
+from tests.support.deliver import EN_VTT
+from tests.support.serve import real_serve
 
 pytestmark = pytest.mark.anyio
 
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 class Clock:
@@ -91,6 +87,7 @@ def backend(request):
     return request.param
 
 
+@pytest.mark.slow
 async def test_one_replica_scans_and_another_takes_over_when_it_stops(tmp_path, backend, request):
     pg_url = request.getfixturevalue("pg_url") if backend == "postgres" else None
     queues = [await open_queue(backend, tmp_path, pg_url) for _ in range(2)]
@@ -192,6 +189,7 @@ async def test_a_folder_gone_from_two_walks_leaves_the_registry(tmp_path):
         await queue.close()
 
 
+@pytest.mark.slow
 def test_on_s3_a_file_is_delivered_from_its_event_long_before_the_interval(tmp_path, aws, bucket):
     """A real `serve` on S3 (moto) with the bucket's notifications going to
     SQS: with a 60 s interval, a file written to deliver/ is delivered in

@@ -1,8 +1,11 @@
+import pytest
+
 from service.__main__ import main
 from service.demo_loop import DELIVERED_LINE
 from tests.cli import cli, logging_restored
 
 
+@pytest.mark.slow
 def test_demo_with_flags_writes_where_they_say(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     target = tmp_path / "shared"
@@ -23,6 +26,7 @@ def test_demo_with_flags_writes_where_they_say(tmp_path, monkeypatch, capsys):
     assert "The asset's caption_status in Iconik: Delivered: en (" in out
 
 
+@pytest.mark.slow
 def test_demo_never_writes_where_the_settings_point(tmp_path):
     """A production STORAGE_URL and QUEUE_URL (in the environment and in
     .env) are left alone: the demo writes to a temporary folder and says so."""

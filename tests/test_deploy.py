@@ -273,7 +273,7 @@ def test_the_keda_query_counts_tasks_running_or_due_on_a_real_queue(pg_url):
     import psycopg
 
     from service.queue.postgres import PostgresQueue
-    from tests.test_queue import delivery
+    from tests.support.queue import delivery
 
     async def fill() -> None:
         queue = PostgresQueue(pg_url, max_backlog=100)

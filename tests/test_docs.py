@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from service.metrics import Metrics
 from service.settings import Settings
 from tests.conftest import make_settings
 from tests.servers import service_process
+from tests.support.polling import until
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 REPOSITORY = DOCS.parent
@@ -275,15 +275,18 @@ def request_status(stack: dict[str, Any], request_id: str) -> dict[str, Any]:
 
 def finished(stack: dict[str, Any], request_id: str, bound: float = 20) -> dict[str, Any]:
     """Poll the request (bounded) until no task waits or runs."""
-    deadline = time.monotonic() + bound
-    while True:
-        status = request_status(stack, request_id)
-        if status["status"] not in ("queued", "running"):
-            return status
-        assert time.monotonic() < deadline, [
-            (t["kind"], t["state"], t["error"]) for t in status["tasks"]
-        ]
-        time.sleep(0.05)
+    status: dict[str, Any] = {"tasks": []}
+
+    def ended() -> dict[str, Any] | None:
+        status.clear()
+        status.update(request_status(stack, request_id))
+        return status if status["status"] not in ("queued", "running") else None
+
+    return until(
+        ended,
+        within=bound,
+        why=lambda: [(t["kind"], t["state"], t["error"]) for t in status["tasks"]],
+    )
 
 
 def bundle_of(stack: dict[str, Any], asset_id: str) -> dict[str, Any]:

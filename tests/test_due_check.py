@@ -6,10 +6,10 @@ import pytest
 
 from service import due_check, leases
 from service.queue import DUE_SOON, OVERDUE, Event, event_id
-from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
-from tests.test_queue import LIMITS, FakeClock
-from tests.test_queue_work import HOUR, published, work
+from tests.support.clock import FakeClock
+from tests.support.outbox import Outbox
+from tests.support.queue import BACKENDS, HOUR, open_backend, published, work
 
 
 @pytest.fixture
@@ -17,43 +17,13 @@ def clock():
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def queue(request, tmp_path, clock):
-    if request.param == "sqlite":
-        q = SQLiteQueue(tmp_path / "q.db", **LIMITS, clock=clock)
-    else:
-        q = PostgresQueue(request.getfixturevalue("pg_url"), **LIMITS, clock=clock)
-    await q.open()
-    yield q
-    await q.close()
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
+    async with open_backend(request, tmp_path, clock) as q:
+        yield q
 
 
 pytestmark = pytest.mark.anyio
-
-
-class Outbox:
-    """Records what the check stores; ids already there are not stored again
-    (as Queue.add_events)."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.fail = False
-
-    async def __call__(self, events: list[Event]) -> int:
-        if self.fail:
-            raise RuntimeError("the outbox is away")
-        known = {e.event_id for e in self.events}
-        new = [e for e in events if e.event_id not in known]
-        self.events += new
-        return len(new)
-
-    def kinds(self) -> list[tuple[str, str]]:
-        return [(e.type, e.data["folder"]) for e in self.events]
 
 
 def checker(queue, outbox, clock, hours: float = 24) -> due_check.DueCheck:

@@ -11,8 +11,8 @@ from service.queue import DUE_SOON, OVERDUE
 from service.queue.sqlite import SQLiteQueue
 from tests.conftest import custom_action_body
 from tests.stack import stack
-from tests.test_deliver import EN_VTT, take
-from tests.test_due_check import Outbox
+from tests.support.deliver import EN_VTT, take
+from tests.support.outbox import Outbox
 
 HOUR = 3_600.0
 FORM = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -19,6 +20,7 @@ from service.edge import Edge, EdgeLimits
 from service.edge_protocol import EdgeProtocol
 from service.server import edge_of
 from tests.servers import running, running_server
+from tests.support.polling import until
 
 SMALL = EdgeLimits(
     max_url_bytes=1024,
@@ -365,7 +367,6 @@ def test_a_request_answered_before_its_body_was_in_leaves_an_idle_connection_tha
 def test_a_client_that_does_not_read_its_answer_is_cut_off():
     # Otherwise its request stays in flight for as long as it likes, and a
     # few hundred such clients fill MAX_REQUESTS_IN_FLIGHT for everyone.
-    import time
 
     size = 64 * 1024 * 1024
 
@@ -390,12 +391,18 @@ def test_a_client_that_does_not_read_its_answer_is_cut_off():
             # Read nothing until the server has taken the connection, and then let
             # it go (polled, bounded).
             deadline = time.monotonic() + 5
-            while not edge.connections:
-                assert time.monotonic() < deadline, "the connection was never accepted"
-                time.sleep(0.02)
-            while edge.connections:
-                assert time.monotonic() < deadline, "still waiting on a client reading nothing"
-                time.sleep(0.02)
+            until(
+                lambda: edge.connections,
+                within=deadline - time.monotonic(),
+                every=0.02,
+                why="the connection was never accepted",
+            )
+            until(
+                lambda: not edge.connections,
+                within=deadline - time.monotonic(),
+                every=0.02,
+                why="still waiting on a client reading nothing",
+            )
             received = 0
             with suppress(ConnectionError):
                 while chunk := sock.recv(1 << 20):

@@ -8,6 +8,8 @@ and a body at 1 byte/s. `python -m bench edge` runs the same for 30 s.
 
 from __future__ import annotations
 
+import pytest
+
 from bench.edge import PRLIMIT, attacking, clicks
 from tests.conftest import make_settings
 from tests.servers import service_env, service_process
@@ -15,6 +17,7 @@ from tests.servers import service_env, service_process
 SECONDS = 3.0  # under attack; the benchmark does 30
 
 
+@pytest.mark.slow
 def test_while_hostile_clients_press_on_the_port_every_signed_click_gets_202_within_1_s(
     tmp_path,
 ):

@@ -54,10 +54,6 @@ def store(tmp_path):
     return Store(tmp_path / "rows.db")
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @pytest.mark.anyio
 async def test_concurrent_writes_share_transactions(store):

@@ -11,56 +11,20 @@ import os
 import signal
 import sqlite3
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
 
 import boto3
 import httpx2
 import pytest
 
-from simulator import Simulator
 from tests.conftest import (
     ICONIK_TOKEN,
-    PAYLOAD_AUTH_TOKEN,
     bearer,
     custom_action_body,
-    make_settings,
-    signed,
 )
 from tests.conftest import webhook_body as event_body
-from tests.servers import running, service_env, service_process
-from tests.stack import APP_ID, stack
-from tests.test_deliver import EN_VTT, cues_of, take, track_writes
-
-
-@dataclass
-class Served:
-    sim: Simulator
-    seeded: Any
-    serve: Any
-    base: str
-
-    def post(self, path, body):
-        answer = httpx2.post(self.base + path, content=body, headers=signed(body))
-        assert answer.status_code in (200, 202), answer.text
-        return answer.json()
-
-
-@contextmanager
-def real_serve(tmp_path, storage, *, queue_url=None, **env):
-    """The simulator over HTTP and a real `caption-bridge serve` beside it,
-    looking at the out-trays every 0.2 s."""
-    sim = Simulator(APP_ID, ICONIK_TOKEN)
-    sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry
-    seeded = sim.seed(large_proxy_bytes=1024)
-    with running(sim.app()) as sim_url:
-        queue = {"queue_url": queue_url} if queue_url else {}
-        settings = make_settings(tmp_path, iconik_url=sim_url, **queue)
-        env = service_env(settings, storage, **{"PORT": "0", "DELIVER_SCAN_SECONDS": "0.2", **env})
-        with service_process("serve", env=env, cwd=tmp_path) as serve:
-            port = serve.wait_for("service.listening")["port"]
-            yield Served(sim, seeded, serve, f"http://127.0.0.1:{port}")
+from tests.stack import stack
+from tests.support.deliver import EN_VTT, cues_of, take, track_writes
+from tests.support.serve import real_serve
 
 
 def bundled(s, *assets):
@@ -227,6 +191,7 @@ def delivery_request(settings):
         db.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_a_fifo_in_the_outtray_holds_no_worker_and_no_shutdown(tmp_path):
     """The real `serve`: a FIFO where README.txt goes, then a refresh of that
@@ -287,6 +252,7 @@ def test_a_credential_echoed_by_iconik_reaches_no_text_anyone_reads(tmp_path):
         assert ICONIK_TOKEN not in where
 
 
+@pytest.mark.slow
 def test_on_s3_and_postgresql_a_folder_delivers_only_to_its_own_asset(
     tmp_path, pg_url, aws, bucket
 ):

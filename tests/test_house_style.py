@@ -99,6 +99,7 @@ def test_strict_refuses_with_the_findings_as_problems():
     assert house_style.refusal(house_style.Report(), Style(strict=True)) is None
 
 
+@pytest.mark.slow
 def test_200000_cues_are_one_pass_in_bounded_memory():
     """Bounded work, not a timing: the memory kept does not grow with the track."""
 

@@ -21,10 +21,6 @@ from service.iconik import (
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 class Recorder:
     def __init__(self, responses):

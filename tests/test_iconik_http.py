@@ -45,10 +45,6 @@ NOWHERE = "https://iconik.invalid"  # Iconik, when only storage is contacted
 WHAT = "the proxy of asset a1"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @dataclass
 class Origin:

@@ -70,6 +70,7 @@ def _only_documented_calls(sim) -> list[str]:
     return [f"{m} {p}" for m, p in sim.requests if operation_for(m, p) not in used]
 
 
+@pytest.mark.slow
 def test_hostile_ids_in_every_field_of_a_click_are_refused_at_intake(tmp_path):
     with stack(tmp_path) as s:
         url = s.app_url + "/iconik/custom-action"

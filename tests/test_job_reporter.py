@@ -28,10 +28,6 @@ REQUEST = "req-1"
 JOB_ID = "0b000000-0000-4000-8000-000000000b01"  # Iconik ids are UUIDs
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @dataclass
 class Hold:

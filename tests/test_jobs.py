@@ -1,5 +1,7 @@
 """Each request's progress as an Iconik job, best-effort."""
 
+import pytest
+
 from service.jobs import job_outcome, job_title
 from tests.conftest import custom_action_body
 from tests.stack import stack
@@ -134,6 +136,7 @@ def test_a_job_iconik_could_not_create_at_expand_is_created_later(tmp_path):
         assert s.status(answer["request_id"])["iconik_job_id"] == job["id"]
 
 
+@pytest.mark.slow
 def test_two_hundred_assets_end_finished_though_progress_patches_are_retried(tmp_path):
     with stack(tmp_path, worker_concurrency=8, metadata_view_ids="") as s:
         assets = s.sim.add_tiny_assets(200)

@@ -27,10 +27,6 @@ from tests.stack import FakeClock
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @pytest.fixture
 def sink():
@@ -151,6 +147,7 @@ def per_asset(received):
     return order
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_an_endpoint_down_then_back_gets_everything_in_order_once(
     tmp_path, sink, backend, request

@@ -9,7 +9,7 @@ import sqlite3
 from service.queue import DELIVERED, PUBLISHED, REFRESHED, REFUSED, WITHDRAWN
 from tests.conftest import custom_action_body, webhook_body
 from tests.stack import stack
-from tests.test_deliver import BROKEN_DE, EN_VTT, take
+from tests.support.deliver import BROKEN_DE, EN_VTT, take
 
 FORM = {
     "target_languages": {"field_values": [{"value": "en"}, {"value": "fr"}]},

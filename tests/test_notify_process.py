@@ -6,7 +6,6 @@ after a restart, by `webhook-id`)."""
 
 import signal
 import sqlite3
-import time
 
 import httpx2
 import pytest
@@ -25,6 +24,7 @@ from tests.conftest import (
 from tests.notify_sink import SECRET, Sink
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID
+from tests.support.polling import until
 
 
 @pytest.fixture
@@ -73,14 +73,6 @@ def leases_held(settings):
         db.close()
 
 
-def until(check, within=60):
-    deadline = time.monotonic() + within
-    while not (found := check()):
-        assert time.monotonic() < deadline, "not within the time allowed"
-        time.sleep(0.05)
-    return found
-
-
 def post(app_url, path, body):
     answer = httpx2.post(app_url + path, content=body, headers=signed(body))
     assert answer.status_code == 202, answer.text
@@ -94,6 +86,7 @@ def expire_notify_lease(settings):
     db.close()
 
 
+@pytest.mark.slow
 def test_the_sink_down_then_back_gets_every_change_in_order_once(tmp_path, sink):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
     sim.add_user(PAYLOAD_AUTH_TOKEN)
@@ -142,6 +135,7 @@ def test_the_sink_down_then_back_gets_every_change_in_order_once(tmp_path, sink)
     ]
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_send_sends_it_once_after_restart(tmp_path, sink):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
     sim.add_user(PAYLOAD_AUTH_TOKEN)
@@ -177,6 +171,7 @@ def test_a_worker_killed_mid_send_sends_it_once_after_restart(tmp_path, sink):
     assert sink.hooks()[0].valid
 
 
+@pytest.mark.slow
 def test_a_worker_killed_before_its_sender_ran_sends_it_once_after_restart(tmp_path, sink):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
     sim.add_user(PAYLOAD_AUTH_TOKEN)
@@ -206,6 +201,7 @@ def test_a_worker_killed_before_its_sender_ran_sends_it_once_after_restart(tmp_p
     assert [h.id for h in sink.hooks()] == [stored_id]
 
 
+@pytest.mark.slow
 def test_work_past_its_due_date_is_told_overdue_once_by_the_next_worker(tmp_path, sink):
     """The whole due-date path with real processes: the click's form carries
     a due date already past; the bundle is published (told once); the next

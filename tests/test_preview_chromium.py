@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,23 +22,18 @@ from tests.stack import stack
 
 
 def _chromium() -> str:
+    """Debian's Chromium, as the machine (and CI) has it installed. The test
+    never installs it: a test that ran apt-get changed the machine it ran on."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found:
         return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip(
-            "Chromium is not installed and cannot be installed here (needs root and "
-            "apt-get): the preview page was not checked in a browser"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if result.returncode != 0:
-            pytest.skip(
-                f"Chromium could not be installed ({' '.join(command)}: "
-                f"{result.stderr.strip()[-300:]}); the preview page was not checked"
-            )
-    return shutil.which("chromium") or pytest.skip("apt-get installed no chromium binary")
+    reason = (
+        "Chromium is not installed (`apt-get install chromium` on Debian): "
+        "the preview page was not checked in a browser"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(reason + "; under CI it must be")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -131,6 +125,7 @@ def _drop_frame_page(folder: Path) -> Path:
     return page
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)  # the first run on a fresh machine installs Chromium
 def test_the_page_is_a_captioners_workspace_in_chromium(tmp_path, chromium):
     with stack(tmp_path) as s:

@@ -15,6 +15,7 @@ from typing import Any
 from xml.etree.ElementTree import Element
 
 import html5lib
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -181,6 +182,7 @@ def check(
     assert video is not None and video.get("src") == "media/m.mp4"
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(
     title=texts,
@@ -241,6 +243,7 @@ json_values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     edits=st.dictionaries(

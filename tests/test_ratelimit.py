@@ -14,10 +14,6 @@ from tests.servers import running
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 class FakeTime:
     """A clock that moves only when someone sleeps."""

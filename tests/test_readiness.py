@@ -41,16 +41,7 @@ from tests.conftest import (
     signed,
 )
 from tests.servers import ServiceProcess, running, service_process
-
-# Root without the capabilities that override file modes. setpriv execs the
-# service in its own place; dropping them from the bounding set as well keeps
-# that exec from granting them back.
-_WITHOUT_OVERRIDES = "-dac_override,-dac_read_search,-fowner"
-DROP_ROOT_OVERRIDES = (
-    "setpriv",
-    f"--inh-caps={_WITHOUT_OVERRIDES}",
-    f"--bounding-set={_WITHOUT_OVERRIDES}",
-)
+from tests.support.privileges import DROP_ROOT_OVERRIDES
 
 ANSWER_WITHIN = 5.0  # docs/http.md: a delivery that cannot be stored gets its 503 within 5 s
 SECRETS = (CURRENT_SECRET, BEARER, PAYLOAD_AUTH_TOKEN)

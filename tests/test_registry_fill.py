@@ -15,10 +15,6 @@ pytestmark = pytest.mark.anyio
 BUNDLES = [(f"a{i}", f"T{i} [a{i}]", "ready") for i in range(20)]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 class CountedStorage:
     """A storage whose one listing of every bundle is slow and counted."""

@@ -17,6 +17,7 @@ from contextlib import ExitStack
 import boto3
 import httpx2
 import psycopg
+import pytest
 
 from service.app import create_app
 from simulator import Simulator
@@ -24,19 +25,14 @@ from tests.conftest import PAYLOAD_AUTH_TOKEN, bearer, custom_action_body, make_
 from tests.postgres import PASSWORD
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, ICONIK_TOKEN
+from tests.support.polling import until
 
 ASSETS = 30
 
 
 def _until(condition, timeout: float, what: str):
     """Poll `condition()` (a call to a service or the database) until it returns a truthy value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)  # bounded by the deadline
+    return until(condition, within=timeout, every=0.1, why=what)
 
 
 def _status(url: str, request_id: str) -> dict:
@@ -54,6 +50,7 @@ def _bundles_in_s3(bucket: str, prefix: str) -> dict[str, dict]:
     return found
 
 
+@pytest.mark.slow
 def test_three_replicas_one_killed_mid_bulk_every_asset_one_complete_bundle(
     tmp_path, pg_url, bucket, aws
 ):
@@ -132,6 +129,7 @@ def test_three_replicas_one_killed_mid_bulk_every_asset_one_complete_bundle(
     assert killed_task["attempts"] >= 2  # it ran again elsewhere after the lease lapsed
 
 
+@pytest.mark.slow
 def test_a_stopped_database_means_503_then_202_again_without_a_restart(
     tmp_path, pg_cluster, pg_url
 ):
@@ -175,6 +173,7 @@ def test_a_stopped_database_means_503_then_202_again_without_a_restart(
         assert httpx2.get(f"{url}/readyz").status_code == 200
 
 
+@pytest.mark.slow
 def test_three_replicas_share_one_iconik_rate_budget(tmp_path, pg_url):
     from service.ratelimit import default_burst
 

@@ -136,6 +136,7 @@ def test_a_worker_with_a_port_answers_probes_but_takes_no_deliveries(tmp_path, e
     assert "caption_bridge_tasks" in metrics.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_under_32_concurrent_senders_every_acknowledged_delivery_survives_kill_9(
     tmp_path, env, backend, request

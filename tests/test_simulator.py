@@ -7,7 +7,14 @@ import pytest
 from simulator import Simulator
 from tests.conftest import custom_action_body
 from tests.extract_openapi import USED
-from tests.iconik_api import operation_for, operations, request_schema, schema, strict_schema
+from tests.iconik_api import (
+    operation_for,
+    operations,
+    request_schema,
+    schema,
+    strict_schema,
+    validated,
+)
 from tests.servers import running
 from tests.stack import APP_ID, stack
 
@@ -48,19 +55,6 @@ def sim_server():
         )
 
 
-def _validate(method, path, response):
-    key = operation_for(method, path)
-    assert key is not None, f"{method} {path} is not in Iconik's API"
-    spec = operations()[key]
-    assert response.status_code == spec["status"], (key, response.text)
-    expected = spec["response"]
-    if expected["media_type"] == "application/json":
-        jsonschema.validate(response.json(), strict_schema(expected["schema"]))
-    else:
-        assert response.headers["content-type"].startswith(expected["media_type"])
-    return response
-
-
 def _validate_search(response):
     """A search's answer: the page as SearchDocumentsSchema, each asset document as
     assets.json's AssetElasticSchema (what the search of assets holds), strictly."""
@@ -95,7 +89,7 @@ def test_simulator_responses_validate_against_iconiks_schemas(sim_server):
         f"/API/metadata/v1/views/{seeded.form_view_id}/",
     ]
     for path in gets:
-        _validate("GET", path, client.get(path))
+        validated("GET", path, client.get(path))
     job = {
         "title": "Captioning",
         "type": "CUSTOM",
@@ -103,9 +97,9 @@ def test_simulator_responses_validate_against_iconiks_schemas(sim_server):
         "progress_total": 2,
         "progress_processed": 0,
     }
-    created = _validate("POST", "/API/jobs/v1/jobs/", client.post("/API/jobs/v1/jobs/", json=job))
+    created = validated("POST", "/API/jobs/v1/jobs/", client.post("/API/jobs/v1/jobs/", json=job))
     job_path = f"/API/jobs/v1/jobs/{created.json()['id']}/"
-    _validate("PATCH", job_path, client.patch(job_path, json={"status": "FINISHED"}))
+    validated("PATCH", job_path, client.patch(job_path, json={"status": "FINISHED"}))
 
 
 def _valid_request(method, template, body):
@@ -122,7 +116,7 @@ def test_caption_track_writes_validate_and_replace_in_place(sim_server):
     }
     _valid_request("POST", f"{base}/formats/", fmt)
     formats = f"/API/files/v1/assets/{asset}/formats/"
-    created = _validate("POST", formats, client.post(formats, json=fmt)).json()
+    created = validated("POST", formats, client.post(formats, json=fmt)).json()
     subtitle = {
         "format_id": created["id"],
         "language": "es",
@@ -132,16 +126,16 @@ def test_caption_track_writes_validate_and_replace_in_place(sim_server):
     }
     _valid_request("POST", f"{base}/subtitles/", subtitle)
     subtitles = f"/API/files/v1/assets/{asset}/subtitles/"
-    track = _validate("POST", subtitles, client.post(subtitles, json=subtitle)).json()
+    track = validated("POST", subtitles, client.post(subtitles, json=subtitle)).json()
     assert client.get(subtitles + "es/webvtt/").text.endswith("Hola\n")
 
     replaced = {**subtitle, "content": subtitle["content"].replace("Hola", "Buenas")}
     _valid_request("PUT", f"{base}/subtitles/{{subtitle_id}}/", replaced)
     one = f"{subtitles}{track['id']}/"
-    _validate("PUT", one, client.put(one, json=replaced))
+    validated("PUT", one, client.put(one, json=replaced))
     assert client.get(subtitles + "es/webvtt/").text.endswith("Buenas\n")
     assert [t["id"] for t in sim.tracks(asset, "es", False)] == [track["id"]]
-    _validate("GET", subtitles, client.get(subtitles))  # the list still fits its schema
+    validated("GET", subtitles, client.get(subtitles))  # the list still fits its schema
     assert ("PUT", one, replaced) in sim.bodies
 
     # What Iconik would refuse, the simulator refuses too.
@@ -203,7 +197,7 @@ def test_search_validates_and_honours_each_users_rights(sim_server):
     assert [o["id"] for o in _validate_search(as_viewer).json()["objects"]] == [seen]
     # Asked for ids only (as the expand task asks), a document is Iconik's plain one.
     only_ids = {**body, "include_fields": ["id", "title"]}
-    plain = _validate("POST", path, client.post(path, params=params, json=only_ids)).json()
+    plain = validated("POST", path, client.post(path, params=params, json=only_ids)).json()
     assert {tuple(sorted(o)) for o in plain["objects"]} == {("id", "object_type", "title")}
     # By id, in a collection: what the viewer may not read is not there for them.
     assert client.get(f"/API/assets/v1/assets/{hidden}/", headers=viewer).status_code == 404

@@ -5,9 +5,11 @@ import jsonschema
 
 from service import caption_status, register_status
 from simulator import Simulator
-from tests.iconik_api import operations, request_schema
+from tests.iconik_api import operations, request_schema, validated
 from tests.servers import running
-from tests.test_simulator import APP_ID, TOKEN, _validate
+from tests.stack import APP_ID
+
+TOKEN = "sim-token"
 
 
 def _valid_request(method, template, body):
@@ -21,20 +23,20 @@ def test_field_view_and_values_validate_and_are_refused_as_iconik_would():
         client = httpx2.Client(base_url=url, headers={"App-ID": APP_ID, "Auth-Token": TOKEN})
         field = register_status.desired_field("caption_status")
         _valid_request("POST", "/API/metadata/v1/fields/", field)
-        _validate(
+        validated(
             "POST", "/API/metadata/v1/fields/", client.post("/API/metadata/v1/fields/", json=field)
         )
         assert client.post("/API/metadata/v1/fields/", json=field).status_code == 400  # exists
         one = "/API/metadata/v1/fields/caption_status/"
-        _validate("GET", one, client.get(one))
-        _validate("GET", "/API/metadata/v1/fields/", client.get("/API/metadata/v1/fields/"))
+        validated("GET", one, client.get(one))
+        validated("GET", "/API/metadata/v1/fields/", client.get("/API/metadata/v1/fields/"))
         assert client.get("/API/metadata/v1/fields/nope/").status_code == 404
 
         view = {"name": "Status", "view_fields": [{"name": "caption_status", "label": "State"}]}
         _valid_request("POST", "/API/metadata/v1/views/", view)
         views = "/API/metadata/v1/views/"
-        made = _validate("POST", views, client.post(views, json=view)).json()
-        _validate("GET", views, client.get(views))
+        made = validated("POST", views, client.post(views, json=view)).json()
+        validated("GET", views, client.get(views))
         unknown = {"name": "x", "view_fields": [{"name": "not_a_field"}]}
         assert client.post(views, json=unknown).status_code == 400
 
@@ -42,8 +44,8 @@ def test_field_view_and_values_validate_and_are_refused_as_iconik_would():
         template = "/API/metadata/v1/{object_type}/{object_id}/views/{view_id}/"
         _valid_request("PUT", template, values)
         path = f"/API/metadata/v1/assets/{asset}/views/{made['id']}/"
-        _validate("PUT", path, client.put(path, json=values))
-        _validate("GET", path, client.get(path))
+        validated("PUT", path, client.put(path, json=values))
+        validated("GET", path, client.get(path))
         assert sim.metadata_value(asset, made["id"], "caption_status") == "In captioning"
         outside = caption_status.values_body("notes", "x")
         assert client.put(path, json=outside).status_code == 400  # not a field of the view

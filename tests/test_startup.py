@@ -6,7 +6,7 @@ from simulator import Simulator
 from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN
 from tests.servers import ServiceProcess, running, service_process
 from tests.stack import APP_ID
-from tests.test_readiness import DROP_ROOT_OVERRIDES
+from tests.support.privileges import DROP_ROOT_OVERRIDES
 
 
 def dependencies(process: ServiceProcess, names: set[str]) -> dict[str, dict]:

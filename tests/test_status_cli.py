@@ -22,7 +22,7 @@ from service.queue.sqlite import SQLiteQueue
 from tests.cli import cli, one_line_error
 from tests.conftest import ICONIK_TOKEN, custom_action_body
 from tests.stack import stack
-from tests.test_queue import delivery
+from tests.support.queue import delivery
 
 
 def test_status_in_an_empty_directory_says_so_and_creates_nothing(tmp_path):
@@ -74,6 +74,7 @@ def task_request(pg_url: str) -> str:
     return str(row[0])
 
 
+@pytest.mark.slow
 def test_status_reads_a_postgresql_queue_read_only_and_never_shows_its_password(pg_url, tmp_path):
     from service.queue.postgres import PostgresQueue
     from tests.postgres import PASSWORD

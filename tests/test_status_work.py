@@ -12,8 +12,7 @@ import pytest
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
 from tests.cli import cli, one_line_error
-from tests.test_queue import LIMITS
-from tests.test_queue_work import published, work
+from tests.support.queue import LIMITS, published, work
 
 DAY, HOUR, MINUTE = 86_400.0, 3_600.0, 60.0
 
@@ -51,6 +50,7 @@ def queue_url(request, tmp_path) -> str:
     return url
 
 
+@pytest.mark.slow
 def test_open_work_by_due_date_for_people_and_machines(queue_url, tmp_path):
     env = {"QUEUE_URL": queue_url}
     result = cli("status", "--work", cwd=tmp_path, env=env)

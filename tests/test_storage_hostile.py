@@ -30,10 +30,6 @@ FOLDER = "T [a1]"
 LIMIT = 1024 * 1024
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @pytest.fixture
 def outside(tmp_path):

@@ -11,10 +11,6 @@ from service.storage.local import LocalStorage
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 def manifest(files):
     return json.dumps({"status": "ready", "files": [{"path": f} for f in files]}).encode()

@@ -15,10 +15,6 @@ from service.storage import open_storage, s3_outtrays
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 def bundle_keys(folder: str, *deliver: str) -> list[str]:
     """The keys the service writes for one bundle, plus the captioner's."""

@@ -14,10 +14,6 @@ from tests.stack import blob_sha256, stack
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 def keys(bucket, prefix=""):
     listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
@@ -140,7 +136,7 @@ def test_end_to_end_into_s3(tmp_path, bucket):
 
 
 def test_deliveries_from_an_s3_bundle(tmp_path, bucket):
-    from tests.test_deliver import BROKEN_DE, EN_VTT, cues_of, track_writes
+    from tests.support.deliver import BROKEN_DE, EN_VTT, cues_of, track_writes
 
     s3 = boto3.client("s3")
     with stack(tmp_path, storage_url=f"s3://{bucket}/captioning") as s:

@@ -22,10 +22,6 @@ MiB = 1024 * 1024
 FOLDER = "T [a1]"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
 
 @pytest.fixture
 def storage(bucket):

@@ -50,6 +50,7 @@ def _update(asset_id: str, n: int) -> bytes:
     )
 
 
+@pytest.mark.slow
 def test_a_storm_about_unknown_assets_is_ignored_and_a_click_still_gets_in(tmp_path, queue_url):
     settings = make_settings(tmp_path, queue_url=queue_url, queue_max_backlog=2000)
     env = service_env(settings, tmp_path / "bundles", PORT="0", QUEUE_MAX_BACKLOG="2000")
@@ -68,6 +69,7 @@ def test_a_storm_about_unknown_assets_is_ignored_and_a_click_still_gets_in(tmp_p
     assert click.status_code == 202
 
 
+@pytest.mark.slow
 def test_a_storm_over_ten_bundles_refreshes_each_once(tmp_path, queue_url):
     with stack(tmp_path, queue_url=queue_url) as s:
         assets = s.sim.add_tiny_assets(10)
@@ -84,6 +86,7 @@ def test_a_storm_over_ten_bundles_refreshes_each_once(tmp_path, queue_url):
         assert {s.status(r)["status"] for r in pending} == {"done"}
 
 
+@pytest.mark.slow
 def test_a_click_in_the_middle_of_a_storm_is_published_before_the_storm_is_done(tmp_path):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
     sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry

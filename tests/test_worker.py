@@ -138,7 +138,7 @@ def test_the_worker_prunes_the_history_past_retention_days_and_keeps_the_rest(tm
     from service.worker import Worker
     from tests.conftest import make_settings
     from tests.queue_fill import History, fill_sqlite
-    from tests.test_queue import FakeClock
+    from tests.support.clock import FakeClock
 
     clock = FakeClock()
     day = 86_400

@@ -4,7 +4,6 @@ import hashlib
 import json
 import signal
 import sqlite3
-import time
 
 import anyio
 import httpx2
@@ -20,6 +19,7 @@ from tests.conftest import (
 )
 from tests.servers import running, service_env, service_process
 from tests.stack import APP_ID, FakeClock, drain
+from tests.support.polling import until
 
 PROXY_BYTES = 4 * 1024 * 1024
 
@@ -63,10 +63,12 @@ def test_sigkill_mid_download_then_restart_gives_the_same_bundle(tmp_path):
                 # Half the proxy has been sent (into the socket buffers, maybe
                 # before the worker opened its file: the simulator sends
                 # faster than it used to); wait for the partial file.
-                deadline = time.monotonic() + 30
-                while not list(crash_root.glob(".staging/*/media/feature_1080p.mp4")):
-                    assert time.monotonic() < deadline, "the worker never started the file"
-                    time.sleep(0.01)
+                until(
+                    lambda: list(crash_root.glob(".staging/*/media/feature_1080p.mp4")),
+                    within=30,
+                    every=0.01,
+                    why="the worker never started the file",
+                )
                 # Whatever reached the disk is only in the hidden staging
                 # area, never under the final name.
                 visible = [p.name for p in crash_root.iterdir() if not p.name.startswith(".")]
