@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint serve bench clean
+.PHONY: demo test lint serve bench clean browser
 
 # Exactly the versions in requirements-dev.lock, each checked by its hash
 # (made from pyproject.toml by pip-compile: see README, "Dependencies").
@@ -20,9 +20,19 @@ $(STAMP): pyproject.toml requirements-dev.lock
 demo: $(STAMP)
 	$(PY) -m service demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check service simulator tests bench
 	$(PY) -m pytest
+
+# The preview page is tested in Debian's Chromium. The tests never install
+# anything; this does, where it can (root with apt-get) and Chromium is
+# missing. Elsewhere the browser test skips, saying how to install it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || \
+		{ echo "make: installing Debian's chromium for the browser test"; \
+		  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "make: chromium could not be installed; the browser test will say so"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check service simulator tests bench
