@@ -126,7 +126,7 @@ def _drop_frame_page(folder: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # the first run on a fresh machine installs Chromium
+@pytest.mark.timeout(600)  # a cold Chromium start on a loaded 2-core machine
 def test_the_page_is_a_captioners_workspace_in_chromium(tmp_path, chromium):
     with stack(tmp_path) as s:
         asset = s.seeded.normal
