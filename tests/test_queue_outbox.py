@@ -7,10 +7,9 @@ import pytest
 
 from service.queue import DELIVERED, PUBLISHED, REFUSED, Delivery, Event, NewTask, event_id
 from service.queue.outbox import GIVEN_UP, QUEUED, SENT, Destination
-from service.queue.postgres import PostgresQueue
 from service.queue.retention import prune_expired
-from service.queue.sqlite import SQLiteQueue
-from tests.test_queue import LIMITS, FakeClock
+from tests.support.clock import FakeClock
+from tests.support.queue import BACKENDS, open_backend
 
 pytestmark = pytest.mark.anyio
 
@@ -19,24 +18,14 @@ SLACK = Destination("apprise-1-slack", frozenset({PUBLISHED}))
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def clock():
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def queue(request, tmp_path, clock):
-    if request.param == "sqlite":
-        q = SQLiteQueue(tmp_path / "q.db", **LIMITS, clock=clock)
-    else:
-        q = PostgresQueue(request.getfixturevalue("pg_url"), **LIMITS, clock=clock)
-    await q.open()
-    yield q
-    await q.close()
+    async with open_backend(request, tmp_path, clock) as q:
+        yield q
 
 
 def event(name: str, asset: str = "a1", kind: str = PUBLISHED, at: float = 1.0) -> Event:

@@ -6,11 +6,11 @@ import json
 import pytest
 
 from service.queue import Delivery, NewTask, Work
-from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
-from tests.test_queue import LIMITS, FakeClock
+from tests.support.clock import FakeClock
+from tests.support.queue import BACKENDS, HOUR, LIMITS, open_backend, published, work
 
-HOUR = 3_600.0
+pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
@@ -18,43 +18,10 @@ def clock():
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def queue(request, tmp_path, clock):
-    if request.param == "sqlite":
-        q = SQLiteQueue(tmp_path / "q.db", **LIMITS, clock=clock)
-    else:
-        q = PostgresQueue(request.getfixturevalue("pg_url"), **LIMITS, clock=clock)
-    await q.open()
-    yield q
-    await q.close()
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-pytestmark = pytest.mark.anyio
-
-
-def work(asset_id: str, due_at: float | None, languages: list[str], **changes) -> Work:
-    values = {
-        "asset_id": asset_id,
-        "folder": f"Title {asset_id} [{asset_id}]",
-        "title": f"Title {asset_id}",
-        "request_id": f"req-{asset_id}",
-        "due_at": due_at,
-        "due_date": None if due_at is None else f"iso-{due_at:g}",
-        "languages": languages,
-        **changes,
-    }
-    return Work(**values)
-
-
-async def published(queue, *items: Work, status: str = "ready") -> None:
-    for item in items:
-        await queue.record_bundle(item.asset_id, item.folder, status)
-        await queue.record_work(item)
+    async with open_backend(request, tmp_path, clock) as q:
+        yield q
 
 
 async def delivered_by_task(queue, item: Work, language: str, key: str) -> None:
