@@ -22,6 +22,7 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check service simulator tests bench
+	$(VENV)/bin/ruff format --check service simulator tests bench
 	$(PY) -m pytest
 
 # The preview page is tested in Debian's Chromium. The tests never install
@@ -36,6 +37,7 @@ browser:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check service simulator tests bench
+	$(VENV)/bin/ruff format --check service simulator tests bench
 
 serve: $(STAMP)
 	$(PY) -m service serve

@@ -31,9 +31,7 @@ def curl_and_sync(url: str, target: Path) -> float:
     return elapsed
 
 
-def copy_once(
-    workdir: Path, size: int, repeats: int = 3
-) -> tuple[float, float, float | None]:
+def copy_once(workdir: Path, size: int, repeats: int = 3) -> tuple[float, float, float | None]:
     """Medians of `repeats` alternating runs of curl + sync and the service.
 
     This machine's page cache and disk make single runs swing by 2x either
@@ -64,9 +62,7 @@ def copy_once(
     return statistics.median(baselines), statistics.median(services), max(peaks)
 
 
-def copy(
-    workdir: Path, *, sizes: tuple[int, ...] = (GIB, 4 * GIB), repeats: int = 3
-) -> list[str]:
+def copy(workdir: Path, *, sizes: tuple[int, ...] = (GIB, 4 * GIB), repeats: int = 3) -> list[str]:
     lines = [
         "copy: one proxy into a bundle vs curl -o FILE + sync FILE (same URL, same run;"
         f" medians of {repeats} interleaved runs)"

@@ -166,8 +166,14 @@ def attacking(port: int, *, idle: int = 1100, addresses: int = 11) -> Iterator[d
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.edge", f"--port={port}", f"--idle={idle}",
-         f"--addresses={addresses}"],
+        [
+            sys.executable,
+            "-m",
+            "bench.edge",
+            f"--port={port}",
+            f"--idle={idle}",
+            f"--addresses={addresses}",
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -322,8 +328,8 @@ def guard_cost(requests: int = 20000, rounds: int = 5) -> list[str]:
             pass
 
     async def per_request(guarded: bool) -> float:
-        http: Any = functools.partial(EdgeProtocol, edge=Edge(EdgeLimits())) if guarded else (
-            "httptools"
+        http: Any = (
+            functools.partial(EdgeProtocol, edge=Edge(EdgeLimits())) if guarded else ("httptools")
         )
         cfg = uvicorn.Config(app, lifespan="off", log_config=None, http=http)
         cfg.load()

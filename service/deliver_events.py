@@ -214,4 +214,3 @@ def source_for(
     if isinstance(storage, LocalStorage) and settings.deliver_watch:
         return LocalWatch(storage.root, folders)
     return None
-

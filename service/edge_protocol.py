@@ -170,15 +170,23 @@ class EdgeProtocol(HttpToolsProtocol):
             if first and length > self.first_line_limit:
                 return 414, "url_too_long", self.url_too_long
             if not first and length > limits.max_header_line_bytes:
-                return 431, "header_too_large", (
-                    "a header line is longer than MAX_HEADER_LINE_BYTES "
-                    f"({limits.max_header_line_bytes} bytes)"
+                return (
+                    431,
+                    "header_too_large",
+                    (
+                        "a header line is longer than MAX_HEADER_LINE_BYTES "
+                        f"({limits.max_header_line_bytes} bytes)"
+                    ),
                 )
             total += stop - start
             if total > limits.max_header_bytes:
-                return 431, "headers_too_large", (
-                    "the request's headers are larger than MAX_HEADER_BYTES "
-                    f"({limits.max_header_bytes} bytes)"
+                return (
+                    431,
+                    "headers_too_large",
+                    (
+                        "the request's headers are larger than MAX_HEADER_BYTES "
+                        f"({limits.max_header_bytes} bytes)"
+                    ),
                 )
             if end < 0:
                 return None

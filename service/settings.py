@@ -367,9 +367,7 @@ def load_queue_settings() -> QueueSettings:
     return load_settings(settings_class=QueueSettings)  # type: ignore[return-value]
 
 
-def load_settings(
-    settings_class: type[BaseSettings] = Settings, **overrides: object
-) -> Settings:
+def load_settings(settings_class: type[BaseSettings] = Settings, **overrides: object) -> Settings:
     """Settings from the environment, or a SettingsError naming each bad variable."""
     try:
         return settings_class(**overrides)  # type: ignore[return-value]

@@ -163,7 +163,6 @@ class StatusReader:
             )
         return found
 
-
     # -- open work (service/queue/work_sql.py) -----------------------------------
 
     def has_table(self, name: str) -> bool:

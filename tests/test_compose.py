@@ -15,7 +15,6 @@ from tests.conftest import make_settings
 pytestmark = pytest.mark.anyio
 
 
-
 class WatchedBudget(LocalBudget):
     closed = False
 

@@ -31,7 +31,6 @@ WHAT = "the proxy of asset a1"
 PATH = "media/m.mp4"
 
 
-
 @pytest.fixture
 def sim() -> Simulator:
     simulator = Simulator("app", "token")

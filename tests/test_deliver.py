@@ -48,13 +48,14 @@ FR_CC_SRT = (
     "00:00:03,000 --> 00:00:04,999\r\n"
     "Fin.\r\n"
 )
+
+
 def stored_deliveries(settings):
     db = sqlite3.connect(settings.sqlite_path)
     try:
         return db.execute("SELECT COUNT(*) FROM requests WHERE kind = 'deliver'").fetchone()[0]
     finally:
         db.close()
-
 
 
 def test_a_webvtt_file_becomes_the_assets_english_track(tmp_path):

@@ -16,7 +16,6 @@ from tests.s3_events import events_to_sqs
 pytestmark = pytest.mark.anyio
 
 
-
 def test_only_keys_in_a_bundles_deliver_name_a_folder():
     assert folder_of("shared/A [1]/deliver/en.vtt", "shared") == "A [1]"
     assert folder_of("shared/A [1]/deliver/sub/en.vtt", "shared/") == "A [1]"

@@ -26,7 +26,6 @@ from tests.support.serve import real_serve
 pytestmark = pytest.mark.anyio
 
 
-
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0

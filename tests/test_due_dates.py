@@ -34,8 +34,18 @@ def test_a_date_and_time_with_its_zone_is_that_moment_shown_in_the_zone():
 
 
 @pytest.mark.parametrize(
-    "value", ["next week", "2026-13-01", "2026-02-30", "1 Dec", 20261201, ["a", "b"], {"x": 1},
-              "2026-12-01" + "x" * 100, True]
+    "value",
+    [
+        "next week",
+        "2026-13-01",
+        "2026-02-30",
+        "1 Dec",
+        20261201,
+        ["a", "b"],
+        {"x": 1},
+        "2026-12-01" + "x" * 100,
+        True,
+    ],
 )
 def test_what_is_not_a_date_is_left_out_with_a_note_never_an_error(value):
     due = due_dates.parse_due(value, "UTC")

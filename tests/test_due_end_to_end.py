@@ -20,8 +20,7 @@ FORM = {
     "due_date": {"field_values": [{"value": "2027-01-16"}]},  # the clock: 2027-01-15 08:00Z
 }
 SHOWN = (
-    "16 January 2027, 23:59 UTC+01:00 "
-    "(a date without a time: the end of that day in Europe/Paris)"
+    "16 January 2027, 23:59 UTC+01:00 (a date without a time: the end of that day in Europe/Paris)"
 )
 
 

@@ -216,9 +216,7 @@ def test_a_connection_that_says_nothing_is_closed_without_an_answer():
 
 def test_a_body_trickled_too_slowly_is_a_408():
     with served() as (_, port, _app), connect(port) as sock:
-        sock.sendall(
-            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 200
-        )
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 200)
         status, _, body = read_answer(sock)
         assert status == 408
         assert "MIN_BODY_BYTES_PER_SECOND (1000)" in json.loads(body)["detail"]
@@ -353,8 +351,9 @@ def test_a_request_answered_before_its_body_was_in_leaves_an_idle_connection_tha
     async def early(scope, receive, send):
         if scope["type"] != "http" or scope["path"] != "/early":
             return await app(scope, receive, send)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", b"2")]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+        )
         await send({"type": "http.response.body", "body": b"{}"})
 
     with running(early, limits) as url, connect(int(url.rsplit(":", 1)[1])) as sock:

@@ -54,7 +54,6 @@ def store(tmp_path):
     return Store(tmp_path / "rows.db")
 
 
-
 @pytest.mark.anyio
 async def test_concurrent_writes_share_transactions(store):
     writer = GroupCommit(store.transact)

@@ -21,7 +21,6 @@ from service.iconik import (
 pytestmark = pytest.mark.anyio
 
 
-
 class Recorder:
     def __init__(self, responses):
         self.responses = list(responses)

@@ -45,7 +45,6 @@ NOWHERE = "https://iconik.invalid"  # Iconik, when only storage is contacted
 WHAT = "the proxy of asset a1"
 
 
-
 @dataclass
 class Origin:
     """A real server on its own port: answers by path from `answers`, records each request."""

@@ -28,7 +28,6 @@ REQUEST = "req-1"
 JOB_ID = "0b000000-0000-4000-8000-000000000b01"  # Iconik ids are UUIDs
 
 
-
 @dataclass
 class Hold:
     """Keeps one write from being applied until released."""

@@ -13,7 +13,6 @@ from service.json_stream import JsonStream
 pytestmark = pytest.mark.anyio
 
 
-
 async def body_of(stream: JsonStream) -> bytes:
     return b"".join([piece async for piece in stream])
 

@@ -27,7 +27,6 @@ from tests.stack import FakeClock
 pytestmark = pytest.mark.anyio
 
 
-
 @pytest.fixture
 def sink():
     s = Sink().start()

@@ -18,9 +18,7 @@ def manifest(*files: tuple[str, str], edits: tuple[str, ...] = ()) -> dict:
 
 
 def test_a_first_build_writes_every_file_where_it_wants_it():
-    placement = plan.place(
-        ["captions/en.vtt", "index.html"], previous=None, on_disk={}, revision=1
-    )
+    placement = plan.place(["captions/en.vtt", "index.html"], previous=None, on_disk={}, revision=1)
     assert placement.where == {"captions/en.vtt": "captions/en.vtt", "index.html": "index.html"}
     assert placement.captioner_edits == []
 

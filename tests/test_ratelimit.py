@@ -14,7 +14,6 @@ from tests.servers import running
 pytestmark = pytest.mark.anyio
 
 
-
 class FakeTime:
     """A clock that moves only when someone sleeps."""
 

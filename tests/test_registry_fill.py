@@ -15,7 +15,6 @@ pytestmark = pytest.mark.anyio
 BUNDLES = [(f"a{i}", f"T{i} [a{i}]", "ready") for i in range(20)]
 
 
-
 class CountedStorage:
     """A storage whose one listing of every bundle is slow and counted."""
 

@@ -71,8 +71,7 @@ def test_three_replicas_one_killed_mid_bulk_every_asset_one_complete_bundle(
             AWS_ENDPOINT_URL=aws,
         )
         replicas = [
-            stack.enter_context(service_process("serve", env=env, cwd=tmp_path))
-            for _ in range(3)
+            stack.enter_context(service_process("serve", env=env, cwd=tmp_path)) for _ in range(3)
         ]
         # The worker starts with the app, before the port is announced.
         owners = {r.wait_for("worker.started")["owner"]: r for r in replicas}
@@ -192,8 +191,7 @@ def test_three_replicas_share_one_iconik_rate_budget(tmp_path, pg_url):
             settings, tmp_path / "bundles", WORKER_CONCURRENCY="4", ICONIK_RATE_LIMIT=str(rate)
         )
         workers = [
-            stack.enter_context(service_process("worker", env=env, cwd=tmp_path))
-            for _ in range(3)
+            stack.enter_context(service_process("worker", env=env, cwd=tmp_path)) for _ in range(3)
         ]
         for worker in workers:
             worker.wait_for("worker.started")

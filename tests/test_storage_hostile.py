@@ -30,7 +30,6 @@ FOLDER = "T [a1]"
 LIMIT = 1024 * 1024
 
 
-
 @pytest.fixture
 def outside(tmp_path):
     """A folder beside the root: what a symlink in a bundle would reach."""

@@ -11,7 +11,6 @@ from service.storage.local import LocalStorage
 pytestmark = pytest.mark.anyio
 
 
-
 def manifest(files):
     return json.dumps({"status": "ready", "files": [{"path": f} for f in files]}).encode()
 

@@ -15,7 +15,6 @@ from service.storage import open_storage, s3_outtrays
 pytestmark = pytest.mark.anyio
 
 
-
 def bundle_keys(folder: str, *deliver: str) -> list[str]:
     """The keys the service writes for one bundle, plus the captioner's."""
     made = ["captions/en.vtt", "captions/en.srt", "media/proxy.mp4", "preview.html"]
@@ -55,9 +54,7 @@ async def listed(storage) -> dict[str, list[tuple[str, str]]]:
 
 def count_lists(storage) -> list[int]:
     calls: list[int] = []
-    storage.client.meta.events.register(
-        "before-call.s3.ListObjectsV2", lambda **_: calls.append(1)
-    )
+    storage.client.meta.events.register("before-call.s3.ListObjectsV2", lambda **_: calls.append(1))
     return calls
 
 

@@ -14,7 +14,6 @@ from tests.stack import blob_sha256, stack
 pytestmark = pytest.mark.anyio
 
 
-
 def keys(bucket, prefix=""):
     listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
     return sorted(o["Key"] for o in listing.get("Contents", []))

@@ -22,7 +22,6 @@ MiB = 1024 * 1024
 FOLDER = "T [a1]"
 
 
-
 @pytest.fixture
 def storage(bucket):
     return open_storage(f"s3://{bucket}/shared")

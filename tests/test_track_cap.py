@@ -82,7 +82,6 @@ async def test_a_body_of_exactly_the_cap_is_read_whole(headers):
         assert await c.read_capped("/API/x/", limit=CAP, what="t") == b"x" * CAP
 
 
-
 # -- a build, over real HTTP to the simulator -----------------------------------------
 
 
