@@ -9,6 +9,8 @@ import pytest
 
 from service import auth
 from service.settings import Settings
+from tests.support.clock import FakeClock
+from tests.support.queue import BACKENDS, open_backend
 
 CURRENT_SECRET = "current-webhook-secret-7f3a"
 OLD_SECRET = "previous-webhook-secret-19bc"
@@ -144,3 +146,17 @@ def pg_url(pg_cluster):
 def anyio_backend():
     """Async tests (pytest.mark.anyio) run on asyncio, the service's loop."""
     return "asyncio"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The queue's clock, moved by the test (a module may define its own)."""
+    return FakeClock()
+
+
+@pytest.fixture(params=BACKENDS)
+async def queue(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Any:
+    """An open queue on each backend, SQLite and PostgreSQL, with LIMITS
+    (a module that needs another queue defines its own `queue`)."""
+    async with open_backend(request, tmp_path, clock) as opened:
+        yield opened

@@ -9,19 +9,7 @@ from service.queue import DUE_SOON, OVERDUE, Event, event_id
 from service.queue.sqlite import SQLiteQueue
 from tests.support.clock import FakeClock
 from tests.support.outbox import Outbox
-from tests.support.queue import BACKENDS, HOUR, open_backend, published, work
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture(params=BACKENDS)
-async def queue(request, tmp_path, clock):
-    async with open_backend(request, tmp_path, clock) as q:
-        yield q
-
+from tests.support.queue import HOUR, published, work
 
 pytestmark = pytest.mark.anyio
 

@@ -8,24 +8,11 @@ import pytest
 from service.queue import DELIVERED, PUBLISHED, REFUSED, Delivery, Event, NewTask, event_id
 from service.queue.outbox import GIVEN_UP, QUEUED, SENT, Destination
 from service.queue.retention import prune_expired
-from tests.support.clock import FakeClock
-from tests.support.queue import BACKENDS, open_backend
 
 pytestmark = pytest.mark.anyio
 
 WEBHOOK = Destination("webhook")
 SLACK = Destination("apprise-1-slack", frozenset({PUBLISHED}))
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture(params=BACKENDS)
-async def queue(request, tmp_path, clock):
-    async with open_backend(request, tmp_path, clock) as q:
-        yield q
 
 
 def event(name: str, asset: str = "a1", kind: str = PUBLISHED, at: float = 1.0) -> Event:

@@ -7,21 +7,9 @@ import pytest
 
 from service.queue import Delivery, NewTask, Work
 from service.queue.sqlite import SQLiteQueue
-from tests.support.clock import FakeClock
-from tests.support.queue import BACKENDS, HOUR, LIMITS, open_backend, published, work
+from tests.support.queue import HOUR, LIMITS, published, work
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture(params=BACKENDS)
-async def queue(request, tmp_path, clock):
-    async with open_backend(request, tmp_path, clock) as q:
-        yield q
 
 
 async def delivered_by_task(queue, item: Work, language: str, key: str) -> None:
