@@ -6,6 +6,7 @@ after a restart, by `webhook-id`)."""
 
 import signal
 import sqlite3
+from contextlib import contextmanager
 
 import httpx2
 import pytest
@@ -33,6 +34,19 @@ def sink():
     yield s
     s.hold.set()
     s.stop()
+
+
+@contextmanager
+def simulated_iconik(tmp_path):
+    """The seeded simulator (its API and its signed storage) on loopback, and
+    the service's settings pointing at it."""
+    sim = Simulator(APP_ID, ICONIK_TOKEN)
+    sim.add_user(PAYLOAD_AUTH_TOKEN)
+    seeded = sim.seed(large_proxy_bytes=64 * 1024)
+    with running(sim.app()) as sim_url, running(sim.storage_app()) as storage_url:
+        sim.storage_base = storage_url + "/"
+        settings = make_settings(tmp_path, iconik_url=sim_url, metadata_view_ids=seeded.view_id)
+        yield sim, seeded, settings
 
 
 def notify_env(sink):
@@ -88,13 +102,8 @@ def expire_notify_lease(settings):
 
 @pytest.mark.slow
 def test_the_sink_down_then_back_gets_every_change_in_order_once(tmp_path, sink):
-    sim = Simulator(APP_ID, ICONIK_TOKEN)
-    sim.add_user(PAYLOAD_AUTH_TOKEN)
-    seeded = sim.seed(large_proxy_bytes=64 * 1024)
-    first, second = seeded.normal, seeded.large
-    with running(sim.app()) as sim_url, running(sim.storage_app()) as storage_url:
-        sim.storage_base = storage_url + "/"
-        settings = make_settings(tmp_path, iconik_url=sim_url, metadata_view_ids=seeded.view_id)
+    with simulated_iconik(tmp_path) as (sim, seeded, settings):
+        first, second = seeded.normal, seeded.large
         root = tmp_path / "bundles"
         env = service_env(settings, root, **notify_env(sink))
         with (
@@ -137,12 +146,7 @@ def test_the_sink_down_then_back_gets_every_change_in_order_once(tmp_path, sink)
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_send_sends_it_once_after_restart(tmp_path, sink):
-    sim = Simulator(APP_ID, ICONIK_TOKEN)
-    sim.add_user(PAYLOAD_AUTH_TOKEN)
-    seeded = sim.seed(large_proxy_bytes=64 * 1024)
-    with running(sim.app()) as sim_url, running(sim.storage_app()) as storage_url:
-        sim.storage_base = storage_url + "/"
-        settings = make_settings(tmp_path, iconik_url=sim_url, metadata_view_ids=seeded.view_id)
+    with simulated_iconik(tmp_path) as (_, seeded, settings):
         root = tmp_path / "bundles"
         env = service_env(settings, root, **{**notify_env(sink), "NOTIFY_URLS": ""})
         sink.hold.clear()  # the first POST is held, then answered 503: never taken
@@ -173,12 +177,7 @@ def test_a_worker_killed_mid_send_sends_it_once_after_restart(tmp_path, sink):
 
 @pytest.mark.slow
 def test_a_worker_killed_before_its_sender_ran_sends_it_once_after_restart(tmp_path, sink):
-    sim = Simulator(APP_ID, ICONIK_TOKEN)
-    sim.add_user(PAYLOAD_AUTH_TOKEN)
-    seeded = sim.seed(large_proxy_bytes=64 * 1024)
-    with running(sim.app()) as sim_url, running(sim.storage_app()) as storage_url:
-        sim.storage_base = storage_url + "/"
-        settings = make_settings(tmp_path, iconik_url=sim_url, metadata_view_ids=seeded.view_id)
+    with simulated_iconik(tmp_path) as (_, seeded, settings):
         root = tmp_path / "bundles"
         env = service_env(settings, root, **{**notify_env(sink), "NOTIFY_URLS": ""})
         sink.stop()  # nothing can be sent before the kill
@@ -207,19 +206,14 @@ def test_work_past_its_due_date_is_told_overdue_once_by_the_next_worker(tmp_path
     a due date already past; the bundle is published (told once); the next
     worker's first look stores `work.overdue`, and the sink gets it once,
     signed, with what is missing; a third worker tells nothing again."""
-    sim = Simulator(APP_ID, ICONIK_TOKEN)
-    sim.add_user(PAYLOAD_AUTH_TOKEN)
-    seeded = sim.seed(large_proxy_bytes=64 * 1024)
     form = {
         "due_date": {"field_values": [{"value": "2026-01-15"}]},
         "target_languages": {"field_values": [{"value": "de"}, {"value": "en"}]},
     }
-    body = custom_action_body(
-        asset_ids=[seeded.normal], metadata_view_id=seeded.view_id, metadata_values=form
-    )
-    with running(sim.app()) as sim_url, running(sim.storage_app()) as storage_url:
-        sim.storage_base = storage_url + "/"
-        settings = make_settings(tmp_path, iconik_url=sim_url, metadata_view_ids=seeded.view_id)
+    with simulated_iconik(tmp_path) as (_, seeded, settings):
+        body = custom_action_body(
+            asset_ids=[seeded.normal], metadata_view_id=seeded.view_id, metadata_values=form
+        )
         env = service_env(settings, tmp_path / "bundles", **{**notify_env(sink), "NOTIFY_URLS": ""})
         with running(create_app(settings)) as app_url:
             with service_process("worker", env=env, cwd=tmp_path) as first:
