@@ -78,8 +78,7 @@ class ScanLoop:
             await self._run()
         finally:  # stopped: another replica may take the scan over at once
             self._renewed_at = None
-            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await self.queue.release_lease(leases.DELIVER_SCAN, self.holder)
+            await leases.let_go(self.queue, leases.DELIVER_SCAN, self.holder)
 
     async def _run(self) -> None:
         while True:

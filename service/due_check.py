@@ -125,8 +125,9 @@ async def keep_checking(
                 log.warning("due_check.failed", error=str(exc))
             await anyio.sleep(every)
     finally:
-        with anyio.CancelScope(shield=True):
-            try:
-                await queue.release_lease(leases.DUE_CHECK, holder)
-            except Exception as exc:  # it lapses on its own
-                log.info("due_check.lease_not_released", error=str(exc))
+        await leases.let_go(
+            queue,
+            leases.DUE_CHECK,
+            holder,
+            lambda exc: log.info("due_check.lease_not_released", error=str(exc)),
+        )

@@ -26,6 +26,7 @@ from typing import Any
 
 import anyio
 
+from service import leases
 from service.leases import new_holder
 from service.logging import get_logger
 from service.metrics import Metrics
@@ -35,7 +36,7 @@ from service.queue.outbox import GIVEN_UP, QUEUED, SENT, Destination, Outbox, Se
 
 log = get_logger("service.notify")
 
-LEASE = "notify"
+LEASE = leases.NOTIFY
 LEASE_SECONDS = 30.0
 BACKLOG_EVERY = 5.0  # seconds between reads of the backlog gauge
 
@@ -98,13 +99,13 @@ class Sender:
                 await self._release_lease()
 
     async def _release_lease(self) -> None:
-        """On stop: another process may send at once, not once the lease lapses."""
-        if not self._lease_until:
-            return
-        try:
-            await self.queue.release_lease(LEASE, self.holder)
-        except Exception as exc:  # it lapses on its own
-            log.info("notify.lease_not_released", error=str(exc))
+        if self._lease_until:  # held (or lately): another process may send at once
+            await leases.let_go(
+                self.queue,
+                LEASE,
+                self.holder,
+                lambda exc: log.info("notify.lease_not_released", error=str(exc)),
+            )
 
     async def _listen(self) -> None:
         """Turn the queue's "work stored" signal into a wake-up of the loop."""
