@@ -76,7 +76,7 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
     revision = int(previous.get("revision", 0)) + 1 if previous else 1
     placement = await _placement(ctx, folder, snapshot.wanted_paths, previous, revision)
     where = placement.where
-    request = _request_facts(task, previous)
+    request = await _request_facts(ctx, task, folder, previous)
     # The labels of the form's fields and of the asset's metadata, for the page.
     labels = await field_labels(ctx, [request.metadata_view_id, *ctx.settings.metadata_view_ids])
     form_labels = labels.get(request.metadata_view_id or "", {})
@@ -207,6 +207,7 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
             languages=due_dates.languages_asked(
                 request.form_values, ctx.settings.target_languages_field
             ),
+            request={k: getattr(request, k) for k in _RECORDED},
         )
     )
     log.info("bundle.published", folder=folder, revision=revision, files=len(files))
@@ -217,11 +218,35 @@ async def build(ctx: TaskContext, task: Task, existing: list[str] | None = None)
     return Expanded([], events=[event] if event else [])
 
 
-def _request_facts(task: Task, previous: dict[str, Any] | None) -> bundle.RequestFacts:
+# The facts of a request a build records in the queue (Work.request): those
+# each build does not work out again from them.
+_RECORDED = (
+    "request_id",
+    "action_id",
+    "context",
+    "requested_by",
+    "requested_at",
+    "metadata_view_id",
+    "form_values",
+)
+
+
+async def _request_facts(
+    ctx: TaskContext, task: Task, folder: str, previous: dict[str, Any] | None
+) -> bundle.RequestFacts:
     """Who asked for the bundle: this custom action, or (for a webhook
-    refresh) the request recorded when the bundle was first made."""
-    if task.request_kind != "custom_action" and previous and previous.get("request"):
-        return bundle.RequestFacts(**previous["request"])
+    refresh) the request its last build recorded in the queue, never the
+    folder's project.json (a captioner can rewrite the brief or the due
+    date there). Only a bundle built before the queue recorded requests
+    takes them from its project.json, once: its rebuild records them."""
+    if task.request_kind != "custom_action":
+        work = await ctx.registry.work_of(folder, task.asset_id or "")
+        if work is not None and work.request is not None:
+            recorded = {k: v for k, v in work.request.items() if k in _RECORDED}
+            if isinstance(recorded.get("request_id"), str):
+                return bundle.RequestFacts(**recorded)
+        if previous and previous.get("request"):
+            return bundle.RequestFacts(**previous["request"])
     request = task.payload
     return bundle.RequestFacts(
         request_id=task.request_id,
@@ -280,5 +305,6 @@ async def withdraw(ctx: TaskContext, task: Task) -> Expanded:
         log.info("bundle.withdrawn", folder=folder, revision=withdrawn["revision"])
         await caption_status.write(ctx, task.asset_id or "", caption_status.WITHDRAWN)
         if not events:  # one notification per withdrawal, however many folders
-            events.append(notify_events.withdrawn(ctx, task, withdrawn, folder))
+            work = await ctx.registry.work_of(folder, task.asset_id or "")
+            events.append(notify_events.withdrawn(ctx, task, work, folder))
     return Expanded([], events=events)

@@ -139,8 +139,12 @@ async def deliver(ctx: TaskContext, task: Task) -> Expanded:
     refused_track = (str(wanted.get("language")), bool(wanted.get("closed_captions")))
     label = bundle.caption_label(*refused_track)
 
+    # What the notification says of the work: the queue's record of the
+    # bundle's last build, not this project.json (a captioner can write it).
+    work = await ctx.registry.work_of(folder, asset_id)
+
     def refusal(problem: str) -> TaskFailed:
-        event = notify_events.refused(ctx, task, manifest, folder, path, label, problem)
+        event = notify_events.refused(ctx, task, work, folder, path, label, problem)
         return TaskFailed(f"{path}{_REFUSED}{problem}; fix the file and save it again", [event])
 
     try:
@@ -193,7 +197,7 @@ async def deliver(ctx: TaskContext, task: Task) -> Expanded:
         revision=updated["revision"],
     )
     label = bundle.caption_label(track.name.language, track.name.closed_captions)
-    return Expanded([], events=[notify_events.delivered(ctx, task, updated, folder, path, label)])
+    return Expanded([], events=[notify_events.delivered(ctx, task, work, folder, path, label)])
 
 
 def _read(

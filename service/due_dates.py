@@ -30,6 +30,11 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*$")
 _MAX_TEXT = 64  # a due date is short; anything longer is not one
 
 
+def is_language(value: object) -> bool:
+    """Whether `value` has the shape of a language code ("en", "pt-BR")."""
+    return isinstance(value, str) and _LANGUAGE.match(value) is not None
+
+
 @dataclass(frozen=True)
 class Due:
     """A due date as read from the form: the moment (`at`, in DUE_DATE_ZONE)

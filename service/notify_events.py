@@ -23,12 +23,15 @@ from service.queue import (
     WITHDRAWN,
     Event,
     Task,
+    Work,
     event_id,
 )
 from service.tasks import TaskContext
 
 
 def _data(ctx: TaskContext, task: Task, manifest: dict[str, Any], folder: str) -> dict[str, Any]:
+    """The event's facts from the manifest this task built (from Iconik, in
+    memory): never from a manifest read back from the folder."""
     asset = manifest.get("asset") or {}
     request = manifest.get("request") or {}
     data: dict[str, Any] = {
@@ -45,6 +48,23 @@ def _data(ctx: TaskContext, task: Task, manifest: dict[str, Any], folder: str) -
     return data
 
 
+def _data_of_work(task: Task, work: Work | None, folder: str) -> dict[str, Any]:
+    """The event's facts as the bundle's last build recorded them in the queue
+    (`Registry.work_of`): what a delivery or a withdrawal says, since the
+    folder's project.json is the captioners' to write. Without a record
+    (a bundle built before there was one), the asset id and the folder only."""
+    data: dict[str, Any] = {
+        "asset_id": task.asset_id or (work.asset_id if work else ""),
+        "title": work.title if work else "",
+        "folder": folder,
+        "request_id": task.request_id,
+        "languages": list(work.languages) if work else [],
+    }
+    if work is not None and work.due_date:
+        data["due_date"] = work.due_date
+    return data
+
+
 def _event(ctx: TaskContext, task: Task, kind: str, data: dict[str, Any]) -> Event:
     # Redacted like a log line: a title or a problem could quote a credential.
     data = redact_all(data)
@@ -57,13 +77,19 @@ def published(ctx: TaskContext, task: Task, manifest: dict[str, Any], folder: st
 
 
 def _tracks(manifest: dict[str, Any]) -> dict[str, str]:
-    """{track label: content digest} of the WebVTT tracks the bundle holds from Iconik."""
+    """{track label: content digest} of the WebVTT tracks the bundle holds from Iconik.
+
+    The previous manifest is read back from the folder, so its labels are
+    kept only when they are language codes: a captioner's text never
+    reaches a notification as a track's name."""
     return {
         bundle.caption_label(str(f.get("language")), bool(f.get("closed_captions"))): str(
             f.get("sha256")
         )
         for f in manifest.get("files", [])
-        if f.get("kind") == "caption" and f.get("format") == "webvtt"
+        if f.get("kind") == "caption"
+        and f.get("format") == "webvtt"
+        and due_dates.is_language(f.get("language"))
     }
 
 
@@ -108,15 +134,15 @@ def refreshed(
     return _event(ctx, task, REFRESHED, {**_data(ctx, task, manifest, folder), "changes": what})
 
 
-def withdrawn(ctx: TaskContext, task: Task, manifest: dict[str, Any], folder: str) -> Event:
-    return _event(ctx, task, WITHDRAWN, _data(ctx, task, manifest, folder))
+def withdrawn(ctx: TaskContext, task: Task, work: Work | None, folder: str) -> Event:
+    return _event(ctx, task, WITHDRAWN, _data_of_work(task, work, folder))
 
 
 def delivered(
-    ctx: TaskContext, task: Task, manifest: dict[str, Any], folder: str, file: str, language: str
+    ctx: TaskContext, task: Task, work: Work | None, folder: str, file: str, language: str
 ) -> Event:
     """A captioner's file went to Iconik: `languages` is its track's."""
-    data = _data(ctx, task, manifest, folder)
+    data = _data_of_work(task, work, folder)
     data.update(file=file, languages=[language], languages_asked=data["languages"])
     return _event(ctx, task, DELIVERED, data)
 
@@ -124,13 +150,13 @@ def delivered(
 def refused(
     ctx: TaskContext,
     task: Task,
-    manifest: dict[str, Any],
+    work: Work | None,
     folder: str,
     file: str,
     language: str,
     problem: str,
 ) -> Event:
     """A captioner's file was refused: its name and its first problem."""
-    data = _data(ctx, task, manifest, folder)
+    data = _data_of_work(task, work, folder)
     data.update(file=file, problem=problem, languages=[language], languages_asked=data["languages"])
     return _event(ctx, task, REFUSED, data)

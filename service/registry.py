@@ -73,6 +73,10 @@ class BundleRegistry:
         """The bundle as work to do: its due date and languages (service/due_check.py)."""
         await self.queue.record_work(work)
 
+    async def work_of(self, folder: str, asset_id: str) -> Work | None:
+        """The work `folder` holds for `asset_id`, as its last build recorded it."""
+        return await self.queue.work_of(folder, asset_id)
+
     async def delivered(self, folder: str, language: str) -> None:
         """A caption file of `language` went back to Iconik from `folder`."""
         await self.queue.record_delivered(folder, language)

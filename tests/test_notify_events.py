@@ -84,3 +84,69 @@ def test_each_change_stores_its_event_and_no_change_stores_none(tmp_path):
         assert len({e[0] for e in events}) == 5
         text = json.dumps(events)
         assert s.settings.iconik_url not in text and str(tmp_path) not in text
+
+
+def _tamper(folder):
+    """What a captioner can do to project.json: another title, brief and due
+    date, and a caption track whose 'language' is a message of their own."""
+    path = folder / "project.json"
+    manifest = json.loads(path.read_text())
+    manifest["asset"]["title"] = "FREE MONEY http://evil.example"
+    manifest["request"]["due_date"] = "2099-01-01T00:00:00+00:00"
+    manifest["request"]["form_values"] = {"target_languages": ["zh"]}
+    manifest["files"].append(
+        {
+            "path": "captions/planted.vtt",
+            "sha256": "0" * 64,
+            "size": 1,
+            "kind": "caption",
+            "format": "webvtt",
+            "language": "call +1 555 0100 now",
+        }
+    )
+    path.write_text(json.dumps(manifest))
+
+
+def test_a_captioners_project_json_never_speaks_in_a_notification(tmp_path):
+    """Deliveries, refusals and withdrawals say what the bundle's build
+    recorded in the queue; a refresh names no track label a captioner wrote."""
+    with stack(tmp_path) as s:
+        asset = s.seeded.normal
+        s.send(custom_action_body(asset_ids=[asset], metadata_values=FORM))
+        s.drain()
+        folder = s.bundle_dir(asset)
+        built = {"title": "Harbour Lights: Episode 1", "due_date": "2026-12-01T23:59:59+00:00"}
+
+        _tamper(folder)
+        (folder / "deliver" / "en.vtt").write_text(EN_VTT)
+        take(s)
+        s.drain()
+        _tamper(folder)
+        (folder / "deliver" / "de.vtt").write_text(BROKEN_DE)
+        take(s)
+        s.drain()
+        *_, (_, delivered, _, got), (_, refused, _, bad) = outbox(s.settings)
+        assert (delivered, refused) == (DELIVERED, REFUSED)
+        for data in (got, bad):
+            assert {k: data[k] for k in built} == built
+            assert data["languages_asked"] == ["en", "fr"]
+
+        _tamper(folder)
+        s.sim.add_subtitle(s.sim.assets[asset], "de", "WEBVTT\n\n00:00.000 --> 00:01.000\nHallo\n")
+        s.webhook(webhook_body(object_id=asset, operation="update", realm="subtitles"))
+        s.drain()
+        *_, (_, kind, _, data) = outbox(s.settings)
+        assert kind == REFRESHED
+        assert not any("555" in change for change in data["changes"])
+        rebuilt = json.loads((folder / "project.json").read_text())["request"]
+        assert rebuilt["due_date"] == built["due_date"]  # the brief as the click gave it
+        assert rebuilt["form_values"]["target_languages"] == ["en", "fr"]
+
+        _tamper(folder)
+        s.webhook(webhook_body(object_id=asset, operation="delete", request_id="gone-1"))
+        s.drain()
+        *_, (_, kind, _, data) = outbox(s.settings)
+        assert kind == WITHDRAWN
+        assert {k: data[k] for k in built} == built
+        assert data["languages"] == ["en", "fr"]
+        assert "evil" not in json.dumps(outbox(s.settings))

@@ -373,3 +373,9 @@ CREATE TABLE due_work (
     updated_at       double precision NOT NULL
 );
 CREATE INDEX due_work_open ON due_work (due_at) WHERE missing <> '[]';
+
+-- version: 9
+-- The request facts each build recorded (service/bundle.RequestFacts, as
+-- JSON text): what a webhook's rebuild says of who asked, the brief and the
+-- due date, since the folder's project.json is the captioners' to write.
+ALTER TABLE due_work ADD COLUMN request text;

@@ -16,6 +16,7 @@ _DELIVERED = sql.for_pg(sql.DELIVERED)
 _ROW = sql.for_pg(sql.ROW) + " FOR UPDATE"
 _RECORD = sql.for_pg(sql.RECORD)
 _DELIVERED_NOW = sql.for_pg(sql.DELIVERED_NOW)
+_WORK_OF = sql.for_pg(sql.WORK_OF)
 _TO_NOTIFY = sql.for_pg(sql.TO_NOTIFY)
 _MARK_SOON = sql.for_pg(sql.MARK_SOON)
 _MARK_OVERDUE = sql.for_pg(sql.MARK_OVERDUE)
@@ -47,6 +48,14 @@ class PostgresWork(PostgresHistory):
                 await cursor.execute(_DELIVERED_NOW, params)
 
         await self._in_transaction(record)
+
+    async def work_of(self, folder: str, asset_id: str) -> Work | None:
+        async def read(cursor: Cursor) -> Work | None:
+            await cursor.execute(_WORK_OF, {"folder": folder, "asset_id": asset_id})
+            row = await cursor.fetchone()
+            return None if row is None else sql.work_from_row(row)
+
+        return await self._in_transaction(read)
 
     async def work_to_notify(
         self, now: float, soon_until: float, limit: int = 100

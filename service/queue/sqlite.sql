@@ -194,3 +194,10 @@ CREATE TABLE IF NOT EXISTS outbox_sends (
 CREATE INDEX IF NOT EXISTS outbox_sends_line ON outbox_sends(destination, asset_id, seq)
     WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS outbox_sends_due ON outbox_sends(next_at) WHERE state = 'queued';
+
+-- version: 13
+-- The request facts each build recorded (service/bundle.RequestFacts, as
+-- JSON): what a webhook's rebuild says of who asked, the brief and the due
+-- date, since the folder's project.json is the captioners' to write.
+-- unless column: due_work.request
+ALTER TABLE due_work ADD COLUMN request TEXT;

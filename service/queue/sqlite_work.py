@@ -34,6 +34,14 @@ class SQLiteWork(SQLiteHistory):
 
         await self._submit(record)
 
+    async def work_of(self, folder: str, asset_id: str) -> Work | None:
+        def read() -> Work | None:
+            where = {"folder": folder, "asset_id": asset_id}
+            row = self._connection().execute(sql.WORK_OF, where).fetchone()
+            return None if row is None else sql.work_from_row(dict(row))
+
+        return await self._run(read)
+
     async def work_to_notify(
         self, now: float, soon_until: float, limit: int = 100
     ) -> list[dict[str, Any]]:

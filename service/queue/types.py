@@ -122,6 +122,9 @@ class Work:
     due_at: float | None  # the due date as epoch seconds; None: no due date
     due_date: str | None  # the same, as project.json shows it (ISO 8601)
     languages: list[str]  # asked for, lower case (service/due_dates.py)
+    # The request facts the build used (service/bundle.RequestFacts as a
+    # dict, without what each build works out again); None: not recorded.
+    request: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

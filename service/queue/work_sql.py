@@ -19,7 +19,7 @@ from typing import Any
 from service import due_dates
 from service.queue import Work
 
-# The table is made by each backend's steps (sqlite.sql 11, postgres.sql 8).
+# The table is made by each backend's steps (sqlite.sql 11 and 13, postgres.sql 8 and 9).
 
 # The caption files already delivered from a folder (its deliver tasks that
 # ended well, through tasks_deliveries), for a build that records its work.
@@ -30,15 +30,22 @@ WHERE t.kind = 'deliver' AND t.state = 'done' AND t.asset_id = :asset_id
   AND r.payload->>'folder' = :folder
 """
 ROW = "SELECT languages, delivered FROM due_work WHERE folder = :folder"
+# One bundle's work as its build recorded it (for a delivery's notification).
+WORK_OF = (
+    "SELECT asset_id, folder, title, request_id, due_at, due_date, languages, request"
+    " FROM due_work"
+    " WHERE folder = :folder AND asset_id = :asset_id"
+)
 RECORD = """
 INSERT INTO due_work (folder, asset_id, title, request_id, due_at, due_date, languages,
-                      delivered, missing, updated_at)
+                      delivered, missing, request, updated_at)
 VALUES (:folder, :asset_id, :title, :request_id, :due_at, :due_date, :languages,
-        :delivered, :missing, :now)
+        :delivered, :missing, :request, :now)
 ON CONFLICT (folder) DO UPDATE SET
     asset_id = excluded.asset_id, title = excluded.title, request_id = excluded.request_id,
     due_at = excluded.due_at, due_date = excluded.due_date, languages = excluded.languages,
-    delivered = excluded.delivered, missing = excluded.missing, updated_at = excluded.updated_at
+    delivered = excluded.delivered, missing = excluded.missing, request = excluded.request,
+    updated_at = excluded.updated_at
 """
 DELIVERED_NOW = (
     "UPDATE due_work SET delivered = :delivered, missing = :missing, updated_at = :now"
@@ -98,8 +105,23 @@ def record_params(work: Work, delivered: set[str], now: float) -> dict[str, Any]
         "languages": json.dumps(work.languages),
         "delivered": json.dumps(sorted(delivered)),
         "missing": json.dumps(due_dates.missing(work.languages, delivered)),
+        "request": json.dumps(work.request) if work.request is not None else None,
         "now": now,
     }
+
+
+def work_from_row(row: dict[str, Any]) -> Work:
+    """WORK_OF's row as the `Work` its build recorded."""
+    return Work(
+        asset_id=row["asset_id"],
+        folder=row["folder"],
+        title=row["title"],
+        request_id=row["request_id"],
+        due_at=row["due_at"],
+        due_date=row["due_date"],
+        languages=list(json.loads(row["languages"])),
+        request=json.loads(row["request"]) if row["request"] else None,
+    )
 
 
 def delivered_params(
