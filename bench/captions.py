@@ -47,7 +47,7 @@ fmt = path.rsplit(".", 1)[1]
 if what == "library":
     import io, webvtt
 else:
-    from service import captions
+    from service.captions import track as captions
 before = status("VmRSS")
 started = time.process_time()
 if what == "library":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench.bulk import click, service_env, sim_args, wait_done
 from bench.procs import listening
-from service import captions
+from service.captions import track as captions
 
 MIB = 2**20
 _WORDS = [

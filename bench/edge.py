@@ -285,8 +285,8 @@ def guard_cost(requests: int = 20000, rounds: int = 5) -> list[str]:
     import uvicorn
     from uvicorn.server import ServerState
 
-    from service.edge import Edge, EdgeLimits
-    from service.edge_protocol import EdgeProtocol
+    from service.intake.edge import Edge, EdgeLimits
+    from service.intake.edge_protocol import EdgeProtocol
     from tests.conftest import custom_action_body, signed
 
     body = custom_action_body()

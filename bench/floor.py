@@ -2,8 +2,8 @@
 
 A bare Starlette app that does the least a receiver can do (read the body,
 check the bearer token, answer 202), served by the service's own server
-stack (service.server: uvicorn, uvloop and httptools when installed, one
-process, behind the limits at the edge of service/edge.py). Nothing the
+stack (service.intake.server: uvicorn, uvloop and httptools when installed, one
+process, behind the limits at the edge of service/intake/edge.py). Nothing the
 service does could be faster on this machine, so the service's figures are
 printed as a ratio of this one's.
 """
@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from service import logging as service_logging
-from service.server import Server, bind, config
+from service.intake.server import Server, bind, config
 
 
 def app(token: str) -> Starlette:

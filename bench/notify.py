@@ -1,6 +1,6 @@
 """`notify`: notifications catching up after an endpoint's outage, with the real backoff cap.
 
-The sender (service/notify.py, as the worker runs it: NOTIFY_RETRY_MAX_SECONDS
+The sender (service/notify/sender.py, as the worker runs it: NOTIFY_RETRY_MAX_SECONDS
 at its default of 60 s) sends a real SQLite queue's outbox to a real HTTP
 sink on loopback (tests/notify_sink.py: Standard Webhooks signatures checked
 by the `standardwebhooks` package) and to Apprise's `json://` target on the
@@ -23,8 +23,8 @@ from pathlib import Path
 import anyio
 
 from service import logging as service_logging
-from service import notify
 from service.metrics import Metrics
+from service.notify import sender as notify
 from service.queue import PUBLISHED, REFRESHED, Event, event_id
 from service.queue.sqlite import SQLiteQueue
 from service.settings import Settings

@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 
 from service import logging as service_logging
-from service.app import create_app
+from service.intake.app import create_app
+from service.intake.server import Server, bind, config
 from service.queue import Delivery, Enqueued
-from service.server import Server, bind, config
 from service.settings import Settings
 
 

@@ -25,10 +25,10 @@ from typing import Any
 
 import anyio
 
-from service.deliver_events import SqsEvents
-from service.deliver_loop import SETTLE_SECONDS as SETTLE
-from service.deliver_loop import ScanLoop
-from service.deliver_scan import DeliverScan
+from service.deliver.changes import SqsEvents
+from service.deliver.loop import SETTLE_SECONDS as SETTLE
+from service.deliver.loop import ScanLoop
+from service.deliver.scan import DeliverScan
 from service.queue.sqlite import SQLiteQueue
 from service.storage import open_storage
 from tests.s3_events import events_to_sqs

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from service import logging as service_logging
-from service.server import Server, bind, config
+from service.intake.server import Server, bind, config
 from simulator import ICONIK_LIMITS, Blob, Simulator, make_srt, make_vtt
 from tests.conftest import PAYLOAD_AUTH_TOKEN
 

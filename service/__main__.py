@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 import anyio
 
 from service import logging as service_logging
-from service.edge import EdgeLimits
-from service.server import Server, bind
-from service.server import config as server_config
+from service.intake.edge import EdgeLimits
+from service.intake.server import Server, bind
+from service.intake.server import config as server_config
 from service.settings import Settings, SettingsError, load_settings
 
 log = service_logging.get_logger("service.main")
@@ -69,8 +69,8 @@ def worker(settings: Settings, port: int | None) -> int:
 
 def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
     from service import compose
-    from service import register as wiring
-    from service import register_status as status_view
+    from service.commands import register as wiring
+    from service.commands import register_status as status_view
 
     problems = wiring.public_url_problems(
         args.public_url, allow_http=remove or getattr(args, "allow_http", False)
@@ -136,7 +136,7 @@ def register(settings: Settings, args: argparse.Namespace, remove: bool) -> int:
             for step in steps:
                 print(step.describe())
             await wiring.apply(iconik, steps)
-            if not remove:  # the captioning-state field (service/caption_status.py)
+            if not remove:  # the captioning-state field (service/work/caption_status.py)
                 made = await status_view.ensure(iconik, settings.caption_status_field)
                 for line in made.lines(settings.caption_status_field):
                     print(line)
@@ -156,8 +156,8 @@ def status(args: argparse.Namespace) -> int:
     import json
 
     from service.settings import load_queue_settings
-    from service.status import queue_report, render_queue, render_request, request_report
-    from service.status_reader import QueueNotReadable, open_reader
+    from service.status.reader import QueueNotReadable, open_reader
+    from service.status.report import queue_report, render_queue, render_request, request_report
 
     if args.work and args.request_id:
         print("caption-bridge status: --work lists the whole queue's open work", file=sys.stderr)
@@ -166,7 +166,7 @@ def status(args: argparse.Namespace) -> int:
     try:
         with open_reader(queue_url) as reader:
             if args.work:
-                from service.status_work import render_work, work_report
+                from service.status.work import render_work, work_report
 
                 report = work_report(reader, limit=args.limit, offset=args.offset)
                 lines = render_work(report)
@@ -303,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command in ("simulator", "demo"):
-        from service import simulator_cli
+        from service.commands import simulator as simulator_cli
 
         if not simulator_cli.installed():  # as in the image, which has only the service
             print(simulator_cli.NOT_INSTALLED, file=sys.stderr)
@@ -312,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         service_logging.configure("console")
         return simulator_cli.run(args.port, args.large_proxy_mb, sys.stdout)
     if args.command == "demo":
-        from service.demo import DemoPlaces, run_demo
+        from service.commands.demo import DemoPlaces, run_demo
 
         # The demo brings its own credentials and Iconik; only tuning is read
         # from the environment. Storage and queue: the flags, or its own folder.
@@ -332,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "health":  # reads only PORT: no .env secrets needed to probe
         try:
-            from service.healthcheck import check
+            from service.commands.health import check
 
             return check(args.url)
         except SettingsError as exc:

@@ -1,7 +1,7 @@
 """Blocking work in a thread of its own, which a cancelled caller stops and waits for.
 
 A download's body is received, hashed and written by one thread with
-blocking calls (service/transfer.py, service/storage/local_staging.py): per chunk,
+blocking calls (service/iconik/transfer.py, service/storage/local_staging.py): per chunk,
 the event loop is handed nothing, so requests are answered while proxies
 are copied. anyio's `to_thread.run_sync` cannot serve: cancelled, it either
 waits for the work however long it takes, or abandons a thread that goes on

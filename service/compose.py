@@ -25,17 +25,17 @@ import anyio
 from starlette.applications import Starlette
 
 from service import startup
-from service.app import Lifecycle, create_app
-from service.iconik import IconikClient
-from service.jobs import JobReporter
+from service.iconik.client import IconikClient
+from service.iconik.ratelimit import RateLimiter, default_burst
+from service.intake.app import Lifecycle, create_app
+from service.intake.services import Services
 from service.metrics import Metrics
 from service.queue import Queue, queue_for
-from service.ratelimit import RateLimiter, default_burst
-from service.registry import filled_in_background
-from service.services import Services
 from service.settings import Settings
 from service.storage import Storage, open_storage
-from service.worker import Worker
+from service.work.iconik_jobs import JobReporter
+from service.work.registry import filled_in_background
+from service.work.runner import Worker
 
 # The receiver's lifespan companion: the worker beside it, the registry fill
 # alone (a receiver without a worker), or nothing (a test runs the worker).

@@ -10,7 +10,7 @@ import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from service.retry_causes import ALL_CAUSES, cause_of
+from service.queue.retry_causes import ALL_CAUSES, cause_of
 
 if TYPE_CHECKING:
     from service.queue import Queue

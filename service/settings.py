@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.house_style import Style
+from service.captions.house_style import Style
+from service.iconik.user_token import check_key
 from service.ids import iconik_id
-from service.user_token import check_key
 
 
 class SettingsError(Exception):
@@ -75,10 +75,10 @@ class Settings(BaseSettings):
     task_lease_seconds: float = Field(default=60, ge=5)
     # How often the deliver/ folders are looked at; 0 turns deliveries off.
     deliver_scan_seconds: float = Field(default=60, ge=0)
-    # Where deliver/ changed, as the storage tells it (service/deliver_events.py):
+    # Where deliver/ changed, as the storage tells it (service/deliver/changes.py):
     # the SQS queue the bucket's event notifications go to (S3 only), and
     # inotify on a local folder; with either, a look at everything only every
-    # DELIVER_RECONCILE_SECONDS (service/deliver_loop.py).
+    # DELIVER_RECONCILE_SECONDS (service/deliver/loop.py).
     deliver_events_queue_url: str = ""
     deliver_watch: bool = True
     deliver_reconcile_seconds: float = Field(default=6 * 3600, gt=0)
@@ -88,10 +88,10 @@ class Settings(BaseSettings):
     max_caption_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     # Whose Iconik rights a click acts with: "user" (the clicking user's, from
     # the custom action's auth_token) or "application" (ICONIK_AUTH_TOKEN's
-    # wider view). service/expand.py.
+    # wider view). service/work/expand.py.
     click_rights: Literal["user", "application"] = "user"
     # Fernet keys sealing that token in the queue, the first current; unset:
-    # derived from WEBHOOK_SECRETS and BEARER_TOKENS (service/user_token.py).
+    # derived from WEBHOOK_SECRETS and BEARER_TOKENS (service/iconik/user_token.py).
     user_token_keys: SecretList = Field(default_factory=list)
     # How long the queue keeps finished requests (their tasks and payloads);
     # 0 keeps them forever (service/queue/retention.py).
@@ -99,21 +99,21 @@ class Settings(BaseSettings):
     # The custom action form's field that holds the due date (shown on the page,
     # in README.txt and project.json, and by `status`), the zone a date
     # without a time is read in (the end of that day there), and the field
-    # with the languages asked for (service/due_dates.py).
+    # with the languages asked for (service/bundle/due_dates.py).
     due_date_field: str = "due_date"
     due_date_zone: str = "UTC"
     target_languages_field: str = "target_languages"
-    # Notifications about due dates (service/due_check.py): `work.due_soon` this
+    # Notifications about due dates (service/notify/due_check.py): `work.due_soon` this
     # many hours before a due date (0: none) and `work.overdue` once it passed,
     # while a language asked for is not delivered.
     notify_due_before_hours: float = Field(default=24, ge=0)
-    # The captioning state on the asset (service/caption_status.py): the
+    # The captioning state on the asset (service/work/caption_status.py): the
     # metadata view its field is written in (unset: nothing is written; made,
     # and its id printed, by `caption-bridge register`) and the field's name.
     caption_status_view_id: str = ""
     caption_status_field: str = Field(default="caption_status", pattern=r"^[a-z][a-z0-9_]{0,63}$")
 
-    # Notifications (service/notify.py): a signed POST to a house's own
+    # Notifications (service/notify/sender.py): a signed POST to a house's own
     # system (Standard Webhooks; the secret is `whsec_` + base64) and/or
     # Apprise URLs (Slack, Teams, e-mail, ...), each with the event types it
     # wants (unset: all); retried with backoff up to NOTIFY_RETRY_MAX_SECONDS,
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     notify_give_up_hours: float = Field(default=24, gt=0)
     notify_timeout_seconds: float = Field(default=10, gt=0)
 
-    # Limits at the edge (service/edge.py): what a client reaching the port
+    # Limits at the edge (service/intake/edge.py): what a client reaching the port
     # may cost before it is authenticated.
     max_url_bytes: int = Field(default=8 * 1024, ge=256)
     max_header_line_bytes: int = Field(default=8 * 1024, ge=256)
@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     max_connections_per_client: int = Field(default=100, ge=1)
     max_requests_in_flight: int = Field(default=256, ge=1)
 
-    # House style (service/house_style.py): checked on every delivered file and
+    # House style (service/captions/house_style.py): checked on every delivered file and
     # reported in deliver/REPORT.txt; `strict` refuses a file with findings.
     # Each rule's limit; 0 turns the rule off.
     house_style: Literal["report", "strict"] = "report"
@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     @classmethod
     def _notify_secret_is_whsec(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            from service.notify_webhook import parse_secret
+            from service.notify.webhook import parse_secret
 
             parse_secret(value.get_secret_value())
         return value
@@ -194,7 +194,7 @@ class Settings(BaseSettings):
     @classmethod
     def _notify_urls_are_apprise_urls(cls, value: list[SecretStr]) -> list[SecretStr]:
         if value:
-            from service.notify_apprise import check_url
+            from service.notify.chat import check_url
 
             for number, url in enumerate(value, start=1):
                 check_url(url.get_secret_value(), number)
@@ -209,7 +209,7 @@ class Settings(BaseSettings):
     @field_validator("due_date_zone")
     @classmethod
     def _due_date_zone_is_a_zone(cls, value: str) -> str:
-        from service.due_dates import zone
+        from service.bundle.due_dates import zone
 
         zone(value)
         return value

@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from service import logging as service_logging
-from service.iconik import IconikClient
-from service.iconik_errors import CredentialsRejected, IconikError, NotFound
+from service.iconik.client import IconikClient
+from service.iconik.errors import CredentialsRejected, IconikError, NotFound
 
 log = service_logging.get_logger("service.startup")
 

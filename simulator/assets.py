@@ -2,8 +2,8 @@
 metadata values, signed download URLs, and the contents of collections and
 saved searches, with Iconik's two kinds of paging.
 
-What a click's expansion and a bundle's build read (service/gather.py,
-service/expand.py). An asset the caller may not read is not there for them
+What a click's expansion and a bundle's build read (service/work/gather.py,
+service/work/expand.py). An asset the caller may not read is not there for them
 (users.py); a transcoding proxy turns CLOSED after `transcode_polls_left`
 listings.
 """

@@ -1,8 +1,8 @@
 """The simulator's metadata writes: fields, views, and an asset's values in a view.
 
 What `caption-bridge register` calls to make the captioning-state field and
-its view (service/register_status.py), and what the worker calls to keep that
-field current (service/caption_status.py):
+its view (service/commands/register_status.py), and what the worker calls to keep that
+field current (service/work/caption_status.py):
 
 - `GET/POST /API/metadata/v1/fields/`, `GET /API/metadata/v1/fields/{name}/`;
 - `GET/POST /API/metadata/v1/views/` (a view names fields that exist);

@@ -1,6 +1,6 @@
 """The simulator's caption-track writes: an asset's formats and subtitles.
 
-What the deliver task (service/deliver.py) calls: `POST .../formats/`,
+What the deliver task (service/deliver/task.py) calls: `POST .../formats/`,
 `POST .../subtitles/` and `PUT .../subtitles/{subtitle_id}/`. Bodies are
 checked as Iconik would refuse them (400 with `errors`), and a POST of a
 track that already exists adds a second one, as in Iconik, so a test sees

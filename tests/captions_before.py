@@ -1,4 +1,4 @@
-"""The check of delivered caption files as it was before service/caption_reader.py
+"""The check of delivered caption files as it was before service/captions/reader.py
 (whole-file webvtt-py), kept as the reference the bounded reader must agree with.
 
 Caption files a captioner delivers: which track a name means, what the

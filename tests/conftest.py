@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service import auth
+from service.intake import auth
 from service.settings import Settings
 from tests.support.clock import FakeClock
 from tests.support.queue import BACKENDS, open_backend

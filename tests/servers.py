@@ -19,15 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.server import Server, bind
-from service.server import config as server_config
+from service.intake.server import Server, bind
+from service.intake.server import config as server_config
 
 
 @contextmanager
 def running(app: Any, limits: Any = None) -> Iterator[str]:
     """Serve `app` with real uvicorn on a free loopback port; yield its base URL.
 
-    `limits` (service.edge.EdgeLimits) replaces the default limits at the edge.
+    `limits` (service.intake.edge.EdgeLimits) replaces the default limits at the edge.
     """
     with running_server(app, limits) as server:
         yield server.url

@@ -24,12 +24,12 @@ import anyio.lowlevel
 import httpx2
 
 from service.compose import build_app, opened_worker
-from service.deliver_scan import DeliverScan, ScanReport
+from service.deliver.scan import DeliverScan, ScanReport
 from service.queue import Event, NewTask, Queue, Task, queue_for
 from service.queue.sqlite import SQLiteQueue
 from service.settings import Settings
 from service.storage import open_storage
-from service.worker import Worker
+from service.work.runner import Worker
 from simulator import Seeded, Simulator
 from tests.conftest import ICONIK_TOKEN, PAYLOAD_AUTH_TOKEN, make_settings, signed
 from tests.servers import running

@@ -12,7 +12,7 @@ import pytest
 import structlog
 
 from service import logging as service_logging
-from service.app import create_app
+from service.intake.app import create_app
 from service.queue.sqlite import SQLiteQueue
 from tests.conftest import (
     BEARER,

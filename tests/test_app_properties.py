@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import auth
-from service.app import create_app
+from service.intake import auth
+from service.intake.app import create_app
 from tests.conftest import BEARER, CURRENT_SECRET, custom_action_body, make_settings, webhook_body
 from tests.servers import running
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from service import auth
+from service.intake import auth
 
 SECRET = b"current-secret"
 OLD = b"old-secret"

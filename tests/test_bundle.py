@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service import bundle, preview
+from service.bundle import manifest as bundle
+from service.bundle import preview
 
 ASSET = "0a1b2c3d-0000-4000-8000-00000000a001"
 

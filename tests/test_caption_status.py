@@ -10,7 +10,7 @@ the refresh it causes brings that track into the bundle's captions/.
 import httpx2
 import jsonschema
 
-from service import register
+from service.commands import register
 from tests.conftest import BEARER, ICONIK_TOKEN, custom_action_body, webhook_body
 from tests.iconik_api import operation_for, operations, request_schema
 from tests.stack import APP_ID, stack
@@ -124,8 +124,8 @@ def test_a_late_in_captioning_never_overwrites_a_refusal(tmp_path):
 
     import anyio
 
-    from service import caption_status
     from service.queue.sqlite import SQLiteQueue
+    from service.work import caption_status
 
     with stack(tmp_path, caption_status_view_id=STATUS_VIEW) as s:
         s.sim.add_view(STATUS_VIEW, "Captioning", [("caption_status", "Captioning", "string")])

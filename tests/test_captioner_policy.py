@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from service.bundle import folder_name
+from service.bundle.manifest import folder_name
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = REPO / "deploy" / "captioner-policy.json"

@@ -5,8 +5,11 @@ import webvtt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import caption_lines, caption_reader, caption_srt, captions
-from service.captions import Refused
+from service.captions import lines as caption_lines
+from service.captions import reader as caption_reader
+from service.captions import srt as caption_srt
+from service.captions import track as captions
+from service.captions.track import Refused
 
 VTT = (
     "WEBVTT\n"

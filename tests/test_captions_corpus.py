@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from service import captions
+from service.captions import track as captions
 from tests import webvtt_check
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -225,7 +225,7 @@ def test_a_timing_line_is_read_as_the_w3c_parser_reads_it(w3c):
     cue from it exactly when vtt_timing reads the line, with the same times."""
     import random
 
-    from service import caption_lines
+    from service.captions import lines as caption_lines
 
     rnd = random.Random(5)
     stamps = [

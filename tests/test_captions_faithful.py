@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from service import captions
-from service.caption_timecode import start_offset
-from service.captions import Media, Refused
+from service.captions import track as captions
+from service.captions.timecode import start_offset
+from service.captions.track import Media, Refused
 from tests.caption_samples import DELIVERED, REFUSED
 
 
@@ -239,7 +239,7 @@ def test_problems_past_the_limit_are_counted():
 
 
 def test_a_long_subrip_line_is_converted_as_a_short_one(monkeypatch):
-    from service import caption_text
+    from service.captions import text as caption_text
 
     text = "1\n00:00:01,000 --> 00:00:02,000\n" + "a<b>&{\\an8}<i>x</b>y " * 50 + "\n"
     short = read("en.srt", text)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from service.compose import build_app, iconik_client
-from service.iconik import IconikClient
+from service.iconik.client import IconikClient
+from service.iconik.ratelimit import LocalBudget, RateLimiter
 from service.queue import queue_for
-from service.ratelimit import LocalBudget, RateLimiter
 from service.settings import SettingsError
 from tests.conftest import make_settings
 

@@ -18,7 +18,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from service.iconik import Download, DownloadInterrupted, IconikClient
+from service.iconik.client import Download, DownloadInterrupted, IconikClient
 from service.storage.local import LocalStorage
 from simulator import Blob, Simulator
 from tests.servers import running

@@ -306,7 +306,7 @@ def test_two_files_for_one_track_and_two_scanners(tmp_path):
         (deliver / "en.srt").unlink()
 
         # Another worker process scans too: the delivery is stored once.
-        from service.deliver_scan import DeliverScan
+        from service.deliver.scan import DeliverScan
 
         other = DeliverScan(s.scanner.queue, s.scanner.storage, clock=s.clock)
         original, s.scanner = s.scanner, other

@@ -10,7 +10,7 @@ import anyio
 import boto3
 import pytest
 
-from service.deliver_events import LocalWatch, SqsEvents, folder_of, folders_in_message
+from service.deliver.changes import LocalWatch, SqsEvents, folder_of, folders_in_message
 from tests.s3_events import events_to_sqs
 
 pytestmark = pytest.mark.anyio

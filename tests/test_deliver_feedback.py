@@ -11,8 +11,8 @@ import hashlib
 import json
 import sqlite3
 
-from service import captions
-from service.deliver_scan import DeliverScan
+from service.captions import track as captions
+from service.deliver.scan import DeliverScan
 from simulator import Blob, sample_video
 from tests.conftest import custom_action_body
 from tests.stack import stack
@@ -187,7 +187,7 @@ def test_after_a_restart_a_delivered_file_is_not_said_to_be_waiting(tmp_path):
 
 
 def test_readme_rewrites_are_asked_a_few_at_a_time(tmp_path, monkeypatch):
-    from service.outtray_files import ReadmeCheck
+    from service.deliver.outtray_files import ReadmeCheck
 
     def readme_requests(s):
         db = sqlite3.connect(s.settings.sqlite_path)

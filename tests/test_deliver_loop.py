@@ -1,4 +1,4 @@
-"""When and where the deliver scan looks (service/deliver_loop.py): one
+"""When and where the deliver scan looks (service/deliver/loop.py): one
 replica at a time, where events say, everything only to reconcile, and
 registry rows of folders gone from the storage retired."""
 
@@ -13,8 +13,8 @@ import anyio
 import boto3
 import pytest
 
-from service.deliver_loop import ScanLoop
-from service.deliver_scan import DeliverScan
+from service.deliver.loop import ScanLoop
+from service.deliver.scan import DeliverScan
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
 from service.storage import open_storage

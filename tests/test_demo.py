@@ -1,7 +1,7 @@
 import pytest
 
 from service.__main__ import main
-from service.demo_loop import DELIVERED_LINE
+from service.commands.demo_loop import DELIVERED_LINE
 from tests.cli import cli, logging_restored
 
 # The demo bounds each of its two waits by 120 s: under a loaded 2-core

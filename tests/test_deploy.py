@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from service.__main__ import build_parser
-from service.app import create_app
+from service.intake.app import create_app
 from service.settings import Settings
 from tests.conftest import make_settings
 
@@ -82,7 +82,7 @@ def test_receivers_take_deliveries_and_workers_do_not(tmp_path):
 
 def test_file_handle_limits_leave_room_for_every_connection_the_service_keeps():
     # The service keeps at most 3/4 of its file handle limit for connections
-    # (service/edge.py); the deploy files must not make that less than MAX_CONNECTIONS.
+    # (service/intake/edge.py); the deploy files must not make that less than MAX_CONNECTIONS.
     wanted = Settings.model_fields["max_connections"].default
     unit = (DEPLOY / "caption-bridge.service").read_text()
     [limit] = [line for line in unit.splitlines() if line.startswith("LimitNOFILE=")]

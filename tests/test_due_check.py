@@ -1,12 +1,13 @@
-"""The due-date check (service/due_check.py) over a real queue, with an
+"""The due-date check (service/notify/due_check.py) over a real queue, with an
 injected clock and a recording `emit` standing in for the outbox."""
 
 import anyio
 import pytest
 
-from service import due_check, leases
+from service.notify import due_check
 from service.queue import DUE_SOON, OVERDUE, Event, event_id
 from service.queue.sqlite import SQLiteQueue
+from service.work import leases
 from tests.support.clock import FakeClock
 from tests.support.outbox import Outbox
 from tests.support.queue import HOUR, published, work
@@ -170,8 +171,8 @@ async def test_one_process_of_the_deployment_checks(queue, clock):
 
 
 def test_the_worker_runs_the_check_beside_its_slots_into_the_outbox(tmp_path):
-    from service.jobs import JobReporter
-    from service.worker import Worker
+    from service.work.iconik_jobs import JobReporter
+    from service.work.runner import Worker
     from tests.conftest import make_settings
 
     clock = FakeClock()

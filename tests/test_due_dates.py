@@ -1,10 +1,10 @@
-"""Due dates and languages from the custom action's form (service/due_dates.py). Pure."""
+"""Due dates and languages from the custom action's form (service/bundle/due_dates.py). Pure."""
 
 from datetime import UTC, datetime
 
 import pytest
 
-from service import due_dates, outtray_readme, preview_data
+from service.bundle import due_dates, outtray_readme, preview_data
 
 
 def test_a_date_is_the_end_of_that_day_in_the_zone():
@@ -124,6 +124,6 @@ def test_readme_and_page_say_when_and_how_it_was_read():
 
 
 def _style():
-    from service.house_style import Style
+    from service.captions.house_style import Style
 
     return Style()

@@ -6,7 +6,7 @@ import sqlite3
 
 import anyio
 
-from service.due_check import DueCheck
+from service.notify.due_check import DueCheck
 from service.queue import DUE_SOON, OVERDUE
 from service.queue.sqlite import SQLiteQueue
 from tests.conftest import custom_action_body

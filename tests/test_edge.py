@@ -1,4 +1,4 @@
-"""The guard at the edge (service/edge.py), over real sockets against a real server.
+"""The guard at the edge (service/intake/edge.py), over real sockets against a real server.
 
 Each test serves a small app with small limits in this process and speaks
 raw HTTP/1.1 to it, so that what is sent is exactly what a hostile client
@@ -16,9 +16,9 @@ from contextlib import contextmanager, suppress
 
 import pytest
 
-from service.edge import Edge, EdgeLimits
-from service.edge_protocol import EdgeProtocol
-from service.server import edge_of
+from service.intake.edge import Edge, EdgeLimits
+from service.intake.edge_protocol import EdgeProtocol
+from service.intake.server import edge_of
 from tests.servers import running, running_server
 from tests.support.polling import until
 
@@ -320,7 +320,7 @@ def test_every_limit_is_a_setting_and_serve_passes_them_on(tmp_path):
 def test_room_is_made_from_silent_connections_first_then_half_sent_heads_then_idle_ones():
     from dataclasses import dataclass
 
-    from service.edge import APP, BODY, HEAD, IDLE, _victim
+    from service.intake.edge import APP, BODY, HEAD, IDLE, _victim
 
     @dataclass(eq=False)
     class Conn:
@@ -448,6 +448,6 @@ def test_the_guard_cost_benchmark_runs():
     ],
 )
 def test_a_client_is_an_ipv4_address_or_an_ipv6_64(host, client):
-    from service.edge import client_of
+    from service.intake.edge import client_of
 
     assert client_of(host) == client

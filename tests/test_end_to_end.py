@@ -8,7 +8,7 @@ import anyio
 import httpx2
 import pytest
 
-from service.gather import pick_proxy
+from service.work.gather import pick_proxy
 from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body, signed
 from tests.stack import blob_sha256, stack, with_worker
 

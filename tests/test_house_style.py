@@ -4,9 +4,9 @@ import tracemalloc
 
 import pytest
 
-from service import house_style
-from service.captions import Cue
-from service.house_style import Style
+from service.captions import house_style
+from service.captions.house_style import Style
+from service.captions.track import Cue
 
 
 def cue(start_ms, end_ms, text, line=1):

@@ -8,7 +8,7 @@ test_end_to_end.py.
 import httpx2
 import pytest
 
-from service.iconik import (
+from service.iconik.client import (
     BadResponse,
     CredentialsRejected,
     DownloadInterrupted,

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from service.compose import iconik_client
-from service.iconik import (
+from service.iconik.client import (
     BadResponse,
     CredentialsRejected,
     Download,

@@ -14,7 +14,7 @@ import uuid
 import httpx2
 import pytest
 
-from service.iconik_paths import checked_download_url, checked_path
+from service.iconik.paths import checked_download_url, checked_path
 from service.ids import is_iconik_id
 from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body, signed, webhook_body
 from tests.extract_openapi import USED

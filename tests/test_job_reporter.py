@@ -15,10 +15,10 @@ import anyio
 import httpx2
 import pytest
 
-from service.iconik import IconikClient
-from service.jobs import JobReporter
+from service.iconik.client import IconikClient
 from service.queue import Delivery, NewTask, Task
 from service.queue.sqlite import SQLiteQueue
+from service.work.iconik_jobs import JobReporter
 from tests.stack import VirtualTime
 
 pytestmark = pytest.mark.anyio

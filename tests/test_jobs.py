@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.jobs import job_outcome, job_title
+from service.work.iconik_jobs import job_outcome, job_title
 from tests.conftest import custom_action_body
 from tests.stack import stack
 
@@ -100,8 +100,8 @@ def test_an_expand_that_runs_twice_makes_one_job(tmp_path):
     import anyio
 
     from service.compose import iconik_client
-    from service.jobs import JobReporter
     from service.queue.sqlite import SQLiteQueue
+    from service.work.iconik_jobs import JobReporter
 
     with stack(tmp_path) as s:
         answer = s.send(custom_action_body(asset_ids=[s.seeded.normal]))

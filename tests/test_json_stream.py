@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service import json_stream
-from service.json_stream import JsonStream
+from service.iconik import json_stream
+from service.iconik.json_stream import JsonStream
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,9 @@ import anyio.to_thread
 import pytest
 import structlog
 
-from service import notify, notify_webhook
 from service.metrics import Metrics
+from service.notify import sender as notify
+from service.notify import webhook as notify_webhook
 from service.queue import DELIVERED, PUBLISHED, REFRESHED, Event, event_id
 from service.queue.outbox import GIVEN_UP, SENT
 from service.queue.postgres import PostgresQueue

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import httpx2
 import pytest
 
-from service.app import create_app
+from service.intake.app import create_app
 from service.queue import OVERDUE, PUBLISHED, REFRESHED
 from simulator import Simulator
 from tests.conftest import (

@@ -2,8 +2,8 @@
 
 import json
 
-from service import outtray, outtray_readme, plan
-from service.outtray import Problem
+from service.bundle import outtray, outtray_readme, plan
+from service.bundle.outtray import Problem
 
 
 def test_the_service_looks_only_at_the_captioners_files():
@@ -109,7 +109,7 @@ def test_a_change_of_the_bundle_never_removes_anything_in_deliver():
 
 
 def test_receipt_and_manifest_mask_a_configured_secret(monkeypatch):
-    from service import bundle
+    from service.bundle import manifest as bundle
     from service.logging import redactor
 
     monkeypatch.setattr(redactor, "secrets", ("s3cr3t-token",))
@@ -119,7 +119,7 @@ def test_receipt_and_manifest_mask_a_configured_secret(monkeypatch):
 
 
 def test_every_problem_of_a_refusal_is_listed_then_counted():
-    from service.captions import MAX_PROBLEMS, Refused
+    from service.captions.track import MAX_PROBLEMS, Refused
 
     listed = [(3, "first"), (9, "second"), (None, "third")]
     refused = Refused("first", 3, more=2 + 40, problems=listed)  # 43 problems, 3 listed
@@ -168,7 +168,7 @@ def test_a_folder_of_delivered_files_needs_no_errors_file():
 
 
 def test_a_delivered_state_says_when_and_what_was_noted():
-    from service.outtray_view import delivered_words
+    from service.bundle.outtray_view import delivered_words
 
     entry = outtray.delivery_entry(
         path="deliver/en.srt",
@@ -223,8 +223,8 @@ def test_the_delivery_history_keeps_the_latest_and_twenty_before_it_per_track():
 
 
 def test_the_house_style_report_lists_findings_by_file():
-    from service import house_style
-    from service.captions import Cue
+    from service.captions import house_style
+    from service.captions.track import Cue
 
     cues = [Cue(0, 3000, "x" * 55, 3), Cue(4000, 5000, "y" * 30, 7)]
     report = house_style.check(cues, house_style.Style(), max_listed=1)
@@ -243,7 +243,7 @@ def test_the_house_style_report_lists_findings_by_file():
 
 
 def test_readme_states_the_interval_the_timecode_the_frame_rate_and_the_style():
-    from service import house_style
+    from service.captions import house_style
 
     asset = {"title": "T", "duration_seconds": 90.0, "start_timecode": "10:00:00:00"}
     text = outtray_readme.readme_of({**asset, "frame_rate": "25"}, "a1", 10, house_style.Style())

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.payloads import (
+from service.intake.payloads import (
     PayloadError,
     WebhookAction,
     parse_custom_action,

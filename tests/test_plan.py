@@ -1,11 +1,11 @@
-"""service/plan.py: which files a bundle change may write over, keep or remove.
+"""service/bundle/plan.py: which files a bundle change may write over, keep or remove.
 
 Pure: the previous manifest and the digests on disk in, a Placement out.
 The whole product's view of the same rule (a refresh beside a captioner's
 edits) is in tests/test_bundle.py and tests/test_outtray.py.
 """
 
-from service import plan
+from service.bundle import plan
 
 OURS, EDITED, OTHER = "a" * 64, "b" * 64, "c" * 64
 

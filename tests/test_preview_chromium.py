@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from service import bundle, preview, preview_data
+from service.bundle import manifest as bundle
+from service.bundle import preview, preview_data
 from simulator import sample_video
 from tests.chromium_cdp import chromium as launch
 from tests.conftest import custom_action_body

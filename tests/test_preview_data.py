@@ -1,4 +1,4 @@
-"""What the preview page shows, worked out from the manifest (service/preview_data.py). Pure,
+"""What the preview page shows, worked out from the manifest (service/bundle/preview_data.py). Pure,
 but for the last test: a delivery rewrites the page, never over a captioner's."""
 
 import hashlib
@@ -6,8 +6,14 @@ import hashlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service import bundle, preview_data
-from service.preview_data import format_frames, media_frame, parse_frame_rate, timecode_frames
+from service.bundle import manifest as bundle
+from service.bundle import preview_data
+from service.bundle.preview_data import (
+    format_frames,
+    media_frame,
+    parse_frame_rate,
+    timecode_frames,
+)
 from tests.conftest import custom_action_body
 from tests.stack import stack
 

@@ -19,7 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import bundle, preview, readback
+from service.bundle import manifest as bundle
+from service.bundle import preview, readback
 
 ASSET = "0a1b2c3d-0000-4000-8000-00000000a001"
 HOSTILE = [

@@ -548,7 +548,7 @@ async def test_the_failure_count_follows_failures_and_retention(queue, clock):
 
 
 async def test_caption_deliveries_are_the_latest_of_those_assets(queue, clock):
-    from service import deliver
+    from service.deliver import task as deliver
 
     for n in range(5):
         clock.now += 1

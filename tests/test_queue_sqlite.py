@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from service import probe
 from service.queue import Enqueued, QueueUnavailable, sqlite_migrate
 from service.queue.sqlite import SQLiteQueue
+from service.storage import probe
 from tests.queue_schema import sqlite_file_at
 from tests.test_queue import LIMITS, FakeClock, delivery
 

@@ -6,8 +6,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from service.iconik import IconikClient
-from service.ratelimit import LocalBudget, RateLimiter, default_burst, pause_for
+from service.iconik.client import IconikClient
+from service.iconik.ratelimit import LocalBudget, RateLimiter, default_burst, pause_for
 from simulator import Simulator
 from tests.servers import running
 

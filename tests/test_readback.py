@@ -3,8 +3,9 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service import bundle, readback
-from service.captions import Media
+from service.bundle import manifest as bundle
+from service.bundle import readback
+from service.captions.track import Media
 
 FILE = {"path": "captions/en.vtt", "size": 10, "sha256": "ab", "kind": "caption"}
 DELIVERY = {"path": "deliver/en.vtt", "sha256": "cd", "language": "en"}

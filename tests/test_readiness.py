@@ -28,9 +28,9 @@ import anyio
 import httpx2
 import pytest
 
-from service import probe
-from service.app import create_app
+from service.intake.app import create_app
 from service.queue.sqlite import SQLiteQueue
+from service.storage import probe
 from service.storage.local import LocalStorage
 from tests.conftest import (
     BEARER,

@@ -107,7 +107,7 @@ def test_dry_run_calls_nothing(sim, capsys):
 
 
 def test_register_makes_the_status_field_and_view_once_and_prints_the_view_id(sim, capsys):
-    from service.register_status import STATUS_VIEW_NAME
+    from service.commands.register_status import STATUS_VIEW_NAME
 
     assert main(["register", "--public-url", PUBLIC]) == 0
     assert main(["register", "--public-url", PUBLIC]) == 0

@@ -19,7 +19,7 @@ import httpx2
 import psycopg
 import pytest
 
-from service.app import create_app
+from service.intake.app import create_app
 from simulator import Simulator
 from tests.conftest import PAYLOAD_AUTH_TOKEN, bearer, custom_action_body, make_settings, signed
 from tests.postgres import PASSWORD
@@ -174,7 +174,7 @@ def test_a_stopped_database_means_503_then_202_again_without_a_restart(
 
 @pytest.mark.slow
 def test_three_replicas_share_one_iconik_rate_budget(tmp_path, pg_url):
-    from service.ratelimit import default_burst
+    from service.iconik.ratelimit import default_burst
 
     rate = 20
     # Iconik's window as the simulator enforces it, with the small margin a
@@ -183,7 +183,7 @@ def test_three_replicas_share_one_iconik_rate_budget(tmp_path, pg_url):
     # their own 20/s would blow through it.
     sim = Simulator(APP_ID, ICONIK_TOKEN, limits=((rate + default_burst(rate) + 2, 1.0),))
     sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry
-    # A click's builds read in batches (service/bulk_reads.py): ~1 call per asset.
+    # A click's builds read in batches (service/work/bulk_reads.py): ~1 call per asset.
     assets = sim.add_tiny_assets(96)
     with running(sim.app()) as sim_url, ExitStack() as stack:
         settings = make_settings(tmp_path, iconik_url=sim_url, queue_url=pg_url)

@@ -18,10 +18,10 @@ import httpx2
 import pytest
 
 from service.queue.postgres import PostgresQueue
+from service.queue.retry_causes import ALL_CAUSES, RETRY_CAUSES, cause_of
 from service.queue.sqlite import SQLiteQueue
-from service.retry_causes import ALL_CAUSES, RETRY_CAUSES, cause_of
-from service.status import queue_report
-from service.status_reader import open_reader
+from service.status.reader import open_reader
+from service.status.report import queue_report
 from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN, bearer, custom_action_body
 from tests.servers import service_process
 from tests.stack import APP_ID
@@ -29,7 +29,8 @@ from tests.support.clock import FakeClock
 from tests.support.polling import until
 from tests.support.queue import delivery
 
-# What the service writes as a task's last error (service.iconik, service.worker, service.gather).
+# What the service writes as a task's last error (service.iconik.client,
+# service.work.runner, service.work.gather).
 ERRORS = {
     "GET /API/assets/v1/assets/x/: HTTP 503 after 5 attempts; check Iconik's status and "
     "ICONIK_URL": "iconik_unreachable",

@@ -19,8 +19,8 @@ import httpx2
 import pytest
 import structlog
 
-from service.expand import CLICK_AGAIN, NOT_READABLE, READ_AS_USER
-from service.iconik import BadResponse, IconikClient, UnusableId, UserTokenRefused
+from service.iconik.client import BadResponse, IconikClient, UnusableId, UserTokenRefused
+from service.work.expand import CLICK_AGAIN, NOT_READABLE, READ_AS_USER
 from simulator import APPLICATION
 from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body
 from tests.extract_openapi import USED

@@ -1,6 +1,6 @@
 import socket
 
-from service.server import bind
+from service.intake.server import bind
 
 
 def test_listening_socket_disables_nagle_for_every_connection():

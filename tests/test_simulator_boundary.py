@@ -20,9 +20,13 @@ SIMULATOR = REPOSITORY / "simulator"
 SERVICE = REPOSITORY / "service"
 
 # What of the service the simulator may import: the payload types only.
-ALLOWED_FROM_SERVICE = {"service.payloads"}
+ALLOWED_FROM_SERVICE = {"service.intake.payloads"}
 # Where the service may import the simulator (the demo, and the command's runner).
-SIMULATOR_USERS = {"service/demo.py", "service/demo_loop.py", "service/simulator_cli.py"}
+SIMULATOR_USERS = {
+    "service/commands/demo.py",
+    "service/commands/demo_loop.py",
+    "service/commands/simulator.py",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -84,9 +88,9 @@ def test_the_service_imports_the_simulator_only_in_the_demo_and_its_command():
             users[path.relative_to(REPOSITORY).as_posix()] = names
     assert set(users) <= SIMULATOR_USERS, sorted(set(users) - SIMULATOR_USERS)
     # The command imports it when run, not when the CLI is loaded.
-    assert all(not top for _, top in users.get("service/simulator_cli.py", []))
+    assert all(not top for _, top in users.get("service/commands/simulator.py", []))
     # ...and the CLI loads the demo and the command only when they are run.
-    lazy = {"service.demo", "service.simulator_cli"}
+    lazy = {"service.commands.demo", "service.commands.simulator"}
     main_imports = _imports(SERVICE / "__main__.py")
     assert [n for n, top in main_imports if top and n in lazy] == []
     assert {n for n, top in main_imports if not top} >= lazy

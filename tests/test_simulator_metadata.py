@@ -3,7 +3,8 @@
 import httpx2
 import jsonschema
 
-from service import caption_status, register_status
+from service.commands import register_status
+from service.work import caption_status
 from simulator import Simulator
 from tests.iconik_api import operations, request_schema, validated
 from tests.servers import running

@@ -232,8 +232,8 @@ def test_status_piped_into_head_ends_quietly(big_queue, tmp_path):
 
 
 def test_a_task_whose_worker_stopped_counts_as_retrying(tmp_path):
-    from service.status import queue_report
-    from service.status_reader import open_reader
+    from service.status.reader import open_reader
+    from service.status.report import queue_report
 
     path = tmp_path / "queue.db"
 

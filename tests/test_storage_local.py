@@ -4,8 +4,7 @@ import os
 
 import pytest
 
-from service import probe
-from service.storage import StorageError, check_relative, open_storage
+from service.storage import StorageError, check_relative, open_storage, probe
 from service.storage.local import LocalStorage
 
 pytestmark = pytest.mark.anyio

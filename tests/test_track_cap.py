@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
-from service import gather
-from service.iconik import IconikClient, ResponseTooLarge
+from service.iconik.client import IconikClient, ResponseTooLarge
+from service.work import gather
 from simulator import Blob, make_srt, make_vtt, track_key
 from tests.conftest import custom_action_body
 from tests.stack import stack

@@ -1,4 +1,4 @@
-"""service/transfer.py: the hops of a redirect chain, and a body cut short.
+"""service/iconik/transfer.py: the hops of a redirect chain, and a body cut short.
 
 Hop is pure (URLs in, a Hop out); a Download is read from a real socket on
 loopback that sends fewer bytes than it announced. The Iconik client's use
@@ -13,8 +13,8 @@ from contextlib import contextmanager
 import httpx2
 import pytest
 
-from service.iconik_errors import BadResponse, DownloadInterrupted
-from service.transfer import Download, Hop, origin
+from service.iconik.errors import BadResponse, DownloadInterrupted
+from service.iconik.transfer import Download, Hop, origin
 
 HOME = origin(httpx2.URL("https://app.iconik.io"))
 API = "https://app.iconik.io/API/files/v1/assets/a1/proxies/"

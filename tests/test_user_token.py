@@ -7,9 +7,9 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
-from service.expand import CLICK_AGAIN
+from service.iconik.user_token import TokenSeal
 from service.settings import SettingsError, load_settings
-from service.user_token import TokenSeal
+from service.work.expand import CLICK_AGAIN
 from tests.conftest import custom_action_body, make_settings
 from tests.stack import drain, stack
 

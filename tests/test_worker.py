@@ -1,4 +1,4 @@
-from service.gather import pick_original, pick_proxy
+from service.work.gather import pick_original, pick_proxy
 
 ASSET_A, ASSET_B = "0a1b2c3d-0000-4000-8000-00000000000a", "0a1b2c3d-0000-4000-8000-00000000000b"
 
@@ -46,9 +46,9 @@ def test_original_excludes_subtitle_files_and_unfinished_files():
 def test_a_queue_outage_while_settling_does_not_stop_the_worker(tmp_path):
     import anyio
 
-    from service.jobs import JobReporter
     from service.queue import QueueUnavailable
-    from service.worker import Worker
+    from service.work.iconik_jobs import JobReporter
+    from service.work.runner import Worker
     from tests.conftest import make_settings
 
     class FlakyQueue:
@@ -133,9 +133,9 @@ def test_a_worker_that_lost_its_task_to_another_publishes_nothing(tmp_path):
 def test_the_worker_prunes_the_history_past_retention_days_and_keeps_the_rest(tmp_path):
     import anyio
 
-    from service.jobs import JobReporter
     from service.queue.sqlite import SQLiteQueue
-    from service.worker import Worker
+    from service.work.iconik_jobs import JobReporter
+    from service.work.runner import Worker
     from tests.conftest import make_settings
     from tests.queue_fill import History, fill_sqlite
     from tests.support.clock import FakeClock

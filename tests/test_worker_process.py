@@ -8,7 +8,7 @@ import sqlite3
 import anyio
 import httpx2
 
-from service.app import create_app
+from service.intake.app import create_app
 from simulator import Simulator
 from tests.conftest import (
     ICONIK_TOKEN,

@@ -4,7 +4,7 @@ A *request* is one stored delivery (unique by its delivery key). A request
 owns *tasks*, the units the worker runs: `expand` (turn a custom action into
 one task per asset), `build`, `refresh` and `withdraw` (one asset each), and
 `deliver` (a caption file from a bundle's deliver/ folder; the scan stores
-those, service/deliver_scan.py).
+those, service/deliver/scan.py).
 Tasks are leased, so a task held by a crashed worker runs again once its
 lease expires; each claim counts as an attempt, and a task that has used
 `TASK_MAX_ATTEMPTS` ends `failed` with its last error.

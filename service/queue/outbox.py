@@ -6,7 +6,7 @@ stored for a change that rolled back and never lost once the change is
 committed. `add_events()` stores events not tied to a task (due dates). An
 event id is stored once: storing it again does nothing.
 
-The sender (service/notify.py) *fans out* each new event into one send per
+The sender (service/notify/sender.py) *fans out* each new event into one send per
 destination that wants its type (the webhook, each Apprise URL, named by a
 key that is never the URL), then sends, per destination and asset, the
 oldest waiting send first: a send that fails waits (`next_at`) and the

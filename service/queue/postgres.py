@@ -37,9 +37,9 @@ from service.queue.group_commit import AsyncGroupCommit
 from service.queue.postgres_outbox import PostgresOutbox
 from service.queue.postgres_store import NOTIFY_CHANNEL, _reason
 from service.queue.postgres_work import PostgresWork
+from service.queue.retry_causes import counts_query, pyformat
 from service.queue.rules import QueueRules
 from service.queue.work_sql import for_pg
-from service.retry_causes import counts_query, pyformat
 
 # A claimed task's end, return and lease, and its request's job and user
 # token: the statements both backends run (task_sql.py), with %(name)s.
@@ -271,7 +271,7 @@ class PostgresQueue(QueueRules, PostgresOutbox, PostgresWork):
         return {CLICK: 0, EVENT: 0, **{row["lane"]: int(row["n"]) for row in rows}}
 
     async def retrying_by_cause(self) -> dict[str, int]:
-        """Tasks retrying now by cause (one grouped query; see service.retry_causes)."""
+        """Tasks retrying now by cause (one grouped query; see service.queue.retry_causes)."""
         query, params = counts_query()
         rows = await self._read(pyformat(query), {**params, "now": self.clock()})
         return {row["cause"]: int(row["n"]) for row in rows}

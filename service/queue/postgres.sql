@@ -163,7 +163,7 @@ END;
 $$;
 
 -- version: 4
--- The clicking user's Iconik token, sealed (service/user_token.py), for the
+-- The clicking user's Iconik token, sealed (service/iconik/user_token.py), for the
 -- request's expand task; set to NULL in the transaction that ends that task.
 ALTER TABLE requests ADD COLUMN user_token text;
 

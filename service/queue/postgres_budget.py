@@ -16,9 +16,9 @@ import contextlib
 import anyio
 import psycopg
 
+from service.iconik.ratelimit import Grant
 from service.logging import get_logger
 from service.queue.postgres_store import describe
-from service.ratelimit import Grant
 
 log = get_logger("service.queue.postgres_budget")
 

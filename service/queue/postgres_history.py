@@ -71,7 +71,7 @@ class PostgresHistory(PostgresStore):
     async def caption_deliveries(
         self, asset_ids: list[str], limit: int = 100
     ) -> list[dict[str, Any]]:
-        """Caption files delivered back to these assets (service/deliver.py), latest last."""
+        """Caption files delivered back to these assets (service/deliver/task.py), latest last."""
         rows = await self._read(CAPTION_DELIVERIES, (asset_ids, limit))
         now = self.clock()
         return [as_observed(row, now) for row in rows]

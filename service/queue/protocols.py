@@ -60,7 +60,7 @@ class History(Protocol):
     async def request_status(self, request_id: str) -> dict[str, Any] | None: ...
     async def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]: ...
     async def failure_count(self) -> int: ...  # kept by the store, not counted
-    async def retrying_by_cause(self) -> dict[str, int]: ...  # service.retry_causes labels
+    async def retrying_by_cause(self) -> dict[str, int]: ...  # service.queue.retry_causes labels
     async def caption_deliveries(
         self, asset_ids: list[str], limit: int = 100
     ) -> list[dict[str, Any]]: ...
@@ -94,7 +94,7 @@ class Leases(Protocol):
 
 
 class OpenWork(Protocol):
-    """Open work (service/due_check.py): recorded by each build (with the
+    """Open work (service/notify/due_check.py): recorded by each build (with the
     languages already delivered from the folder, from its deliver tasks), a
     language delivered recorded by the deliver task; what is due by
     `soon_until` or past due at `now` with its notification not yet stored
@@ -113,7 +113,7 @@ class OpenWork(Protocol):
 
 
 class Outbox(Protocol):
-    """Notifications (service/queue/outbox.py, service/notify.py)."""
+    """Notifications (service/queue/outbox.py, service/notify/sender.py)."""
 
     # Events not tied to a task's end (due dates): stored unless an event of
     # the same id is stored already; how many were new.

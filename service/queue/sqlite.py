@@ -33,11 +33,11 @@ from service.queue import (
     task_sql,
 )
 from service.queue import sqlite_sql as sql
+from service.queue.retry_causes import counts_query
 from service.queue.rules import QueueRules
 from service.queue.sqlite_intake import Limits, admit_all
 from service.queue.sqlite_migrate import migrate
 from service.queue.sqlite_outbox import SQLiteOutbox
-from service.retry_causes import counts_query
 
 
 class SQLiteQueue(QueueRules, SQLiteOutbox):
@@ -225,7 +225,7 @@ class SQLiteQueue(QueueRules, SQLiteOutbox):
         return await self._run(count)
 
     async def retrying_by_cause(self) -> dict[str, int]:
-        """Tasks retrying now by cause (one grouped query; see service.retry_causes)."""
+        """Tasks retrying now by cause (one grouped query; see service.queue.retry_causes)."""
         query, params = counts_query()
 
         def count() -> dict[str, int]:

@@ -139,7 +139,7 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 
 -- version: 10
--- The clicking user's Iconik token, sealed (service/user_token.py), for the
+-- The clicking user's Iconik token, sealed (service/iconik/user_token.py), for the
 -- request's expand task; NULL once that task ended.
 -- unless column: requests.user_token
 ALTER TABLE requests ADD COLUMN user_token TEXT;

@@ -50,7 +50,7 @@ class SQLiteHistory(SQLiteStore):
     async def caption_deliveries(
         self, asset_ids: list[str], limit: int = 100
     ) -> list[dict[str, Any]]:
-        """Caption files delivered back to these assets (service/deliver.py), latest last."""
+        """Caption files delivered back to these assets (service/deliver/task.py), latest last."""
 
         def read() -> list[dict[str, Any]]:
             rows = (

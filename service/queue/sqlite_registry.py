@@ -1,6 +1,6 @@
 """The SQLite queue's bundle registry and leases: which folders hold a bundle
-of which asset (service/registry.py), and work one process does at a time
-(service/leases.py). Writes go through the store's writer like every other."""
+of which asset (service/work/registry.py), and work one process does at a time
+(service/work/leases.py). Writes go through the store's writer like every other."""
 
 from __future__ import annotations
 

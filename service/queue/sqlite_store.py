@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from service import probe
 from service.queue import QueueUnavailable
 from service.queue.group_commit import GroupCommit
+from service.storage import probe
 
 T = TypeVar("T")
 

@@ -58,7 +58,7 @@ class Delivery:
     kind: str  # "custom_action" | "webhook" | "deliver"
     payload: str  # a JSON object, as stored (made once, off the writer's thread)
     first_task: NewTask
-    # The clicking user's Iconik token, sealed (service/user_token.py); kept
+    # The clicking user's Iconik token, sealed (service/iconik/user_token.py); kept
     # beside the payload, never in it, and deleted once the expand task ends.
     user_token: str | None = field(default=None, repr=False)
 
@@ -109,7 +109,7 @@ def event_id(*parts: str) -> str:
 
 @dataclass(frozen=True)
 class Work:
-    """A bundle as work to do (service/due_check.py): recorded by each build.
+    """A bundle as work to do (service/notify/due_check.py): recorded by each build.
 
     Open while the bundle is not withdrawn and a language asked for has
     nothing delivered yet (no language asked: until a first delivery).
@@ -121,7 +121,7 @@ class Work:
     request_id: str | None
     due_at: float | None  # the due date as epoch seconds; None: no due date
     due_date: str | None  # the same, as project.json shows it (ISO 8601)
-    languages: list[str]  # asked for, lower case (service/due_dates.py)
+    languages: list[str]  # asked for, lower case (service/bundle/due_dates.py)
     # The request facts the build used (service/bundle.RequestFacts as a
     # dict, without what each build works out again); None: not recorded.
     request: dict[str, Any] | None = None

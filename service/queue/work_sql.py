@@ -1,4 +1,4 @@
-"""Open work in the queue, in SQL both backends run (service/due_check.py).
+"""Open work in the queue, in SQL both backends run (service/notify/due_check.py).
 
 `due_work` holds one row per bundle folder, written by each build
 (`record_work`) and by each caption file delivered (`record_delivered`):
@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from service import due_dates
+from service.bundle import due_dates
 from service.queue import Work
 
 # The table is made by each backend's steps (sqlite.sql 11 and 13, postgres.sql 8 and 9).

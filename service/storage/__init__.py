@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from service import readback
-from service.bundle import MANIFEST, MANIFEST_ASIDE
+from service.bundle import readback
+from service.bundle.manifest import MANIFEST, MANIFEST_ASIDE
 
 
 class StorageError(Exception):
@@ -81,7 +81,7 @@ class StoredFile:
 
 
 class Body(Protocol):
-    """A body to store, read by blocking calls (service/transfer.py's `Download`)."""
+    """A body to store, read by blocking calls (service/iconik/transfer.py's `Download`)."""
 
     def blocking_chunks(self, chunk_size: int | None = None) -> Iterator[bytes]: ...
     def chunks(self) -> AsyncIterator[bytes]: ...
@@ -115,7 +115,7 @@ class Storage(Protocol):
     async def find_bundles(self, asset_id: str) -> list[str]: ...
     async def list_bundles(self) -> list[tuple[str, str, str]]: ...  # (asset id, folder, status)
     def stage(self, folder: str) -> Any: ...  # async context manager yielding a Staging
-    # For the deliver/ folders (service/deliver_scan.py): every folder under
+    # For the deliver/ folders (service/deliver/scan.py): every folder under
     # the root that may be a bundle, every entry directly in one of its
     # subfolders ([] when absent; NotRegularFile when `under` is not a real
     # folder), and single service files replaced (Blocked) or removed in place
@@ -177,7 +177,7 @@ def parse_manifest(data: bytes | None) -> dict[str, Any] | None:
 async def read_manifest(storage: Storage, folder: str) -> dict[str, Any] | None:
     """A bundle's manifest; after a change that was cut off, the one set aside.
 
-    Reduced to the shape the service writes (service.readback): a captioner
+    Reduced to the shape the service writes (service.bundle.readback): a captioner
     may have edited it.
     """
     for name in (MANIFEST, MANIFEST_ASIDE):

@@ -33,8 +33,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from service import probe
-from service.bundle import MANIFEST, MANIFEST_ASIDE
+from service.bundle.manifest import MANIFEST, MANIFEST_ASIDE
 from service.storage import (
     Blocked,
     NotRegularFile,
@@ -45,6 +44,7 @@ from service.storage import (
     asset_of_folder,
     changed,
     check_relative,
+    probe,
     pulled,
     read_manifest,
     safe_fs,
@@ -58,7 +58,7 @@ from service.storage.local_staging import (
     held_lock,
 )
 
-OUTTRAY = "deliver"  # the captioners' folder in each bundle (service/outtray.py)
+OUTTRAY = "deliver"  # the captioners' folder in each bundle (service/bundle/outtray.py)
 
 
 class LocalStorage:

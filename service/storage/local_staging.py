@@ -27,7 +27,7 @@ import anyio
 import anyio.to_thread
 
 from service import blocking
-from service.bundle import MANIFEST, MANIFEST_ASIDE
+from service.bundle.manifest import MANIFEST, MANIFEST_ASIDE
 from service.storage import Body, StorageError, check_relative, safe_fs
 
 STAGING_DIR = ".staging"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
 
-from service.bundle import MANIFEST, MANIFEST_ASIDE
+from service.bundle.manifest import MANIFEST, MANIFEST_ASIDE
 from service.storage import MAX_MANIFEST_BYTES, Body, as_stream, check_relative
 
 if TYPE_CHECKING:

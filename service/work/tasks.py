@@ -1,0 +1,62 @@
+"""What every task kind shares: the context it runs in and how it can end.
+
+A task kind is an async function `(context, task) -> children | None`. It
+ends by returning (done), or by raising one of the exceptions below, which
+the runner (`service.work.runner`) turns into a retry, a wait or a failure.
+Iconik and storage errors (IconikError, StorageError) mean "retry later".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from service.queue import Event
+
+if TYPE_CHECKING:
+    from service.iconik.client import IconikClient
+    from service.settings import Settings
+    from service.storage import Storage
+    from service.work.bulk_reads import BulkReads
+    from service.work.iconik_jobs import JobReporter
+    from service.work.registry import BundleRegistry
+
+
+class TaskFailed(Exception):
+    """The task cannot succeed by retrying; the message is the reason shown to people.
+
+    `events` are stored with the failure (a refused delivery's notification)."""
+
+    def __init__(self, reason: str, events: list[Event] | None = None) -> None:
+        super().__init__(reason)
+        self.events = events or []
+
+
+class ProxyNotReady(Exception):
+    """No usable proxy yet; Iconik may still be transcoding."""
+
+
+class LeaseLost(Exception):
+    """Another worker holds this task now (this one was too slow to renew its lease)."""
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    settings: Settings
+    iconik: IconikClient
+    storage: Storage
+    registry: BundleRegistry
+    jobs: JobReporter
+    clock: Callable[[], float]
+    # Raises LeaseLost unless this worker still holds the task: called right
+    # before anything becomes visible, so a worker that lost its task to
+    # another never publishes over it.
+    still_mine: Callable[[], Awaitable[None]]
+    # A click's builds read their assets from Iconik's search, a batch at a
+    # time (service/work/bulk_reads.py); None: every build reads per asset.
+    bulk_reads: BulkReads | None = None
+
+    def iso_now(self) -> str:
+        return datetime.fromtimestamp(self.clock(), UTC).isoformat()
