@@ -103,6 +103,9 @@ async def test_withdrawn_and_retired_bundles_are_not_open_work(queue, clock):
     await queue.record_bundle(withdrawn.asset_id, withdrawn.folder, "withdrawn")
     await queue.retire_bundles([retired.folder])
     assert folders(await queue.work_to_notify(now, now)) == [kept.folder]
+    # The retired folder's record is gone, not only hidden; the others stay.
+    assert await queue.work_of(retired.folder, retired.asset_id) is None
+    assert await queue.work_of(withdrawn.folder, withdrawn.asset_id) is not None
 
 
 async def test_open_work_survives_reopening_the_queue(queue, clock):

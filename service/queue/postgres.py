@@ -358,7 +358,9 @@ class PostgresQueue(QueueRules, PostgresOutbox, PostgresWork):
 
     async def retire_bundles(self, folders: list[str]) -> None:
         await self._write_read(
-            "DELETE FROM bundles WHERE folder = ANY(%(folders)s) RETURNING 1",
+            # A folder gone from the storage is no one's open work either.
+            "WITH work AS (DELETE FROM due_work WHERE folder = ANY(%(folders)s))"
+            " DELETE FROM bundles WHERE folder = ANY(%(folders)s) RETURNING 1",
             {"folders": folders},
         )
 

@@ -84,6 +84,8 @@ class SQLiteRegistry(SQLiteWork):
 
     async def retire_bundles(self, folders: list[str]) -> None:
         def retire(db: sqlite3.Connection) -> None:
+            # A folder gone from the storage is no one's open work either.
             db.executemany("DELETE FROM bundles WHERE folder = ?", [(f,) for f in folders])
+            db.executemany("DELETE FROM due_work WHERE folder = ?", [(f,) for f in folders])
 
         await self._submit(retire)
