@@ -17,9 +17,10 @@ if TYPE_CHECKING:
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
-# /metrics answers anyone reaching the port: the tasks retrying by cause (a
-# grouped query over the waiting tasks) are read at most this often, by one
-# scrape at a time; the others in that window show what it read.
+# /metrics answers anyone reaching the port: what it reads from the queue
+# (the depth by lane, and the tasks retrying by cause, a grouped query over
+# the waiting tasks) is read at most this often, by one scrape at a time;
+# the others in that window show what it read.
 RETRYING_READ_SECONDS = 5.0
 
 
@@ -47,7 +48,7 @@ class Metrics:
         self.queue_depth = Gauge(
             "caption_bridge_queue_depth",
             "Tasks queued or running, by lane (click: custom actions, event: webhooks), "
-            "read at scrape time",
+            "read at scrape time (at most every 5 s)",
             ["lane"],
             registry=self.registry,
         )
@@ -124,17 +125,21 @@ class Metrics:
         """Count one retry by the cause its error names."""
         self.task_retries.labels(cause_of(error).label).inc()
 
-    async def read_retrying(self, queue: Queue) -> None:
-        """Set `caption_bridge_tasks_retrying` from the queue, at most once per
-        RETRYING_READ_SECONDS (QueueUnavailable: the last values stay)."""
+    async def read_queue(self, queue: Queue) -> None:
+        """Set `caption_bridge_queue_depth` and `caption_bridge_tasks_retrying`
+        from the queue, at most once per RETRYING_READ_SECONDS
+        (QueueUnavailable: the last values stay)."""
         async with self._retrying_lock:
             now = self._clock()
             if self._retrying_read_at is not None and (
                 now - self._retrying_read_at < RETRYING_READ_SECONDS
             ):
                 return
+            depth = await queue.backlog_by_lane()
             counts = await queue.retrying_by_cause()
             self._retrying_read_at = now
+        for lane, waiting in depth.items():
+            self.queue_depth.labels(lane).set(waiting)
         for cause in ALL_CAUSES:
             self.tasks_retrying.labels(cause.label).set(counts.get(cause.label, 0))
 

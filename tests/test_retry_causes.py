@@ -158,32 +158,33 @@ def test_metrics_read_the_queue_at_most_every_few_seconds(tmp_path):
     clock = FakeClock()
     metrics = Metrics(clock=clock)
 
-    def gauge() -> float | None:
+    def gauge() -> tuple[float | None, float | None]:
         return metrics.registry.get_sample_value(
             "caption_bridge_tasks_retrying", {"cause": "storage"}
-        )
+        ), metrics.registry.get_sample_value("caption_bridge_queue_depth", {"lane": "click"})
 
     queue_clock = FakeClock()
 
-    async def scrape_while_retrying() -> list[float | None]:
+    async def scrape_while_retrying() -> list[tuple[float | None, float | None]]:
         queue = SQLiteQueue(tmp_path / "q.db", clock=queue_clock)
         await queue.open()
         seen = []
         try:
-            await metrics.read_retrying(queue)
+            await metrics.read_queue(queue)
             seen.append(gauge())
             await queue.enqueue(delivery("k1"), "req-1")
             task = await queue.claim("w1")
             assert task is not None
             await queue.retry(task, "the bundle storage: disk full", delay=600)
             clock.now += RETRYING_READ_SECONDS / 2
-            await metrics.read_retrying(queue)  # within the window: not read again
+            await metrics.read_queue(queue)  # within the window: not read again
             seen.append(gauge())
             clock.now += RETRYING_READ_SECONDS
-            await metrics.read_retrying(queue)
+            await metrics.read_queue(queue)
             seen.append(gauge())
         finally:
             await queue.close()
         return seen
 
-    assert anyio.run(scrape_while_retrying) == [0, 0, 1]
+    # (retrying, depth): both stale within the window, both read after it.
+    assert anyio.run(scrape_while_retrying) == [(0, 0), (0, 0), (1, 1)]

@@ -94,10 +94,7 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     services: Services = request.app.state.services
     with contextlib.suppress(QueueUnavailable):
-        for lane, depth in (await services.queue.backlog_by_lane()).items():
-            services.metrics.queue_depth.labels(lane).set(depth)
-    with contextlib.suppress(QueueUnavailable):
-        await services.metrics.read_retrying(services.queue)
+        await services.metrics.read_queue(services.queue)
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
