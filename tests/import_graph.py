@@ -75,6 +75,26 @@ def graph(root: Path, packages: tuple[str, ...]) -> dict[str, set[str]]:
     return edges
 
 
+def loaded_with(edges: dict[str, set[str]], module: str) -> dict[str, list[str]]:
+    """Every project module importing `module` loads, each with the chain that loads it.
+
+    Follows the edges from `module`, and from each module reached to the
+    packages holding it (importing `a.b.c` runs `a/__init__` and `a/b/__init__`
+    first). The chain starts at `module` and ends at the module it explains.
+    """
+    chains = {module: [module]}
+    todo = [module]
+    while todo:
+        current = todo.pop()
+        parts = current.split(".")
+        parents = {".".join(parts[:i]) for i in range(1, len(parts))}
+        for target in sorted(edges[current] | (parents & edges.keys())):
+            if target not in chains:
+                chains[target] = [*chains[current], target]
+                todo.append(target)
+    return chains
+
+
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected groups of more than one module (Tarjan), sorted."""
     index: dict[str, int] = {}

@@ -2,7 +2,15 @@
 
 import pytest
 
-from service.work.iconik_jobs import job_outcome, job_title
+from service.work.job_state import (
+    Outcome,
+    job_assets,
+    job_outcome,
+    job_title,
+    may_show_title,
+    new_job,
+    state_fields,
+)
 from tests.conftest import custom_action_body
 from tests.stack import stack
 
@@ -35,6 +43,56 @@ def test_job_titles():
     assert job_title({"context": "BULK"}, ["a"]) == "Send to Captioning: a"
     assert job_title({"context": "BULK"}, ["a", "b"]) == "Send to Captioning: selection of 2 assets"
     assert job_title({"context": "COLLECTION"}, []) == "Send to Captioning: collection"
+
+
+def test_a_job_s_fields_say_when_it_ended_and_why_it_failed_only_once_it_has():
+    now = "2026-12-06T12:00:00+00:00"
+    started = state_fields(Outcome("STARTED", 1, 3, "1 of 3 bundles processed"), now)
+    assert started == {
+        "status": "STARTED",
+        "message": "1 of 3 bundles processed",
+        "progress_processed": 1,
+        "progress_total": 3,
+    }
+    failed = state_fields(Outcome("FAILED", 0, 0, "collection c not found"), now)
+    assert failed == {
+        "status": "FAILED",
+        "message": "collection c not found",
+        "completed_at": now,
+        "error_message": "collection c not found",
+    }
+
+
+def test_a_new_job_names_its_assets_up_to_a_hundred_and_its_only_asset_as_its_object():
+    state = {"status": "STARTED", "message": "m"}
+    one = new_job("t", "r", ["a"], started_at="s", state=state)
+    assert one == {
+        "title": "t",
+        "type": "CUSTOM",
+        "custom_type": "caption-bridge",
+        "metadata": {"caption_bridge_request_id": "r"},
+        "started_at": "s",
+        "status": "STARTED",
+        "message": "m",
+        "related_objects": [{"object_type": "assets", "object_id": "a"}],
+        "object_type": "assets",
+        "object_id": "a",
+    }
+    many = new_job("t", "r", [str(i) for i in range(150)], started_at="s", state=state)
+    assert len(many["related_objects"]) == 100 and "object_id" not in many
+    assert "related_objects" not in new_job("t", "r", [], started_at="s", state=state)
+
+
+def test_a_job_s_assets_and_whether_it_may_show_a_title():
+    status = {"payload": {"asset_ids": ["p"]}, "tasks": [{"asset_id": None, "state": "done"}]}
+    assert job_assets(status, None) == ["p"]
+    assert job_assets(status, ["e"]) == ["e"]
+    status["tasks"].append({"asset_id": "a", "state": "failed"})
+    assert job_assets(status, ["e"]) == ["a"]
+    assert not may_show_title(status, ["a"], frozenset())  # failed: maybe not the user's to read
+    status["tasks"][-1]["state"] = "done"
+    assert may_show_title(status, ["a"], frozenset())
+    assert not may_show_title(status, ["a"], frozenset({"a"}))
 
 
 def test_three_assets_one_failing_ends_finished_with_warning(tmp_path):

@@ -135,7 +135,7 @@ async def test_a_429_from_iconik_pauses_all_workers_of_the_process(tmp_path):
             async def on_request(request):
                 sent.append((time.now, request.url.path))
 
-            client._http.event_hooks["request"].append(on_request)
+            client._transport.http.event_hooks["request"].append(on_request)
             sim.fail_next("/assets/v1/assets/", 429)
 
             async def worker() -> None:

@@ -29,7 +29,7 @@ from tests.support.clock import FakeClock
 from tests.support.polling import until
 from tests.support.queue import delivery
 
-# What the service writes as a task's last error (service.iconik.client,
+# What the service writes as a task's last error (service.iconik.transport,
 # service.work.runner, service.work.gather).
 ERRORS = {
     "GET /API/assets/v1/assets/x/: HTTP 503 after 5 attempts; check Iconik's status and "

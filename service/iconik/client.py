@@ -1,18 +1,13 @@
 """An async client for the parts of Iconik's REST API the service uses.
 
-One `httpx2.AsyncClient` (one connection pool) per process, one rate limiter
-shared by every worker of the process, retries with backoff for what is
-worth retrying (429, 5xx, transport errors), and exceptions that say what an
-operator should check.
-
-Redirects are followed here, hop by hop, not by httpx: the `App-ID` and
-`Auth-Token` headers go only to Iconik's own origin, never to a signed
-storage URL nor along a redirect that left Iconik (the rules are in
-service/iconik/transfer.py).
-
-Downloads go through a second, blocking client (`httpx2.Client`): their
-bodies are read by a thread of their own (service/iconik/transfer.py), opening
-them (hop by hop, as above) costs a worker thread per request.
+`IconikClient` is the surface: API calls by path (`request`, `get_json`,
+`paginate`), downloads (`download`, `read_capped`), and the calls the work
+needs by name (service/iconik/endpoints.py, service/iconik/search.py). How
+one request is sent (retries with backoff, redirects followed hop by hop
+with credentials to Iconik's origin only, the rate limit, the blocking
+download client) is service/iconik/transport.py's. One client (one
+connection pool, one rate limiter shared by every worker) per process;
+its exceptions say what an operator should check.
 
 Nothing reaches a URL unchecked (service/iconik/paths.py): ids must be
 Iconik ids, API paths words and ids, download URLs http(s) to a host.
@@ -52,27 +47,13 @@ from service.iconik.errors import SignedUrlRefused as SignedUrlRefused
 from service.iconik.errors import UnusableId as UnusableId
 from service.iconik.errors import UnusableUrl as UnusableUrl
 from service.iconik.errors import UserTokenRefused as UserTokenRefused
-from service.iconik.json_stream import JsonStream
 from service.iconik.paths import checked_download_url, checked_path
 from service.iconik.ratelimit import RateLimiter as RateLimiter
-from service.iconik.ratelimit import pause_for
-from service.iconik.transfer import (
-    CHUNK_BYTES,
-    REDIRECT_STATUSES,
-    Download,
-    Hop,
-    close,
-    origin,
-    send_download,
-)
-from service.logging import get_logger
+from service.iconik.transfer import CHUNK_BYTES, Download, close, origin
+from service.iconik.transport import Transport
 
-log = get_logger("service.iconik.client")
-
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # What a `for_user` view may send besides GETs: the search, a read.
 _USER_CALLS = frozenset({("POST", "/API/search/v1/search/")})
-MAX_REDIRECTS = 5
 
 
 class ResponseTooLarge(Exception):
@@ -95,14 +76,6 @@ class ResponseTooLarge(Exception):
         return f"(more than {self.limit:,} bytes)"
 
 
-def _retry_after(response: httpx2.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 class IconikClient(IconikEndpoints):
     def __init__(
         self,
@@ -119,25 +92,26 @@ class IconikClient(IconikEndpoints):
         timeout: float = 30.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._origin = origin(httpx2.URL(self.base_url))
-        self._auth = {"App-ID": app_id or "", "Auth-Token": auth_token or ""}
-        # One limiter per process, shared by every worker (and, through its
-        # budget, by every replica once that budget lives in the database).
-        # `sleep` is for retry waits; the limiter keeps real time of its own.
-        self.limiter = limiter or RateLimiter(rate_limit)
-        self.max_attempts = max_attempts
-        self._sleep = sleep
-        self._rng = rng
-        options: dict[str, Any] = {
-            "transport": transport,
-            # One Iconik call or one download chunk: ICONIK_TIMEOUT_SECONDS.
-            "timeout": httpx2.Timeout(timeout, connect=10.0),
-            "limits": httpx2.Limits(max_connections=50, max_keepalive_connections=20),
-            "follow_redirects": False,  # _follow does it, to keep credentials on Iconik's origin
-        }
-        self._http = httpx2.AsyncClient(**options)
-        self._downloads = httpx2.Client(**options)
-        self._user_token: str | None = None  # set on a `for_user` view only
+        self._transport = Transport(
+            origin(httpx2.URL(self.base_url)),
+            app_id,
+            auth_token,
+            limiter=limiter or RateLimiter(rate_limit),
+            max_attempts=max_attempts,
+            transport=transport,
+            sleep=sleep,
+            rng=rng,
+            timeout=timeout,
+        )
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The process's rate limiter, shared by every worker (and every `for_user` view)."""
+        return self._transport.limiter
+
+    @property
+    def max_attempts(self) -> int:
+        return self._transport.max_attempts
 
     def for_user(self, token: str) -> IconikClient:
         """This client, reading with the clicking user's token instead of the application's.
@@ -147,15 +121,13 @@ class IconikClient(IconikEndpoints):
         and a 403 `NotPermitted`, never "check ICONIK_AUTH_TOKEN".
         """
         view = copy.copy(self)
-        view._auth = {**self._auth, "Auth-Token": token}
-        view._user_token = token
+        view._transport = self._transport.as_user(token)
         return view
 
     async def aclose(self) -> None:
-        if self._user_token is not None:
+        if self._transport.user_token is not None:
             return  # a view: the pools are its parent's
-        await self._http.aclose()
-        self._downloads.close()
+        await self._transport.aclose()
         # The limiter's budget is not closed here: whoever opened it closes it
         # (service/compose.py, for the budget the replicas share).
 
@@ -165,14 +137,12 @@ class IconikClient(IconikEndpoints):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    # -- transport ---------------------------------------------------------
-
     def _api_url(self, path_or_url: str) -> str:
         """The URL of an API call: an /API/ path (or a URL on Iconik's own origin, as a
         `next_url` may be), checked segment by segment."""
         if path_or_url.startswith(("http://", "https://")):
             url = httpx2.URL(path_or_url)
-            if origin(url) != self._origin:
+            if origin(url) != self._transport.origin:
                 raise UnusableId(
                     "refusing an Iconik API call to another origin than ICONIK_URL's; "
                     "nothing was asked of it"
@@ -182,162 +152,16 @@ class IconikClient(IconikEndpoints):
             path = path_or_url
         return self.base_url + checked_path(path)
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, 120.0)
-        ceiling = min(30.0, 0.5 * 2 ** (attempt - 1))
-        return ceiling / 2 + self._rng() * ceiling / 2
-
     async def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
     ) -> httpx2.Response:
         """One API call, rate-limited and retried; raises on anything but 2xx."""
         user_write = method != "GET" and (method, path) not in _USER_CALLS
-        if self._user_token is not None and user_write:
+        if self._transport.user_token is not None and user_write:
             raise UnusableId(f"the clicking user's token is for reads only, not {method}")
-        response, _ = await self._send(method, self._api_url(path), params, json, limited=True)
+        url = self._api_url(path)
+        response, _ = await self._transport.send(method, url, params, json, limited=True)
         return response
-
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        *,
-        stream: bool = False,
-        limited: bool = False,
-        what: str | None = None,
-    ) -> tuple[httpx2.Response, Hop]:
-        """The retry loop both API calls and downloads share.
-
-        Retries transport errors, 429 and 5xx with backoff (honouring
-        Retry-After), each time from the first URL (a redirect may hand out
-        a fresh signed URL); raises at once on the statuses retrying cannot
-        fix. `limited` spends a rate-limit token per hop that goes to Iconik;
-        `what` names the download in errors. Returns the final answer and
-        the hop that gave it.
-        """
-        first = Hop.first(method, url, self._origin)
-        for attempt in range(1, self.max_attempts + 1):
-            outcome, hop = await self._follow(first, params, json, stream=stream, limited=limited)
-            if isinstance(outcome, httpx2.TransportError):
-                # A signed storage URL's error text may quote the URL: name only.
-                detail = f": {outcome}" if hop.iconik else ""
-                problem = f"{type(outcome).__name__}{detail}"
-                wait = self._backoff(attempt, None)
-            else:
-                response = outcome
-                if response.status_code < 400:
-                    return response, hop
-                await close(response)
-                if hop.iconik:
-                    self._raise_for_final(hop.target, response, self._user_token)
-                elif response.status_code not in _RETRY_STATUSES:
-                    raise SignedUrlRefused(
-                        f"signed storage URL expired or refused (HTTP {response.status_code}) "
-                        f"for {what or first.target}; retrying with a fresh one"
-                    )
-                problem = f"HTTP {response.status_code}"
-                if response.status_code == 429 and hop.iconik and limited:
-                    wait = 0.0  # _follow paused the shared limiter: the retry waits there
-                else:
-                    wait = self._backoff(attempt, _retry_after(response))
-            if attempt == self.max_attempts:
-                raise self._unavailable(hop, problem, attempt, what)
-            log.info("iconik.retry", target=hop.target, problem=problem, wait=wait)
-            if wait > 0:
-                await self._sleep(wait)
-        raise AssertionError("unreachable")
-
-    async def _follow(
-        self,
-        hop: Hop,
-        params: dict[str, Any] | None,
-        json: Any,
-        *,
-        stream: bool,
-        limited: bool,
-    ) -> tuple[httpx2.Response | httpx2.TransportError, Hop]:
-        """One try: the request and the redirects it leads to, up to a final answer.
-
-        Credentials (and rate-limit tokens) only while the chain has stayed
-        on Iconik's origin (service/iconik/transfer.py says why). A transport error
-        is returned, with the hop it happened on, for the retry loop.
-        """
-        first = hop
-        for _ in range(MAX_REDIRECTS + 1):
-            if limited and hop.iconik:
-                await self.limiter.acquire()
-            headers = dict(self._auth) if hop.iconik else {}
-            body: dict[str, Any] = {"json": json}
-            if isinstance(json, JsonStream):  # a large text, sent in pieces
-                body = {"content": json}
-                headers.update(json.headers)
-            request = self._http.build_request(
-                hop.method, hop.url, params=params, headers=headers, **body
-            )
-            try:
-                if stream:
-                    response = await send_download(self._downloads, request)
-                else:
-                    response = await self._http.send(request)
-            except httpx2.TransportError as exc:
-                return exc, hop
-            if limited and hop.iconik:
-                pause = pause_for(response.status_code, response.headers)
-                if pause is not None:
-                    # Iconik's limit is per token: every worker stops, not just this one.
-                    log.warning("iconik.rate_limited", status=response.status_code, pause=pause)
-                    await self.limiter.pause(pause)
-            if response.status_code not in REDIRECT_STATUSES:
-                return response, hop
-            await close(response)
-            next_hop = hop.redirected(request.url, response, self._origin)
-            if next_hop.method != hop.method:
-                json = None  # 303 (or 301/302 after a POST): a GET has no body
-            # The Location is the whole next URL, its query included.
-            hop, params = next_hop, None
-        raise BadResponse(
-            f"{first.target}: more than {MAX_REDIRECTS} redirects (the last to "
-            f"{hop.target}); refusing to follow"
-        )
-
-    @staticmethod
-    def _unavailable(hop: Hop, problem: str, attempts: int, what: str | None) -> IconikUnavailable:
-        prefix = f"download of {what}: " if what else ""
-        if hop.iconik:
-            return IconikUnavailable(
-                f"{prefix}{hop.target}: {problem} after {attempts} attempts; check Iconik's "
-                "status and ICONIK_URL"
-            )
-        return IconikUnavailable(
-            f"{prefix}{hop.target} kept failing ({problem}) after {attempts} attempts; "
-            "the storage service may be down, will retry"
-        )
-
-    @staticmethod
-    def _raise_for_final(where: str, response: httpx2.Response, user_token: str | None) -> None:
-        status = response.status_code
-        if user_token is not None and status == 401:
-            raise UserTokenRefused(f"{where}: Iconik refused the clicking user's token (401)")
-        if user_token is not None and status == 403:
-            raise NotPermitted(f"{where}: the clicking user may not read this (403)")
-        if status in (401, 403):
-            raise CredentialsRejected(
-                f"{where}: Iconik answered {status}; check ICONIK_APP_ID and "
-                "ICONIK_AUTH_TOKEN and that the token's user may read assets, files and metadata"
-            )
-        if status == 404:
-            raise NotFound(f"{where}: not found in Iconik")
-        if status not in _RETRY_STATUSES:
-            try:
-                excerpt = response.text[:300]
-            except httpx2.ResponseNotRead:  # a streamed download we did not read
-                excerpt = ""
-            if user_token:  # an answer may quote the request; never the user's token
-                excerpt = excerpt.replace(user_token, "[redacted]")
-            raise BadResponse(f"{where}: Iconik answered {status}: {excerpt}")
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         response = await self.request("GET", path, params=params)
@@ -389,7 +213,7 @@ class IconikClient(IconikEndpoints):
         ended before this closes the response (`write_body` waits for it).
         """
         url = checked_download_url(url, what)
-        response, hop = await self._send("GET", url, stream=True, what=what)
+        response, hop = await self._transport.send("GET", url, stream=True, what=what)
         try:
             yield Download(
                 response,
@@ -414,7 +238,7 @@ class IconikClient(IconikEndpoints):
         # An API path (a track) is checked as one; a URL Iconik gave must be http(s).
         relative = api or url.startswith("/")
         url = self._api_url(url) if relative else checked_download_url(url, what)
-        response, hop = await self._send("GET", url, stream=True, limited=api, what=what)
+        response, hop = await self._transport.send("GET", url, stream=True, limited=api, what=what)
         try:
             download = Download(
                 response,

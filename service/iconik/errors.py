@@ -7,7 +7,7 @@ and never quotes a credential or a signed URL's query (its signature).
 
 from __future__ import annotations
 
-from service.work.tasks import TaskFailed
+from service.failures import TaskFailed
 
 
 class IconikError(Exception):

@@ -1,6 +1,6 @@
 """How one request travels: the hops of a redirect chain, and a streamed body.
 
-The rules the Iconik client's retry loop (service/iconik/client.py) applies:
+The rules the Iconik client's retry loop (service/iconik/transport.py) applies:
 
 - A hop is Iconik's, and carries `App-ID`/`Auth-Token`, only while the
   chain has stayed on Iconik's origin (scheme, host, port of ICONIK_URL).

@@ -3,7 +3,7 @@
 `caption-bridge status` (service.status.reader) and `/metrics`
 (`caption_bridge_tasks_retrying`, read through the queue) group the tasks
 waiting to run again after an error by the words of their last error (the
-messages of service.iconik.client, service.work.runner and service.work.gather); the worker
+messages of service.iconik.transport, service.work.runner and service.work.gather); the worker
 counts each retry by the same causes (`caption_bridge_task_retries_total`).
 
 A cause has a `label` (the metrics' label value) and a `name` (what

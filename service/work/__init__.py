@@ -8,5 +8,6 @@ bundle; also `refresh` and `withdraw`), and the deliver task
 (service/deliver/). Around them: `registry` (which folder holds which
 asset's bundle), `leases` (work one process does at a time),
 `preview_publish` (the page rewritten with each publish), `iconik_jobs`
-and `caption_status` (the state of the work shown in Iconik).
+(with `job_state`, what a request's job says) and `caption_status` (the
+state of the work shown in Iconik).
 """

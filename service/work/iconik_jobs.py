@@ -1,10 +1,12 @@
-"""Progress in Iconik: one job per "Send to Captioning" request.
+"""Progress in Iconik: one job per "Send to Captioning" request, kept up to date.
 
 The job goes STARTED (progress_total = assets) when the request is expanded,
 its progress_processed follows the assets as they finish, and it ends
 FINISHED, FINISHED_WITH_WARNING (some assets failed) or FAILED, with a message
-naming each failed asset and why. Reporting is best-effort: a failing jobs
-API is logged and never fails or delays a bundle.
+naming each failed asset and why. What it says is worked out from the
+request's tasks in service/work/job_state.py (pure); this module reads them
+from the queue and sends the job to Iconik. Reporting is best-effort: a
+failing jobs API is logged and never fails or delays a bundle.
 
 Order. PATCHes of one job used to race: a progress update held back by a 429
 retry could land after the final one and leave the job STARTED for good. Now
@@ -33,7 +35,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -41,93 +43,14 @@ from anyio.abc import TaskGroup
 from service.iconik.client import IconikClient, IconikError
 from service.logging import get_logger
 from service.queue import Queue, QueueUnavailable
+from service.work import job_state
+from service.work.job_state import Outcome
 
 log = get_logger("service.work.iconik_jobs")
-
-_MAX_RELATED = 100  # related_objects beyond this add nothing for a person reading the job
-_MAX_MESSAGE = 4000
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-class Outcome(NamedTuple):
-    status: str
-    processed: int
-    total: int
-    message: str
-
-    @property
-    def final(self) -> bool:
-        return self.status != "STARTED"
-
-    @property
-    def rank(self) -> tuple[bool, int]:
-        """How far on the job is; a state not above the last one sent is never sent."""
-        return (self.final, self.processed)
-
-
-def job_outcome(tasks: list[dict[str, Any]]) -> Outcome | None:
-    """(status, processed, total, message) of a request's tasks, pure.
-
-    None while no asset task exists yet, unless the request could not even
-    be expanded: then FAILED with the reason. STARTED while any asset is
-    pending.
-    """
-    assets = [t for t in tasks if t.get("asset_id") is not None]
-    if not assets:
-        # Only the expand task has no asset; failed, it is the request's end.
-        failed_expand = [t for t in tasks if t["state"] == "failed"]
-        if failed_expand:
-            reason = failed_expand[0].get("last_error") or "the request could not be expanded"
-            return Outcome("FAILED", 0, 0, reason[:_MAX_MESSAGE])
-        return None
-    finished = [t for t in assets if t["state"] in ("done", "failed")]
-    failed = [t for t in assets if t["state"] == "failed"]
-    total, processed = len(assets), len(finished)
-    if processed < total:
-        return Outcome("STARTED", processed, total, f"{processed} of {total} bundles processed")
-    if not failed:
-        return Outcome("FINISHED", processed, total, f"{total} captioning bundle(s) ready")
-    lines = [f"asset {t['asset_id']}: {t.get('last_error')}" for t in failed]
-    message = f"{len(failed)} of {total} asset(s) failed:\n" + "\n".join(lines)
-    status = "FAILED" if len(failed) == total else "FINISHED_WITH_WARNING"
-    return Outcome(status, processed, total, message[:_MAX_MESSAGE])
-
-
-def job_title(payload: dict[str, Any], asset_ids: list[str], asset_title: str | None = None) -> str:
-    """The job's name in Iconik: the asset's title for one asset, else what and how many."""
-    if len(asset_ids) == 1:
-        return f"Send to Captioning: {asset_title or asset_ids[0]}"
-    what = {"COLLECTION": "collection", "SAVED_SEARCH": "saved search"}.get(
-        payload.get("context") or "", "selection"
-    )
-    count = len(asset_ids)
-    return f"Send to Captioning: {what}" + (f" of {count} assets" if count else "")
-
-
-def _job(title: str, request_id: str, **fields: Any) -> dict[str, Any]:
-    """A job body: what every job of ours says, plus `fields`."""
-    return {
-        "title": title,
-        "type": "CUSTOM",
-        "custom_type": "caption-bridge",
-        "metadata": {"caption_bridge_request_id": request_id},
-        **fields,
-    }
-
-
-def _state_fields(outcome: Outcome) -> dict[str, Any]:
-    """The fields of a job that say how far it is (for a create and for a PATCH)."""
-    fields: dict[str, Any] = {"status": outcome.status, "message": outcome.message}
-    if outcome.total:  # a request that failed to expand has no assets to count
-        fields.update(progress_processed=outcome.processed, progress_total=outcome.total)
-    if outcome.final:
-        fields["completed_at"] = _now()
-    if outcome.status == "FAILED":
-        fields["error_message"] = outcome.message
-    return fields
 
 
 @dataclass
@@ -304,10 +227,9 @@ class JobReporter:
             return None
         if not status or status.get("kind") != "custom_action":  # only a click has a job
             return None
-        outcome = job_outcome(status["tasks"])
+        outcome = job_state.job_outcome(status["tasks"])
         if outcome is None and job.asset_ids:  # expanded, asset tasks not committed yet
-            n = len(job.asset_ids)
-            outcome = Outcome("STARTED", 0, n, f"building {n} captioning bundle(s)")
+            outcome = job_state.expanded(len(job.asset_ids))
         job.left = outcome.total - outcome.processed if outcome and not outcome.final else None
         if outcome is None or (final_only and not outcome.final):
             return None
@@ -357,25 +279,17 @@ class JobReporter:
 
     async def _create(self, job: _Job, status: dict[str, Any], outcome: Outcome) -> bool:
         """The request has no job yet (not made at expand, or Iconik was down): make it now."""
-        payload = status.get("payload") or {}
-        asset_ids = (
-            [t["asset_id"] for t in status["tasks"] if t.get("asset_id")]
-            or job.asset_ids
-            or list(payload.get("asset_ids") or [])
+        asset_ids = job_state.job_assets(status, job.asset_ids)
+        shown = job_state.may_show_title(status, asset_ids, job.unreadable)
+        asset_title = await self._asset_title(asset_ids) if shown else None
+        title = job_state.job_title(status.get("payload") or {}, asset_ids, asset_title)
+        body = job_state.new_job(
+            title,
+            job.request_id,
+            asset_ids,
+            started_at=_now(),
+            state=job_state.state_fields(outcome, _now()),
         )
-        # A failed asset may be one the user may not read (after a restart
-        # this process no longer knows which): its id, never its title.
-        failed = {t["asset_id"] for t in status["tasks"] if t.get("state") == "failed"}
-        hidden = job.unreadable | failed
-        asset_title = None if hidden & set(asset_ids) else await self._asset_title(asset_ids)
-        title = job_title(payload, asset_ids, asset_title)
-        body = _job(title, job.request_id, started_at=_now(), **_state_fields(outcome))
-        if asset_ids:
-            body["related_objects"] = [
-                {"object_type": "assets", "object_id": a} for a in asset_ids[:_MAX_RELATED]
-            ]
-        if len(asset_ids) == 1:
-            body.update(object_type="assets", object_id=asset_ids[0])
         try:
             created = await self.iconik.create_job(body)
             job.job_id = str(created["id"])
@@ -407,7 +321,7 @@ class JobReporter:
 
     async def _patch(self, job_id: str, outcome: Outcome) -> bool:
         try:
-            await self.iconik.update_job(job_id, _state_fields(outcome))
+            await self.iconik.update_job(job_id, job_state.state_fields(outcome, _now()))
         except IconikError as exc:
             log.warning("job.not_updated", job_id=job_id, error=str(exc))
             return False

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from service.queue import Event
+# The failure no retry fixes lives below the work, as the Iconik client raises
+# it too; the task kinds import it from here.
+from service.failures import TaskFailed as TaskFailed
 
 if TYPE_CHECKING:
     from service.iconik.client import IconikClient
@@ -22,16 +24,6 @@ if TYPE_CHECKING:
     from service.work.bulk_reads import BulkReads
     from service.work.iconik_jobs import JobReporter
     from service.work.registry import BundleRegistry
-
-
-class TaskFailed(Exception):
-    """The task cannot succeed by retrying; the message is the reason shown to people.
-
-    `events` are stored with the failure (a refused delivery's notification)."""
-
-    def __init__(self, reason: str, events: list[Event] | None = None) -> None:
-        super().__init__(reason)
-        self.events = events or []
 
 
 class ProxyNotReady(Exception):
