@@ -23,6 +23,7 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check service simulator tests bench
 	$(VENV)/bin/ruff format --check service simulator tests bench
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 # The preview page is tested in Debian's Chromium. The tests never install
@@ -35,9 +36,11 @@ browser:
 		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "make: chromium could not be installed; the browser test will say so"
 
+# mypy: service/ and simulator/, strict, as pyproject.toml's [tool.mypy] says.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check service simulator tests bench
 	$(VENV)/bin/ruff format --check service simulator tests bench
+	$(VENV)/bin/mypy
 
 serve: $(STAMP)
 	$(PY) -m service serve
@@ -46,4 +49,4 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) bundles data .pytest_cache
+	rm -rf $(VENV) bundles data .pytest_cache .mypy_cache

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -16,10 +17,13 @@ from service.intake.server import Server, bind
 from service.intake.server import config as server_config
 from service.settings import Settings, SettingsError, load_settings
 
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
 log = service_logging.get_logger("service.main")
 
 
-def _run_uvicorn(app: object, host: str, port: int, limits: EdgeLimits | None = None) -> int:
+def _run_uvicorn(app: ASGIApp, host: str, port: int, limits: EdgeLimits | None = None) -> int:
     return Server(server_config(app, limits=limits), bind(host, port)).run_here()
 
 
@@ -163,6 +167,7 @@ def status(args: argparse.Namespace) -> int:
         print("caption-bridge status: --work lists the whole queue's open work", file=sys.stderr)
         return 2
     queue_url = load_queue_settings().queue_url
+    report: dict[str, Any] | None
     try:
         with open_reader(queue_url) as reader:
             if args.work:

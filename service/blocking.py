@@ -76,4 +76,5 @@ async def run_stoppable(
         thread.join()
     if outcome.error is not None:
         raise outcome.error
+    # No error: work() returned, and `value` is what it returned (a T, None only if T allows).
     return outcome.value  # type: ignore[return-value]

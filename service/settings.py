@@ -8,7 +8,7 @@ the variable, never later in the middle of a delivery.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar, overload
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -344,9 +344,11 @@ class QueueSettings(BaseSettings):
     model_config = Settings.model_config
 
     queue_url: str = Settings.model_fields["queue_url"].default
-    _queue_url_is_known = field_validator("queue_url")(
-        classmethod(Settings._queue_url_is_known.__func__)  # type: ignore[attr-defined]
-    )
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_url_is_known(cls, value: str) -> str:
+        return Settings._queue_url_is_known(value)
 
 
 class PortSettings(BaseSettings):
@@ -364,13 +366,22 @@ def load_port() -> int:
 
 def load_queue_settings() -> QueueSettings:
     """QUEUE_URL from the environment (and `.env`), or a SettingsError."""
-    return load_settings(settings_class=QueueSettings)  # type: ignore[return-value]
+    return load_settings(settings_class=QueueSettings)
 
 
-def load_settings(settings_class: type[BaseSettings] = Settings, **overrides: object) -> Settings:
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+@overload
+def load_settings(settings_class: type[SettingsT], **overrides: Any) -> SettingsT: ...
+@overload
+def load_settings(**overrides: Any) -> Settings: ...
+
+
+def load_settings(settings_class: type[BaseSettings] = Settings, **overrides: Any) -> BaseSettings:
     """Settings from the environment, or a SettingsError naming each bad variable."""
     try:
-        return settings_class(**overrides)  # type: ignore[return-value]
+        return settings_class(**overrides)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

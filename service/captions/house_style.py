@@ -43,10 +43,15 @@ _MARKUP = re.compile(r"<[^>\n]*>|\{\\[^}\n]*\}")
 
 
 class CueLike(Protocol):
-    start_ms: int
-    end_ms: int
-    text: str
-    line: int
+    # Read-only, so that a frozen dataclass (service.captions.track.Cue) is one.
+    @property
+    def start_ms(self) -> int: ...
+    @property
+    def end_ms(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def line(self) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ array appends; the WebVTT text is written a few thousand lines at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from service.captions import lines as caption_lines
 from service.captions import text as caption_text
@@ -70,7 +71,7 @@ class Reading:
         self.problem_count = 0
         self.late: list[tuple[int, int]] = []  # (line, start) of cues past the media's end
         self.late_count = 0
-        self.notes: dict[str, list] = {}  # kind -> [first line, count, example]
+        self.notes: dict[str, list[Any]] = {}  # kind -> [first line, count, example]
         self.webvtt = ""
         self._chunks: list[str] = []
         self._lines: list[str] = []
@@ -119,9 +120,9 @@ class Reading:
         offset = self.offset
         if offset:
             start, end = start - offset, end - offset
-        for found in self.rules(start, end, line):
-            if found[1] is not None:
-                self.problem(*found)
+        for found_line, reason in self.rules(start, end, line):
+            if reason is not None:
+                self.problem(found_line, reason)
             else:
                 self.late_count += 1
                 if len(self.late) < MAX_PROBLEMS:

@@ -42,6 +42,7 @@ class Cues(Sequence[Any]):
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and list(self) == list(other)
 
+    # Unhashable, as a list is (it compares by value); typeshed declares a method here.
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:

@@ -157,10 +157,10 @@ def _reference(ref: str, written: str) -> str:
         if not char.isprintable() or 0xD800 <= ord(char) <= 0xDFFF:
             return "&amp;" + written[1:]
         return _LITERAL.get(char, char)
-    char = _HTML5.get(ref + ";")
-    if char is None:
+    named = _HTML5.get(ref + ";")
+    if named is None:
         return "&amp;" + written[1:]  # not a reference: the characters as written
-    return "".join(_LITERAL.get(c, c) for c in char)
+    return "".join(_LITERAL.get(c, c) for c in named)
 
 
 # -- what a cue shows -----------------------------------------------------------

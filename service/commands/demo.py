@@ -184,7 +184,7 @@ async def _click_and_wait(
         print(f"Send to Captioning: {len(asset_ids)} assets, request {request_id}", file=out)
         with anyio.move_on_after(max_wait) as scope:
             while True:
-                status = (
+                status: dict[str, Any] = (
                     await client.get(
                         f"/requests/{request_id}", headers={"Authorization": f"Bearer {token}"}
                     )

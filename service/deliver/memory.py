@@ -136,6 +136,8 @@ class FileMemory:
                     "deliver_scan.queue_full", folder=folder, path=path_of(found), error=str(exc)
                 )
                 return False
+            # A delivery is a click-lane request: never ignored, never coalesced.
+            assert enqueued.request_id is not None
             request_id = enqueued.request_id
             self.stored[(folder, found.name)] = (delivery.key, request_id)
             if not enqueued.duplicate:

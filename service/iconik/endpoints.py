@@ -29,7 +29,8 @@ class IconikEndpoints(AssetSearch):
 
     async def get_asset(self, asset_id: str) -> dict[str, Any]:
         asset_id = checked_id(asset_id, "the asset id")
-        return await self.get_json(f"/API/assets/v1/assets/{asset_id}/")
+        asset: dict[str, Any] = await self.get_json(f"/API/assets/v1/assets/{asset_id}/")
+        return asset
 
     async def list_proxies(self, asset_id: str) -> list[dict[str, Any]]:
         params = {"generate_signed_url": "true", "content_disposition": "attachment"}
@@ -67,7 +68,10 @@ class IconikEndpoints(AssetSearch):
     async def metadata_view(self, asset_id: str, view_id: str) -> dict[str, Any]:
         checked_id(asset_id, "the asset id")
         checked_id(view_id, "the metadata view id")
-        return await self.get_json(f"/API/metadata/v1/assets/{asset_id}/views/{view_id}/")
+        view: dict[str, Any] = await self.get_json(
+            f"/API/metadata/v1/assets/{asset_id}/views/{view_id}/"
+        )
+        return view
 
     def saved_search_results(self, search_id: str) -> AsyncIterator[dict[str, Any]]:
         """The objects (assets, collections) a saved search finds, across pages."""
@@ -103,12 +107,14 @@ class IconikEndpoints(AssetSearch):
 
     async def create_job(self, job: dict[str, Any]) -> dict[str, Any]:
         response = await self.request("POST", "/API/jobs/v1/jobs/", json=job)
-        return response.json()
+        created: dict[str, Any] = response.json()
+        return created
 
     async def update_job(self, job_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         job_id = checked_id(job_id, "the id Iconik gave the job")
         response = await self.request("PATCH", f"/API/jobs/v1/jobs/{job_id}/", json=changes)
-        return response.json()
+        updated: dict[str, Any] = response.json()
+        return updated
 
 
 def _object_of(response: httpx2.Response, what: str) -> dict[str, Any]:

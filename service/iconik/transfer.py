@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -158,7 +158,7 @@ class Download:
             with contextlib.suppress(OSError):  # already closed
                 sock.shutdown(socket.SHUT_RDWR)
 
-    def blocking_chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
+    def blocking_chunks(self, chunk_size: int | None = None) -> Generator[bytes, None, None]:
         """The body as it arrives (or in chunks of `chunk_size`), by blocking reads.
 
         Never more than a chunk is held. Raises `DownloadInterrupted` for a

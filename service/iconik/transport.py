@@ -115,7 +115,7 @@ class Transport:
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, 120.0)
-        ceiling = min(30.0, 0.5 * 2 ** (attempt - 1))
+        ceiling: float = min(30.0, 0.5 * 2 ** (attempt - 1))
         return ceiling / 2 + self._rng() * ceiling / 2
 
     async def send(

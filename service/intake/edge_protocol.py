@@ -82,6 +82,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     # The connection's life.
 
+    # asyncio.Transport, as uvicorn's HttpToolsProtocol takes it (asyncio's says BaseTransport).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.client_host = client_of(self.client[0]) if self.client else ""

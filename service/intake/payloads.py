@@ -136,8 +136,8 @@ class Webhook(_IconikModel):
         """The asset concerned: the event's object, or the asset named in its data."""
         if self.object_id and (self.realm or "entity").lower() == "entity":
             return self.object_id
-        if isinstance(self.data, dict) and isinstance(self.data.get("asset_id"), str):
-            return self.data["asset_id"]
+        if isinstance(self.data, dict) and isinstance(named := self.data.get("asset_id"), str):
+            return named
         return self.object_id
 
 

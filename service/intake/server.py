@@ -6,9 +6,11 @@ import contextlib
 import functools
 import socket
 from collections.abc import Callable, Iterator
+from typing import Literal
 
 import anyio
 import uvicorn
+from starlette.types import ASGIApp
 
 from service.intake.edge import Edge, EdgeLimits
 from service.intake.edge_protocol import EdgeProtocol
@@ -34,7 +36,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def config(
-    app: object, *, lifespan: str = "on", limits: EdgeLimits | None = None
+    app: ASGIApp, *, lifespan: Literal["auto", "on", "off"] = "on", limits: EdgeLimits | None = None
 ) -> uvicorn.Config:
     """uvicorn on httptools (uvloop when installed), guarded by service.intake.edge's limits.
 
@@ -43,9 +45,12 @@ def config(
     """
     limits = limits or EdgeLimits()
     return uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        app,
+        # uvicorn types `http` as a protocol class (or its name); a partial of
+        # one is called the same way, and carries the edge to each connection.
         http=functools.partial(EdgeProtocol, edge=Edge(limits)),  # type: ignore[arg-type]
         ws="none",  # nothing here speaks WebSocket: no upgrade path to guard
+        # uvicorn types it int; it only passes it to loop.call_later, which takes a float.
         timeout_keep_alive=limits.keep_alive_timeout_seconds,  # type: ignore[arg-type]
         log_config=None,  # logging is ours (service.logging), JSON and redacted
         access_log=False,
@@ -57,7 +62,9 @@ def config(
 
 def edge_of(cfg: uvicorn.Config) -> Edge:
     """The connections and limits of the server made from `cfg`."""
-    return cfg.http.keywords["edge"]  # type: ignore[union-attr]
+    # cfg.http is the partial `config` made (uvicorn types it as a class or a name).
+    edge: Edge = cfg.http.keywords["edge"]  # type: ignore[union-attr]
+    return edge
 
 
 class Server(uvicorn.Server):

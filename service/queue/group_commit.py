@@ -278,7 +278,7 @@ class AsyncGroupCommit(Generic[T]):
             # Out of the set in the same step that found nothing pending: an
             # item handed over after it starts a writer of its own (the task's
             # done callback comes a step later, after such an item).
-            self._flushers.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._flushers.discard(asyncio.current_task())
 
     async def drain(self) -> None:
         """Wait until everything handed over so far has been written."""

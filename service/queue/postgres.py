@@ -98,7 +98,7 @@ class PostgresQueue(QueueRules, PostgresOutbox, PostgresWork):
             try:
                 async with self._connection() as connection:
                     try:
-                        cursor = await connection.execute(sql, params)  # type: ignore[arg-type]
+                        cursor = await connection.execute(sql, params)
                         return await cursor.fetchall()
                     except postgres_intake.STATEMENT_ERRORS as exc:
                         # Not the connection's trouble: admit_all's to handle.
@@ -192,7 +192,7 @@ class PostgresQueue(QueueRules, PostgresOutbox, PostgresWork):
         """One statement of task_sql.py in its own transaction; whether it changed a row."""
 
         async def update(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> bool:
-            await cursor.execute(statement, params)  # type: ignore[arg-type]
+            await cursor.execute(statement, params)
             return cursor.rowcount == 1
 
         return await self._in_transaction(update)
@@ -207,12 +207,12 @@ class PostgresQueue(QueueRules, PostgresOutbox, PostgresWork):
     ) -> bool:
         """Done or failed, and an expand's user token forgotten; False: not held."""
         params = task_sql.end(task, state, error, now)
-        await cursor.execute(_END, params)  # type: ignore[arg-type]
+        await cursor.execute(_END, params)
         if cursor.rowcount != 1:
             return False
         if task.kind == "expand":
             request = {"request_id": task.request_id}
-            await cursor.execute(_FORGET_USER_TOKEN, request)  # type: ignore[arg-type]
+            await cursor.execute(_FORGET_USER_TOKEN, request)
         return True
 
     async def complete(
@@ -366,7 +366,7 @@ class PostgresQueue(QueueRules, PostgresOutbox, PostgresWork):
 
     async def _write_read(self, statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         async def run(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> list[dict[str, Any]]:
-            await cursor.execute(statement, params)  # type: ignore[arg-type]
+            await cursor.execute(statement, params)
             return await cursor.fetchall()
 
         return await self._in_transaction(run)

@@ -44,7 +44,7 @@ class PostgresBudget:
                         connect_timeout=max(1, int(self.timeout)),
                         options=f"-c statement_timeout={int(self.timeout * 1000)}",
                     )
-                cursor = await self._connection.execute(sql, params)  # type: ignore[arg-type]
+                cursor = await self._connection.execute(sql, params)
                 return await cursor.fetchone() if cursor.description else None
             except (psycopg.Error, OSError) as exc:
                 log.warning(

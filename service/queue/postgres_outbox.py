@@ -104,7 +104,7 @@ class PostgresOutbox(PostgresHistory):
         return await self._in_transaction(fan)
 
     async def due_sends(self, now: float, limit: int = DUE_BATCH) -> list[Send]:
-        return [send_of(row) for row in await self._read(DUE, {"now": now, "limit": limit})]  # type: ignore[arg-type]
+        return [send_of(row) for row in await self._read(DUE, {"now": now, "limit": limit})]
 
     async def settle_send(
         self, send: Send, state: str, *, next_at: float, error: str | None = None

@@ -133,7 +133,7 @@ class PostgresStore:
             for version, sql in migration_steps():
                 if version <= current:
                     continue
-                await cursor.execute(sql)  # type: ignore[arg-type]
+                await cursor.execute(sql)
                 await cursor.execute(
                     "INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)",
                     (version, self.clock()),
@@ -184,7 +184,7 @@ class PostgresStore:
         self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
     ) -> list[dict[str, Any]]:
         async def read(cursor: psycopg.AsyncCursor[dict[str, Any]]) -> list[dict[str, Any]]:
-            await cursor.execute(sql, params)  # type: ignore[arg-type]
+            await cursor.execute(sql, params)
             return await cursor.fetchall()
 
         return await self._in_transaction(read)

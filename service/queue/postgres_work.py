@@ -34,7 +34,7 @@ class PostgresWork(PostgresHistory):
             row = await cursor.fetchone()
             if row is not None:  # what deliveries recorded stays, whatever retention pruned
                 delivered |= set(json.loads(row["delivered"]))
-            delivered.discard(None)  # type: ignore[arg-type]
+            delivered.discard(None)
             await cursor.execute(_RECORD, sql.record_params(work, delivered, self.clock()))
 
         await self._in_transaction(record)

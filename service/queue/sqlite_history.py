@@ -123,8 +123,8 @@ class SQLiteHistory(SQLiteStore):
         """
         if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # 2: incremental
             return False
-        free = db.execute("PRAGMA freelist_count").fetchone()[0]
-        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        free: int = db.execute("PRAGMA freelist_count").fetchone()[0]
+        pages: int = db.execute("PRAGMA page_count").fetchone()[0]
         if free < VACUUM_MIN_FREE_PAGES or free * 4 < pages:
             return False
         # Python's sqlite3 steps a statement once, and each step of this

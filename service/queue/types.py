@@ -183,7 +183,7 @@ def backoff_delay(
     The random half keeps many tasks that failed together from retrying in
     lockstep against a recovering Iconik.
     """
-    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    ceiling: float = min(cap, base * 2 ** max(0, attempt - 1))
     return ceiling / 2 + rng() * ceiling / 2
 
 

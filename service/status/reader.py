@@ -135,6 +135,7 @@ class StatusReader:
         (service.queue.retry_causes), each with how many, and the latest reason and
         its time. A task whose worker stopped renewing its lease counts too."""
         now = self.clock()
+        params: dict[str, Any]
         cause, params = cause_case("name")
         params = {**params, "request_id": request_id, "now": now}
         where = _of_request(request_id, RETRYING)

@@ -46,7 +46,8 @@ async def request_summary(queue: Queue, request_id: str) -> dict[str, Any] | Non
             for t in status["tasks"]
         ]
     # Errors are stored redacted; this also covers what was stored before that.
-    return redact_all(summarize_request(status, deliveries))
+    summary: dict[str, Any] = redact_all(summarize_request(status, deliveries))
+    return summary
 
 
 def overall_status(tasks: list[tuple[bool, str]]) -> str:
@@ -141,6 +142,7 @@ def request_report(
     all_tasks = sum(int(r["n"]) for r in rows)
     failed_total, failed = reader.failures(request_id, limit, offset, newest_first=False)
     payload = _payload_of(request["payload"])
+    deliveries: list[dict[str, Any]]
     deliveries_total, deliveries = 0, []
     if request["kind"] == "custom_action":  # what came back to its assets from deliver/
         deliveries_total, deliveries = reader.deliveries(request_id, min(limit, 20))
@@ -200,7 +202,8 @@ def request_report(
     if request["kind"] == "deliver":
         report["file"] = payload.get("path")
         report["language"] = payload.get("language")
-    return redact_all(report)
+    redacted: dict[str, Any] = redact_all(report)
+    return redacted
 
 
 def queue_report(reader: StatusReader, *, limit: int, offset: int) -> dict[str, Any]:
@@ -208,7 +211,7 @@ def queue_report(reader: StatusReader, *, limit: int, offset: int) -> dict[str, 
     counts = {state: 0 for state in ("queued", "running", "failed")}
     counts.update(reader.open_counts())
     failed_total, failed = reader.failures(None, limit, offset, newest_first=True)
-    return redact_all(
+    report: dict[str, Any] = redact_all(
         {
             "queue": reader.where,
             "tasks": counts,
@@ -223,6 +226,7 @@ def queue_report(reader: StatusReader, *, limit: int, offset: int) -> dict[str, 
             "open_work": reader.open_work_counts(),
         }
     )
+    return report
 
 
 def _retrying(reader: StatusReader, request_id: str | None) -> list[dict[str, Any]]:

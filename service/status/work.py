@@ -36,7 +36,8 @@ def work_report(reader: StatusReader, *, limit: int, offset: int) -> dict[str, A
     }
     if counts is not None:
         report["items"] = [_item(row, now) for row in reader.open_work(limit, offset)]
-    return redact_all(report)
+    redacted: dict[str, Any] = redact_all(report)
+    return redacted
 
 
 def _item(row: dict[str, Any], now: float) -> dict[str, Any]:

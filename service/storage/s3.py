@@ -133,7 +133,8 @@ class S3Storage:
     def head(self, key: str) -> dict[str, Any] | None:
         """HEAD of `key` (blocking), or None when there is no such object."""
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=key)
+            head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=key)
+            return head
         except ClientError as exc:
             if error_code(exc) in MISSING:
                 return None
@@ -190,7 +191,7 @@ class S3Storage:
                 if total is not None and total > limit:
                     raise TooLarge(path, total, limit)  # none of the body read
                 # Bounded even if the server sent more than it was asked for.
-                data = stream.read(limit + 1)
+                data: bytes = stream.read(limit + 1)
             finally:
                 stream.close()  # drops the connection if the body was not read
             if len(data) > limit:  # the server did not say how large: at least this

@@ -12,6 +12,7 @@ however large the proxy.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
@@ -170,7 +171,7 @@ class S3Staging:
                 if path not in self.written:
                     key = self.storage.key(self.folder, check_relative(path))
                     await self.storage.call(
-                        lambda key=key: s3.delete_object(Bucket=bucket, Key=key)
+                        functools.partial(s3.delete_object, Bucket=bucket, Key=key)
                     )
             key = self.storage.key(self.folder, MANIFEST)
             await self.storage.call(

@@ -25,7 +25,7 @@ from service.bundle import manifest as bundle
 from service.captions import track as captions
 from service.logging import get_logger
 from service.notify import events as notify_events
-from service.queue import Expanded, Task, Work
+from service.queue import Event, Expanded, Task, Work
 from service.storage import Staging
 from service.work import caption_status, preview_publish
 from service.work.gather import (
@@ -362,7 +362,7 @@ async def refresh(ctx: TaskContext, task: Task) -> Expanded | None:
 async def withdraw(ctx: TaskContext, task: Task) -> Expanded:
     """The asset was deleted: mark every bundle of it withdrawn; delete nothing."""
     storage = ctx.storage
-    events = []
+    events: list[Event] = []
     for folder in await ctx.registry.find(task.asset_id or ""):
         manifest = await storage.read_manifest(folder)
         if manifest is None or manifest.get("status") == "withdrawn":

@@ -266,7 +266,7 @@ def _original_media(
     asset_id: str, files: list[dict[str, Any]], subtitles: list[dict[str, Any]]
 ) -> MediaSource:
     # Subtitle files are files of the asset too; they are not its media.
-    subtitle_formats = {s.get("format_id") for s in subtitles if s.get("format_id")}
+    subtitle_formats = {s["format_id"] for s in subtitles if s.get("format_id")}
     original = pick_original(files, subtitle_formats)
     if original is None:
         raise TaskFailed(f"asset {asset_id} has neither a proxy nor an original file")

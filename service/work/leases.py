@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 
 import anyio
 
-from service.queue import Queue, QueueUnavailable
+from service.queue import Leases, QueueUnavailable
 
 DELIVER_SCAN = "deliver-scan"
 REGISTRY_FILL = "registry-fill"
@@ -30,7 +30,7 @@ def new_holder() -> str:
 
 
 @contextlib.asynccontextmanager
-async def held(queue: Queue, name: str, holder: str, seconds: float) -> AsyncIterator[bool]:
+async def held(queue: Leases, name: str, holder: str, seconds: float) -> AsyncIterator[bool]:
     """Whether `holder` got `name` for `seconds` (long enough for the work:
     it is not renewed), released after the block."""
     if not await queue.take_lease(name, holder, seconds):
@@ -44,7 +44,7 @@ async def held(queue: Queue, name: str, holder: str, seconds: float) -> AsyncIte
 
 
 async def let_go(
-    queue: Queue,
+    queue: Leases,
     name: str,
     holder: str,
     on_failure: Callable[[Exception], None] | None = None,
