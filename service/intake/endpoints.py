@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+from starlette.types import Receive, Scope, Send
 
 from service.iconik.user_token import TokenSeal
 from service.ids import new_id
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
 
 log = get_logger("service.intake.app")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
 # The delivery to store, or None when the body is fine but asks for nothing;
 # it adds what the log line should say about the body to `fields`.
 Accept = Callable[[bytes, dict[str, Any]], Delivery | None]
