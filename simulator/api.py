@@ -46,7 +46,7 @@ def gated(sim: IconikState, handler: Handler) -> Endpoint:
                     if status is None:
                         break
                     headers = {"Retry-After": sim.retry_after} if status == 429 else None
-                    message = "injected fault"
+                    message = sim.fault_message
                     if sim.echo_credentials:  # as a careless gateway does
                         message += f" for Auth-Token {request.headers.get('auth-token')}"
                     return errors(status, message, headers)

@@ -126,6 +126,7 @@ class IconikState:
         self.cuts: dict[str, int] = {}
         self.retry_after = "0"  # the Retry-After of 429s injected by fail_next
         self.echo_credentials = False  # injected faults quote the request's Auth-Token
+        self.fault_message = "injected fault"  # what the answers of injected faults say
         # Rate limits as Iconik enforces them (`ICONIK_LIMITS`): API calls
         # over any window get 429 with a Retry-After. Off unless asked for.
         self.limits = limits

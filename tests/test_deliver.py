@@ -5,16 +5,19 @@ HTTP, the real SQLite queue, a real bundle folder, the worker and the
 deliver/ scan driven one step at a time.
 """
 
+import functools
 import hashlib
 import json
 import signal
 import sqlite3
 
+import anyio
 import httpx2
 import jsonschema
 import pytest
 
 from service.__main__ import main
+from service.metrics import Metrics
 from simulator import Blob, Simulator, sample_video
 from tests.conftest import (
     ICONIK_TOKEN,
@@ -26,7 +29,7 @@ from tests.conftest import (
 )
 from tests.iconik_api import operation_for, operations, request_schema
 from tests.servers import running, service_env, service_process
-from tests.stack import APP_ID, stack
+from tests.stack import APP_ID, stack, with_worker
 from tests.support.deliver import (
     BROKEN_DE,
     EN_VTT,
@@ -357,6 +360,39 @@ def test_a_delivery_iconik_keeps_refusing_fails_and_errors_say_so(tmp_path):
         assert "503" in errors and "request " in errors
         # Whatever failed, no credential reaches the captioners' folder or Iconik's job.
         assert ICONIK_TOKEN not in errors and ICONIK_TOKEN not in json.dumps(job)
+
+
+def test_only_a_captioners_file_failing_its_checks_counts_as_refused(tmp_path):
+    """A delivery Iconik turns down is `failed`, whatever Iconik's answer says;
+    `refused` is the captioner's file failing its checks (CaptionRefused). Once
+    told apart by the words " was refused: " in the reason, which an answer
+    from Iconik quoted in it can have too."""
+    with stack(tmp_path, task_max_attempts=1) as s:
+        asset = s.seeded.normal
+        s.send(custom_action_body(asset_ids=[asset]))
+        s.drain()
+        deliver = s.bundle_dir(asset) / "deliver"
+        (deliver / "en.vtt").write_text(EN_VTT)
+        (deliver / "de.vtt").write_text(BROKEN_DE)
+        s.sim.fault_message = "the request was refused: subtitle quota exceeded"
+        s.sim.fail_next(f"/assets/{asset}/subtitles/", 400)
+        assert take(s) == [0, 2]
+        metrics = Metrics()
+
+        async def run_all(worker, queue):
+            while await worker.run_once():
+                pass
+
+        anyio.run(functools.partial(with_worker, s.settings, s.clock, run_all, metrics=metrics))
+
+        def counted(outcome):
+            sample = "caption_bridge_caption_deliveries_total"
+            return metrics.registry.get_sample_value(sample, {"outcome": outcome})
+
+        assert (counted("refused"), counted("failed")) == (1.0, 1.0)
+        failed = {j["title"][-4:]: j["error_message"] for j in delivered_job(s.sim, "FAILED")}
+        assert "the request was refused: subtitle quota exceeded" in failed["(en)"]
+        assert "line 7" in failed["(de)"]
 
 
 @pytest.mark.slow

@@ -548,14 +548,14 @@ async def test_the_failure_count_follows_failures_and_retention(queue, clock):
 
 
 async def test_caption_deliveries_are_the_latest_of_those_assets(queue, clock):
-    from service.deliver import task as deliver
+    from service.queue import RequestKind, TaskKind
 
     for n in range(5):
         clock.now += 1
         for asset_id in ("a1", "a2"):
             key = f"deliver:{asset_id}:{n}"
             payload = f'{{"path": "deliver/{n}.srt", "asset_id": "{asset_id}"}}'
-            d = Delivery(key, deliver.KIND, payload, NewTask(deliver.KIND, asset_id))
+            d = Delivery(key, RequestKind.DELIVER, payload, NewTask(TaskKind.DELIVER, asset_id))
             await queue.enqueue(d, f"{asset_id}-{n}")
         # Builds of the same assets are history, not deliveries.
         await queue.enqueue(delivery(f"b{n}", NewTask("build", "a1")), f"build-{n}")

@@ -32,6 +32,7 @@ from service.commands import demo_loop
 from service.intake import auth
 from service.intake.server import AsyncReady, Server, bind
 from service.intake.server import config as server_config
+from service.queue import TaskKind
 from service.settings import Settings
 from service.storage import MAX_MANIFEST_BYTES, Storage, StorageError, open_storage, parse_manifest
 from simulator import FORM_VIEW_ID, Simulator
@@ -200,7 +201,7 @@ async def _click_and_wait(
 async def _print_bundles(storage: Storage, status: dict[str, Any], out: TextIO) -> None:
     print("", file=out)
     for task in status["tasks"]:
-        if task["kind"] != "build" or task["state"] != "done":
+        if task["kind"] != TaskKind.BUILD or task["state"] != "done":
             continue
         for folder in await storage.find_bundles(task["asset_id"]):
             try:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import anyio.to_thread
@@ -45,17 +46,29 @@ from service.iconik.json_stream import JsonStream
 from service.logging import get_logger
 from service.metrics import Metrics
 from service.notify import events as notify_events
-from service.queue import Delivery, Expanded, NewTask, Task
+from service.queue import Delivery, Expanded, NewTask, RequestKind, Task, TaskKind
 from service.storage import NotRegularFile, TooLarge
 from service.work import caption_status, preview_publish
-from service.work.tasks import TaskContext, TaskFailed
+from service.work.tasks import Outcome, TaskContext, TaskFailed
 
 log = get_logger("service.deliver.task")
 
-KIND = "deliver"
-README_KIND = "readme"
-_REFUSED = " was refused: "  # how a refusal's reason reads; `report` counts them apart
 _ROLES = "writing caption tracks needs the roles can_write_formats and can_write_asset_subtitles"
+
+
+class CaptionRefused(TaskFailed):
+    """The captioner's file failed its checks (not Iconik, not the storage):
+    counted apart from other failures (CaptionDeliveryOutcome.REFUSED)."""
+
+
+class CaptionDeliveryOutcome(StrEnum):
+    """How a caption delivery ended: the `outcome` label of
+    caption_bridge_caption_deliveries_total."""
+
+    DELIVERED = "delivered"
+    REFUSED = "refused"  # the captioner's file failed its checks (CaptionRefused)
+    FAILED = "failed"  # anything else
+    RETRIED = "retried"
 
 
 def delivery_key(asset_id: str, path: str, sha256: str, replaces: str | None) -> str:
@@ -77,7 +90,7 @@ def new_delivery(
     """What the scan stores in the queue for one new content of a file."""
     return Delivery(
         key=delivery_key(asset_id, path, sha256, replaces),
-        kind=KIND,
+        kind=RequestKind.DELIVER,
         payload=json.dumps(
             {
                 "folder": folder,
@@ -90,7 +103,7 @@ def new_delivery(
                 "replaces": replaces,
             }
         ),
-        first_task=NewTask(KIND, asset_id),
+        first_task=NewTask(TaskKind.DELIVER, asset_id),
     )
 
 
@@ -138,9 +151,11 @@ async def deliver(ctx: TaskContext, task: Task) -> Expanded:
     # bundle's last build, not this project.json (a captioner can write it).
     work = await ctx.registry.work_of(folder, asset_id)
 
-    def refusal(problem: str) -> TaskFailed:
+    def refusal(problem: str) -> CaptionRefused:
         event = notify_events.refused(ctx, task, work, folder, path, label, problem)
-        return TaskFailed(f"{path}{_REFUSED}{problem}; fix the file and save it again", [event])
+        return CaptionRefused(
+            f"{path} was refused: {problem}; fix the file and save it again", [event]
+        )
 
     try:
         track, findings = await anyio.to_thread.run_sync(_read, filename, data, media, style)
@@ -216,9 +231,9 @@ def new_readme(folder: str, asset_id: str, revision: int, digest: str) -> Delive
     """What the scan stores when a bundle's README.txt is not the one it would write."""
     return Delivery(
         key=readme_key(asset_id, revision, digest),
-        kind=README_KIND,
+        kind=RequestKind.README,
         payload=json.dumps({"folder": folder, "asset_id": asset_id, "sha256": digest}),
-        first_task=NewTask(README_KIND, asset_id),
+        first_task=NewTask(TaskKind.README, asset_id),
     )
 
 
@@ -317,16 +332,29 @@ async def write_track(iconik: IconikClient, asset_id: str, track: captions.Track
         raise CredentialsRejected(f"{exc}; {_ROLES}") from None
 
 
-async def report(ctx: TaskContext, metrics: Metrics, task: Task, outcome: str, detail: Any) -> None:
-    """How a delivery ended, for the metrics and as an Iconik job (best-effort)."""
-    if outcome not in ("done", "failed", "retried"):
-        return
-    if outcome == "failed":
-        label = "refused" if _REFUSED in str(detail) else "failed"
+async def report(
+    ctx: TaskContext,
+    metrics: Metrics,
+    task: Task,
+    outcome: Outcome,
+    detail: Any,
+    failure: TaskFailed | None = None,
+) -> None:
+    """How a delivery ended, for the metrics and as an Iconik job (best-effort).
+
+    `failure`: what a FAILED task raised, if it ended by raising TaskFailed
+    (a CaptionRefused is counted as refused); `detail` is its reason as shown."""
+    if outcome == Outcome.DONE:
+        label = CaptionDeliveryOutcome.DELIVERED
+    elif outcome == Outcome.RETRIED:
+        label = CaptionDeliveryOutcome.RETRIED
+    elif outcome == Outcome.FAILED:
+        refused = isinstance(failure, CaptionRefused)
+        label = CaptionDeliveryOutcome.REFUSED if refused else CaptionDeliveryOutcome.FAILED
     else:
-        label = {"done": "delivered", "retried": "retried"}[outcome]
+        return
     metrics.caption_deliveries.labels(label).inc()
-    if outcome == "retried" or not ctx.settings.iconik_jobs:
+    if outcome == Outcome.RETRIED or not ctx.settings.iconik_jobs:
         return
     wanted = task.payload
     kind = " CC" if wanted.get("closed_captions") else ""
@@ -339,11 +367,11 @@ async def report(ctx: TaskContext, metrics: Metrics, task: Task, outcome: str, d
         "metadata": {"caption_bridge_request_id": task.request_id},
         "object_type": "assets",
         "object_id": task.asset_id,
-        "status": "FINISHED" if outcome == "done" else "FAILED",
-        "message": f"{path} is the asset's track now" if outcome == "done" else str(detail),
+        "status": "FINISHED" if outcome == Outcome.DONE else "FAILED",
+        "message": f"{path} is the asset's track now" if outcome == Outcome.DONE else str(detail),
         "completed_at": now,
     }
-    if outcome == "failed":
+    if outcome == Outcome.FAILED:
         job["error_message"] = str(detail)
     try:
         await ctx.iconik.create_job(job)

@@ -25,7 +25,16 @@ from service.iconik.user_token import TokenSeal
 from service.ids import new_id
 from service.intake import auth, payloads
 from service.logging import get_logger
-from service.queue import EVENT, Delivery, Enqueued, NewTask, QueueFull, QueueUnavailable
+from service.queue import (
+    Delivery,
+    Enqueued,
+    Lane,
+    NewTask,
+    QueueFull,
+    QueueUnavailable,
+    RequestKind,
+    TaskKind,
+)
 
 if TYPE_CHECKING:
     from service.intake.services import Services
@@ -166,7 +175,7 @@ async def _store(services: Services, delivery: Delivery, fields: dict[str, Any])
     except QueueFull as exc:
         setting, limit = (
             ("EVENTS_MAX_BACKLOG", services.settings.events_max_backlog)
-            if exc.lane == EVENT
+            if exc.lane == Lane.EVENT
             else ("QUEUE_MAX_BACKLOG", services.settings.queue_max_backlog)
         )
         raise Refusal(
@@ -210,7 +219,7 @@ def accept_custom_action(body: bytes, fields: dict[str, Any]) -> Delivery:
     """A click, stored without the user's token (CLICK_RIGHTS=application)."""
     action = payloads.parse_custom_action(body)
     fields["context"], fields["action_id"] = action.context, action.action_id
-    return _delivery("custom_action", body, action, NewTask("expand"))
+    return _delivery(RequestKind.CUSTOM_ACTION, body, action, NewTask(TaskKind.EXPAND))
 
 
 def custom_action_intake(settings: Settings) -> Accept:
@@ -224,7 +233,7 @@ def custom_action_intake(settings: Settings) -> Accept:
     def accept(body: bytes, fields: dict[str, Any]) -> Delivery:
         action = payloads.parse_custom_action(body)
         fields["context"], fields["action_id"] = action.context, action.action_id
-        delivery = _delivery("custom_action", body, action, NewTask("expand"))
+        delivery = _delivery(RequestKind.CUSTOM_ACTION, body, action, NewTask(TaskKind.EXPAND))
         token = action.auth_token.get_secret_value() if action.auth_token else ""
         if not token:  # the expand task fails, saying so
             return delivery
@@ -245,10 +254,10 @@ def accept_webhook(body: bytes, fields: dict[str, Any]) -> Delivery | None:
     if action is None:
         return None
     asset_id = webhook.asset_id.lower() if webhook.asset_id else None  # an Iconik id (checked)
-    return _delivery("webhook", body, webhook, NewTask(action.value, asset_id))
+    return _delivery(RequestKind.WEBHOOK, body, webhook, NewTask(TaskKind(action), asset_id))
 
 
-def _delivery(kind: str, body: bytes, parsed: BaseModel, first_task: NewTask) -> Delivery:
+def _delivery(kind: RequestKind, body: bytes, parsed: BaseModel, first_task: NewTask) -> Delivery:
     # Iconik resends the identical body, and one webhook's request_id can name
     # a call that changed many assets: only the raw body identifies a delivery.
     return Delivery(

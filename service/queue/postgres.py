@@ -20,14 +20,14 @@ import psycopg
 
 from service.ids import new_id
 from service.queue import (
-    CLICK,
-    EVENT,
     Delivery,
     Enqueued,
     Event,
+    Lane,
     NewTask,
     QueueUnavailable,
     Task,
+    TaskKind,
     lane_of,
     postgres_intake,
     rank_for,
@@ -183,7 +183,7 @@ class PostgresQueue(QueueRules, PostgresOutbox, PostgresWork):
                 request_kind=request["kind"],
                 payload=request["payload"],
                 first_claimed_at=row["first_claimed_at"],
-                user_token=request["user_token"] if row["kind"] == "expand" else None,
+                user_token=request["user_token"] if row["kind"] == TaskKind.EXPAND else None,
             )
 
         return await self._in_transaction(take)
@@ -210,7 +210,7 @@ class PostgresQueue(QueueRules, PostgresOutbox, PostgresWork):
         await cursor.execute(_END, params)
         if cursor.rowcount != 1:
             return False
-        if task.kind == "expand":
+        if task.kind == TaskKind.EXPAND:
             request = {"request_id": task.request_id}
             await cursor.execute(_FORGET_USER_TOKEN, request)
         return True
@@ -268,7 +268,7 @@ class PostgresQueue(QueueRules, PostgresOutbox, PostgresWork):
             "SELECT lane, count(*) AS n FROM tasks WHERE state IN ('queued', 'running')"
             " GROUP BY lane"
         )
-        return {CLICK: 0, EVENT: 0, **{row["lane"]: int(row["n"]) for row in rows}}
+        return {Lane.CLICK: 0, Lane.EVENT: 0, **{row["lane"]: int(row["n"]) for row in rows}}
 
     async def retrying_by_cause(self) -> dict[str, int]:
         """Tasks retrying now by cause (one grouped query; see service.queue.retry_causes)."""

@@ -20,14 +20,14 @@ import anyio
 
 from service.ids import new_id
 from service.queue import (
-    CLICK,
-    EVENT,
     Delivery,
     Enqueued,
     Event,
+    Lane,
     NewTask,
     QueueFull,
     Task,
+    TaskKind,
     lane_of,
     rank_for,
     task_sql,
@@ -131,7 +131,7 @@ class SQLiteQueue(QueueRules, SQLiteOutbox):
                 request_kind=row["request_kind"],
                 payload=json.loads(row["payload"]),
                 first_claimed_at=first_claimed,
-                user_token=row["user_token"] if row["kind"] == "expand" else None,
+                user_token=row["user_token"] if row["kind"] == TaskKind.EXPAND else None,
             )
 
         return await self._submit(take)
@@ -149,7 +149,7 @@ class SQLiteQueue(QueueRules, SQLiteOutbox):
     def _end(db: sqlite3.Connection, task: Task, state: str, error: str | None, now: float) -> bool:
         """Done or failed, and an expand's user token forgotten; False: not held."""
         ended = db.execute(task_sql.END, task_sql.end(task, state, error, now))
-        if ended.rowcount == 1 and task.kind == "expand":
+        if ended.rowcount == 1 and task.kind == TaskKind.EXPAND:
             db.execute(task_sql.FORGET_USER_TOKEN, {"request_id": task.request_id})
         return ended.rowcount == 1
 
@@ -220,7 +220,7 @@ class SQLiteQueue(QueueRules, SQLiteOutbox):
                 "SELECT lane, sum(n) AS n FROM task_counts"
                 " WHERE state IN ('queued', 'running') GROUP BY lane"
             )
-            return {CLICK: 0, EVENT: 0, **{row["lane"]: int(row["n"]) for row in rows}}
+            return {Lane.CLICK: 0, Lane.EVENT: 0, **{row["lane"]: int(row["n"]) for row in rows}}
 
         return await self._run(count)
 

@@ -18,11 +18,11 @@ from typing import Any
 
 from service.ids import new_id
 from service.queue import (
-    CLICK,
-    EVENT,
     Delivery,
     Enqueued,
+    Lane,
     QueueFull,
+    TaskKind,
     lane_of,
     rank_for,
 )
@@ -59,20 +59,20 @@ def _admit(
     if existing is not None:
         return Enqueued(existing, duplicate=True)
     lane, task = lane_of(delivery.kind), delivery.first_task
-    if lane == EVENT and task.asset_id is not None:
+    if lane == Lane.EVENT and task.asset_id is not None:
         # These rules read the tasks table: what this batch holds so far
         # must be in it first.
         db = batch.flush()
         if db.execute(sql.KNOWN_ASSET, (task.asset_id, task.asset_id)).fetchone() is None:
             return Enqueued(None, duplicate=False, ignored=True)
-        if task.kind == "refresh":
+        if task.kind == TaskKind.REFRESH:
             pending = db.execute(sql.PENDING_REFRESH, (task.asset_id,)).fetchone()
             if pending is not None:
                 return Enqueued(pending["request_id"], duplicate=False, coalesced=True)
-        elif task.kind == "withdraw":
+        elif task.kind == TaskKind.WITHDRAW:
             superseded = db.execute(sql.SUPERSEDE_REFRESH, (batch.now, task.asset_id))
-            batch.waiting[EVENT] -= superseded.rowcount
-    limit = limits.max_event_backlog if lane == EVENT else limits.max_backlog
+            batch.waiting[Lane.EVENT] -= superseded.rowcount
+    limit = limits.max_event_backlog if lane == Lane.EVENT else limits.max_backlog
     if batch.waiting[lane] >= limit:
         raise QueueFull(limits.retry_after_seconds, lane)
     batch.add(delivery, request_id, payload, lane)
@@ -95,13 +95,13 @@ class _Batch:
             (json.dumps(keys),),
         )
         self.stored: dict[str, str] = {row[0]: row[1] for row in rows}
-        self.waiting = {CLICK: 0, EVENT: 0}
+        self.waiting = {Lane.CLICK: 0, Lane.EVENT: 0}
         for row in db.execute("SELECT lane, n FROM task_counts WHERE state = 'queued'"):
             self.waiting[row[0]] = int(row[1])
         self._requests: list[str] = []
         self._tasks: list[tuple[Any, ...]] = []
 
-    def add(self, delivery: Delivery, request_id: str, payload: str, lane: str) -> None:
+    def add(self, delivery: Delivery, request_id: str, payload: str, lane: Lane) -> None:
         now, task = self.now, delivery.first_task
         rank = rank_for(lane, now)
         # The payload is already a JSON object: it goes into the batch's array

@@ -10,26 +10,60 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 TASK_STATES = ("queued", "running", "done", "failed")
 
 
-# Clicks and webhook events wait in separate lanes, each with its own limit,
-# so a storm of events never takes a click's room; and a click's tasks are
-# claimed before event tasks that have waited less than this much longer.
-CLICK, EVENT = "click", "event"
+class RequestKind(StrEnum):
+    """What a stored delivery is (requests.kind): a POST from Iconik, or what
+    the service stores for itself (the deliver/ scan's caption files, its
+    README.txt rewrites, and the caption status the first file sets)."""
+
+    CUSTOM_ACTION = "custom_action"  # a person's click
+    WEBHOOK = "webhook"  # an event about an object in Iconik
+    DELIVER = "deliver"  # a caption file from a bundle's deliver/ folder
+    README = "readme"  # a deliver/README.txt to write anew
+    CAPTION_STATUS = "caption_status"  # the asset's caption status, "In captioning"
+
+
+class TaskKind(StrEnum):
+    """What a task does (tasks.kind; the runner has one function per kind).
+    The value is stored, shown by `caption-bridge status`, and the `kind`
+    label of caption_bridge_tasks_total."""
+
+    EXPAND = "expand"  # a click's selection into one build per asset
+    BUILD = "build"
+    REFRESH = "refresh"
+    WITHDRAW = "withdraw"
+    DELIVER = "deliver"  # a caption file back to Iconik (service/deliver/task.py)
+    README = "readme"  # deliver/README.txt written anew
+    CAPTION_STATUS = "caption_status"  # the asset's caption status set
+
+
+class Lane(StrEnum):
+    """Clicks and webhook events wait in separate lanes, each with its own
+    limit, so a storm of events never takes a click's room (tasks.lane, the
+    `lane` label of caption_bridge_queue_depth)."""
+
+    CLICK = "click"
+    EVENT = "event"
+
+
+# A click's tasks are claimed before event tasks that have waited less than
+# this much longer.
 EVENT_LANE_DELAY = 60.0
 
 
-def lane_of(request_kind: str) -> str:
+def lane_of(request_kind: str) -> Lane:
     """Webhook events are the event lane; a person's click (and what it expands to) is not."""
-    return EVENT if request_kind == "webhook" else CLICK
+    return Lane.EVENT if request_kind == RequestKind.WEBHOOK else Lane.CLICK
 
 
 def rank_for(lane: str, due_at: float) -> float:
     """A task's place in line in `lane` when it is due at `due_at` (see EVENT_LANE_DELAY)."""
-    return due_at + (EVENT_LANE_DELAY if lane == EVENT else 0.0)
+    return due_at + (EVENT_LANE_DELAY if lane == Lane.EVENT else 0.0)
 
 
 def rank_after(task: Task, not_before: float) -> float:
@@ -40,7 +74,7 @@ def rank_after(task: Task, not_before: float) -> float:
 class QueueFull(Exception):
     """Too many tasks are waiting; the sender should come back later."""
 
-    def __init__(self, retry_after: int, lane: str = CLICK) -> None:
+    def __init__(self, retry_after: int, lane: Lane = Lane.CLICK) -> None:
         super().__init__(f"{lane} backlog over its limit; retry after {retry_after}s")
         self.retry_after = retry_after
         self.lane = lane
@@ -55,7 +89,7 @@ class Delivery:
     """An authenticated, parsed delivery about to be stored."""
 
     key: str
-    kind: str  # "custom_action" | "webhook" | "deliver"
+    kind: RequestKind
     payload: str  # a JSON object, as stored (made once, off the writer's thread)
     first_task: NewTask
     # The clicking user's Iconik token, sealed (service/iconik/user_token.py); kept
@@ -65,7 +99,7 @@ class Delivery:
 
 @dataclass(frozen=True)
 class NewTask:
-    kind: str  # "expand" | "build" | "refresh" | "withdraw" | "deliver"
+    kind: TaskKind
     asset_id: str | None = None
     # Set: the task is stored already failed, with this reason (an asset of a
     # click that the clicking user may not read: the status says so per asset).
@@ -160,11 +194,11 @@ class Task:
 
     task_id: str
     request_id: str
-    kind: str
+    kind: str  # a TaskKind as stored (one the runner does not know fails there)
     asset_id: str | None
     attempts: int
     owner: str
-    request_kind: str
+    request_kind: str  # a RequestKind as stored
     payload: dict[str, Any] = field(default_factory=dict)
     first_claimed_at: float | None = None
     # An expand task's sealed user token (None for every other kind).

@@ -84,7 +84,7 @@ class StatusReader:
         now = self.clock()
         return [as_observed(r, now) for r in rows]
 
-    def deliveries(self, request_id: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    def caption_deliveries(self, request_id: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """Caption files delivered back to the request's assets: (total, the latest `limit`)."""
         mine = (
             "FROM tasks t JOIN requests r ON r.request_id = t.request_id"

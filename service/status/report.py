@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from service.logging import redact_all
-from service.queue import Queue
+from service.queue import Queue, RequestKind
 from service.queue.retry_causes import ALL_CAUSES
 
 if TYPE_CHECKING:
@@ -32,10 +32,10 @@ async def request_summary(queue: Queue, request_id: str) -> dict[str, Any] | Non
     if status is None:
         return None
     deliveries: list[dict[str, Any]] = []
-    if status["kind"] == "custom_action":  # what came back to its assets from deliver/
+    if status["kind"] == RequestKind.CUSTOM_ACTION:  # what came back to its assets from deliver/
         asset_ids = sorted({t["asset_id"] for t in status["tasks"] if t["asset_id"]})
         deliveries = await queue.caption_deliveries(asset_ids) if asset_ids else []
-    elif status["kind"] == "deliver":
+    elif status["kind"] == RequestKind.DELIVER:
         deliveries = [
             {
                 **t,
@@ -144,9 +144,9 @@ def request_report(
     payload = _payload_of(request["payload"])
     deliveries: list[dict[str, Any]]
     deliveries_total, deliveries = 0, []
-    if request["kind"] == "custom_action":  # what came back to its assets from deliver/
-        deliveries_total, deliveries = reader.deliveries(request_id, min(limit, 20))
-    elif request["kind"] == "deliver":  # the delivery itself
+    if request["kind"] == RequestKind.CUSTOM_ACTION:  # what came back to its assets from deliver/
+        deliveries_total, deliveries = reader.caption_deliveries(request_id, min(limit, 20))
+    elif request["kind"] == RequestKind.DELIVER:  # the caption delivery itself
         deliveries = [
             {**t, "request_id": request_id, "received_at": request["received_at"]}
             | {"payload": payload}
@@ -199,7 +199,7 @@ def request_report(
             ],
         },
     }
-    if request["kind"] == "deliver":
+    if request["kind"] == RequestKind.DELIVER:
         report["file"] = payload.get("path")
         report["language"] = payload.get("language")
     redacted: dict[str, Any] = redact_all(report)

@@ -41,7 +41,7 @@ import anyio
 
 from service.iconik.client import CredentialsRejected, IconikClient, NotFound, NotPermitted
 from service.logging import get_logger
-from service.queue import Queue
+from service.queue import Queue, TaskKind
 
 log = get_logger("service.work.bulk_reads")
 
@@ -146,7 +146,9 @@ async def pending_builds(queue: Queue, request_id: str) -> list[str]:
     return [
         task["asset_id"]
         for task in (status or {}).get("tasks", [])
-        if task["kind"] == "build" and task["state"] in ("queued", "running") and task["asset_id"]
+        if task["kind"] == TaskKind.BUILD
+        and task["state"] in ("queued", "running")
+        and task["asset_id"]
     ]
 
 

@@ -33,12 +33,11 @@ from typing import Any
 from service.iconik.client import IconikError, NotFound
 from service.iconik.paths import checked_id
 from service.logging import get_logger
-from service.queue import Delivery, NewTask, Task
+from service.queue import Delivery, NewTask, RequestKind, Task, TaskKind
 from service.work.tasks import TaskContext
 
 log = get_logger("service.work.caption_status")
 
-KIND = "caption_status"
 IN_CAPTIONING = "In captioning"
 WITHDRAWN = "Withdrawn"
 
@@ -103,9 +102,9 @@ def new_in_captioning(folder: str, asset_id: str) -> Delivery:
     """What the scan stores when a bundle's deliver/ first holds a captioner's file."""
     return Delivery(
         key=in_captioning_key(asset_id, folder),
-        kind=KIND,
+        kind=RequestKind.CAPTION_STATUS,
         payload=json.dumps({"folder": folder, "asset_id": asset_id}),
-        first_task=NewTask(KIND, asset_id),
+        first_task=NewTask(TaskKind.CAPTION_STATUS, asset_id),
     )
 
 
@@ -118,13 +117,13 @@ async def mark_in_captioning(ctx: TaskContext, task: Task) -> None:
     manifest = await ctx.storage.read_manifest(folder)
     if manifest is None or manifest.get("deliveries"):
         return  # delivered already: a newer state than this one
-    if await _delivery_ended(ctx, asset_id, folder):
+    if await _caption_delivery_ended(ctx, asset_id, folder):
         return  # a delivery of this folder ended (a refusal is not in the manifest)
     await write(ctx, asset_id, IN_CAPTIONING)
 
 
-async def _delivery_ended(ctx: TaskContext, asset_id: str, folder: str) -> bool:
-    """Has a delivery from this folder been taken or refused (the queue's record)?"""
+async def _caption_delivery_ended(ctx: TaskContext, asset_id: str, folder: str) -> bool:
+    """Has a caption file from this folder been taken or refused (the queue's record)?"""
     for delivery in await ctx.registry.queue.caption_deliveries([asset_id]):
         if delivery["payload"].get("folder") == folder and delivery["state"] in ("done", "failed"):
             return True

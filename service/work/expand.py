@@ -29,7 +29,7 @@ from __future__ import annotations
 from service.iconik.client import IconikClient, NotFound, NotPermitted, UserTokenRefused
 from service.iconik.user_token import TokenSeal
 from service.ids import describe, is_iconik_id
-from service.queue import Expanded, NewTask, Task
+from service.queue import Expanded, NewTask, Task, TaskKind
 from service.work.tasks import TaskContext, TaskFailed
 
 COLLECTION_DEPTH = 10
@@ -68,7 +68,9 @@ async def expand(ctx: TaskContext, task: Task) -> Expanded:
         ) from None
     await ctx.jobs.start(task.request_id, unique, frozenset(unique) - readable)
     children = [
-        NewTask("build", a) if a in readable else NewTask("build", a, failed=NOT_READABLE)
+        NewTask(TaskKind.BUILD, a)
+        if a in readable
+        else NewTask(TaskKind.BUILD, a, failed=NOT_READABLE)
         for a in unique
     ]
     searched = payload.get("collection_ids") or payload.get("saved_search_ids")

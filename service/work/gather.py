@@ -27,7 +27,7 @@ from service.iconik.client import CredentialsRejected, IconikClient, NotFound, R
 from service.iconik.paths import checked_download_url
 from service.ids import is_iconik_id
 from service.logging import get_logger
-from service.queue import Task
+from service.queue import Task, TaskKind
 from service.work.bulk_reads import SearchDocument
 from service.work.tasks import ProxyNotReady, TaskContext, TaskFailed
 
@@ -139,7 +139,7 @@ def pick_original(files: list[dict[str, Any]], exclude_formats: set[str]) -> dic
 async def gather(ctx: TaskContext, task: Task, asset_id: str) -> AssetSnapshot:
     """What Iconik says about the asset: from the search of a click's assets when
     it has the asset (service/work/bulk_reads.py), else read per asset."""
-    if task.kind == "build" and ctx.bulk_reads is not None:
+    if task.kind == TaskKind.BUILD and ctx.bulk_reads is not None:
         found = await ctx.bulk_reads.document(
             ctx.iconik, task.request_id, asset_id, ctx.settings.metadata_view_ids
         )

@@ -32,27 +32,37 @@ from service.logging import get_logger, redact
 from service.metrics import Metrics
 from service.notify import due_check
 from service.notify import sender as notify
-from service.queue import Event, Expanded, NewTask, Queue, QueueUnavailable, Task, retention
+from service.queue import (
+    Event,
+    Expanded,
+    NewTask,
+    Queue,
+    QueueUnavailable,
+    RequestKind,
+    Task,
+    TaskKind,
+    retention,
+)
 from service.settings import Settings
 from service.storage import Storage, StorageError
 from service.work import build, caption_status, expand
 from service.work.bulk_reads import BulkReads, pending_builds
 from service.work.iconik_jobs import JobReporter
 from service.work.registry import BundleRegistry
-from service.work.tasks import LeaseLost, ProxyNotReady, TaskContext, TaskFailed
+from service.work.tasks import LeaseLost, Outcome, ProxyNotReady, TaskContext, TaskFailed
 
 log = get_logger("service.work.runner")
 
-TaskKind = Callable[[TaskContext, Task], Awaitable[list[NewTask] | Expanded | None]]
+TaskFunction = Callable[[TaskContext, Task], Awaitable[list[NewTask] | Expanded | None]]
 
-TASK_KINDS: dict[str, TaskKind] = {
-    "expand": expand.expand,
-    "build": build.build,
-    "refresh": build.refresh,
-    "withdraw": build.withdraw,
-    deliver.KIND: deliver.deliver,
-    deliver.README_KIND: deliver.rewrite_readme,
-    caption_status.KIND: caption_status.mark_in_captioning,
+TASK_KINDS: dict[str, TaskFunction] = {
+    TaskKind.EXPAND: expand.expand,
+    TaskKind.BUILD: build.build,
+    TaskKind.REFRESH: build.refresh,
+    TaskKind.WITHDRAW: build.withdraw,
+    TaskKind.DELIVER: deliver.deliver,
+    TaskKind.README: deliver.rewrite_readme,
+    TaskKind.CAPTION_STATUS: caption_status.mark_in_captioning,
 }
 
 
@@ -198,7 +208,7 @@ class Worker:
                 async with self._lease_kept(task):
                     outcome = await self._attempt(task)
             except LeaseLost as exc:
-                outcome = ("lost", str(exc))
+                outcome = (Outcome.LOST, str(exc))
             except BaseException:
                 # Cancelled (shutdown): hand the task back at once, unpenalised.
                 with anyio.CancelScope(shield=True):
@@ -250,31 +260,32 @@ class Worker:
             self.bulk_reads,
         )
 
-    async def _attempt(self, task: Task) -> tuple[str, Any]:
-        """Run the task; say how it ended, without touching the queue."""
-        kind = TASK_KINDS.get(task.kind)
-        if kind is None:
-            return "failed", f"unknown task kind {task.kind!r}"
+    async def _attempt(self, task: Task) -> tuple[Outcome, Any]:
+        """Run the task; say how it ended, without touching the queue
+        (RETRIED: asked for; `_settle` makes it FAILED once attempts run out)."""
+        run = TASK_KINDS.get(task.kind)
+        if run is None:
+            return Outcome.FAILED, f"unknown task kind {task.kind!r}"
         try:
-            return "done", await kind(self.context(task), task)
+            return Outcome.DONE, await run(self.context(task), task)
         except TaskFailed as exc:
-            return "failed", exc
+            return Outcome.FAILED, exc
         except ProxyNotReady as exc:
-            return "wait", str(exc)
+            return Outcome.WAIT, str(exc)
         except LeaseLost as exc:
-            return "lost", str(exc)
+            return Outcome.LOST, str(exc)
         except NotFound as exc:  # the asset itself was checked; this is a part of it
-            return "retry", f"{exc} (it was there a moment ago)"
+            return Outcome.RETRIED, f"{exc} (it was there a moment ago)"
         except IconikError as exc:  # credentials, 429/5xx after retries, odd answers
-            return "retry", str(exc)
+            return Outcome.RETRIED, str(exc)
         except (StorageError, OSError) as exc:
             # The log names the storage for the operator; the task's reason is
             # read by Iconik users (and captioners, in ERRORS.txt): no server path.
             log.warning("task.storage_failed", storage=self.storage.description, error=str(exc))
-            return "retry", f"the bundle storage: {self._without_root(str(exc))}"
+            return Outcome.RETRIED, f"the bundle storage: {self._without_root(str(exc))}"
         except Exception as exc:  # a bug: keep the task, log the traceback
             log.exception("task.crashed")
-            return "retry", f"internal error ({type(exc).__name__}); see the service log"
+            return Outcome.RETRIED, f"internal error ({type(exc).__name__}); see the service log"
 
     def _without_root(self, text: str) -> str:
         """`text` without the storage's own location (a server path, a bucket)."""
@@ -284,53 +295,58 @@ class Worker:
             return text
         return text.replace(f"{root}/", "").replace(str(root), "the storage root")
 
-    async def _settle(self, task: Task, outcome: str, detail: Any) -> None:
+    async def _settle(self, task: Task, outcome: Outcome, detail: Any) -> None:
         # Whatever the reason quotes (an answer from Iconik or a gateway may
         # echo a credential), it is stored, shown and sent to Iconik redacted.
-        events = None
+        events, failure = None, None
         if isinstance(detail, TaskFailed):  # a refused delivery carries its event
-            detail, events = str(detail), detail.events
+            detail, events, failure = str(detail), detail.events, detail
         if isinstance(detail, str):
             detail = redact(detail)
-        if outcome == "lost":
+        if outcome == Outcome.LOST:
             # Another worker runs it now; its outcome is theirs to record.
             log.warning("task.lease_lost", reason=detail)
             self.metrics.tasks.labels(task.kind, outcome).inc()
             return
-        if outcome == "done":
+        if outcome == Outcome.DONE:
             # An expand says what it made, and may leave a note for the status.
             expanded = detail if isinstance(detail, Expanded) else Expanded(detail or [])
             await self.queue.complete(
                 task, expanded.children or None, expanded.note, events=expanded.events or None
             )
             log.info("task.done", children=len(expanded.children), events=len(expanded.events))
-        elif outcome == "failed":
+        elif outcome == Outcome.FAILED:
             await self.queue.fail(task, detail, events=events or None)
             log.warning("task.failed", reason=detail)
-        elif outcome == "wait":
+        elif outcome == Outcome.WAIT:
             waited = self.clock() - (task.first_claimed_at or self.clock())
             delay = self.proxy_retry_delay(waited)
             await self.queue.retry(task, detail, delay=delay, count_attempt=False)
             log.info("task.waiting", reason=detail, retry_in=delay)
             self.metrics.retried(detail)
-        else:
+        else:  # RETRIED, unless its attempts are used up
             retried = await self.queue.retry(task, detail)
             log.warning("task.retry" if retried else "task.failed", reason=detail)
             if retried:
                 self.metrics.retried(detail)
-            outcome = "retried" if retried else "failed"
+            outcome = Outcome.RETRIED if retried else Outcome.FAILED
             detail = detail if retried else f"{detail} (gave up after {task.attempts} attempts)"
         self.metrics.tasks.labels(task.kind, outcome).inc()
-        await self._report(task, outcome, detail)
+        await self._report(task, outcome, detail, failure)
 
-    async def _report(self, task: Task, outcome: str, detail: Any) -> None:
+    async def _report(
+        self, task: Task, outcome: Outcome, detail: Any, failure: TaskFailed | None
+    ) -> None:
         """Tell the request's Iconik job; only custom actions (a person clicked) have one."""
-        if task.kind == deliver.KIND:  # a delivery has a job of its own
-            await deliver.report(self.context(task), self.metrics, task, outcome, detail)
+        if task.kind == TaskKind.DELIVER:  # a delivery has a job of its own
+            await deliver.report(self.context(task), self.metrics, task, outcome, detail, failure)
             return
-        if task.request_kind != "custom_action" or outcome not in ("done", "failed"):
+        if task.request_kind != RequestKind.CUSTOM_ACTION or outcome not in (
+            Outcome.DONE,
+            Outcome.FAILED,
+        ):
             return
-        if task.kind == "expand" and outcome == "done":
+        if task.kind == TaskKind.EXPAND and outcome == Outcome.DONE:
             return  # expand reported its assets through jobs.start()
         # Returns at once: the reporter reads the request's state from the
         # queue and sends it in the background (a failed expand included).

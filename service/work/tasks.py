@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 # The failure no retry fixes lives below the work, as the Iconik client raises
@@ -24,6 +25,17 @@ if TYPE_CHECKING:
     from service.work.bulk_reads import BulkReads
     from service.work.iconik_jobs import JobReporter
     from service.work.registry import BundleRegistry
+
+
+class Outcome(StrEnum):
+    """How a task attempt ended, as the runner settles it; the value is the
+    `outcome` label of caption_bridge_tasks_total."""
+
+    DONE = "done"
+    RETRIED = "retried"  # runs again later; FAILED instead once its attempts are used up
+    FAILED = "failed"  # given up, with a reason a person can act on
+    WAIT = "wait"  # no proxy yet: runs again later without using an attempt
+    LOST = "lost"  # another worker holds it now; its outcome is theirs to record
 
 
 class ProxyNotReady(Exception):
