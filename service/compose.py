@@ -33,8 +33,8 @@ from service.metrics import Metrics
 from service.queue import Queue, queue_for
 from service.settings import Settings
 from service.storage import Storage, open_storage
+from service.work.bundle_registry import filled_in_background
 from service.work.iconik_jobs import JobReporter
-from service.work.registry import filled_in_background
 from service.work.runner import Worker
 
 # The receiver's lifespan companion: the worker beside it, the registry fill

@@ -8,7 +8,7 @@ import pytest
 
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
-from service.work.registry import BundleRegistry
+from service.work.bundle_registry import BundleRegistry
 
 pytestmark = pytest.mark.anyio
 

@@ -59,7 +59,7 @@ from service.metrics import Metrics
 from service.queue import Queue, QueueFull, QueueUnavailable
 from service.storage import NotRegularFile, Outtray, Storage, StoredFile
 from service.work import caption_status
-from service.work.registry import BundleRegistry
+from service.work.bundle_registry import BundleRegistry
 
 log = get_logger("service.deliver.scan")
 

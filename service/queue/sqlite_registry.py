@@ -1,5 +1,5 @@
 """The SQLite queue's bundle registry and leases: which folders hold a bundle
-of which asset (service/work/registry.py), and work one process does at a time
+of which asset (service/work/bundle_registry.py), and work one process does at a time
 (service/work/leases.py). Writes go through the store's writer like every other."""
 
 from __future__ import annotations

@@ -47,8 +47,8 @@ from service.settings import Settings
 from service.storage import Storage, StorageError
 from service.work import build, caption_status, expand
 from service.work.bulk_reads import BulkReads, pending_builds
+from service.work.bundle_registry import BundleRegistry
 from service.work.iconik_jobs import JobReporter
-from service.work.registry import BundleRegistry
 from service.work.tasks import LeaseLost, Outcome, ProxyNotReady, TaskContext, TaskFailed
 
 log = get_logger("service.work.runner")

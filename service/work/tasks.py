@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from service.settings import Settings
     from service.storage import Storage
     from service.work.bulk_reads import BulkReads
+    from service.work.bundle_registry import BundleRegistry
     from service.work.iconik_jobs import JobReporter
-    from service.work.registry import BundleRegistry
 
 
 class Outcome(StrEnum):

@@ -27,7 +27,7 @@ from service.queue import Queue, QueueUnavailable, Work
 from service.storage import Storage, StorageError
 from service.work import leases
 
-log = get_logger("service.work.registry")
+log = get_logger("service.work.bundle_registry")
 
 
 class BundleRegistry:
