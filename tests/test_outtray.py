@@ -35,11 +35,11 @@ def test_notes_about_the_folder_come_first_and_alone_make_a_file():
 
 def test_deliveries_read_back_keep_only_entries_of_the_written_shape():
     good = {"path": "deliver/en.vtt", "sha256": "ab", "language": "en"}
-    assert outtray.trusted_deliveries("not a list") == []
-    assert outtray.trusted_deliveries([good, 3, None, {"path": 1}, {**good, "language": 5}]) == [
-        good
-    ]
-    assert outtray.latest_delivery([{"language": None}, good], "EN", False) == good
+    assert outtray.trusted_caption_deliveries("not a list") == []
+    assert outtray.trusted_caption_deliveries(
+        [good, 3, None, {"path": 1}, {**good, "language": 5}]
+    ) == [good]
+    assert outtray.latest_caption_delivery([{"language": None}, good], "EN", False) == good
 
 
 def test_readme_says_how_to_name_what_happens_and_where_to_look():
@@ -79,7 +79,7 @@ def test_errors_list_one_line_per_file_and_nothing_when_all_is_well():
 
 
 def test_receipt_and_the_latest_delivery_of_a_track():
-    first = outtray.delivery_entry(
+    first = outtray.caption_delivery_entry(
         path="deliver/en.vtt",
         sha256="a" * 64,
         language="en",
@@ -90,9 +90,9 @@ def test_receipt_and_the_latest_delivery_of_a_track():
     cc = {**first, "path": "deliver/en.cc.vtt", "closed_captions": True}
     second = {**first, "path": "deliver/en.srt", "sha256": "b" * 64}
     assert json.loads(outtray.receipt_bytes([first])) == {"deliveries": [first]}
-    assert outtray.latest_delivery([first, cc, second], "en", False) == second
-    assert outtray.latest_delivery([first, cc, second], "EN", True) == cc
-    assert outtray.latest_delivery([first], "fr", False) is None
+    assert outtray.latest_caption_delivery([first, cc, second], "en", False) == second
+    assert outtray.latest_caption_delivery([first, cc, second], "EN", True) == cc
+    assert outtray.latest_caption_delivery([first], "fr", False) is None
 
 
 def test_a_change_of_the_bundle_never_removes_anything_in_deliver():
@@ -170,7 +170,7 @@ def test_a_folder_of_delivered_files_needs_no_errors_file():
 def test_a_delivered_state_says_when_and_what_was_noted():
     from service.bundle.outtray_view import delivered_words
 
-    entry = outtray.delivery_entry(
+    entry = outtray.caption_delivery_entry(
         path="deliver/en.srt",
         sha256="a" * 64,
         language="en",
@@ -185,7 +185,7 @@ def test_a_delivered_state_says_when_and_what_was_noted():
     assert delivered_words(entry) == (
         "delivered at 2027-01-15 08:00:00 UTC; times counted from the start timecode 10:00:00:00"
     )
-    bare = outtray.delivery_entry(
+    bare = outtray.caption_delivery_entry(
         path="p",
         sha256="s",
         language="en",
@@ -212,14 +212,14 @@ def test_the_delivery_history_keeps_the_latest_and_twenty_before_it_per_track():
     for n in range(60):
         language = "en" if n % 2 else "fr"
         entry = {"path": f"deliver/{language}.vtt", "sha256": str(n), "language": language}
-        deliveries = outtray.with_delivery(deliveries, entry)
+        deliveries = outtray.with_caption_delivery(deliveries, entry)
     per_track = outtray.HISTORY_PER_TRACK + 1
     assert len(deliveries) == 2 * per_track
     assert [d["sha256"] for d in deliveries][-4:] == ["56", "57", "58", "59"]  # order kept
     assert next(d["sha256"] for d in deliveries if d["language"] == "en") == str(59 - 2 * 20)
     cc = {"path": "deliver/en.cc.vtt", "sha256": "c", "language": "en", "closed_captions": True}
-    assert outtray.with_delivery(deliveries, cc)[-1] == cc  # a track of its own
-    assert len(outtray.with_delivery(deliveries, cc)) == 2 * per_track + 1
+    assert outtray.with_caption_delivery(deliveries, cc)[-1] == cc  # a track of its own
+    assert len(outtray.with_caption_delivery(deliveries, cc)) == 2 * per_track + 1
 
 
 def test_the_house_style_report_lists_findings_by_file():

@@ -112,7 +112,9 @@ def test_each_language_has_one_state():
         "notes.txt: not a name the service delivers\n"
         "de.cc.srt: the file is empty\n"
     )
-    states = preview_data.delivery_states({"files": files, "deliveries": deliveries}, errors)
+    states = preview_data.caption_delivery_states(
+        {"files": files, "deliveries": deliveries}, errors
+    )
     assert [(s["label"], s["state"]) for s in states] == [
         ("de (closed captions)", "refused"),
         ("en", "delivered"),
@@ -123,7 +125,7 @@ def test_each_language_has_one_state():
     assert states[2]["detail"] == (
         "es.vtt, line 4: the cue ends before it starts (last delivered d3 from deliver/es.vtt)"
     )
-    assert preview_data.delivery_states({"files": "x", "deliveries": {}}, None) == []
+    assert preview_data.caption_delivery_states({"files": "x", "deliveries": {}}, None) == []
 
 
 def test_a_delivery_rewrites_the_page_but_never_a_captioners(tmp_path):

@@ -102,7 +102,7 @@ def receipt_bytes(deliveries: list[dict[str, Any]]) -> bytes:
     return (text + "\n").encode()
 
 
-def delivery_entry(
+def caption_delivery_entry(
     *,
     path: str,
     sha256: str,
@@ -134,7 +134,9 @@ def delivery_entry(
     return entry
 
 
-def with_delivery(deliveries: list[dict[str, Any]], entry: dict[str, Any]) -> list[dict[str, Any]]:
+def with_caption_delivery(
+    deliveries: list[dict[str, Any]], entry: dict[str, Any]
+) -> list[dict[str, Any]]:
     """`deliveries` with `entry` added last, keeping per track (language and
     kind) its latest entry and the HISTORY_PER_TRACK before it, in order: the
     list (and RECEIPT.json, and project.json) stays bounded however often a
@@ -150,12 +152,12 @@ def with_delivery(deliveries: list[dict[str, Any]], entry: dict[str, Any]) -> li
     return kept[::-1]
 
 
-def latest_delivery(
+def latest_caption_delivery(
     deliveries: Iterable[dict[str, Any]], language: str, closed_captions: bool
 ) -> dict[str, Any] | None:
     """The delivery that made Iconik's track of this language and kind what it is."""
     found = None
-    for entry in trusted_deliveries(deliveries):
+    for entry in trusted_caption_deliveries(deliveries):
         if (entry["language"].lower(), bool(entry.get("closed_captions"))) == (
             language.lower(),
             closed_captions,
@@ -168,16 +170,16 @@ def delivered_as(
     deliveries: Iterable[dict[str, Any]], path: str, sha256: str
 ) -> dict[str, Any] | None:
     """The latest delivery of this content of this file, if it is still its track's."""
-    for entry in reversed(trusted_deliveries(deliveries)):
+    for entry in reversed(trusted_caption_deliveries(deliveries)):
         if (entry["path"], entry["sha256"]) == (path, sha256):
-            latest = latest_delivery(
+            latest = latest_caption_delivery(
                 deliveries, entry["language"], bool(entry.get("closed_captions"))
             )
             return entry if latest is entry else None
     return None
 
 
-def trusted_deliveries(deliveries: Any) -> list[dict[str, Any]]:
+def trusted_caption_deliveries(deliveries: Any) -> list[dict[str, Any]]:
     """The entries of a `deliveries` list read back from project.json that
     have the shape the service writes (anyone may have edited the file)."""
     if not isinstance(deliveries, list):

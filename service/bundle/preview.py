@@ -214,7 +214,7 @@ def render_preview(
             if timing
             else ""
         ),
-        delivery_rows=_delivery_rows(data.delivery_states(manifest, errors_text)),
+        delivery_rows=_delivery_rows(data.caption_delivery_states(manifest, errors_text)),
         errors=(
             f'<h3>deliver/ERRORS.txt</h3><pre id="errors">\n{_text(errors_text)}</pre>'
             if errors_text and errors_text.strip()

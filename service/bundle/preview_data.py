@@ -20,7 +20,7 @@ from typing import Any
 
 from service.bundle import due_dates
 from service.bundle.manifest import caption_label
-from service.bundle.outtray import trusted_deliveries
+from service.bundle.outtray import trusted_caption_deliveries
 from service.captions import track as captions
 
 # -- timecode ------------------------------------------------------------------
@@ -222,7 +222,9 @@ def refusals(errors_text: str | None) -> dict[tuple[str, bool], list[str]]:
     return found
 
 
-def delivery_states(manifest: dict[str, Any], errors_text: str | None) -> list[dict[str, str]]:
+def caption_delivery_states(
+    manifest: dict[str, Any], errors_text: str | None
+) -> list[dict[str, str]]:
     """Each language's state, as of this page: the bundle's tracks and every
     language delivered or refused, each once.
 
@@ -244,7 +246,7 @@ def delivery_states(manifest: dict[str, Any], errors_text: str | None) -> list[d
         if isinstance(entry, dict) and entry.get("kind") == "caption":
             note(entry.get("language"), entry.get("closed_captions"))
     last: dict[tuple[str, bool], dict[str, Any]] = {}
-    for entry in trusted_deliveries(manifest.get("deliveries")):
+    for entry in trusted_caption_deliveries(manifest.get("deliveries")):
         key = note(entry["language"], entry.get("closed_captions"))
         if key is not None:
             last[key] = entry

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.bundle.outtray import trusted_deliveries
+from service.bundle.outtray import trusted_caption_deliveries
 from service.captions.track import Media
 
 # The manifest's top-level keys (bundle.build_manifest, withdraw_manifest).
@@ -58,7 +58,7 @@ def manifest(read: Any) -> dict[str, Any] | None:
         kept["asset"] = {}
     kept["asset"] = _asset(kept["asset"])
     kept["files"] = [f for f in _list(kept.get("files")) if _is_file_entry(f)]
-    kept["deliveries"] = trusted_deliveries(kept.get("deliveries"))
+    kept["deliveries"] = trusted_caption_deliveries(kept.get("deliveries"))
     edits = [p for p in _list(kept.get("captioner_edits")) if isinstance(p, str)]
     if edits:
         kept["captioner_edits"] = edits

@@ -8,7 +8,7 @@ and withdrawn bundles alike:
   still being copied in is never delivered half-way;
 - a file whose content (SHA-256) is not what the track of its language and
   kind was last delivered from becomes one `deliver` task, stored in the
-  queue under a delivery key (service.deliver.task.delivery_key): several
+  queue under a delivery key (service.deliver.task.caption_delivery_key): several
   scanning processes, or the same content seen again, enqueue it once;
 - deliver/ERRORS.txt says, from the first look that sees a file, what state
   each file is in (waiting, checking, delivered, refused, not delivered),
@@ -367,8 +367,8 @@ class DeliverScan:
         # request's status and the Iconik job); ERRORS.txt says why at once.
         if checked.refusal is not None:
             report.refused += 1
-        latest = outtray.latest_delivery(deliveries, name.language, name.closed_captions)
-        delivery = deliver.new_delivery(
+        latest = outtray.latest_caption_delivery(deliveries, name.language, name.closed_captions)
+        delivery = deliver.new_caption_delivery(
             folder=folder,
             asset_id=asset_id,
             # The title as the service wrote it into the folder's name.

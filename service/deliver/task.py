@@ -71,13 +71,13 @@ class CaptionDeliveryOutcome(StrEnum):
     RETRIED = "retried"
 
 
-def delivery_key(asset_id: str, path: str, sha256: str, replaces: str | None) -> str:
+def caption_delivery_key(asset_id: str, path: str, sha256: str, replaces: str | None) -> str:
     """One delivery, whichever process found it: this content of this file, over
     what the track was (so content that comes back after a change goes again)."""
     return f"deliver:{asset_id}:{path}:{sha256}:over:{replaces or 'none'}"
 
 
-def new_delivery(
+def new_caption_delivery(
     *,
     folder: str,
     asset_id: str,
@@ -89,7 +89,7 @@ def new_delivery(
 ) -> Delivery:
     """What the scan stores in the queue for one new content of a file."""
     return Delivery(
-        key=delivery_key(asset_id, path, sha256, replaces),
+        key=caption_delivery_key(asset_id, path, sha256, replaces),
         kind=RequestKind.DELIVER,
         payload=json.dumps(
             {
@@ -171,7 +171,7 @@ async def deliver(ctx: TaskContext, task: Task) -> Expanded:
 
     # 3. write to Iconik, then record it in the bundle
     subtitle_id = await write_track(ctx.iconik, asset_id, track)
-    entry = outtray.delivery_entry(
+    entry = outtray.caption_delivery_entry(
         path=path,
         sha256=wanted["sha256"],
         language=track.name.language,
@@ -182,7 +182,7 @@ async def deliver(ctx: TaskContext, task: Task) -> Expanded:
         house_style=findings.counts,
     )
     # The manifest as read back has the service's shape (service/bundle/readback.py).
-    deliveries = outtray.with_delivery(manifest["deliveries"], entry)
+    deliveries = outtray.with_caption_delivery(manifest["deliveries"], entry)
     updated = {**manifest, "revision": manifest["revision"] + 1, "deliveries": deliveries}
     async with ctx.storage.stage(folder) as staging:
         await staging.write_bytes(outtray.RECEIPT_PATH, outtray.receipt_bytes(deliveries))
