@@ -35,6 +35,7 @@ from pydantic import (
 from pydantic_core import PydanticSerializationError
 
 from service.ids import ICONIK_ID_PATTERN, describe, is_iconik_id
+from service.queue.types import TaskKind
 
 
 class PayloadError(ValueError):
@@ -92,10 +93,10 @@ class CustomAction(_IconikModel):
 
 
 class WebhookAction(StrEnum):
-    """What the worker does about a webhook event."""
+    """What the worker does about a webhook event: the kind of the task it stores."""
 
-    WITHDRAW = "withdraw"
-    REFRESH = "refresh"
+    WITHDRAW = TaskKind.WITHDRAW
+    REFRESH = TaskKind.REFRESH
 
 
 # Realms of an asset event that change what a bundle holds.
