@@ -49,7 +49,7 @@ from service.notify import events as notify_events
 from service.queue import Delivery, Expanded, NewTask, RequestKind, Task, TaskKind
 from service.storage import NotRegularFile, TooLarge
 from service.work import caption_status, preview_publish
-from service.work.tasks import Outcome, TaskContext, TaskFailed
+from service.work.tasks import TaskContext, TaskFailed, TaskOutcome
 
 log = get_logger("service.deliver.task")
 
@@ -336,7 +336,7 @@ async def report(
     ctx: TaskContext,
     metrics: Metrics,
     task: Task,
-    outcome: Outcome,
+    outcome: TaskOutcome,
     detail: Any,
     failure: TaskFailed | None = None,
 ) -> None:
@@ -344,17 +344,17 @@ async def report(
 
     `failure`: what a FAILED task raised, if it ended by raising TaskFailed
     (a CaptionRefused is counted as refused); `detail` is its reason as shown."""
-    if outcome == Outcome.DONE:
+    if outcome == TaskOutcome.DONE:
         label = CaptionDeliveryOutcome.DELIVERED
-    elif outcome == Outcome.RETRIED:
+    elif outcome == TaskOutcome.RETRIED:
         label = CaptionDeliveryOutcome.RETRIED
-    elif outcome == Outcome.FAILED:
+    elif outcome == TaskOutcome.FAILED:
         refused = isinstance(failure, CaptionRefused)
         label = CaptionDeliveryOutcome.REFUSED if refused else CaptionDeliveryOutcome.FAILED
     else:
         return
     metrics.caption_deliveries.labels(label).inc()
-    if outcome == Outcome.RETRIED or not ctx.settings.iconik_jobs:
+    if outcome == TaskOutcome.RETRIED or not ctx.settings.iconik_jobs:
         return
     wanted = task.payload
     kind = " CC" if wanted.get("closed_captions") else ""
@@ -367,11 +367,13 @@ async def report(
         "metadata": {"caption_bridge_request_id": task.request_id},
         "object_type": "assets",
         "object_id": task.asset_id,
-        "status": "FINISHED" if outcome == Outcome.DONE else "FAILED",
-        "message": f"{path} is the asset's track now" if outcome == Outcome.DONE else str(detail),
+        "status": "FINISHED" if outcome == TaskOutcome.DONE else "FAILED",
+        "message": f"{path} is the asset's track now"
+        if outcome == TaskOutcome.DONE
+        else str(detail),
         "completed_at": now,
     }
-    if outcome == Outcome.FAILED:
+    if outcome == TaskOutcome.FAILED:
         job["error_message"] = str(detail)
     try:
         await ctx.iconik.create_job(job)

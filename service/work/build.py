@@ -25,7 +25,7 @@ from service.bundle import manifest as bundle
 from service.captions import track as captions
 from service.logging import get_logger
 from service.notify import events as notify_events
-from service.queue import Event, Expanded, Task, Work
+from service.queue import Event, Expanded, RequestKind, Task, Work
 from service.storage import Staging
 from service.work import caption_status, preview_publish
 from service.work.gather import (
@@ -330,7 +330,7 @@ async def _request_facts(
     folder's project.json (a captioner can rewrite the brief or the due
     date there). Only a bundle built before the queue recorded requests
     takes them from its project.json, once: its rebuild records them."""
-    if task.request_kind != "custom_action":
+    if task.request_kind != RequestKind.CUSTOM_ACTION:
         work = await ctx.registry.work_of(folder, task.asset_id or "")
         if work is not None and work.request is not None:
             recorded = {k: v for k, v in work.request.items() if k in _RECORDED}

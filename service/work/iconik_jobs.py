@@ -42,7 +42,7 @@ from anyio.abc import TaskGroup
 
 from service.iconik.client import IconikClient, IconikError
 from service.logging import get_logger
-from service.queue import Queue, QueueUnavailable
+from service.queue import Queue, QueueUnavailable, RequestKind
 from service.work import job_state
 from service.work.job_state import Outcome
 
@@ -225,7 +225,7 @@ class JobReporter:
         except QueueUnavailable as exc:
             log.warning("job.not_updated", request_id=job.request_id, error=str(exc))
             return None
-        if not status or status.get("kind") != "custom_action":  # only a click has a job
+        if not status or status.get("kind") != RequestKind.CUSTOM_ACTION:  # only a click has a job
             return None
         outcome = job_state.job_outcome(status["tasks"])
         if outcome is None and job.asset_ids:  # expanded, asset tasks not committed yet

@@ -49,7 +49,7 @@ from service.work import build, caption_status, expand
 from service.work.bulk_reads import BulkReads, pending_builds
 from service.work.bundle_registry import BundleRegistry
 from service.work.iconik_jobs import JobReporter
-from service.work.tasks import LeaseLost, Outcome, ProxyNotReady, TaskContext, TaskFailed
+from service.work.tasks import LeaseLost, ProxyNotReady, TaskContext, TaskFailed, TaskOutcome
 
 log = get_logger("service.work.runner")
 
@@ -208,7 +208,7 @@ class Worker:
                 async with self._lease_kept(task):
                     outcome = await self._attempt(task)
             except LeaseLost as exc:
-                outcome = (Outcome.LOST, str(exc))
+                outcome = (TaskOutcome.LOST, str(exc))
             except BaseException:
                 # Cancelled (shutdown): hand the task back at once, unpenalised.
                 with anyio.CancelScope(shield=True):
@@ -260,32 +260,35 @@ class Worker:
             self.bulk_reads,
         )
 
-    async def _attempt(self, task: Task) -> tuple[Outcome, Any]:
+    async def _attempt(self, task: Task) -> tuple[TaskOutcome, Any]:
         """Run the task; say how it ended, without touching the queue
         (RETRIED: asked for; `_settle` makes it FAILED once attempts run out)."""
         run = TASK_KINDS.get(task.kind)
         if run is None:
-            return Outcome.FAILED, f"unknown task kind {task.kind!r}"
+            return TaskOutcome.FAILED, f"unknown task kind {task.kind!r}"
         try:
-            return Outcome.DONE, await run(self.context(task), task)
+            return TaskOutcome.DONE, await run(self.context(task), task)
         except TaskFailed as exc:
-            return Outcome.FAILED, exc
+            return TaskOutcome.FAILED, exc
         except ProxyNotReady as exc:
-            return Outcome.WAIT, str(exc)
+            return TaskOutcome.WAIT, str(exc)
         except LeaseLost as exc:
-            return Outcome.LOST, str(exc)
+            return TaskOutcome.LOST, str(exc)
         except NotFound as exc:  # the asset itself was checked; this is a part of it
-            return Outcome.RETRIED, f"{exc} (it was there a moment ago)"
+            return TaskOutcome.RETRIED, f"{exc} (it was there a moment ago)"
         except IconikError as exc:  # credentials, 429/5xx after retries, odd answers
-            return Outcome.RETRIED, str(exc)
+            return TaskOutcome.RETRIED, str(exc)
         except (StorageError, OSError) as exc:
             # The log names the storage for the operator; the task's reason is
             # read by Iconik users (and captioners, in ERRORS.txt): no server path.
             log.warning("task.storage_failed", storage=self.storage.description, error=str(exc))
-            return Outcome.RETRIED, f"the bundle storage: {self._without_root(str(exc))}"
+            return TaskOutcome.RETRIED, f"the bundle storage: {self._without_root(str(exc))}"
         except Exception as exc:  # a bug: keep the task, log the traceback
             log.exception("task.crashed")
-            return Outcome.RETRIED, f"internal error ({type(exc).__name__}); see the service log"
+            return (
+                TaskOutcome.RETRIED,
+                f"internal error ({type(exc).__name__}); see the service log",
+            )
 
     def _without_root(self, text: str) -> str:
         """`text` without the storage's own location (a server path, a bucket)."""
@@ -295,7 +298,7 @@ class Worker:
             return text
         return text.replace(f"{root}/", "").replace(str(root), "the storage root")
 
-    async def _settle(self, task: Task, outcome: Outcome, detail: Any) -> None:
+    async def _settle(self, task: Task, outcome: TaskOutcome, detail: Any) -> None:
         # Whatever the reason quotes (an answer from Iconik or a gateway may
         # echo a credential), it is stored, shown and sent to Iconik redacted.
         events, failure = None, None
@@ -303,22 +306,22 @@ class Worker:
             detail, events, failure = str(detail), detail.events, detail
         if isinstance(detail, str):
             detail = redact(detail)
-        if outcome == Outcome.LOST:
+        if outcome == TaskOutcome.LOST:
             # Another worker runs it now; its outcome is theirs to record.
             log.warning("task.lease_lost", reason=detail)
             self.metrics.tasks.labels(task.kind, outcome).inc()
             return
-        if outcome == Outcome.DONE:
+        if outcome == TaskOutcome.DONE:
             # An expand says what it made, and may leave a note for the status.
             expanded = detail if isinstance(detail, Expanded) else Expanded(detail or [])
             await self.queue.complete(
                 task, expanded.children or None, expanded.note, events=expanded.events or None
             )
             log.info("task.done", children=len(expanded.children), events=len(expanded.events))
-        elif outcome == Outcome.FAILED:
+        elif outcome == TaskOutcome.FAILED:
             await self.queue.fail(task, detail, events=events or None)
             log.warning("task.failed", reason=detail)
-        elif outcome == Outcome.WAIT:
+        elif outcome == TaskOutcome.WAIT:
             waited = self.clock() - (task.first_claimed_at or self.clock())
             delay = self.proxy_retry_delay(waited)
             await self.queue.retry(task, detail, delay=delay, count_attempt=False)
@@ -329,24 +332,24 @@ class Worker:
             log.warning("task.retry" if retried else "task.failed", reason=detail)
             if retried:
                 self.metrics.retried(detail)
-            outcome = Outcome.RETRIED if retried else Outcome.FAILED
+            outcome = TaskOutcome.RETRIED if retried else TaskOutcome.FAILED
             detail = detail if retried else f"{detail} (gave up after {task.attempts} attempts)"
         self.metrics.tasks.labels(task.kind, outcome).inc()
         await self._report(task, outcome, detail, failure)
 
     async def _report(
-        self, task: Task, outcome: Outcome, detail: Any, failure: TaskFailed | None
+        self, task: Task, outcome: TaskOutcome, detail: Any, failure: TaskFailed | None
     ) -> None:
         """Tell the request's Iconik job; only custom actions (a person clicked) have one."""
         if task.kind == TaskKind.DELIVER:  # a delivery has a job of its own
             await deliver.report(self.context(task), self.metrics, task, outcome, detail, failure)
             return
         if task.request_kind != RequestKind.CUSTOM_ACTION or outcome not in (
-            Outcome.DONE,
-            Outcome.FAILED,
+            TaskOutcome.DONE,
+            TaskOutcome.FAILED,
         ):
             return
-        if task.kind == TaskKind.EXPAND and outcome == Outcome.DONE:
+        if task.kind == TaskKind.EXPAND and outcome == TaskOutcome.DONE:
             return  # expand reported its assets through jobs.start()
         # Returns at once: the reporter reads the request's state from the
         # queue and sends it in the background (a failed expand included).

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from service.work.iconik_jobs import JobReporter
 
 
-class Outcome(StrEnum):
+class TaskOutcome(StrEnum):
     """How a task attempt ended, as the runner settles it; the value is the
     `outcome` label of caption_bridge_tasks_total."""
 
