@@ -84,7 +84,20 @@ async def close_the_loop(
         print(f"The asset's {STATUS_FIELD} in Iconik: {state}", file=out)
         return True
     print(f"demo: the delivered track did not come back: no {step} after {max_wait:.0f}s", file=out)
+    print(f"demo: {_webhooks_sent(simulator)}", file=out)
     return False
+
+
+def _webhooks_sent(simulator: Simulator) -> str:
+    """What the simulator's webhooks got back, for a demo that did not close its loop."""
+    sent = [
+        f"{s.body.get('realm')} {s.body.get('operation')}: "
+        + (f"HTTP {s.status}" if s.status is not None else f"not reached ({s.error})")
+        for s in simulator.webhook_deliveries
+    ]
+    if not sent:
+        return "the simulator sent no webhook: the track was not written to Iconik"
+    return "the simulator's webhooks got " + "; ".join(sent)
 
 
 async def _captions(storage: Storage, folder: str) -> bytes:
