@@ -2,7 +2,7 @@
 
 The sender (service/notify/sender.py, as the worker runs it: NOTIFY_RETRY_MAX_SECONDS
 at its default of 60 s) sends a real SQLite queue's outbox to a real HTTP
-sink on loopback (tests/notify_sink.py: Standard Webhooks signatures checked
+sink on loopback (tests/support/notify_sink.py: Standard Webhooks signatures checked
 by the `standardwebhooks` package) and to Apprise's `json://` target on the
 same sink.
 
@@ -28,7 +28,7 @@ from service.notify import sender as notify
 from service.queue import PUBLISHED, REFRESHED, Event, event_id
 from service.queue.sqlite import SQLiteQueue
 from service.settings import Settings
-from tests.notify_sink import SECRET, Sink
+from tests.support.notify_sink import SECRET, Sink
 
 
 def _events(tag: str, assets: int, per_asset: int) -> list[Event]:

@@ -6,7 +6,7 @@
   replica (receiver and worker are separate processes; NOTIFY wakes the
   worker), against a worker in the receiver's own process.
 
-PostgreSQL is a throw-away cluster (tests/postgres.py), started for the run.
+PostgreSQL is a throw-away cluster (tests/support/postgres.py), started for the run.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from bench.bulk import service_env as worker_env
 from bench.bulk import sim_args
 from bench.procs import listening, run_load
 from tests.conftest import bearer, custom_action_body, signed
-from tests.postgres import remove_cluster, start_cluster
+from tests.support.postgres import remove_cluster, start_cluster
 
 CLICKS = 10
 

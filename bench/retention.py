@@ -1,6 +1,6 @@
 """`retention`: status reads that stay flat as the history grows, and a history pruned live.
 
-1. Flat reads. A queue filled in bulk (tests/queue_fill.py: finished clicks,
+1. Flat reads. A queue filled in bulk (tests/support/queue_fill.py: finished clicks,
    a failed build in ten, a caption delivery in five, over 1000 assets, so
    each asset's history grows with the queue) with the smaller and then the
    larger number of requests, on SQLite and on PostgreSQL. A real
@@ -38,8 +38,8 @@ from service import logging as service_logging
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
 from tests.conftest import bearer
-from tests.postgres import remove_cluster, start_cluster
-from tests.queue_fill import History, fill_postgres, fill_sqlite
+from tests.support.postgres import remove_cluster, start_cluster
+from tests.support.queue_fill import History, fill_postgres, fill_sqlite
 
 DAY = 86_400.0
 SAMPLES = 100  # GET /requests/{id} calls per size

@@ -31,7 +31,7 @@ from service.deliver.loop import ScanLoop
 from service.deliver.scan import DeliverScan
 from service.queue.sqlite import SQLiteQueue
 from service.storage import open_storage
-from tests.s3_events import events_to_sqs
+from tests.support.s3_events import events_to_sqs
 
 EN_VTT = b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHello.\n"
 BASELINE_SAMPLE = 200  # bundles whose listing the baseline measures

@@ -128,8 +128,8 @@ def bucket(aws):
 
 @pytest.fixture(scope="session")
 def pg_cluster():
-    """A throw-away PostgreSQL cluster for the whole run (see tests/postgres.py)."""
-    from tests.postgres import remove_cluster, start_cluster
+    """A throw-away PostgreSQL cluster for the whole run (see tests/support/postgres.py)."""
+    from tests.support.postgres import remove_cluster, start_cluster
 
     cluster = start_cluster()
     yield cluster

@@ -27,8 +27,8 @@ from tests.conftest import (
     signed,
     webhook_body,
 )
-from tests.servers import running
 from tests.support.polling import until
+from tests.support.servers import running
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A click's assets are read from Iconik's search in batches (issue 18), end to end.
 
-Against the simulator over real HTTP (tests/stack.py): the builds of a click
+Against the simulator over real HTTP (tests/support/stack.py): the builds of a click
 take each asset, its proxies (signed URLs), files and metadata from one
 search of many assets, and call per asset only for the subtitle listing and
 each track; an asset the search index does not have yet is read per asset;
@@ -17,7 +17,7 @@ import anyio
 
 from simulator import APPLICATION, Blob, make_srt, make_vtt
 from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body
-from tests.stack import Stack, stack, with_worker
+from tests.support.stack import Stack, stack, with_worker
 
 OTHER_VIEW = "0b0c0000-0000-4000-8000-0000000000f1"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -1,6 +1,6 @@
 """The captioning state on the Iconik asset, and the simulator's webhooks closing the loop.
 
-The whole product on loopback (tests/stack.py): the service writes the
+The whole product on loopback (tests/support/stack.py): the service writes the
 `caption_status` field through Iconik's metadata API (the simulator over real
 HTTP), once per change, and nothing without CAPTION_STATUS_VIEW_ID; a track a
 delivery writes makes the simulator send the webhook registered with it, and
@@ -12,9 +12,9 @@ import jsonschema
 
 from service.commands import register
 from tests.conftest import BEARER, ICONIK_TOKEN, custom_action_body, webhook_body
-from tests.iconik_api import operation_for, operations, request_schema
-from tests.stack import APP_ID, stack
 from tests.support.deliver import BROKEN_DE, EN_VTT, cues_of, take
+from tests.support.iconik_api import operation_for, operations, request_schema
+from tests.support.stack import APP_ID, stack
 
 STATUS_VIEW = "00000000-0000-4000-8000-0000000057a7"
 

@@ -164,7 +164,7 @@ def test_webvtt_to_srt_keeps_cues_and_basic_markup():
 
 
 # -- the bounded reader agrees with whole-file webvtt-py -----------------------
-# tests/captions_before.py is the check as it was (the whole file given to
+# tests/support/captions_before.py is the check as it was (the whole file given to
 # webvtt-py); every file below must be accepted, refused and written the same.
 
 _LINES = [

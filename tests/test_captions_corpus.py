@@ -1,7 +1,7 @@
 """The conformance corpus (../shared/captions-corpus: files from the W3C
 parser tests, mozilla/vtt.js, go-astisub, node-webvtt, the srt package and
 real projects, with what each must give) read by `captions.read`, and what
-it delivers read again by the W3C validator's parser (tests/webvtt_check.py).
+it delivers read again by the W3C validator's parser (tests/support/webvtt_check.py).
 
 - valid: delivered, with the expected cues (times to the millisecond, text);
 - invalid: refused at a line;
@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from service.captions import track as captions
-from tests import webvtt_check
+from tests.support import webvtt_check
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -202,7 +202,7 @@ def _random_files(count: int) -> list[tuple[str, bytes]]:
 
 
 def test_own_and_random_files_delivered_are_valid_webvtt_with_the_same_cues(w3c):
-    from tests.caption_samples import DELIVERED
+    from tests.support.caption_samples import DELIVERED
 
     tracks = [captions.read(name, text.encode(), 100.0) for name, text in DELIVERED.values()]
     for name, data in _random_files(400):

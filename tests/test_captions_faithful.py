@@ -1,6 +1,6 @@
 """A delivered file reaches Iconik as the captioner wrote it, or is refused
 with every problem at its line. One test per defect of issue 17 (each fails
-on the code before it: webvtt-py reading the whole file); tests/caption_samples.py
+on the code before it: webvtt-py reading the whole file); tests/support/caption_samples.py
 holds the files, tests/test_captions_corpus.py checks what is delivered of
 them with the W3C validator's parser."""
 
@@ -11,7 +11,7 @@ import pytest
 from service.captions import track as captions
 from service.captions.timecode import start_offset
 from service.captions.track import Media, Refused
-from tests.caption_samples import DELIVERED, REFUSED
+from tests.support.caption_samples import DELIVERED, REFUSED
 
 
 def read(name: str, text: str, media: Media | float | None = 100.0) -> captions.Track:

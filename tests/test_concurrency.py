@@ -27,9 +27,9 @@ from tests.conftest import (
     signed,
     webhook_body,
 )
-from tests.servers import running, service_env, service_process
-from tests.stack import APP_ID, ICONIK_TOKEN
 from tests.support.polling import until
+from tests.support.servers import running, service_env, service_process
+from tests.support.stack import APP_ID, ICONIK_TOKEN
 
 CLICKS_PER_ASSET = 8
 

@@ -21,7 +21,7 @@ import pytest
 from service.iconik.client import Download, DownloadInterrupted, IconikClient
 from service.storage.local import LocalStorage
 from simulator import Blob, Simulator
-from tests.servers import running
+from tests.support.servers import running
 
 pytestmark = pytest.mark.anyio
 

@@ -1,6 +1,6 @@
 """Finished captions dropped in deliver/ go back to the Iconik asset.
 
-The whole product on loopback (tests/stack.py): the simulator over real
+The whole product on loopback (tests/support/stack.py): the simulator over real
 HTTP, the real SQLite queue, a real bundle folder, the worker and the
 deliver/ scan driven one step at a time.
 """
@@ -27,9 +27,6 @@ from tests.conftest import (
     signed,
     webhook_body,
 )
-from tests.iconik_api import operation_for, operations, request_schema
-from tests.servers import running, service_env, service_process
-from tests.stack import APP_ID, stack, with_worker
 from tests.support.deliver import (
     BROKEN_DE,
     EN_VTT,
@@ -39,6 +36,9 @@ from tests.support.deliver import (
     take,
     track_writes,
 )
+from tests.support.iconik_api import operation_for, operations, request_schema
+from tests.support.servers import running, service_env, service_process
+from tests.support.stack import APP_ID, stack, with_worker
 
 FR_CC_SRT = (
     "1\r\n"

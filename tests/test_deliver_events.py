@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from service.deliver.changes import LocalWatch, SqsEvents, folder_of, folders_in_message
-from tests.s3_events import events_to_sqs
+from tests.support.s3_events import events_to_sqs
 
 pytestmark = pytest.mark.anyio
 

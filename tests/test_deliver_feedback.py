@@ -1,7 +1,7 @@
 """What deliver/ tells a captioner, end to end: the house style's report, the
 states in ERRORS.txt, the receipt's notes, README.txt kept current.
 
-The whole product on loopback (tests/stack.py): the simulator over real
+The whole product on loopback (tests/support/stack.py): the simulator over real
 HTTP, the real SQLite queue, a real bundle folder, the worker and the
 deliver/ scan driven one step at a time.
 """
@@ -15,8 +15,8 @@ from service.captions import track as captions
 from service.deliver.scan import DeliverScan
 from simulator import Blob, sample_video
 from tests.conftest import custom_action_body
-from tests.stack import stack
 from tests.support.deliver import cues_of, delivered_job, hms, take, track_writes
+from tests.support.stack import stack
 
 LONG_LINE = "This line is far too long for any streaming style guide"
 FAST = "Thirty characters in a second"

@@ -19,8 +19,8 @@ from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
 from service.storage import open_storage
 from tests.conftest import custom_action_body
-from tests.s3_events import events_to_sqs
 from tests.support.deliver import EN_VTT
+from tests.support.s3_events import events_to_sqs
 from tests.support.serve import real_serve
 
 pytestmark = pytest.mark.anyio

@@ -2,7 +2,7 @@ import pytest
 
 from service.__main__ import main
 from service.commands.demo_loop import DELIVERED_LINE
-from tests.cli import cli, logging_restored
+from tests.support.cli import cli, logging_restored
 
 # The demo bounds each of its two waits by 120 s: under a loaded 2-core
 # machine (load 6-11 seen) a run went past pytest's default 120 s.

@@ -26,8 +26,8 @@ from service.intake.app import create_app
 from service.metrics import Metrics
 from service.settings import Settings
 from tests.conftest import make_settings
-from tests.servers import service_process
 from tests.support.polling import until
+from tests.support.servers import service_process
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 REPOSITORY = DOCS.parent

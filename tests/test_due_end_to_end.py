@@ -1,5 +1,5 @@
 """A due date from the click's form to project.json, README.txt, the page,
-the queue's open work, a delivery, and the due-date check (tests/stack.py:
+the queue's open work, a delivery, and the due-date check (tests/support/stack.py:
 the simulator and the service over real HTTP, an injected clock)."""
 
 import sqlite3
@@ -10,9 +10,9 @@ from service.notify.due_check import DueCheck
 from service.queue import DUE_SOON, OVERDUE
 from service.queue.sqlite import SQLiteQueue
 from tests.conftest import custom_action_body
-from tests.stack import stack
 from tests.support.deliver import EN_VTT, take
 from tests.support.outbox import Outbox
+from tests.support.stack import stack
 
 HOUR = 3_600.0
 FORM = {

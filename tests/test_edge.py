@@ -19,8 +19,8 @@ import pytest
 from service.intake.edge import Edge, EdgeLimits
 from service.intake.edge_protocol import EdgeProtocol
 from service.intake.server import edge_of
-from tests.servers import running, running_server
 from tests.support.polling import until
+from tests.support.servers import running, running_server
 
 SMALL = EdgeLimits(
     max_url_bytes=1024,

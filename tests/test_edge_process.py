@@ -12,7 +12,7 @@ import pytest
 
 from bench.edge import PRLIMIT, attacking, clicks
 from tests.conftest import make_settings
-from tests.servers import service_env, service_process
+from tests.support.servers import service_env, service_process
 
 SECONDS = 3.0  # under attack; the benchmark does 30
 

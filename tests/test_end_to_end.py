@@ -10,7 +10,7 @@ import pytest
 
 from service.work.gather import pick_proxy
 from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body, signed
-from tests.stack import blob_sha256, stack, with_worker
+from tests.support.stack import blob_sha256, stack, with_worker
 
 
 def sha256(path):

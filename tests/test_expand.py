@@ -3,7 +3,7 @@
 import uuid
 
 from tests.conftest import custom_action_body
-from tests.stack import stack
+from tests.support.stack import stack
 
 
 def cid(name):

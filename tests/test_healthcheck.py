@@ -11,10 +11,10 @@ import socket
 
 import pytest
 
-from tests.cli import cli
 from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN
-from tests.servers import service_process
-from tests.stack import APP_ID
+from tests.support.cli import cli
+from tests.support.servers import service_process
+from tests.support.stack import APP_ID
 
 
 def _nowhere() -> str:

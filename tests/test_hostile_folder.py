@@ -22,9 +22,9 @@ from tests.conftest import (
     custom_action_body,
 )
 from tests.conftest import webhook_body as event_body
-from tests.stack import stack
 from tests.support.deliver import EN_VTT, cues_of, take, track_writes
 from tests.support.serve import real_serve
+from tests.support.stack import stack
 
 
 def bundled(s, *assets):

@@ -3,7 +3,7 @@
 Two real uvicorn servers on loopback stand for Iconik and for a storage
 service (another origin, as signed URLs are); each records what it
 received, so the tests assert what reached which side. Bodies cut short
-and servers that stall are raw TCP servers (tests/servers.py `raw_tcp`).
+and servers that stall are raw TCP servers (tests/support/servers.py `raw_tcp`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from service.iconik.client import (
     SignedUrlRefused,
 )
 from tests.conftest import make_settings
-from tests.servers import raw_tcp, read_request_head, running
+from tests.support.servers import raw_tcp, read_request_head, running
 
 pytestmark = pytest.mark.anyio
 

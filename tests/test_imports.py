@@ -1,7 +1,7 @@
 """No import cycles in `service/` and `simulator/`, read from the source.
 
 A cycle makes the order of imports matter and hides which module is the
-lower layer; the checker (tests/import_graph.py) counts the imports that run
+lower layer; the checker (tests/support/import_graph.py) counts the imports that run
 at import time, package `__init__`s included. (What the service may import
 from the simulator: tests/test_simulator_boundary.py.)
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.import_graph import cycles, graph, loaded_with
+from tests.support.import_graph import cycles, graph, loaded_with
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("service", "simulator")

@@ -19,7 +19,7 @@ from service.iconik.client import IconikClient
 from service.queue import Delivery, NewTask, Task
 from service.queue.sqlite import SQLiteQueue
 from service.work.iconik_jobs import JobReporter
-from tests.stack import VirtualTime
+from tests.support.stack import VirtualTime
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from service.work.job_state import (
     state_fields,
 )
 from tests.conftest import custom_action_body
-from tests.stack import stack
+from tests.support.stack import stack
 
 
 def task(asset, state, error=None):

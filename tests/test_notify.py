@@ -22,8 +22,9 @@ from service.queue.outbox import GIVEN_UP, SENT
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
 from tests.conftest import make_settings
-from tests.notify_sink import SECRET, Sink
-from tests.stack import FakeClock
+from tests.support.clock import FakeClock
+from tests.support.notify_sink import SECRET, Sink
+from tests.support.stack import STACK_EPOCH
 
 pytestmark = pytest.mark.anyio
 
@@ -227,7 +228,7 @@ async def test_one_destination_down_holds_up_no_other(tmp_path, sink):
 
 async def test_a_send_failing_past_the_give_up_time_is_given_up(tmp_path, sink):
     sink.failing.add(event_id("late", PUBLISHED))
-    clock = FakeClock()
+    clock = FakeClock(STACK_EPOCH)
     settings = settings_for(tmp_path, sink, notify_urls="", notify_give_up_hours=2)
     queue = SQLiteQueue(settings.sqlite_path, clock=clock)
     await queue.open()

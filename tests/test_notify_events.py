@@ -1,5 +1,5 @@
 """The events the tasks store with their changes, through the whole product
-on loopback (tests/stack.py): a bundle published, rebuilt without a change
+on loopback (tests/support/stack.py): a bundle published, rebuilt without a change
 (no event), refreshed with a new track, captions delivered and refused, the
 asset withdrawn."""
 
@@ -8,8 +8,8 @@ import sqlite3
 
 from service.queue import DELIVERED, PUBLISHED, REFRESHED, REFUSED, WITHDRAWN
 from tests.conftest import custom_action_body, webhook_body
-from tests.stack import stack
 from tests.support.deliver import BROKEN_DE, EN_VTT, take
+from tests.support.stack import stack
 
 FORM = {
     "target_languages": {"field_values": [{"value": "en"}, {"value": "fr"}]},

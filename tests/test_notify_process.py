@@ -22,10 +22,10 @@ from tests.conftest import (
     signed,
     webhook_body,
 )
-from tests.notify_sink import SECRET, Sink
-from tests.servers import running, service_env, service_process
-from tests.stack import APP_ID
+from tests.support.notify_sink import SECRET, Sink
 from tests.support.polling import until
+from tests.support.servers import running, service_env, service_process
+from tests.support.stack import APP_ID
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The preview page, opened from the bundle folder (file://) in real headless Chromium.
 
-One browser (tests/chromium_cdp.py) opens two pages, to keep launches few:
+One browser (tests/support/chromium_cdp.py) opens two pages, to keep launches few:
 a bundle the whole product built (25 fps from 10:00:00:00, a delivery and a
 refusal since), and a page at 29.97 fps drop-frame. Screenshots go to the
 test's tmp_path, and to $PREVIEW_SCREENSHOT_DIR when set.
@@ -17,9 +17,9 @@ import pytest
 from service.bundle import manifest as bundle
 from service.bundle import preview, preview_data
 from simulator import sample_video
-from tests.chromium_cdp import chromium as launch
 from tests.conftest import custom_action_body
-from tests.stack import stack
+from tests.support.chromium_cdp import chromium as launch
+from tests.support.stack import stack
 
 
 def _chromium() -> str:

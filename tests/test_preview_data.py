@@ -15,7 +15,7 @@ from service.bundle.preview_data import (
     timecode_frames,
 )
 from tests.conftest import custom_action_body
-from tests.stack import stack
+from tests.support.stack import stack
 
 
 def rate(text):

@@ -12,32 +12,8 @@ import pytest
 from service.queue import Delivery, NewTask, QueueFull, backoff_delay
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
-from tests.queue_schema import postgres_database_at, sqlite_file_at
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def delivery(key: str = "k1", task: NewTask | None = None) -> Delivery:
-    return Delivery(
-        key=key,
-        kind="custom_action",
-        payload='{"context": "ASSET"}',
-        first_task=task or NewTask("expand"),
-    )
-
-
-LIMITS = {"max_attempts": 3, "max_backlog": 5, "max_event_backlog": 5, "lease_seconds": 60}
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
+from tests.support.queue import LIMITS, delivery
+from tests.support.queue_schema import postgres_database_at, sqlite_file_at
 
 
 # "-upgraded": a store the first version of the code made, brought through
@@ -57,11 +33,6 @@ async def queue(request, tmp_path, clock):
     await q.open()
     yield q
     await q.close()
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 pytestmark = pytest.mark.anyio

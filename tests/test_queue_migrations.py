@@ -15,18 +15,14 @@ from service.queue.postgres import PostgresQueue
 from service.queue.postgres_store import migration_steps
 from service.queue.sql_files import steps
 from service.queue.sqlite import SQLiteQueue
-from tests.queue_schema import postgres_database_at, sqlite_file_at
-from tests.test_queue import LIMITS, FakeClock, delivery
+from tests.support.clock import FakeClock
+from tests.support.queue import LIMITS, delivery
+from tests.support.queue_schema import postgres_database_at, sqlite_file_at
 
 pytestmark = pytest.mark.anyio
 
 SQLITE_LATEST = sqlite_migrate.latest()
 POSTGRES_LATEST = migration_steps()[-1][0]
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 def test_sqlite_steps_are_numbered_in_order_and_each_does_something():

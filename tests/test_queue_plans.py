@@ -1,7 +1,7 @@
 """Every status and retention statement uses its index on a filled queue, both backends.
 
 The queue is filled with 100k (SQLite) or 20k (PostgreSQL) finished
-requests (tests/queue_fill.py, bulk SQL) and its statistics taken (the
+requests (tests/support/queue_fill.py, bulk SQL) and its statistics taken (the
 service never runs ANALYZE on SQLite, but an operator may; on PostgreSQL
 autovacuum does); then each statement's plan must name its index and read
 no table whole (SQLite's EXPLAIN QUERY PLAN; PostgreSQL's EXPLAIN, with a
@@ -23,7 +23,7 @@ from service.queue import sqlite_sql as sql
 from service.queue import work_sql
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
-from tests.queue_fill import History, fill_postgres, fill_sqlite
+from tests.support.queue_fill import History, fill_postgres, fill_sqlite
 
 HISTORY = History(n=20_000, start=1_000_000.0, assets=500)
 MIDDLE = HISTORY.start + HISTORY.n * HISTORY.spacing / 2

@@ -7,15 +7,11 @@ import pytest
 from service.queue import Delivery, Enqueued, NewTask, QueueUnavailable
 from service.queue.postgres import PostgresQueue
 from service.queue.postgres_store import describe, migration_steps
-from tests.postgres import PASSWORD
-from tests.test_queue import FakeClock, delivery
+from tests.support.clock import FakeClock
+from tests.support.postgres import PASSWORD
+from tests.support.queue import delivery
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 def test_migration_steps_are_numbered_in_order():
@@ -218,7 +214,7 @@ async def test_a_delivery_the_database_refuses_fails_alone(pg_url):
 
 
 async def test_replicas_pruning_at_once_delete_each_request_once(pg_url):
-    from tests.queue_fill import History, fill_postgres
+    from tests.support.queue_fill import History, fill_postgres
 
     clock = FakeClock()
     replicas = [PostgresQueue(pg_url, clock=clock) for _ in range(3)]

@@ -11,13 +11,8 @@ import pytest
 from service.queue import Enqueued, QueueUnavailable, sqlite_migrate
 from service.queue.sqlite import SQLiteQueue
 from service.storage import probe
-from tests.queue_schema import sqlite_file_at
-from tests.test_queue import LIMITS, FakeClock, delivery
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
+from tests.support.queue import LIMITS, delivery
+from tests.support.queue_schema import sqlite_file_at
 
 
 @pytest.fixture
@@ -28,11 +23,6 @@ async def queue(tmp_path, clock):
     await q.open()
     yield q
     await q.close()
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 pytestmark = pytest.mark.anyio
@@ -200,7 +190,7 @@ async def test_pruned_pages_go_back_to_the_file_system(tmp_path, clock):
     q = SQLiteQueue(path, **LIMITS, clock=clock)
     await q.open()
     await q.close()
-    from tests.queue_fill import History, fill_sqlite
+    from tests.support.queue_fill import History, fill_sqlite
 
     fill_sqlite(str(path), History(n=5_000, start=clock.now - 200 * 86_400, spacing=1.0))
     q = SQLiteQueue(path, **LIMITS, clock=clock)

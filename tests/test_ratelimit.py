@@ -9,7 +9,7 @@ import pytest
 from service.iconik.client import IconikClient
 from service.iconik.ratelimit import LocalBudget, RateLimiter, default_burst, pause_for
 from simulator import Simulator
-from tests.servers import running
+from tests.support.servers import running
 
 pytestmark = pytest.mark.anyio
 

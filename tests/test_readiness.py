@@ -40,8 +40,8 @@ from tests.conftest import (
     make_settings,
     signed,
 )
-from tests.servers import ServiceProcess, running, service_process
 from tests.support.privileges import DROP_ROOT_OVERRIDES
+from tests.support.servers import ServiceProcess, running, service_process
 
 ANSWER_WITHIN = 5.0  # docs/http.md: a delivery that cannot be stored gets its 503 within 5 s
 SECRETS = (CURRENT_SECRET, BEARER, PAYLOAD_AUTH_TOKEN)

@@ -6,12 +6,12 @@ import pytest
 
 from service.__main__ import main
 from simulator import Simulator
-from tests.cli import cli, logging_restored, one_line_error
 from tests.conftest import BEARER, ICONIK_TOKEN
-from tests.extract_openapi import USED
-from tests.iconik_api import operation_for
-from tests.servers import running
-from tests.stack import APP_ID
+from tests.support.cli import cli, logging_restored, one_line_error
+from tests.support.extract_openapi import USED
+from tests.support.iconik_api import operation_for
+from tests.support.servers import running
+from tests.support.stack import APP_ID
 
 PUBLIC = "https://captions.example.test"
 

@@ -3,7 +3,7 @@
 import sqlite3
 
 from tests.conftest import custom_action_body, webhook_body
-from tests.stack import stack
+from tests.support.stack import stack
 
 
 def _registry(settings):

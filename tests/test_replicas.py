@@ -1,6 +1,6 @@
 """Several `serve` replicas on one PostgreSQL queue with S3 bundles, as real processes.
 
-PostgreSQL is a throw-away cluster (tests/postgres.py), S3 is moto's server
+PostgreSQL is a throw-away cluster (tests/support/postgres.py), S3 is moto's server
 over HTTP, Iconik is the simulator over HTTP. Replicas are killed with
 SIGKILL; the database is stopped and started under a running replica.
 """
@@ -22,10 +22,10 @@ import pytest
 from service.intake.app import create_app
 from simulator import Simulator
 from tests.conftest import PAYLOAD_AUTH_TOKEN, bearer, custom_action_body, make_settings, signed
-from tests.postgres import PASSWORD
-from tests.servers import running, service_env, service_process
-from tests.stack import APP_ID, ICONIK_TOKEN
 from tests.support.polling import until
+from tests.support.postgres import PASSWORD
+from tests.support.servers import running, service_env, service_process
+from tests.support.stack import APP_ID, ICONIK_TOKEN
 
 ASSETS = 30
 

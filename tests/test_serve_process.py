@@ -8,7 +8,7 @@ import httpx2
 import pytest
 
 from tests.conftest import BEARER, CURRENT_SECRET, bearer, custom_action_body, signed
-from tests.servers import service_process
+from tests.support.servers import service_process
 
 
 @pytest.fixture

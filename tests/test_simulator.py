@@ -6,8 +6,8 @@ import pytest
 
 from simulator import Simulator
 from tests.conftest import custom_action_body
-from tests.extract_openapi import USED
-from tests.iconik_api import (
+from tests.support.extract_openapi import USED
+from tests.support.iconik_api import (
     operation_for,
     operations,
     request_schema,
@@ -15,8 +15,8 @@ from tests.iconik_api import (
     strict_schema,
     validated,
 )
-from tests.servers import running
-from tests.stack import APP_ID, stack
+from tests.support.servers import running
+from tests.support.stack import APP_ID, stack
 
 TOKEN = "sim-token"
 C1, C2 = "0c000000-0000-4000-8000-0000000000c1", "0c000000-0000-4000-8000-0000000000c2"
@@ -248,11 +248,12 @@ def test_search_documents_hold_proxies_files_and_metadata_with_urls_on_request(s
 
 
 def test_a_signed_url_past_its_life_is_refused_by_storage():
-    from tests.stack import FakeClock
+    from tests.support.clock import FakeClock
+    from tests.support.stack import STACK_EPOCH
 
     sim = Simulator(APP_ID, TOKEN)
     seeded = sim.seed(large_proxy_bytes=1024)
-    clock = FakeClock()
+    clock = FakeClock(STACK_EPOCH)
     sim.signed_url_life, sim.url_clock = 60.0, clock
     with running(sim.app()) as url:
         client = httpx2.Client(base_url=url, headers={"App-ID": APP_ID, "Auth-Token": TOKEN})

@@ -6,9 +6,9 @@ import jsonschema
 from service.commands import register_status
 from service.work import caption_status
 from simulator import Simulator
-from tests.iconik_api import operations, request_schema, validated
-from tests.servers import running
-from tests.stack import APP_ID
+from tests.support.iconik_api import operations, request_schema, validated
+from tests.support.servers import running
+from tests.support.stack import APP_ID
 
 TOKEN = "sim-token"
 

@@ -19,10 +19,10 @@ import pytest
 from service.__main__ import main
 from service.queue import NewTask
 from service.queue.sqlite import SQLiteQueue
-from tests.cli import cli, one_line_error
 from tests.conftest import ICONIK_TOKEN, custom_action_body
-from tests.stack import stack
+from tests.support.cli import cli, one_line_error
 from tests.support.queue import delivery
+from tests.support.stack import stack
 
 
 def test_status_in_an_empty_directory_says_so_and_creates_nothing(tmp_path):
@@ -77,7 +77,7 @@ def task_request(pg_url: str) -> str:
 @pytest.mark.slow
 def test_status_reads_a_postgresql_queue_read_only_and_never_shows_its_password(pg_url, tmp_path):
     from service.queue.postgres import PostgresQueue
-    from tests.postgres import PASSWORD
+    from tests.support.postgres import PASSWORD
 
     unreachable = "GET /API/x/: HTTP 503 after 5 attempts; check Iconik's status and ICONIK_URL"
 

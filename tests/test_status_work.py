@@ -11,7 +11,7 @@ import pytest
 
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
-from tests.cli import cli, one_line_error
+from tests.support.cli import cli, one_line_error
 from tests.support.queue import LIMITS, published, work
 
 DAY, HOUR, MINUTE = 86_400.0, 3_600.0, 60.0

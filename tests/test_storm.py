@@ -17,8 +17,8 @@ from tests.conftest import (
     signed,
     webhook_body,
 )
-from tests.servers import running, service_env, service_process
-from tests.stack import APP_ID, ICONIK_TOKEN, stack
+from tests.support.servers import running, service_env, service_process
+from tests.support.stack import APP_ID, ICONIK_TOKEN, stack
 
 STORM = 3000
 

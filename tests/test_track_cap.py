@@ -19,7 +19,7 @@ from service.iconik.client import IconikClient, ResponseTooLarge
 from service.work import gather
 from simulator import Blob, make_srt, make_vtt, track_key
 from tests.conftest import custom_action_body
-from tests.stack import stack
+from tests.support.stack import stack
 
 CAP = 64 * 1024
 MIB = 1024 * 1024

@@ -11,7 +11,7 @@ from service.iconik.user_token import TokenSeal
 from service.settings import SettingsError, load_settings
 from service.work.expand import CLICK_AGAIN
 from tests.conftest import custom_action_body, make_settings
-from tests.stack import drain, stack
+from tests.support.stack import drain, stack
 
 
 def test_keys_seal_with_the_first_and_open_with_any():

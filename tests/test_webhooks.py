@@ -5,7 +5,7 @@ import sqlite3
 
 from simulator import Blob
 from tests.conftest import custom_action_body, webhook_body
-from tests.stack import stack
+from tests.support.stack import stack
 
 CAPTIONER_FILE = "captions/en.work-in-progress.vtt"
 

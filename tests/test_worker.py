@@ -111,7 +111,7 @@ def test_a_worker_that_lost_its_task_to_another_publishes_nothing(tmp_path):
     import anyio
 
     from tests.conftest import custom_action_body
-    from tests.stack import stack, with_worker
+    from tests.support.stack import stack, with_worker
 
     with stack(tmp_path) as s:
         answer = s.send(custom_action_body(asset_ids=[s.seeded.normal]))
@@ -137,8 +137,8 @@ def test_the_worker_prunes_the_history_past_retention_days_and_keeps_the_rest(tm
     from service.work.iconik_jobs import JobReporter
     from service.work.runner import Worker
     from tests.conftest import make_settings
-    from tests.queue_fill import History, fill_sqlite
     from tests.support.clock import FakeClock
+    from tests.support.queue_fill import History, fill_sqlite
 
     clock = FakeClock()
     day = 86_400

@@ -17,9 +17,10 @@ from tests.conftest import (
     make_settings,
     signed,
 )
-from tests.servers import running, service_env, service_process
-from tests.stack import APP_ID, FakeClock, drain
+from tests.support.clock import FakeClock
 from tests.support.polling import until
+from tests.support.servers import running, service_env, service_process
+from tests.support.stack import APP_ID, STACK_EPOCH, drain
 
 PROXY_BYTES = 4 * 1024 * 1024
 
@@ -101,7 +102,7 @@ def test_sigkill_mid_download_then_restart_gives_the_same_bundle(tmp_path):
         ref = make_settings(tmp_path / "ref", iconik_url=sim_url, metadata_view_ids=seeded.view_id)
         ref_root = tmp_path / "ref" / "bundles"
         ref_request = _send(ref, seeded.large)
-        anyio.run(drain, ref, FakeClock())
+        anyio.run(drain, ref, FakeClock(STACK_EPOCH))
 
     [crashed] = [p for p in crash_root.iterdir() if not p.name.startswith(".")]
     [reference] = [p for p in ref_root.iterdir() if not p.name.startswith(".")]

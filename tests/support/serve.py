@@ -9,8 +9,8 @@ import httpx2
 
 from simulator import Simulator
 from tests.conftest import ICONIK_TOKEN, PAYLOAD_AUTH_TOKEN, make_settings, signed
-from tests.servers import running, service_env, service_process
-from tests.stack import APP_ID
+from tests.support.servers import running, service_env, service_process
+from tests.support.stack import APP_ID
 
 
 @dataclass

@@ -20,7 +20,7 @@ def operations() -> dict[str, Any]:
 
 @cache
 def schema(name: str) -> Any:
-    """A schema the extract keeps beside the operations' (tests/extract_openapi.py SCHEMAS)."""
+    """A schema the extract keeps beside the operations' (extract_openapi.py SCHEMAS)."""
     return json.loads(EXTRACT.read_text())["schemas"][name]
 
 

@@ -1,6 +1,6 @@
-"""Refresh tests/iconik_api.json from Iconik's published OpenAPI specs.
+"""Refresh tests/support/iconik_api.json from Iconik's published OpenAPI specs.
 
-    python -m tests.extract_openapi [../shared/iconik-openapi]
+    python -m tests.support.extract_openapi [../shared/iconik-openapi]
 
 The extract holds every (method, path) of the services we call, with the
 `/API/<service>` prefix their `servers` entry gives, and, for the operations
@@ -18,7 +18,7 @@ from typing import Any
 
 HERE = Path(__file__).parent
 EXTRACT = HERE / "iconik_api.json"
-DEFAULT_SPECS = HERE.parent.parent / "shared" / "iconik-openapi"
+DEFAULT_SPECS = HERE.parents[2] / "shared" / "iconik-openapi"
 
 # (method, full path template) of every operation the service or its
 # simulator speaks. A test fails if the client uses one not listed here.

@@ -32,17 +32,12 @@ from service.storage import open_storage
 from service.work.runner import Worker
 from simulator import Seeded, Simulator
 from tests.conftest import ICONIK_TOKEN, PAYLOAD_AUTH_TOKEN, make_settings, signed
-from tests.servers import running
+from tests.support.clock import FakeClock
+from tests.support.servers import running
 
 APP_ID = "test-app"
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+# The stack's clock starts at a real date (2027), which its files show.
+STACK_EPOCH = 1_800_000_000.0
 
 
 class VirtualTime(FakeClock):
@@ -295,7 +290,7 @@ def stack(
     sim = Simulator(APP_ID, ICONIK_TOKEN)
     sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry
     seeded = sim.seed(large_proxy_bytes=large_proxy_bytes)
-    clock = FakeClock()
+    clock = FakeClock(STACK_EPOCH)
     with running(sim.app()) as sim_url, running(sim.storage_app()) as storage_url:
         sim.storage_base = storage_url + "/"
         values = {
