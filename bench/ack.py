@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import AUTH_ENV, listening, run_load
-from tests.conftest import bearer
+from tests.support.service import bearer
 
 CONNECTIONS = 32
 

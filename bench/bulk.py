@@ -22,7 +22,7 @@ import httpx2
 
 from bench.procs import AUTH_ENV, listening
 from bench.sim import APP_ID, TOKEN
-from tests.conftest import bearer, custom_action_body, signed
+from tests.support.service import bearer, custom_action_body, signed
 
 RATE = 45
 

@@ -198,7 +198,7 @@ def attacking(port: int, *, idle: int = 1100, addresses: int = 11) -> Iterator[d
 
 def click(port: int, *, budget: float = BUDGET) -> tuple[int, float]:
     """One signed custom action from a fresh connection: its status (0: none), its time."""
-    from tests.conftest import custom_action_body, signed
+    from tests.support.service import custom_action_body, signed
 
     body = custom_action_body(asset_ids=[str(uuid.uuid4())])
     head = "".join(f"{k}: {v}\r\n" for k, v in signed(body).items())
@@ -287,7 +287,7 @@ def guard_cost(requests: int = 20000, rounds: int = 5) -> list[str]:
 
     from service.intake.edge import Edge, EdgeLimits
     from service.intake.edge_protocol import EdgeProtocol
-    from tests.conftest import custom_action_body, signed
+    from tests.support.service import custom_action_body, signed
 
     body = custom_action_body()
     head = "".join(f"{k}: {v}\r\n" for k, v in signed(body).items())

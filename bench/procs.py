@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import BEARER, CURRENT_SECRET
+from tests.support.service import BEARER, CURRENT_SECRET
 
 # The children run in a scratch folder; they import `bench` and `tests` from here.
 REPO = Path(__file__).resolve().parents[1]

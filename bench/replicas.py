@@ -22,8 +22,8 @@ from bench.ack import CONNECTIONS, floor_figures, row, service_env
 from bench.bulk import service_env as worker_env
 from bench.bulk import sim_args
 from bench.procs import listening, run_load
-from tests.conftest import bearer, custom_action_body, signed
 from tests.support.postgres import remove_cluster, start_cluster
+from tests.support.service import bearer, custom_action_body, signed
 
 CLICKS = 10
 

@@ -37,9 +37,9 @@ from bench.procs import listening, run_load
 from service import logging as service_logging
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
-from tests.conftest import bearer
 from tests.support.postgres import remove_cluster, start_cluster
 from tests.support.queue_fill import History, fill_postgres, fill_sqlite
+from tests.support.service import bearer
 
 DAY = 86_400.0
 SAMPLES = 100  # GET /requests/{id} calls per size

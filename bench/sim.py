@@ -27,7 +27,7 @@ from starlette.routing import Route
 from service import logging as service_logging
 from service.intake.server import Server, bind, config
 from simulator import ICONIK_LIMITS, Blob, Simulator, make_srt, make_vtt
-from tests.conftest import PAYLOAD_AUTH_TOKEN
+from tests.support.service import PAYLOAD_AUTH_TOKEN
 
 APP_ID, TOKEN = "bench-app", "bench-iconik-token"
 BENCH_USER_TOKEN = "bench-payload-token"  # bench/load.py's clicks

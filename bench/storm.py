@@ -18,7 +18,7 @@ import httpx2
 
 from bench.bulk import click, service_env, sim_args, wait_done
 from bench.procs import listening
-from tests.conftest import bearer, signed, webhook_body
+from tests.support.service import bearer, signed, webhook_body
 
 EVENTS = 3000
 

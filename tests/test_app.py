@@ -14,7 +14,9 @@ import structlog
 from service import logging as service_logging
 from service.intake.app import create_app
 from service.queue.sqlite import SQLiteQueue
-from tests.conftest import (
+from tests.support.polling import until
+from tests.support.servers import running
+from tests.support.service import (
     BEARER,
     CURRENT_SECRET,
     ICONIK_TOKEN,
@@ -27,8 +29,6 @@ from tests.conftest import (
     signed,
     webhook_body,
 )
-from tests.support.polling import until
-from tests.support.servers import running
 
 
 @pytest.fixture

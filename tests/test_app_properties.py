@@ -7,8 +7,14 @@ from hypothesis import strategies as st
 
 from service.intake import auth
 from service.intake.app import create_app
-from tests.conftest import BEARER, CURRENT_SECRET, custom_action_body, make_settings, webhook_body
 from tests.support.servers import running
+from tests.support.service import (
+    BEARER,
+    CURRENT_SECRET,
+    custom_action_body,
+    make_settings,
+    webhook_body,
+)
 
 # Bytes h11 lets a client put in a header value: visible ASCII, space, tab, obs-text.
 HEADER_BYTES = st.sampled_from([9, *range(0x20, 0x7F), *range(0x80, 0x100)])

@@ -16,7 +16,7 @@ import re
 import anyio
 
 from simulator import APPLICATION, Blob, make_srt, make_vtt
-from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body
+from tests.support.service import PAYLOAD_AUTH_TOKEN, custom_action_body
 from tests.support.stack import Stack, stack, with_worker
 
 OTHER_VIEW = "0b0c0000-0000-4000-8000-0000000000f1"
@@ -132,7 +132,7 @@ def test_a_signed_url_from_the_search_is_not_used_after_it_expired(tmp_path):
 
 
 def test_a_refresh_from_a_webhook_reads_per_asset(tmp_path):
-    from tests.conftest import webhook_body
+    from tests.support.service import webhook_body
 
     with stack(tmp_path) as s:
         [asset] = _add_assets(s, 1)

@@ -11,9 +11,9 @@ import httpx2
 import jsonschema
 
 from service.commands import register
-from tests.conftest import BEARER, ICONIK_TOKEN, custom_action_body, webhook_body
 from tests.support.deliver import BROKEN_DE, EN_VTT, cues_of, take
 from tests.support.iconik_api import operation_for, operations, request_schema
+from tests.support.service import BEARER, ICONIK_TOKEN, custom_action_body, webhook_body
 from tests.support.stack import APP_ID, stack
 
 STATUS_VIEW = "00000000-0000-4000-8000-0000000057a7"

@@ -10,7 +10,7 @@ from service.iconik.client import IconikClient
 from service.iconik.ratelimit import LocalBudget, RateLimiter
 from service.queue import queue_for
 from service.settings import SettingsError
-from tests.conftest import make_settings
+from tests.support.service import make_settings
 
 pytestmark = pytest.mark.anyio
 

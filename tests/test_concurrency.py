@@ -19,7 +19,9 @@ import httpx2
 import pytest
 
 from simulator import Simulator
-from tests.conftest import (
+from tests.support.polling import until
+from tests.support.servers import running, service_env, service_process
+from tests.support.service import (
     PAYLOAD_AUTH_TOKEN,
     bearer,
     custom_action_body,
@@ -27,8 +29,6 @@ from tests.conftest import (
     signed,
     webhook_body,
 )
-from tests.support.polling import until
-from tests.support.servers import running, service_env, service_process
 from tests.support.stack import APP_ID, ICONIK_TOKEN
 
 CLICKS_PER_ASSET = 8

@@ -19,14 +19,6 @@ import pytest
 from service.__main__ import main
 from service.metrics import Metrics
 from simulator import Blob, Simulator, sample_video
-from tests.conftest import (
-    ICONIK_TOKEN,
-    PAYLOAD_AUTH_TOKEN,
-    custom_action_body,
-    make_settings,
-    signed,
-    webhook_body,
-)
 from tests.support.deliver import (
     BROKEN_DE,
     EN_VTT,
@@ -38,6 +30,14 @@ from tests.support.deliver import (
 )
 from tests.support.iconik_api import operation_for, operations, request_schema
 from tests.support.servers import running, service_env, service_process
+from tests.support.service import (
+    ICONIK_TOKEN,
+    PAYLOAD_AUTH_TOKEN,
+    custom_action_body,
+    make_settings,
+    signed,
+    webhook_body,
+)
 from tests.support.stack import APP_ID, stack, with_worker
 
 FR_CC_SRT = (

@@ -14,8 +14,8 @@ import sqlite3
 from service.captions import track as captions
 from service.deliver.scan import DeliverScan
 from simulator import Blob, sample_video
-from tests.conftest import custom_action_body
 from tests.support.deliver import cues_of, delivered_job, hms, take, track_writes
+from tests.support.service import custom_action_body
 from tests.support.stack import stack
 
 LONG_LINE = "This line is far too long for any streaming style guide"

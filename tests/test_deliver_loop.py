@@ -18,10 +18,10 @@ from service.deliver.scan import DeliverScan
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
 from service.storage import open_storage
-from tests.conftest import custom_action_body
 from tests.support.deliver import EN_VTT
 from tests.support.s3_events import events_to_sqs
 from tests.support.serve import real_serve
+from tests.support.service import custom_action_body
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ import yaml
 from service.__main__ import build_parser
 from service.intake.app import create_app
 from service.settings import Settings
-from tests.conftest import make_settings
+from tests.support.service import make_settings
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"

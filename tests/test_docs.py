@@ -25,9 +25,9 @@ from starlette.routing import Route
 from service.intake.app import create_app
 from service.metrics import Metrics
 from service.settings import Settings
-from tests.conftest import make_settings
 from tests.support.polling import until
 from tests.support.servers import service_process
+from tests.support.service import make_settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 REPOSITORY = DOCS.parent

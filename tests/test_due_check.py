@@ -173,7 +173,7 @@ async def test_one_process_of_the_deployment_checks(queue, clock):
 def test_the_worker_runs_the_check_beside_its_slots_into_the_outbox(tmp_path):
     from service.work.iconik_jobs import JobReporter
     from service.work.runner import Worker
-    from tests.conftest import make_settings
+    from tests.support.service import make_settings
 
     clock = FakeClock()
     settings = make_settings(

@@ -9,9 +9,9 @@ import anyio
 from service.notify.due_check import DueCheck
 from service.queue import DUE_SOON, OVERDUE
 from service.queue.sqlite import SQLiteQueue
-from tests.conftest import custom_action_body
 from tests.support.deliver import EN_VTT, take
 from tests.support.outbox import Outbox
+from tests.support.service import custom_action_body
 from tests.support.stack import stack
 
 HOUR = 3_600.0

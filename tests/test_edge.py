@@ -308,7 +308,7 @@ def test_limits_hit_are_reported_as_counts_at_most_once_a_period():
 
 
 def test_every_limit_is_a_setting_and_serve_passes_them_on(tmp_path):
-    from tests.conftest import make_settings
+    from tests.support.service import make_settings
 
     settings = make_settings(tmp_path, max_url_bytes=2048, max_connections_per_client=7)
     limits = EdgeLimits.from_settings(settings)

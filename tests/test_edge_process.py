@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from bench.edge import PRLIMIT, attacking, clicks
-from tests.conftest import make_settings
 from tests.support.servers import service_env, service_process
+from tests.support.service import make_settings
 
 SECONDS = 3.0  # under attack; the benchmark does 30
 

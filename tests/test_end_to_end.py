@@ -9,7 +9,7 @@ import httpx2
 import pytest
 
 from service.work.gather import pick_proxy
-from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body, signed
+from tests.support.service import PAYLOAD_AUTH_TOKEN, custom_action_body, signed
 from tests.support.stack import blob_sha256, stack, with_worker
 
 
@@ -225,7 +225,7 @@ def test_second_request_refreshes_the_same_folder(tmp_path):
 def test_no_secret_reaches_a_log_event_in_the_worker(tmp_path):
     import structlog
 
-    from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN
+    from tests.support.service import BEARER, CURRENT_SECRET, ICONIK_TOKEN
 
     with (
         stack(
@@ -249,7 +249,7 @@ def test_no_secret_reaches_a_log_event_in_the_worker(tmp_path):
 def test_a_refused_signed_url_is_reported_plainly_and_retried_with_a_fresh_one(tmp_path):
     import structlog
 
-    from tests.conftest import ICONIK_TOKEN
+    from tests.support.service import ICONIK_TOKEN
 
     with stack(tmp_path) as s, structlog.testing.capture_logs() as events:
         asset_id = s.seeded.normal

@@ -2,7 +2,7 @@
 
 import uuid
 
-from tests.conftest import custom_action_body
+from tests.support.service import custom_action_body
 from tests.support.stack import stack
 
 

@@ -11,9 +11,9 @@ import socket
 
 import pytest
 
-from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN
 from tests.support.cli import cli
 from tests.support.servers import service_process
+from tests.support.service import BEARER, CURRENT_SECRET, ICONIK_TOKEN
 from tests.support.stack import APP_ID
 
 

@@ -16,14 +16,14 @@ import boto3
 import httpx2
 import pytest
 
-from tests.conftest import (
+from tests.support.deliver import EN_VTT, cues_of, take, track_writes
+from tests.support.serve import real_serve
+from tests.support.service import (
     ICONIK_TOKEN,
     bearer,
     custom_action_body,
 )
-from tests.conftest import webhook_body as event_body
-from tests.support.deliver import EN_VTT, cues_of, take, track_writes
-from tests.support.serve import real_serve
+from tests.support.service import webhook_body as event_body
 from tests.support.stack import stack
 
 

@@ -32,8 +32,8 @@ from service.iconik.client import (
     NotFound,
     SignedUrlRefused,
 )
-from tests.conftest import make_settings
 from tests.support.servers import raw_tcp, read_request_head, running
+from tests.support.service import make_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -16,9 +16,9 @@ import pytest
 
 from service.iconik.paths import checked_download_url, checked_path
 from service.ids import is_iconik_id
-from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body, signed, webhook_body
 from tests.support.extract_openapi import USED
 from tests.support.iconik_api import operation_for
+from tests.support.service import PAYLOAD_AUTH_TOKEN, custom_action_body, signed, webhook_body
 from tests.support.stack import stack
 
 GOOD = "0a1b2c3d-0000-4000-8000-00000000a001"

@@ -11,7 +11,7 @@ from service.work.job_state import (
     new_job,
     state_fields,
 )
-from tests.conftest import custom_action_body
+from tests.support.service import custom_action_body
 from tests.support.stack import stack
 
 

@@ -21,9 +21,9 @@ from service.queue import DELIVERED, PUBLISHED, REFRESHED, Event, event_id
 from service.queue.outbox import GIVEN_UP, SENT
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
-from tests.conftest import make_settings
 from tests.support.clock import FakeClock
 from tests.support.notify_sink import SECRET, Sink
+from tests.support.service import make_settings
 from tests.support.stack import STACK_EPOCH
 
 pytestmark = pytest.mark.anyio

@@ -7,8 +7,8 @@ import json
 import sqlite3
 
 from service.queue import DELIVERED, PUBLISHED, REFRESHED, REFUSED, WITHDRAWN
-from tests.conftest import custom_action_body, webhook_body
 from tests.support.deliver import BROKEN_DE, EN_VTT, take
+from tests.support.service import custom_action_body, webhook_body
 from tests.support.stack import stack
 
 FORM = {

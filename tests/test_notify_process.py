@@ -14,7 +14,10 @@ import pytest
 from service.intake.app import create_app
 from service.queue import OVERDUE, PUBLISHED, REFRESHED
 from simulator import Simulator
-from tests.conftest import (
+from tests.support.notify_sink import SECRET, Sink
+from tests.support.polling import until
+from tests.support.servers import running, service_env, service_process
+from tests.support.service import (
     ICONIK_TOKEN,
     PAYLOAD_AUTH_TOKEN,
     custom_action_body,
@@ -22,9 +25,6 @@ from tests.conftest import (
     signed,
     webhook_body,
 )
-from tests.support.notify_sink import SECRET, Sink
-from tests.support.polling import until
-from tests.support.servers import running, service_env, service_process
 from tests.support.stack import APP_ID
 
 

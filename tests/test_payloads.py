@@ -10,7 +10,7 @@ from service.intake.payloads import (
     parse_webhook,
     storable,
 )
-from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body, webhook_body
+from tests.support.service import PAYLOAD_AUTH_TOKEN, custom_action_body, webhook_body
 
 
 def test_custom_action_as_iconik_sends_it():

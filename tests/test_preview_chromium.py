@@ -17,8 +17,8 @@ import pytest
 from service.bundle import manifest as bundle
 from service.bundle import preview, preview_data
 from simulator import sample_video
-from tests.conftest import custom_action_body
 from tests.support.chromium_cdp import chromium as launch
+from tests.support.service import custom_action_body
 from tests.support.stack import stack
 
 

@@ -14,7 +14,7 @@ from service.bundle.preview_data import (
     parse_frame_rate,
     timecode_frames,
 )
-from tests.conftest import custom_action_body
+from tests.support.service import custom_action_body
 from tests.support.stack import stack
 
 

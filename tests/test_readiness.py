@@ -32,7 +32,9 @@ from service.intake.app import create_app
 from service.queue.sqlite import SQLiteQueue
 from service.storage import probe
 from service.storage.local import LocalStorage
-from tests.conftest import (
+from tests.support.privileges import DROP_ROOT_OVERRIDES
+from tests.support.servers import ServiceProcess, running, service_process
+from tests.support.service import (
     BEARER,
     CURRENT_SECRET,
     PAYLOAD_AUTH_TOKEN,
@@ -40,8 +42,6 @@ from tests.conftest import (
     make_settings,
     signed,
 )
-from tests.support.privileges import DROP_ROOT_OVERRIDES
-from tests.support.servers import ServiceProcess, running, service_process
 
 ANSWER_WITHIN = 5.0  # docs/http.md: a delivery that cannot be stored gets its 503 within 5 s
 SECRETS = (CURRENT_SECRET, BEARER, PAYLOAD_AUTH_TOKEN)

@@ -6,11 +6,11 @@ import pytest
 
 from service.__main__ import main
 from simulator import Simulator
-from tests.conftest import BEARER, ICONIK_TOKEN
 from tests.support.cli import cli, logging_restored, one_line_error
 from tests.support.extract_openapi import USED
 from tests.support.iconik_api import operation_for
 from tests.support.servers import running
+from tests.support.service import BEARER, ICONIK_TOKEN
 from tests.support.stack import APP_ID
 
 PUBLIC = "https://captions.example.test"

@@ -2,7 +2,7 @@
 
 import sqlite3
 
-from tests.conftest import custom_action_body, webhook_body
+from tests.support.service import custom_action_body, webhook_body
 from tests.support.stack import stack
 
 

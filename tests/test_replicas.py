@@ -21,10 +21,16 @@ import pytest
 
 from service.intake.app import create_app
 from simulator import Simulator
-from tests.conftest import PAYLOAD_AUTH_TOKEN, bearer, custom_action_body, make_settings, signed
 from tests.support.polling import until
 from tests.support.postgres import PASSWORD
 from tests.support.servers import running, service_env, service_process
+from tests.support.service import (
+    PAYLOAD_AUTH_TOKEN,
+    bearer,
+    custom_action_body,
+    make_settings,
+    signed,
+)
 from tests.support.stack import APP_ID, ICONIK_TOKEN
 
 ASSETS = 30

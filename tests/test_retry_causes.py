@@ -22,11 +22,11 @@ from service.queue.retry_causes import ALL_CAUSES, RETRY_CAUSES, cause_of
 from service.queue.sqlite import SQLiteQueue
 from service.status.reader import open_reader
 from service.status.report import queue_report
-from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN, bearer, custom_action_body
 from tests.support.clock import FakeClock
 from tests.support.polling import until
 from tests.support.queue import delivery
 from tests.support.servers import service_process
+from tests.support.service import BEARER, CURRENT_SECRET, ICONIK_TOKEN, bearer, custom_action_body
 from tests.support.stack import APP_ID
 
 # What the service writes as a task's last error (service.iconik.transport,

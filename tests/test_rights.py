@@ -22,9 +22,9 @@ import structlog
 from service.iconik.client import BadResponse, IconikClient, UnusableId, UserTokenRefused
 from service.work.expand import CLICK_AGAIN, NOT_READABLE, READ_AS_USER
 from simulator import APPLICATION
-from tests.conftest import PAYLOAD_AUTH_TOKEN, custom_action_body
 from tests.support.extract_openapi import USED
 from tests.support.iconik_api import operation_for
+from tests.support.service import PAYLOAD_AUTH_TOKEN, custom_action_body
 from tests.support.stack import stack
 
 COLLECTION = str(uuid.uuid5(uuid.NAMESPACE_URL, "test-rights/collection"))

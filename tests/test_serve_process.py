@@ -7,8 +7,8 @@ import threading
 import httpx2
 import pytest
 
-from tests.conftest import BEARER, CURRENT_SECRET, bearer, custom_action_body, signed
 from tests.support.servers import service_process
+from tests.support.service import BEARER, CURRENT_SECRET, bearer, custom_action_body, signed
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import jsonschema
 import pytest
 
 from simulator import Simulator
-from tests.conftest import custom_action_body
 from tests.support.extract_openapi import USED
 from tests.support.iconik_api import (
     operation_for,
@@ -16,6 +15,7 @@ from tests.support.iconik_api import (
     validated,
 )
 from tests.support.servers import running
+from tests.support.service import custom_action_body
 from tests.support.stack import APP_ID, stack
 
 TOKEN = "sim-token"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from simulator import Simulator
-from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN
 from tests.support.privileges import DROP_ROOT_OVERRIDES
 from tests.support.servers import ServiceProcess, running, service_process
+from tests.support.service import BEARER, CURRENT_SECRET, ICONIK_TOKEN
 from tests.support.stack import APP_ID
 
 

@@ -19,9 +19,9 @@ import pytest
 from service.__main__ import main
 from service.queue import NewTask
 from service.queue.sqlite import SQLiteQueue
-from tests.conftest import ICONIK_TOKEN, custom_action_body
 from tests.support.cli import cli, one_line_error
 from tests.support.queue import delivery
+from tests.support.service import ICONIK_TOKEN, custom_action_body
 from tests.support.stack import stack
 
 

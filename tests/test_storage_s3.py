@@ -8,7 +8,7 @@ import pytest
 
 from service.storage import StorageError, open_storage
 from service.storage.s3_staging import PART_SIZE
-from tests.conftest import custom_action_body
+from tests.support.service import custom_action_body
 from tests.support.stack import blob_sha256, stack
 
 pytestmark = pytest.mark.anyio

@@ -10,14 +10,14 @@ import httpx2
 import pytest
 
 from simulator import Simulator
-from tests.conftest import (
+from tests.support.servers import running, service_env, service_process
+from tests.support.service import (
     PAYLOAD_AUTH_TOKEN,
     custom_action_body,
     make_settings,
     signed,
     webhook_body,
 )
-from tests.support.servers import running, service_env, service_process
 from tests.support.stack import APP_ID, ICONIK_TOKEN, stack
 
 STORM = 3000

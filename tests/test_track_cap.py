@@ -18,7 +18,7 @@ import pytest
 from service.iconik.client import IconikClient, ResponseTooLarge
 from service.work import gather
 from simulator import Blob, make_srt, make_vtt, track_key
-from tests.conftest import custom_action_body
+from tests.support.service import custom_action_body
 from tests.support.stack import stack
 
 CAP = 64 * 1024

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from service.iconik.user_token import TokenSeal
 from service.settings import SettingsError, load_settings
 from service.work.expand import CLICK_AGAIN
-from tests.conftest import custom_action_body, make_settings
+from tests.support.service import custom_action_body, make_settings
 from tests.support.stack import drain, stack
 
 

@@ -4,7 +4,7 @@ import hashlib
 import sqlite3
 
 from simulator import Blob
-from tests.conftest import custom_action_body, webhook_body
+from tests.support.service import custom_action_body, webhook_body
 from tests.support.stack import stack
 
 CAPTIONER_FILE = "captions/en.work-in-progress.vtt"

@@ -49,7 +49,7 @@ def test_a_queue_outage_while_settling_does_not_stop_the_worker(tmp_path):
     from service.queue import QueueUnavailable
     from service.work.iconik_jobs import JobReporter
     from service.work.runner import Worker
-    from tests.conftest import make_settings
+    from tests.support.service import make_settings
 
     class FlakyQueue:
         """Hands out two tasks; recording the first outcome fails."""
@@ -110,7 +110,7 @@ def test_a_queue_outage_while_settling_does_not_stop_the_worker(tmp_path):
 def test_a_worker_that_lost_its_task_to_another_publishes_nothing(tmp_path):
     import anyio
 
-    from tests.conftest import custom_action_body
+    from tests.support.service import custom_action_body
     from tests.support.stack import stack, with_worker
 
     with stack(tmp_path) as s:
@@ -136,9 +136,9 @@ def test_the_worker_prunes_the_history_past_retention_days_and_keeps_the_rest(tm
     from service.queue.sqlite import SQLiteQueue
     from service.work.iconik_jobs import JobReporter
     from service.work.runner import Worker
-    from tests.conftest import make_settings
     from tests.support.clock import FakeClock
     from tests.support.queue_fill import History, fill_sqlite
+    from tests.support.service import make_settings
 
     clock = FakeClock()
     day = 86_400

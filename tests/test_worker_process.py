@@ -10,16 +10,16 @@ import httpx2
 
 from service.intake.app import create_app
 from simulator import Simulator
-from tests.conftest import (
+from tests.support.clock import FakeClock
+from tests.support.polling import until
+from tests.support.servers import running, service_env, service_process
+from tests.support.service import (
     ICONIK_TOKEN,
     PAYLOAD_AUTH_TOKEN,
     custom_action_body,
     make_settings,
     signed,
 )
-from tests.support.clock import FakeClock
-from tests.support.polling import until
-from tests.support.servers import running, service_env, service_process
 from tests.support.stack import APP_ID, STACK_EPOCH, drain
 
 PROXY_BYTES = 4 * 1024 * 1024

@@ -8,8 +8,8 @@ from typing import Any
 import httpx2
 
 from simulator import Simulator
-from tests.conftest import ICONIK_TOKEN, PAYLOAD_AUTH_TOKEN, make_settings, signed
 from tests.support.servers import running, service_env, service_process
+from tests.support.service import ICONIK_TOKEN, PAYLOAD_AUTH_TOKEN, make_settings, signed
 from tests.support.stack import APP_ID
 
 

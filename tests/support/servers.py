@@ -162,7 +162,7 @@ def service_process(
 
 def service_env(settings: Any, storage: Any, **extra: str) -> dict[str, str]:
     """The environment a child `python -m service` needs to run like `settings`."""
-    from tests.conftest import BEARER, CURRENT_SECRET, ICONIK_TOKEN
+    from tests.support.service import BEARER, CURRENT_SECRET, ICONIK_TOKEN
 
     token = settings.iconik_auth_token
     return {

@@ -31,9 +31,9 @@ from service.settings import Settings
 from service.storage import open_storage
 from service.work.runner import Worker
 from simulator import Seeded, Simulator
-from tests.conftest import ICONIK_TOKEN, PAYLOAD_AUTH_TOKEN, make_settings, signed
 from tests.support.clock import FakeClock
 from tests.support.servers import running
+from tests.support.service import ICONIK_TOKEN, PAYLOAD_AUTH_TOKEN, make_settings, signed
 
 APP_ID = "test-app"
 # The stack's clock starts at a real date (2027), which its files show.
@@ -153,7 +153,7 @@ class Stack:
         return httpx2.post(self.app_url + "/iconik/webhook", content=body, headers=signed(body))
 
     def status(self, request_id: str) -> dict[str, Any]:
-        from tests.conftest import bearer
+        from tests.support.service import bearer
 
         return httpx2.get(f"{self.app_url}/requests/{request_id}", headers=bearer()).json()
 
