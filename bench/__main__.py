@@ -2,7 +2,7 @@
 
 Each prints a table with its baseline, measured in the same run on the same
 machine (it is shared and noisy: only ratios travel), and the goal. Nothing
-here is asserted; tests/test_bench.py only checks that each entry point
+here is asserted; tests/system/test_bench.py only checks that each entry point
 runs with tiny parameters.
 
 - ack: durable 202s vs a bare Starlette app on the same server stack

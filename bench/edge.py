@@ -15,7 +15,7 @@ Meanwhile this process sends a signed click from a fresh connection every
 50 ms and counts those answered 202 within 1 s. The baseline is the same
 clicks against the same process with nobody attacking. Goal: every click
 202 within 1 s, for the whole run (30 s by default; the test suite runs
-the same code for a few seconds, tests/test_edge_process.py).
+the same code for a few seconds, tests/system/intake/test_edge_process.py).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ field current (service/work/caption_status.py):
   `mode`), and must be a field of that view.
 
 Shapes are Iconik's (MetadataFieldSchema, MetadataViewSchema,
-MetadataValuesSchema); tests/test_simulator_metadata.py checks them against
+MetadataValuesSchema); tests/system/simulator/test_simulator_metadata.py checks them against
 the published spec. `metadata_writes` (state.py) lists each PUT, for tests to count.
 """
 

@@ -5,7 +5,7 @@ What the deliver task (service/deliver/task.py) calls: `POST .../formats/`,
 checked as Iconik would refuse them (400 with `errors`), and a POST of a
 track that already exists adds a second one, as in Iconik, so a test sees
 it when the service fails to replace instead. The bodies themselves are
-checked against Iconik's published schemas by tests/test_simulator.py.
+checked against Iconik's published schemas by tests/system/simulator/test_simulator.py.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ What the build reads to show a form's fields by their labels on the preview
 page (service/work/gather.py `field_labels`). A view is its name and its fields
 (`name`, `label`, `field_type`), in the shape of Iconik's
 MetadataViewSchema; the responses are checked against it by
-tests/test_simulator.py. Tests and the seed add views with state.py's
+tests/system/simulator/test_simulator.py. Tests and the seed add views with state.py's
 `add_view`.
 """
 

@@ -1,6 +1,6 @@
 """Small caption files of this repository's own, one for each class of case
-the conformance corpus holds (tests/test_captions_faithful.py reads them;
-tests/test_captions_corpus.py checks what is delivered of each with the W3C
+the conformance corpus holds (tests/unit/captions/test_captions_faithful.py reads them;
+tests/system/captions/test_captions_corpus.py checks what is delivered of each with the W3C
 validator's parser). Written here, not copied from the corpus."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A queue filled with finished history in a few bulk statements, not through HTTP.
 
-For the plan tests (tests/test_queue_plans.py) and `bench retention`: `n`
+For the plan tests (tests/system/queue/test_queue_plans.py) and `bench retention`: `n`
 finished requests received `spacing` seconds apart from `start`, shaped
 like real ones: mostly clicks (an expand and one asset's build, every
 `failed_every`-th build failed) and every `deliver_every`-th a caption
