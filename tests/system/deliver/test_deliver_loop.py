@@ -18,20 +18,13 @@ from service.deliver.scan import DeliverScan
 from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
 from service.storage import open_storage
+from tests.support.clock import FakeClock
 from tests.support.deliver import EN_VTT
 from tests.support.s3_events import events_to_sqs
 from tests.support.serve import real_serve
 from tests.support.service import custom_action_body
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class CountedStorage:
@@ -92,7 +85,9 @@ async def test_one_replica_scans_and_another_takes_over_when_it_stops(tmp_path, 
     queues = [await open_queue(backend, tmp_path, pg_url) for _ in range(2)]
     storage = open_storage(str(tmp_path / "share"))
     loops = [
-        ScanLoop(DeliverScan(q, storage), q, every=60, clock=Clock(), holder=f"replica-{i}")
+        ScanLoop(
+            DeliverScan(q, storage), q, every=60, clock=FakeClock(1000.0), holder=f"replica-{i}"
+        )
         for i, q in enumerate(queues)
     ]
     try:
@@ -115,7 +110,7 @@ async def test_with_events_only_the_folders_named_are_looked_at(tmp_path):
         records = bundles(tmp_path / "share", 30)
         await queue.fill_registry(records)
         storage = CountedStorage(tmp_path / "share")
-        clock, events = Clock(), Events()
+        clock, events = FakeClock(1000.0), Events()
         scan = DeliverScan(queue, storage)  # type: ignore[arg-type]
         loop = ScanLoop(scan, queue, every=60, events=events, clock=clock, reconcile_every=3600)
         await loop.look_once()  # first: everything, in one walk
@@ -151,7 +146,7 @@ async def test_without_events_everything_is_looked_at_every_interval(tmp_path):
     try:
         await queue.fill_registry(bundles(tmp_path / "share", 5))
         storage = CountedStorage(tmp_path / "share")
-        clock = Clock()
+        clock = FakeClock(1000.0)
         loop = ScanLoop(DeliverScan(queue, storage), queue, every=60, clock=clock)  # type: ignore[arg-type]
         for _ in range(3):
             await loop.look_once()
@@ -169,7 +164,7 @@ async def test_a_folder_gone_from_two_walks_leaves_the_registry(tmp_path):
         root = tmp_path / "share"
         records = bundles(root, 4)
         await queue.fill_registry(records)
-        clock = Clock()
+        clock = FakeClock(1000.0)
         loop = ScanLoop(DeliverScan(queue, open_storage(str(root))), queue, every=60, clock=clock)
         shutil.rmtree(root / "T2 [a2]")
         await loop.look_once()

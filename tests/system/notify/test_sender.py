@@ -23,6 +23,7 @@ from service.queue.postgres import PostgresQueue
 from service.queue.sqlite import SQLiteQueue
 from tests.support.clock import FakeClock
 from tests.support.notify_sink import SECRET, Sink
+from tests.support.polling import until_async
 from tests.support.service import make_settings
 from tests.support.stack import STACK_EPOCH
 
@@ -124,21 +125,21 @@ async def test_the_signature_matches_the_spec_by_hand():
 
 async def recorded(queue, done):
     """Until the outbox's send states (in order) satisfy `done`."""
-    with anyio.fail_after(20):
-        while True:
-            if done([s["state"] for s in await queue.outbox_sends()]):
-                return
-            await anyio.sleep(0.02)
+
+    async def states_done():
+        return done([s["state"] for s in await queue.outbox_sends()])
+
+    await until_async(states_done, within=20, every=0.02)
 
 
 async def attempted(queue, times):
     """Until the outbox has recorded the first send's `times`-th attempt."""
-    with anyio.fail_after(20):
-        while True:
-            sends = await queue.outbox_sends()
-            if sends and sends[0]["attempts"] >= times:
-                return
-            await anyio.sleep(0.02)
+
+    async def tried():
+        sends = await queue.outbox_sends()
+        return sends and sends[0]["attempts"] >= times
+
+    await until_async(tried, within=20, every=0.02)
 
 
 def per_asset(received):
@@ -169,15 +170,11 @@ async def test_an_endpoint_down_then_back_gets_everything_in_order_once(
             await queue.add_events([event(f"a2-{n}", "a2", kind=DELIVERED) for n in range(3)])
 
             async def failed_twice():
-                while True:
-                    sends = await queue.outbox_sends()
-                    heads = [s for s in sends if s["attempts"] >= 2]
-                    if len(heads) >= 2:
-                        return sends
-                    await anyio.sleep(0.05)
+                sends = await queue.outbox_sends()
+                heads = [s for s in sends if s["attempts"] >= 2]
+                return sends if len(heads) >= 2 else None
 
-            with anyio.fail_after(20):
-                sends = await failed_twice()
+            sends = await until_async(failed_twice, within=20)
             # The heads of both lines failed; nothing behind them was tried.
             assert {s["event_id"] for s in sends if s["attempts"]} == {
                 event_id("a1-0", PUBLISHED),

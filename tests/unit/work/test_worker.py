@@ -137,6 +137,7 @@ def test_the_worker_prunes_the_history_past_retention_days_and_keeps_the_rest(tm
     from service.work.iconik_jobs import JobReporter
     from service.work.runner import Worker
     from tests.support.clock import FakeClock
+    from tests.support.polling import until_async
     from tests.support.queue_fill import History, fill_sqlite
     from tests.support.service import make_settings
 
@@ -159,10 +160,11 @@ def test_the_worker_prunes_the_history_past_retention_days_and_keeps_the_rest(tm
             with anyio.fail_after(30):
                 async with anyio.create_task_group() as group:
                     group.start_soon(worker.run)
-                    while True:  # bounded by fail_after
-                        if await queue.request_status("hr2279") is None:
-                            break
-                        await anyio.sleep(0.01)
+
+                    async def pruned():
+                        return await queue.request_status("hr2279") is None
+
+                    await until_async(pruned, within=30, every=0.01)
                     group.cancel_scope.cancel()
             kept = [await queue.request_status(f"hr{n}") for n in (2278, 2280, 2999)]
             assert kept[0] is None and kept[1] is not None and kept[2] is not None
