@@ -204,6 +204,7 @@ def test_wrong_iconik_token_is_retried_with_a_message_then_fails(tmp_path):
         assert "check ICONIK_APP_ID and ICONIK_AUTH_TOKEN" in task["error"]
 
 
+@pytest.mark.slow
 def test_second_request_refreshes_the_same_folder(tmp_path):
     with stack(tmp_path) as s:
         s.send(custom_action_body(asset_ids=[s.seeded.normal]))
@@ -282,6 +283,7 @@ def test_a_refused_signed_url_is_reported_plainly_and_retried_with_a_fresh_one(t
         assert not [p for _, p in s.sim.requests if p.endswith("/download_url/")]
 
 
+@pytest.mark.slow
 def test_faults_read_plainly_in_the_request_status(tmp_path):
     with stack(tmp_path, large_proxy_bytes=1024 * 1024) as s:
         assets = [s.seeded.normal, s.seeded.large]

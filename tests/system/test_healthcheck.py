@@ -39,6 +39,7 @@ def _image_env(tmp_path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command", [("serve",), ("serve", "--no-worker"), ("worker",)], ids=" ".join
 )
@@ -51,6 +52,7 @@ def test_the_image_healthcheck_passes_for_every_command(command, tmp_path):
         assert checked.stderr == ""
 
 
+@pytest.mark.slow
 def test_nothing_listening_is_unhealthy_in_one_line(tmp_path):
     url = f"{_nowhere()}/healthz"
     checked = cli("health", "--url", url, cwd=tmp_path)
@@ -60,6 +62,7 @@ def test_nothing_listening_is_unhealthy_in_one_line(tmp_path):
     assert "Traceback" not in checked.stderr
 
 
+@pytest.mark.slow
 def test_health_reads_port_from_dotenv_and_needs_no_secret(tmp_path):
     (tmp_path / ".env").write_text("PORT=1\n")  # nothing listens on port 1
     checked = cli("health", cwd=tmp_path)

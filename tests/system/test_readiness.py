@@ -169,6 +169,7 @@ def layout(tmp_path: Path) -> Layout:
     return Layout(tmp_path)
 
 
+@pytest.mark.slow
 def test_storage_root_read_only_is_unready_until_fixed(layout):
     with serve(layout, bound_by_file_modes()) as service:
         assert service.readyz().status_code == 200  # it also made .staging
@@ -191,6 +192,7 @@ def test_storage_root_read_only_is_unready_until_fixed(layout):
     assert list(staging.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("broken", ["directory", "database"])
 def test_queue_not_writable_is_unready_and_refuses_deliveries_until_fixed(layout, broken):
     with serve(layout, bound_by_file_modes()) as service:
@@ -221,6 +223,7 @@ def test_queue_not_writable_is_unready_and_refuses_deliveries_until_fixed(layout
         assert_recovered(service)
 
 
+@pytest.mark.slow
 def test_database_read_only_at_start_recovers_once_its_files_are_fixed(layout):
     """The reported case: SQLite opened the database read-only, and 503 lasted until a restart."""
 
@@ -298,6 +301,7 @@ def fill(filesystem: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow
 def test_full_disk_is_unready_until_space_returns(tmp_path, monkeypatch):
     with contextlib.ExitStack() as stack:
         try:

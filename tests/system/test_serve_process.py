@@ -23,6 +23,7 @@ def env(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_delivery_survives_sigkill_right_after_202(tmp_path, env):
     body = custom_action_body()
     with service_process("serve", "--no-worker", env=env, cwd=tmp_path) as first:
@@ -47,6 +48,7 @@ def test_delivery_survives_sigkill_right_after_202(tmp_path, env):
     assert again.json() == {"request_id": request_id, "status": "queued", "duplicate": True}
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_request_in_flight_then_exits_cleanly(tmp_path, env):
     body = custom_action_body()
     half = len(body) // 2
@@ -92,6 +94,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_cleanly(tmp_path, env
     )
 
 
+@pytest.mark.slow
 def test_refuses_to_start_naming_the_variable(tmp_path):
     with service_process("serve", env={"PORT": "0"}, cwd=tmp_path) as proc:
         exit_code = proc.process.wait(30)
@@ -118,6 +121,7 @@ def _drain(proc):
         lines.append(line)
 
 
+@pytest.mark.slow
 def test_a_worker_with_a_port_answers_probes_but_takes_no_deliveries(tmp_path, env):
     worker_env = {**env, "ICONIK_APP_ID": "app", "ICONIK_AUTH_TOKEN": "token"}
     with service_process("worker", "--port", "0", env=worker_env, cwd=tmp_path) as worker:
@@ -185,6 +189,7 @@ def test_under_32_concurrent_senders_every_acknowledged_delivery_survives_kill_9
     assert len(acknowledged) >= 400 and missing == []
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_copies_of_one_delivery_make_one_request(tmp_path, env):
     import concurrent.futures
 

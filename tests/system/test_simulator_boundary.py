@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.paths import REPOSITORY
 
 SIMULATOR = REPOSITORY / "simulator"
@@ -129,6 +131,7 @@ _WITHOUT_SIMULATOR = (
 )
 
 
+@pytest.mark.slow
 def test_without_the_simulator_the_service_imports_and_its_commands_say_so():
     modules = sorted(
         _module_name(p)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from simulator import Simulator
 from tests.support.privileges import DROP_ROOT_OVERRIDES
 from tests.support.servers import ServiceProcess, running, service_process
@@ -32,6 +34,7 @@ def env_for(tmp_path, iconik_url: str, **extra: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_serve_logs_each_dependency_and_a_refused_iconik_token(tmp_path):
     sim = Simulator(APP_ID, "the-token-iconik-knows")
     with (
@@ -46,6 +49,7 @@ def test_serve_logs_each_dependency_and_a_refused_iconik_token(tmp_path):
     assert ICONIK_TOKEN not in str(seen)
 
 
+@pytest.mark.slow
 def test_worker_logs_iconik_reachable_and_an_unwritable_storage(tmp_path):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
     bundles = tmp_path / "bundles"
@@ -60,6 +64,7 @@ def test_worker_logs_iconik_reachable_and_an_unwritable_storage(tmp_path):
     assert seen["storage"]["reason"]
 
 
+@pytest.mark.slow
 def test_a_storage_root_under_a_regular_file_keeps_the_worker_up(tmp_path):
     """A STORAGE_URL under a regular file was a traceback and exit 1: now it
     is the storage's failure, logged, and the worker stays up to retry."""

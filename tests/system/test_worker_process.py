@@ -7,6 +7,7 @@ import sqlite3
 
 import anyio
 import httpx2
+import pytest
 
 from service.intake.app import create_app
 from simulator import Simulator
@@ -41,6 +42,7 @@ def _digests(folder):
     }
 
 
+@pytest.mark.slow
 def test_sigkill_mid_download_then_restart_gives_the_same_bundle(tmp_path):
     sim = Simulator(APP_ID, ICONIK_TOKEN)
     sim.add_user(PAYLOAD_AUTH_TOKEN)  # whose auth_token the clicks carry

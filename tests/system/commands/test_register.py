@@ -56,6 +56,7 @@ def test_register_twice_leaves_one_of_each(sim, capsys):
     assert BEARER not in out
 
 
+@pytest.mark.slow
 def test_register_updates_in_place_when_the_token_changes(sim, monkeypatch):
     main(["register", "--public-url", PUBLIC, "--saved-search", "--metadata-view", "view-1"])
     monkeypatch.setenv("BEARER_TOKENS", "a-rotated-token,old")
@@ -88,6 +89,7 @@ def test_unregister_removes_exactly_what_register_created(sim):
     assert list(sim.webhooks) == ["theirs"]
 
 
+@pytest.mark.slow
 def test_every_request_register_makes_exists_in_iconiks_api(sim):
     main(["register", "--public-url", PUBLIC, "--saved-search"])
     main(["register", "--public-url", PUBLIC, "--saved-search"])
@@ -106,6 +108,7 @@ def test_dry_run_calls_nothing(sim, capsys):
     assert "metadata field 'caption_status' in view" in out
 
 
+@pytest.mark.slow
 def test_register_makes_the_status_field_and_view_once_and_prints_the_view_id(sim, capsys):
     from service.commands.register_status import STATUS_VIEW_NAME
 
@@ -136,6 +139,7 @@ def ours(sim):
     return actions, hooks
 
 
+@pytest.mark.slow
 def test_register_with_replace_url_moves_an_earlier_registration(sim, capsys):
     assert main(["register", "--public-url", PUBLIC, "--saved-search"]) == 0
     ids_before = set(sim.custom_actions) | set(sim.webhooks)
@@ -210,6 +214,7 @@ def sim_url(sim):
     return os.environ["ICONIK_URL"]
 
 
+@pytest.mark.slow
 def test_register_with_refused_credentials_names_the_role_in_one_line(sim, sim_url, tmp_path):
     result = cli(
         "register", "--public-url", PUBLIC, cwd=tmp_path,
@@ -228,6 +233,7 @@ def test_register_names_the_role_of_the_call_that_was_refused(sim, capsys):
     assert line.endswith("needs can_write_webhooks")
 
 
+@pytest.mark.slow
 def test_register_with_iconik_unreachable_names_the_host(tmp_path):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

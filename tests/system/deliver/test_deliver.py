@@ -61,6 +61,7 @@ def stored_deliveries(settings):
         db.close()
 
 
+@pytest.mark.slow
 def test_a_webvtt_file_becomes_the_assets_english_track(tmp_path):
     with stack(tmp_path) as s:
         asset = s.seeded.normal
@@ -182,6 +183,7 @@ def test_closed_captions_in_srt_arrive_as_a_new_webvtt_track_and_survive_a_refre
         assert take(s) == [0, 0]  # and nothing goes again
 
 
+@pytest.mark.slow
 def test_a_broken_file_is_refused_at_its_line_and_left_alone(tmp_path, monkeypatch, capsys):
     with stack(tmp_path) as s:
         asset = s.seeded.normal
@@ -267,6 +269,7 @@ def test_a_file_growing_in_two_steps_is_delivered_only_whole(tmp_path):
         assert cues_of(s.sim.assets[asset].webvtt[("en", False)]) == cues_of(EN_VTT)
 
 
+@pytest.mark.slow
 def test_a_withdrawn_bundle_delivers_nothing_and_says_why(tmp_path):
     with stack(tmp_path) as s:
         asset = s.seeded.normal
@@ -295,6 +298,7 @@ def test_a_withdrawn_bundle_delivers_nothing_and_says_why(tmp_path):
         assert (deliver / "en.vtt").read_text() == EN_VTT
 
 
+@pytest.mark.slow
 def test_two_files_for_one_track_and_two_scanners(tmp_path):
     with stack(tmp_path) as s:
         asset = s.seeded.normal
@@ -340,6 +344,7 @@ def test_two_files_for_one_track_and_two_scanners(tmp_path):
         assert cues_of(s.sim.assets[asset].webvtt[("en", False)]) == cues_of(FR_CC_SRT, "srt")
 
 
+@pytest.mark.slow
 def test_a_delivery_iconik_keeps_refusing_fails_and_errors_say_so(tmp_path):
     with stack(tmp_path, task_max_attempts=2) as s:
         asset = s.seeded.normal

@@ -11,6 +11,8 @@ import hashlib
 import json
 import sqlite3
 
+import pytest
+
 from service.captions import track as captions
 from service.deliver.scan import DeliverScan
 from simulator import Blob, sample_video
@@ -128,6 +130,7 @@ def test_a_delivered_track_notes_reach_its_receipt_and_its_state(tmp_path, monke
         assert f"  en.vtt: delivered at 2027-01-15 08:00:00 UTC; {note}\n" in errors
 
 
+@pytest.mark.slow
 def test_readme_follows_the_scan_interval(tmp_path):
     with stack(tmp_path, deliver_scan_seconds=10) as s:
         asset, deliver_dir = bundled(s)
@@ -186,6 +189,7 @@ def test_after_a_restart_a_delivered_file_is_not_said_to_be_waiting(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_readme_rewrites_are_asked_a_few_at_a_time(tmp_path, monkeypatch):
     from service.deliver.outtray_files import ReadmeCheck
 
@@ -208,6 +212,7 @@ def test_readme_rewrites_are_asked_a_few_at_a_time(tmp_path, monkeypatch):
             assert "every minute" in (s.bundle_dir(asset) / "deliver" / "README.txt").read_text()
 
 
+@pytest.mark.slow
 def test_workers_with_other_intervals_do_not_rewrite_readme_back_and_forth(tmp_path):
     """During a rolling change, a scan with the new interval asks; a worker
     still on the old one does not write its own text in return."""
@@ -231,6 +236,7 @@ def test_workers_with_other_intervals_do_not_rewrite_readme_back_and_forth(tmp_p
         assert asked == (1,)  # asked once for this revision, not at every look
 
 
+@pytest.mark.slow
 def test_a_file_timed_from_the_start_timecode_reaches_iconik_timed_from_zero(tmp_path):
     """The asset starts at 10:00:00:00 (as Iconik's proxy says) and lasts 10 s:
     a file timed from its timecode is shifted, delivered, and said so."""

@@ -33,6 +33,7 @@ def bundled(s, *assets):
     return [s.bundle_dir(a) for a in assets]
 
 
+@pytest.mark.slow
 def test_a_retargeted_manifest_changes_no_other_asset(tmp_path):
     with stack(tmp_path) as s:
         mine, other = s.seeded.normal, s.seeded.traversal_title
@@ -71,6 +72,7 @@ def test_a_folder_with_no_record_delivers_nothing(tmp_path):
         assert track_writes(s.sim) == []
 
 
+@pytest.mark.slow
 def test_a_huge_sparse_errors_file_stops_no_other_bundle(tmp_path):
     with stack(tmp_path) as s:
         [hostile, fine] = bundled(s, s.seeded.normal, s.seeded.traversal_title)
@@ -120,6 +122,7 @@ def test_file_names_cannot_forge_lines_and_every_entry_is_named(tmp_path):
         assert track_writes(s.sim) == []
 
 
+@pytest.mark.slow
 def test_a_symlinked_outtray_gets_no_write_outside_the_storage(tmp_path):
     with stack(tmp_path) as s:
         [folder] = bundled(s, s.seeded.normal)
@@ -165,6 +168,7 @@ def test_a_folder_at_the_receipt_leaves_the_bundle_with_its_manifest(tmp_path):
         assert len(track_writes(s.sim)) == 1
 
 
+@pytest.mark.slow
 def test_a_caption_swapped_for_a_fifo_after_the_scan_fails_its_delivery(tmp_path):
     with stack(tmp_path) as s:
         [folder] = bundled(s, s.seeded.normal)
@@ -223,6 +227,7 @@ def test_a_fifo_in_the_outtray_holds_no_worker_and_no_shutdown(tmp_path):
     assert readme.exists() and not readme.is_fifo()  # the service's own file, replaced
 
 
+@pytest.mark.slow
 def test_a_credential_echoed_by_iconik_reaches_no_text_anyone_reads(tmp_path):
     """The real `serve`: Iconik (or a gateway) quotes the Auth-Token in an
     error; ERRORS.txt, the request's status and the Iconik job say the error
@@ -302,6 +307,7 @@ def test_on_s3_and_postgresql_a_folder_delivers_only_to_its_own_asset(
     assert bucket not in text
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_a_huge_file_at_a_service_path_is_kept_as_the_captioners_not_hashed(tmp_path):
     with stack(tmp_path) as s:

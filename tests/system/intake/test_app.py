@@ -181,6 +181,7 @@ def test_repeat_delivery_gets_same_request_id(client, settings):
     assert len(stored_requests(settings)) == 1
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_identical_deliveries_store_one(server, settings):
     body = custom_action_body()
 

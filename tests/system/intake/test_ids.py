@@ -92,6 +92,7 @@ def test_hostile_ids_in_every_field_of_a_click_are_refused_at_intake(tmp_path):
     assert s.sim.requests == []  # nothing was stored, so nothing reached Iconik
 
 
+@pytest.mark.slow
 def test_hostile_ids_in_a_webhook_are_refused_at_intake(tmp_path):
     with stack(tmp_path) as s:
         for value in HOSTILE:
@@ -127,6 +128,7 @@ def _collection(sim, items) -> str:
     return collection_id
 
 
+@pytest.mark.slow
 def test_a_hostile_id_in_an_iconik_listing_fails_the_request_with_a_reason(tmp_path):
     with stack(tmp_path) as s:
         for kind in ("assets", "collections"):

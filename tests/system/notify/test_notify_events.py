@@ -6,6 +6,8 @@ asset withdrawn."""
 import json
 import sqlite3
 
+import pytest
+
 from service.queue import DELIVERED, PUBLISHED, REFRESHED, REFUSED, WITHDRAWN
 from tests.support.deliver import BROKEN_DE, EN_VTT, take
 from tests.support.service import custom_action_body, webhook_body
@@ -26,6 +28,7 @@ def outbox(settings):
         db.close()
 
 
+@pytest.mark.slow
 def test_each_change_stores_its_event_and_no_change_stores_none(tmp_path):
     with stack(tmp_path) as s:
         asset = s.seeded.normal
@@ -107,6 +110,7 @@ def _tamper(folder):
     path.write_text(json.dumps(manifest))
 
 
+@pytest.mark.slow
 def test_a_captioners_project_json_never_speaks_in_a_notification(tmp_path):
     """Deliveries, refusals and withdrawals say what the bundle's build
     recorded in the queue; a refresh names no track label a captioner wrote."""

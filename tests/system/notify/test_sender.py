@@ -338,6 +338,7 @@ async def test_a_destination_removed_from_the_settings_is_given_up_not_held(tmp_
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_two_replicas_send_through_one_of_them_in_order(tmp_path, sink, backend, request):
     settings = settings_for(tmp_path, sink, notify_urls="")

@@ -67,6 +67,7 @@ async def test_an_idle_worker_on_another_replica_is_woken_by_a_new_task(pg_url):
         await worker.close()
 
 
+@pytest.mark.slow
 async def test_a_stopped_server_is_unavailable_quickly_then_recovers(pg_cluster, pg_url):
     queue = PostgresQueue(pg_url, clock=FakeClock(), timeout=2.0)
     await queue.open()

@@ -23,6 +23,7 @@ C1, C2 = "0c000000-0000-4000-8000-0000000000c1", "0c000000-0000-4000-8000-000000
 S1 = "05000000-0000-4000-8000-000000000051"
 
 
+@pytest.mark.slow
 def test_every_request_the_service_made_exists_in_iconiks_api(tmp_path):
     with stack(tmp_path, allow_original_media=True) as s:
         s.sim.collections[C1] = [{"id": s.seeded.normal, "object_type": "assets"}]

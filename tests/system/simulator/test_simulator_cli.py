@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import httpx2
+import pytest
 
 
 def start_simulator(cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
@@ -46,6 +47,7 @@ def stop(process: subprocess.Popen[str]) -> None:
     process.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_the_simulator_prints_how_to_point_the_service_at_it(tmp_path):
     process, lines = start_simulator(tmp_path, {})
     try:
@@ -62,6 +64,7 @@ def test_the_simulator_prints_how_to_point_the_service_at_it(tmp_path):
         stop(process)
 
 
+@pytest.mark.slow
 def test_the_simulator_reads_dotenv_like_the_service_and_never_prints_its_token(tmp_path):
     (tmp_path / ".env").write_text(
         "ICONIK_URL=https://app.iconik.io\n"

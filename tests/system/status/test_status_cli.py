@@ -25,6 +25,7 @@ from tests.support.service import ICONIK_TOKEN, custom_action_body
 from tests.support.stack import stack
 
 
+@pytest.mark.slow
 def test_status_in_an_empty_directory_says_so_and_creates_nothing(tmp_path):
     # No settings at all: no BEARER_TOKENS, no QUEUE_URL (the default ./data/queue.db).
     result = cli("status", cwd=tmp_path)
@@ -36,6 +37,7 @@ def test_status_in_an_empty_directory_says_so_and_creates_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_status_refuses_a_file_that_is_not_a_queue(tmp_path):
     (tmp_path / "other.db").write_bytes(b"not a database at all" * 100)
     result = cli("status", cwd=tmp_path, env={"QUEUE_URL": "sqlite:///other.db"})
@@ -43,6 +45,7 @@ def test_status_refuses_a_file_that_is_not_a_queue(tmp_path):
     assert (tmp_path / "other.db").read_bytes() == b"not a database at all" * 100
 
 
+@pytest.mark.slow
 def test_status_with_the_database_down_is_one_line_without_the_password(tmp_path):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -54,6 +57,7 @@ def test_status_with_the_database_down_is_one_line_without_the_password(tmp_path
     assert "pa55-w0rd-x" not in result.stderr + result.stdout
 
 
+@pytest.mark.slow
 def test_status_never_writes_to_a_postgresql_database(pg_url, tmp_path):
     import psycopg
 
@@ -106,6 +110,7 @@ def test_status_reads_a_postgresql_queue_read_only_and_never_shows_its_password(
     assert PASSWORD not in listing.stdout + listing.stderr + missing.stderr
 
 
+@pytest.mark.slow
 def test_status_of_a_request_for_people_and_for_machines(tmp_path, monkeypatch, capsys):
     with stack(tmp_path, allow_original_media=False, proxy_wait_seconds=5) as s:
         answer = s.send(
@@ -216,6 +221,7 @@ def test_status_of_a_thousand_assets_is_counted_and_paged(big_queue, monkeypatch
     assert len(json.dumps(page)) < 20_000
 
 
+@pytest.mark.slow
 def test_status_piped_into_head_ends_quietly(big_queue, tmp_path):
     # Enough output to fill the pipe: the reader leaves after one line.
     args = [sys.executable, "-m", "service", "status", "--limit", "1000"]

@@ -87,11 +87,13 @@ def test_open_work_by_due_date_for_people_and_machines(queue_url, tmp_path):
     assert "open work: 3 bundle(s), 1 overdue (`status --work` lists them by due date)" in glance
 
 
+@pytest.mark.slow
 def test_work_is_for_the_whole_queue_not_a_request(tmp_path):
     result = cli("status", "some-request", "--work", cwd=tmp_path)
     assert "--work lists the whole queue's open work" in one_line_error(result)
 
 
+@pytest.mark.slow
 def test_a_queue_made_before_due_dates_read_only_says_so(tmp_path):
     import sqlite3
 

@@ -90,6 +90,7 @@ async def test_a_symlinked_deliver_is_a_problem_not_a_listing(tmp_path):
     assert outtray.files == [] and "symlink" in (outtray.problem or "")
 
 
+@pytest.mark.slow
 async def test_s3_lists_sixty_bundles_in_five_requests(tmp_path, bucket, monkeypatch):
     monkeypatch.setattr(s3_outtrays, "PAGE_KEYS", 100)  # S3's 1,000, scaled down
     layout = Layout(tmp_path, bucket)
@@ -102,6 +103,7 @@ async def test_s3_lists_sixty_bundles_in_five_requests(tmp_path, bucket, monkeyp
     assert len(calls) == 5  # one listing; listing each deliver/ took 60
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["deliver/many/", "deliver/", "captions/", "deliver-x/", "zz/"])
 async def test_a_folder_full_of_objects_costs_a_few_requests(tmp_path, bucket, monkeypatch, where):
     """A captioner's objects anywhere in their folder: the walk skips past

@@ -28,6 +28,7 @@ async def chunks_of(data, size=1024 * 1024):
         yield data[start : start + size]
 
 
+@pytest.mark.slow
 async def test_objects_first_manifest_last(bucket):
     storage = open_storage(f"s3://{bucket}/shared")
     large = bytes(range(256)) * (PART_SIZE * 3 // 2 // 256)  # two parts
@@ -114,6 +115,7 @@ async def test_deliver_folders_are_listed_and_service_files_put_in_place(bucket)
     assert "shared/T [a1]/deliver/ERRORS.txt" not in keys(bucket)
 
 
+@pytest.mark.slow
 def test_end_to_end_into_s3(tmp_path, bucket):
     with stack(tmp_path, storage_url=f"s3://{bucket}/captioning") as s:
         answer = s.send(
@@ -134,6 +136,7 @@ def test_end_to_end_into_s3(tmp_path, bucket):
         assert not (tmp_path / "bundles").exists()  # nothing went to local disk
 
 
+@pytest.mark.slow
 def test_deliveries_from_an_s3_bundle(tmp_path, bucket):
     from tests.support.deliver import BROKEN_DE, EN_VTT, cues_of, track_writes
 

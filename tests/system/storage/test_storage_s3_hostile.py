@@ -98,6 +98,7 @@ def fail_once(storage, monkeypatch, method, key_suffix):
     return failed
 
 
+@pytest.mark.slow
 async def test_an_object_over_the_limit_is_refused_before_its_body_is_read(storage, bucket, gets):
     huge = bytes(range(256)) * (64 * MiB // 256)
     put(bucket, "deliver/huge.vtt", huge)
@@ -230,6 +231,7 @@ async def test_a_change_cut_off_while_writing_keeps_the_manifest(storage, bucket
     assert json.loads(body(bucket, "project.json")) == {"revision": 1}
 
 
+@pytest.mark.slow
 async def test_a_manifest_of_20_mib_is_no_manifest_and_is_not_read(storage, bucket, gets):
     await publish_first(storage)
     padding = "x" * (20 * MiB)

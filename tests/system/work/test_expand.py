@@ -2,6 +2,8 @@
 
 import uuid
 
+import pytest
+
 from tests.support.service import custom_action_body
 from tests.support.stack import stack
 
@@ -65,6 +67,7 @@ def test_collection_contents_are_followed_across_pages(tmp_path):
         ] == [s.seeded.normal]
 
 
+@pytest.mark.slow
 def test_saved_search_gives_one_bundle_per_asset_collections_included(tmp_path):
     with stack(tmp_path, allow_original_media=True) as s:
         a = s.seeded

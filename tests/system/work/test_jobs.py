@@ -142,6 +142,7 @@ def test_jobs_can_be_turned_off(tmp_path):
         assert not any("/API/jobs/" in path for _, path in s.sim.requests)
 
 
+@pytest.mark.slow
 def test_request_that_cannot_expand_gets_a_failed_job(tmp_path):
     with stack(tmp_path, max_assets_per_request=2) as s:
         answer = s.send(custom_action_body(context="BULK", asset_ids=s.seeded.all))

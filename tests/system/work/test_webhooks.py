@@ -3,6 +3,8 @@
 import hashlib
 import sqlite3
 
+import pytest
+
 from simulator import Blob
 from tests.support.service import custom_action_body, webhook_body
 from tests.support.stack import stack
@@ -142,6 +144,7 @@ def test_webhook_delivered_twice_is_handled_once(tmp_path):
         assert _requests_stored(s.settings) == 2  # the custom action and one webhook
 
 
+@pytest.mark.slow
 def test_a_caption_the_captioner_edited_is_never_overwritten(tmp_path):
     with stack(tmp_path) as s:
         s.send(custom_action_body(asset_ids=[s.seeded.normal]))
@@ -236,6 +239,7 @@ def _proxy_downloads(sim):
     return sum(1 for key in sim.downloads if key.startswith("proxies/"))
 
 
+@pytest.mark.slow
 def test_a_refresh_reuses_the_media_already_in_the_bundle(tmp_path):
     with stack(tmp_path) as s:
         s.send(custom_action_body(asset_ids=[s.seeded.normal]))

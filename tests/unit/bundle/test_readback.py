@@ -1,5 +1,6 @@
 """A project.json read back from the folder keeps only what has the service's shape. Pure."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -78,6 +79,7 @@ json_values = st.recursive(
 keys = st.sampled_from(["status", "revision", "asset", "files", "deliveries", "request", "x"])
 
 
+@pytest.mark.slow
 @given(st.dictionaries(keys, json_values))
 def test_anything_read_back_can_be_used_as_a_manifest(read):
     kept = readback.manifest(read)

@@ -237,7 +237,7 @@ def _outcome(module, name, data, duration):
 
 
 def _same_as_before(name, data, duration=10.0):
-    from tests import captions_before
+    from tests.support import captions_before
 
     assert _outcome(captions, name, data, duration) == _outcome(
         captions_before, name, data, duration
@@ -246,7 +246,7 @@ def _same_as_before(name, data, duration=10.0):
 
 def _same_cues_as_before(name, data, duration=10.0):
     """Delivered by both with the same cues, or refused by both."""
-    from tests import captions_before
+    from tests.support import captions_before
 
     mine = _outcome(captions, name, data, duration)
     before = _outcome(captions_before, name, data, duration)
@@ -298,7 +298,7 @@ def test_any_file_is_refused_line_by_line_or_delivered_as_it_reads_back(
     track = _check_outcome(f"en.{fmt}", data, duration)
     if track is not None and fmt == "vtt":
         # a WebVTT file whole-file webvtt-py also took: the same cues, where it read them
-        from tests import captions_before
+        from tests.support import captions_before
 
         try:
             before = captions_before.read(f"en.{fmt}", data, duration)
@@ -317,6 +317,7 @@ def _cue_text():
     ).map(" ".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     fmt=st.sampled_from(["vtt", "srt"]),
@@ -439,7 +440,7 @@ _TIMING_PARTS = ["0", "00", "1", "59", "60", "999", "1234", "9999999999", "99999
 def test_a_webvtt_timing_line_is_read_with_the_times_webvtt_py_reads_or_not_at_all(line):
     """Stricter than the library (it reads 00:01.5, \v as a space), never other times.
     (tests/system/captions/test_captions_corpus.py holds timing lines against the W3C parser.)"""
-    from tests import captions_before
+    from tests.support import captions_before
 
     mine = caption_lines.vtt_timing(line)
     if mine is not None:

@@ -95,6 +95,7 @@ async def test_stop_commits_what_was_sent_and_a_later_write_starts_it_again(stor
     assert store.rows() == [*range(50), 99]
 
 
+@pytest.mark.slow
 def test_no_write_is_stranded_while_the_writer_stops_and_starts(store):
     """Writes from several loops race stop() over and over; each one commits."""
     writer = GroupCommit(store.transact)
