@@ -1,7 +1,7 @@
 """The composition root: the service's object graph built from `Settings`, once.
 
 The commands (`serve`, `serve --no-worker`, `worker`, `register`), the demo
-and the end-to-end tests (tests/stack.py) build their parts here instead of
+and the end-to-end tests (tests/support/stack.py) build their parts here instead of
 wiring them by hand; what differs between them is a parameter:
 
 - the receiver (`build_app`): the queue (a short store wait, so a busy store

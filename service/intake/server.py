@@ -95,7 +95,7 @@ class Server(uvicorn.Server):
         # uvicorn re-raises SIGTERM/SIGINT once it has drained, so the process
         # dies "by signal" (exit 143 under Docker). A drain that completed is a
         # clean stop: forget the signal and exit 0. (Private attribute; the
-        # SIGTERM test in tests/test_serve_process.py notices if it changes.)
+        # SIGTERM test in tests/system/test_serve_process.py notices if it changes.)
         with super().capture_signals():
             yield
             self._captured_signals.clear()

@@ -1,7 +1,7 @@
 """The PostgreSQL queue's history: what operators read of it, and how long it is kept.
 
 Every read here is bounded by an index however long the history (the
-same rules as service/queue/sqlite_history.py; tests/test_queue_plans.py
+same rules as service/queue/sqlite_history.py; tests/system/queue/test_queue_plans.py
 checks each statement's plan on a filled queue), and the history itself
 is bounded by retention (service/queue/retention.py).
 """

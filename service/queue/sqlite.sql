@@ -105,7 +105,7 @@ INSERT OR IGNORE INTO task_counts (lane, state, n)
 -- (PostgreSQL keeps all three: its intake counts each lane's waiting tasks
 -- through tasks_waiting, having no counter table, and its planner reads a
 -- request's tasks and an asset's pending refresh through the other two;
--- tests/test_queue_plans.py checks both backends' plans.)
+-- tests/system/queue/test_queue_plans.py checks both backends' plans.)
 DROP INDEX IF EXISTS tasks_by_request;
 DROP INDEX IF EXISTS tasks_waiting;
 DROP INDEX IF EXISTS tasks_pending_refresh;

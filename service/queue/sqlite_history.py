@@ -5,7 +5,7 @@ Every read here is bounded by an index however long the history
 deliveries, `status` the latest failures and a kept count), and the
 history itself is bounded by retention (service/queue/retention.py):
 finished requests older than RETENTION_DAYS are deleted in small batches
-by the worker. tests/test_queue_plans.py checks each statement's plan.
+by the worker. tests/system/queue/test_queue_plans.py checks each statement's plan.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ last, so a reader that sees the manifest sees a complete bundle. Paths inside
 a bundle are relative and checked; nothing can be written outside its folder.
 
 Everything in the storage may have been written by a captioner, so every
-backend holds to the same rules (tests/test_storage_hostile.py):
+backend holds to the same rules (tests/unit/storage/test_storage_hostile.py):
 
 - a read is of a regular file only, never through a symlink, never blocking
   on a FIFO, and bounded before it starts (`limit`): `NotRegularFile` or
