@@ -26,7 +26,7 @@ DEFAULT_APP_ID = "simulator-app-id"
 DEFAULT_TOKEN = "simulator-auth-token"  # noqa: S105 (the simulator's own, not a secret)
 DEFAULT_USER_TOKEN = "simulator-user-token"  # noqa: S105 (a simulated user's)
 
-log = service_logging.get_logger("service.simulator")
+log = service_logging.get_logger("service.commands.simulator")
 
 # The image ships the service only; the simulator comes with a source checkout.
 NOT_INSTALLED = (

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from service.intake.services import Services
     from service.settings import Settings
 
-log = get_logger("service.intake.app")
+log = get_logger("service.intake.endpoints")
 
 # The delivery to store, or None when the body is fine but asks for nothing;
 # it adds what the log line should say about the body to `fields`.
