@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -133,23 +134,58 @@ class LocalWatch:
         # place whole, deliver/ included): watched from then on.
         self._appeared: set[str] = set()
         self._fresh: set[str] = set()  # appeared since the watch was last made
+        # A watch is remade with the old one stopped: what happens in between
+        # has no event. The root's folders when the watch was last made (a
+        # folder since is new, whether or not its event came), and when the
+        # old watch was told to stop (a deliver/ changed since is looked at).
+        self._listed: set[str] | None = None
+        self._stopped_ns: int | None = None
 
     def renew(self) -> None:
         """Watch the folders `folders()` gives now (at the next change or at once)."""
+        self._remake()
+
+    def _remake(self) -> None:
+        # Less a second: a directory's time may be coarser than the clock's.
+        self._stopped_ns = time.time_ns() - 1_000_000_000
         self._renew.set()
+
+    def _root_folders(self) -> set[str]:
+        found = set()
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                    found.add(entry.name)
+        return found
+
+    def _new_folders(self) -> set[str]:
+        """Folders at the root since the watch was last made: watched, and named."""
+        listed = self._root_folders()
+        new = listed - self._listed if self._listed is not None else set()
+        self._listed = listed
+        self._appeared |= new
+        self._fresh |= new
+        return new
 
     def _paths(self) -> list[Path]:
         self.root.mkdir(parents=True, exist_ok=True)  # the service's own folder
+        self._new_folders()
         paths = [self.root]
-        self._watched = set()
+        before, self._watched = self._watched, set()
         for folder in sorted(set(self.folders()) | self._appeared):
             path = self.root / folder / OUTTRAY
             try:
-                if stat.S_ISDIR(os.lstat(path).st_mode):  # a real folder, not a link
-                    paths.append(path)
-                    self._watched.add(folder)
+                found = os.lstat(path)
             except (OSError, ValueError):
                 continue
+            if stat.S_ISDIR(found.st_mode):  # a real folder, not a link
+                paths.append(path)
+                self._watched.add(folder)
+                stopped = self._stopped_ns
+                if folder not in before and folder in self._appeared:
+                    self._fresh.add(folder)  # a new bundle: what came before its watch
+                elif folder in before and stopped is not None and found.st_mtime_ns >= stopped:
+                    self._fresh.add(folder)  # a file came or went while no watch was on
         return paths
 
     async def batches(self) -> AsyncIterator[set[str]]:
@@ -178,6 +214,9 @@ class LocalWatch:
             ):
                 if not in_place:
                     in_place = True
+                    # A folder that came after the listing, before this watch: no event.
+                    if await anyio.to_thread.run_sync(self._new_folders):
+                        self._remake()  # watch its deliver/ too
                     fresh, self._fresh = self._fresh, set()
                     if first or fresh:
                         yield set() if first else fresh
@@ -186,7 +225,7 @@ class LocalWatch:
                 if found - self._watched:
                     self._appeared |= found - self._watched
                     self._fresh |= found - self._watched
-                    self._renew.set()  # watch their deliver/ too, from the next batch
+                    self._remake()  # watch their deliver/ too, from the next batch
                 if found:
                     yield found
 

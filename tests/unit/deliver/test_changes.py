@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import anyio
 import pytest
@@ -93,3 +94,30 @@ async def test_local_watch_sees_deliver_only_and_never_through_a_link(tmp_path):
         write = lambda: (root / "N [4]" / "deliver" / "de.vtt").write_text("x")  # noqa: E731
         assert "N [4]" in await reported(batches, write, wanted="N [4]")
         await batches.aclose()
+
+
+def test_a_bundle_that_came_while_the_watch_was_remade_is_watched_and_looked_at(tmp_path):
+    """Remaking the watch stops the old one first: a bundle renamed into place
+    in between has no event. The next watch finds it by listing the root
+    (the registry does not know it yet), watches its deliver/ and names it."""
+    root = tmp_path / "share"
+    (root / "A [1]" / "deliver").mkdir(parents=True)  # there before the first watch
+    watch = LocalWatch(root, lambda: [])
+    assert watch._paths() == [root.absolute()]  # A is not the registry's: not watched
+    (root / "B [2]" / "deliver").mkdir(parents=True)  # renamed into place, no event
+    assert root.absolute() / "B [2]" / "deliver" in watch._paths()
+    assert watch._fresh == {"B [2]"}
+
+
+def test_a_deliver_folder_changed_while_the_watch_was_remade_is_looked_at(tmp_path):
+    root = tmp_path / "share"
+    for folder in ("A [1]", "B [2]"):
+        (root / folder / "deliver").mkdir(parents=True)
+        stamp = time.time() - 60  # made a while ago
+        os.utime(root / folder / "deliver", (stamp, stamp))
+    watch = LocalWatch(root, lambda: ["A [1]", "B [2]"])
+    watch._paths()
+    watch._remake()  # the old watch is stopped...
+    (root / "A [1]" / "deliver" / "en.vtt").write_text("WEBVTT\n")  # ...and this has no event
+    watch._paths()
+    assert watch._fresh == {"A [1]"}  # B's deliver/ did not change: no look at it
